@@ -1,0 +1,366 @@
+#!/usr/bin/env node
+/**
+ * Protocol-faithful stand-ins for relay-service and simulation-service, for working on the
+ * page without the Rust services and their trained models (and for the e2e test's
+ * `E2E_SERVICES=fake` mode). They speak docs/protocol.md: sessions with HMAC tokens,
+ * `subscribe`/`subscribed`, `stimulus` -> `response` + `reconstructed_image`,
+ * `start_stream`/`stop_stream` for the recorded replay, and `/api/info`.
+ *
+ * What they do not do is model anything: the "activity" is a smooth function of a
+ * procedural pattern, and the "reconstruction" a blurred copy of that pattern.
+ *
+ *   node dev/fake-services.mjs [--relay-port 8080] [--sim-port 8081] [--static-dir dist]
+ */
+import { createHmac, randomBytes } from "node:crypto";
+import { createReadStream, existsSync, statSync } from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
+import { WebSocketServer } from "ws";
+
+const SECRET = process.env.V1_SHARED_SECRET ?? "fake-services-secret";
+const LAGS = 3;
+const SIDE = 64;
+
+// ------------------------------------------------------------------------------ images
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function chunk(type, data) {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+
+/** A grayscale PNG data URL of `pixels` (Float64Array, 0..255, side x side). */
+function pngDataUrl(pixels, side) {
+  const raw = Buffer.alloc((side + 1) * side);
+  for (let y = 0; y < side; y++) {
+    raw[y * (side + 1)] = 0;
+    for (let x = 0; x < side; x++) raw[y * (side + 1) + 1 + x] = Math.max(0, Math.min(255, Math.round(pixels[y * side + x])));
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(side, 0);
+  ihdr.writeUInt32BE(side, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // grayscale
+  const png = Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlib.deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+  return `data:image/png;base64,${png.toString("base64")}`;
+}
+
+/** A natural-ish frame: a few oriented gratings under soft blobs, varying with `seed`. */
+function pattern(seed) {
+  const px = new Float64Array(SIDE * SIDE);
+  const t = seed * 0.37;
+  for (let y = 0; y < SIDE; y++) {
+    for (let x = 0; x < SIDE; x++) {
+      const u = x / SIDE - 0.5;
+      const v = y / SIDE - 0.5;
+      const g1 = Math.sin(18 * (u * Math.cos(t) + v * Math.sin(t)) + seed);
+      const g2 = Math.sin(9 * (u * Math.cos(t * 1.7 + 1) - v * Math.sin(t * 1.3)) + 2 * seed);
+      const blob = Math.exp(-((u - 0.2 * Math.sin(t)) ** 2 + (v - 0.2 * Math.cos(t * 0.7)) ** 2) / 0.05);
+      px[y * SIDE + x] = 128 + 70 * g1 * blob + 40 * g2 * (1 - blob);
+    }
+  }
+  return px;
+}
+
+function blur(px, passes = 3) {
+  let cur = px;
+  for (let p = 0; p < passes; p++) {
+    const next = new Float64Array(cur.length);
+    for (let y = 0; y < SIDE; y++) {
+      for (let x = 0; x < SIDE; x++) {
+        let s = 0;
+        let n = 0;
+        for (let dy = -1; dy <= 1; dy++) {
+          for (let dx = -1; dx <= 1; dx++) {
+            const yy = y + dy;
+            const xx = x + dx;
+            if (yy < 0 || yy >= SIDE || xx < 0 || xx >= SIDE) continue;
+            s += cur[yy * SIDE + xx];
+            n += 1;
+          }
+        }
+        next[y * SIDE + x] = s / n;
+      }
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+// ------------------------------------------------------------------------------ model stand-in
+
+/** Deterministic channel map: 48 channels from 3 "files" on 40 array positions. */
+function channelMap() {
+  const channels = [];
+  let state = 7;
+  const rand = () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state / 2 ** 31;
+  };
+  const used = new Set();
+  while (used.size < 40) used.add(1 + Math.floor(rand() * 100));
+  const electrodes = [...used];
+  electrodes.forEach((e, i) => channels.push({ file: `ac1_u00${1 + (i % 3)}_000.mat`, electrode: e, row: Math.floor((e - 1) / 10), col: (e - 1) % 10 }));
+  electrodes.slice(0, 8).forEach((e) => channels.push({ file: "ac1_u004_000.mat", electrode: e, row: Math.floor((e - 1) / 10), col: (e - 1) % 10 }));
+  return channels;
+}
+
+const CHANNELS = channelMap();
+
+/** Spike counts per lag and channel: each channel reads local contrast at its RF. */
+function respond(px) {
+  const payload = [];
+  for (let l = 0; l < LAGS; l++) {
+    const gain = [0.6, 1, 0.5][l];
+    for (const ch of CHANNELS) {
+      const cx = Math.round(((ch.col + 0.5) / 10) * SIDE);
+      const cy = Math.round(((ch.row + 0.5) / 10) * SIDE);
+      let contrast = 0;
+      for (let dy = -3; dy <= 3; dy++) {
+        for (let dx = -3; dx <= 3; dx++) {
+          const x = Math.min(SIDE - 1, Math.max(0, cx + dx));
+          const y = Math.min(SIDE - 1, Math.max(0, cy + dy));
+          contrast += Math.abs(px[y * SIDE + x] - 128);
+        }
+      }
+      payload.push(Number(((gain * contrast) / 49 / 40 + 0.05 * Math.random()).toFixed(3)));
+    }
+  }
+  return payload;
+}
+
+// ------------------------------------------------------------------------------ services
+
+function token(sessionId) {
+  return createHmac("sha256", SECRET).update(sessionId).digest("hex");
+}
+
+function send(ws, msg) {
+  if (ws.readyState === 1) ws.send(JSON.stringify(msg));
+}
+
+function cors(res) {
+  res.setHeader("Access-Control-Allow-Origin", "*");
+}
+
+const MIME = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".map": "application/json", ".png": "image/png" };
+
+function serveStatic(dir, req, res) {
+  const url = new URL(req.url, "http://x");
+  const rel = decodeURIComponent(url.pathname) === "/" ? "index.html" : decodeURIComponent(url.pathname).slice(1);
+  const file = path.resolve(dir, rel);
+  if (!file.startsWith(path.resolve(dir)) || !existsSync(file) || !statSync(file).isFile()) {
+    res.writeHead(404).end("not found");
+    return;
+  }
+  res.writeHead(200, { "Content-Type": MIME[path.extname(file)] ?? "application/octet-stream" });
+  createReadStream(file).pipe(res);
+}
+
+export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir } = {}) {
+  /** session id -> { subscribers: Set<ws>, buffer: msg[] } */
+  const sessions = new Map();
+  let relayUp = false;
+  let relayServer = null;
+  let relayWss = null;
+  let boundRelayPort = relayPort;
+
+  function session(id) {
+    let s = sessions.get(id);
+    if (!s) {
+      s = { subscribers: new Set(), buffer: [] };
+      sessions.set(id, s);
+    }
+    return s;
+  }
+
+  /** What the real relay does with a `waveform_latent`: decode, buffer, fan out. */
+  function deliver(sessionId, frameId, px, sentAt) {
+    if (!relayUp) return;
+    const msg = {
+      type: "reconstructed_image",
+      session_id: sessionId,
+      frame_id: frameId,
+      image_base64: pngDataUrl(blur(px), SIDE),
+      sent_at_ms: sentAt,
+      latency_ms: 1.5,
+    };
+    const s = session(sessionId);
+    s.buffer.push(msg);
+    if (s.buffer.length > 32) s.buffer.shift();
+    for (const ws of s.subscribers) send(ws, msg);
+  }
+
+  async function startRelay() {
+    relayServer = http.createServer((req, res) => {
+      if (req.method === "POST" && req.url === "/api/sessions") {
+        const id = randomBytes(16).toString("hex");
+        res.writeHead(201, { "Content-Type": "application/json" }).end(JSON.stringify({ session_id: id, token: token(id) }));
+      } else if (req.url === "/healthz") {
+        res.writeHead(200, { "Content-Type": "application/json" }).end('{"status":"ok"}');
+      } else if (staticDir) serveStatic(staticDir, req, res);
+      else res.writeHead(404).end();
+    });
+    relayWss = new WebSocketServer({ noServer: true });
+    relayServer.on("upgrade", (req, socket, head) => {
+      if (req.url !== "/ws/subscribe") return socket.destroy();
+      relayWss.handleUpgrade(req, socket, head, (ws) => {
+        ws.on("message", (data) => {
+          let msg;
+          try {
+            msg = JSON.parse(String(data));
+          } catch {
+            return send(ws, { type: "error", code: "bad_json", message: "not JSON" });
+          }
+          if (msg.type !== "subscribe") return send(ws, { type: "error", code: "unknown_type", message: `unexpected ${msg.type}` });
+          if (msg.token !== token(msg.session_id)) return send(ws, { type: "error", code: "unauthorized", message: "bad token", session_id: msg.session_id });
+          const s = session(msg.session_id);
+          s.subscribers.add(ws);
+          send(ws, { type: "subscribed", session_id: msg.session_id, buffered: s.buffer.length });
+          for (const m of s.buffer) send(ws, m);
+          ws.on("close", () => s.subscribers.delete(ws));
+        });
+      });
+    });
+    await new Promise((resolve) => relayServer.listen(boundRelayPort, "127.0.0.1", resolve));
+    boundRelayPort = relayServer.address().port;
+    relayUp = true;
+  }
+
+  async function stopRelay() {
+    relayUp = false;
+    for (const s of sessions.values()) s.subscribers.clear();
+    for (const ws of relayWss.clients) ws.terminate();
+    relayServer.closeAllConnections();
+    await new Promise((resolve) => relayServer.close(resolve));
+  }
+
+  // simulation-service
+  const streams = new Map();
+  const simServer = http.createServer((req, res) => {
+    cors(res);
+    if (req.url === "/api/info") {
+      res.writeHead(200, { "Content-Type": "application/json" }).end(
+        JSON.stringify({ channels: CHANNELS, lags: LAGS, crop_size: SIDE, sources: ["random", "recorded", "dataset"], recorded_segments: 4 }),
+      );
+    } else if (req.url === "/healthz") res.writeHead(200).end('{"status":"ok"}');
+    else res.writeHead(404).end();
+  });
+  const simWss = new WebSocketServer({ noServer: true });
+  simServer.on("upgrade", (req, socket, head) => {
+    if (req.url !== "/ws") return socket.destroy();
+    simWss.handleUpgrade(req, socket, head, (ws) => {
+      let streamTimer = null;
+      const stop = () => {
+        if (streamTimer) clearInterval(streamTimer);
+        streamTimer = null;
+      };
+      ws.on("close", stop);
+      ws.on("message", (data) => {
+        let msg;
+        try {
+          msg = JSON.parse(String(data));
+        } catch {
+          return send(ws, { type: "error", code: "bad_json", message: "not JSON" });
+        }
+        if (msg.type === "stop_stream") return stop();
+        if (msg.token !== token(msg.session_id)) {
+          return send(ws, { type: "error", code: "unauthorized", message: "bad token", session_id: msg.session_id });
+        }
+        if (msg.type === "stimulus") {
+          if (msg.image !== undefined && !/^data:image\/(jpeg|png);base64,/.test(msg.image)) {
+            return send(ws, { type: "error", code: "bad_image", message: "image must be a JPEG or PNG data URL", session_id: msg.session_id, frame_id: msg.frame_id });
+          }
+          const seed = msg.image ? msg.image.length % 1000 : Math.floor(Math.random() * 1000);
+          const px = pattern(seed);
+          const started = performance.now();
+          const payload = respond(px);
+          send(ws, {
+            type: "response",
+            session_id: msg.session_id,
+            frame_id: msg.frame_id,
+            payload,
+            shape: [LAGS, CHANNELS.length],
+            input_image: pngDataUrl(px, SIDE),
+            latency_ms: Number((performance.now() - started).toFixed(2)),
+            source: msg.source ?? "client",
+          });
+          setTimeout(() => deliver(msg.session_id, msg.frame_id, px, Date.now()), 20);
+        } else if (msg.type === "start_stream") {
+          stop();
+          let frame = 0;
+          streamTimer = setInterval(() => {
+            frame += 1;
+            const px = pattern(frame * 0.15);
+            send(ws, {
+              type: "response",
+              session_id: msg.session_id,
+              frame_id: frame,
+              payload: respond(px),
+              shape: [LAGS, CHANNELS.length],
+              input_image: pngDataUrl(px, SIDE),
+              latency_ms: 0.4,
+              source: "recorded",
+            });
+            const sentAt = Date.now();
+            setTimeout(() => deliver(msg.session_id, frame, px, sentAt), 25);
+          }, 1000 / Math.max(1, Math.min(30, msg.fps ?? 30)));
+          streams.set(ws, streamTimer);
+        } else send(ws, { type: "error", code: "unknown_type", message: `unexpected ${msg.type}` });
+      });
+    });
+  });
+  await new Promise((resolve) => simServer.listen(simPort, "127.0.0.1", resolve));
+  await startRelay();
+
+  return {
+    get relayUrl() {
+      return `http://127.0.0.1:${boundRelayPort}`;
+    },
+    simUrl: `ws://127.0.0.1:${simServer.address().port}/ws`,
+    stopRelay,
+    startRelay,
+    async close() {
+      if (relayUp) await stopRelay();
+      for (const ws of simWss.clients) ws.terminate();
+      simServer.closeAllConnections();
+      await new Promise((resolve) => simServer.close(resolve));
+    },
+  };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  const arg = (name, fallback) => {
+    const i = process.argv.indexOf(name);
+    return i >= 0 ? process.argv[i + 1] : fallback;
+  };
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const services = await startFakeServices({
+    relayPort: Number(arg("--relay-port", 8080)),
+    simPort: Number(arg("--sim-port", 8081)),
+    staticDir: path.resolve(arg("--static-dir", path.join(here, "..", "dist"))),
+  });
+  console.log(`fake relay on ${services.relayUrl} (serving the page), fake simulation on ${services.simUrl}`);
+}

@@ -1,0 +1,312 @@
+/**
+ * The browser's two service clients.
+ *
+ * Responsibility: everything between "the page wants X" and the wire. `RelayClient` gets a
+ * session from the relay and keeps a subscription to that session's reconstructions alive;
+ * `SimulationClient` keeps the socket to the simulation-service alive, reads its
+ * `/api/info`, and sends stimuli. Both reconnect with backoff, report their status, and
+ * turn malformed messages and service errors into `ClientError`s the page can show.
+ */
+import { type BackoffOptions } from "./lib/backoff";
+import { type ConnectionStatus, ReconnectingConnection, type SocketFactory } from "./lib/connection";
+import { Emitter } from "./lib/emitter";
+import {
+  type BrowserOutgoing,
+  type Credentials,
+  type ReconstructedImage,
+  type ResponseMessage,
+  type SimulationInfo,
+  type Subscribed,
+  encode,
+  parseRelayMessage,
+  parseSessionGrant,
+  parseSimulationInfo,
+  parseSimulationMessage,
+  subscribe,
+} from "./protocol";
+
+/** A problem worth showing in the page, attributed to the service it concerns. */
+export interface ClientError {
+  service: "relay" | "simulation";
+  /** A protocol error code, or `protocol` for a message the page could not read. */
+  code: string;
+  message: string;
+  frameId?: number;
+}
+
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+interface CommonOptions {
+  socketFactory?: SocketFactory;
+  fetch?: FetchLike;
+  backoff?: Partial<BackoffOptions>;
+  connectTimeoutMs?: number;
+}
+
+/** Turns an http(s) origin into the matching ws(s) URL for `path`. */
+export function toWebSocketUrl(origin: string, path: string): string {
+  const url = new URL(path, origin);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.toString();
+}
+
+function defaultFetch(): FetchLike {
+  return (input, init) => globalThis.fetch(input, init);
+}
+
+function networkMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export interface RelayEvents extends Record<string, unknown> {
+  status: ConnectionStatus;
+  /** The session changed (a fresh one, or null while there is none). */
+  session: Credentials | null;
+  subscribed: Subscribed;
+  image: ReconstructedImage;
+  error: ClientError;
+}
+
+export interface RelayClientOptions extends CommonOptions {
+  /** The relay's http(s) origin, e.g. `http://127.0.0.1:8080`. */
+  origin: string;
+}
+
+/**
+ * Session + subscription to the relay. The session survives reconnects (its token is an
+ * HMAC the relay can check without state), so a restarted relay picks up where it left
+ * off; only when the relay rejects it is a new one requested.
+ */
+export class RelayClient {
+  readonly events = new Emitter<RelayEvents>();
+  private readonly connection: ReconnectingConnection;
+  private readonly fetch: FetchLike;
+  private readonly origin: string;
+  private session: Credentials | null = null;
+
+  constructor(options: RelayClientOptions) {
+    this.origin = options.origin;
+    this.fetch = options.fetch ?? defaultFetch();
+    this.connection = new ReconnectingConnection({
+      name: "relay",
+      url: () => toWebSocketUrl(this.origin, "/ws/subscribe"),
+      prepare: () => this.ensureSession(),
+      ...(options.socketFactory ? { socketFactory: options.socketFactory } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    });
+    this.connection.events.on("status", (s) => this.events.emit("status", s));
+    this.connection.events.on("open", () => {
+      if (this.session !== null) this.connection.send(encode(subscribe(this.session)));
+    });
+    this.connection.events.on("message", (text) => this.onMessage(text));
+  }
+
+  get credentials(): Credentials | null {
+    return this.session;
+  }
+
+  get status(): ConnectionStatus {
+    return this.connection.status;
+  }
+
+  start(): void {
+    this.connection.start();
+  }
+
+  stop(): void {
+    this.connection.stop();
+  }
+
+  reconnectNow(): void {
+    this.connection.reconnectNow();
+  }
+
+  private async ensureSession(): Promise<void> {
+    if (this.session !== null) return;
+    const url = new URL("/api/sessions", this.origin).toString();
+    let response: Response;
+    try {
+      response = await this.fetch(url, { method: "POST" });
+    } catch (err) {
+      throw new Error(`POST ${url} failed: ${networkMessage(err)}`);
+    }
+    if (!response.ok) {
+      throw new Error(`POST ${url} answered ${response.status} ${response.statusText}`.trim());
+    }
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch (err) {
+      throw new Error(`POST ${url} did not answer JSON: ${networkMessage(err)}`);
+    }
+    const grant = parseSessionGrant(body);
+    if (!grant.ok) throw new Error(`POST ${url}: ${grant.error.message}`);
+    this.session = { sessionId: grant.value.session_id, token: grant.value.token };
+    this.events.emit("session", this.session);
+  }
+
+  private onMessage(text: string): void {
+    const parsed = parseRelayMessage(text);
+    if (!parsed.ok) {
+      this.events.emit("error", { service: "relay", code: "protocol", message: parsed.error.message });
+      return;
+    }
+    const msg = parsed.value;
+    switch (msg.type) {
+      case "subscribed":
+        this.events.emit("subscribed", msg);
+        break;
+      case "reconstructed_image":
+        // A relay only pushes the subscribed session; anything else is a stale replay.
+        if (this.session !== null && msg.session_id === this.session.sessionId) this.events.emit("image", msg);
+        break;
+      case "error": {
+        const error: ClientError = { service: "relay", code: msg.code, message: msg.message };
+        if (msg.frame_id !== undefined) error.frameId = msg.frame_id;
+        this.events.emit("error", error);
+        if (msg.code === "unauthorized" || msg.code === "bad_session") {
+          // The relay no longer accepts this session (e.g. its secret changed): start over.
+          this.session = null;
+          this.events.emit("session", null);
+          this.connection.reconnectNow();
+        }
+        break;
+      }
+    }
+  }
+}
+
+export interface SimulationEvents extends Record<string, unknown> {
+  status: ConnectionStatus;
+  info: SimulationInfo;
+  response: ResponseMessage;
+  error: ClientError;
+}
+
+export interface SimulationClientOptions extends CommonOptions {
+  /** The WebSocket URL of `/ws`, e.g. `ws://127.0.0.1:8081/ws`. */
+  wsUrl: string;
+}
+
+/** The http(s) origin that serves `/api/info` next to a simulation-service WebSocket URL. */
+export function simulationHttpOrigin(wsUrl: string): string {
+  const url = new URL(wsUrl);
+  url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+  return url.origin;
+}
+
+/**
+ * Socket to the simulation-service. `/api/info` is read before every (re)connect so that a
+ * service restarted with another model (other channels, other lags) is picked up.
+ */
+export class SimulationClient {
+  readonly events = new Emitter<SimulationEvents>();
+  private readonly connection: ReconnectingConnection;
+  private readonly fetch: FetchLike;
+  private readonly wsUrl: string;
+  private currentInfo: SimulationInfo | null = null;
+
+  constructor(options: SimulationClientOptions) {
+    this.wsUrl = options.wsUrl;
+    this.fetch = options.fetch ?? defaultFetch();
+    this.connection = new ReconnectingConnection({
+      name: "simulation service",
+      url: () => this.wsUrl,
+      ...(options.socketFactory ? { socketFactory: options.socketFactory } : {}),
+      ...(options.backoff ? { backoff: options.backoff } : {}),
+      ...(options.connectTimeoutMs ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
+    });
+    this.connection.events.on("status", (s) => this.events.emit("status", s));
+    this.connection.events.on("open", () => void this.loadInfo());
+    this.connection.events.on("message", (text) => this.onMessage(text));
+  }
+
+  get info(): SimulationInfo | null {
+    return this.currentInfo;
+  }
+
+  get status(): ConnectionStatus {
+    return this.connection.status;
+  }
+
+  get isOpen(): boolean {
+    return this.connection.isOpen;
+  }
+
+  start(): void {
+    this.connection.start();
+  }
+
+  stop(): void {
+    this.connection.stop();
+  }
+
+  reconnectNow(): void {
+    this.connection.reconnectNow();
+  }
+
+  /** Sends a message; false when the socket is down (the message is dropped, not queued). */
+  send(message: BrowserOutgoing): boolean {
+    return this.connection.send(encode(message));
+  }
+
+  /**
+   * Reads `/api/info` once the socket is open. Failures are reported but do not close the
+   * socket: stimuli and reconstructions work without the channel map, only the activity
+   * heatmap needs it. (The page is served by the relay, so this is a cross-origin request
+   * that the simulation-service must allow; the WebSocket itself is not subject to CORS.)
+   */
+  private async loadInfo(): Promise<void> {
+    const url = `${simulationHttpOrigin(this.wsUrl)}/api/info`;
+    let response: Response;
+    try {
+      response = await this.fetch(url);
+    } catch (err) {
+      this.events.emit("error", {
+        service: "simulation",
+        code: "protocol",
+        message: `GET ${url} failed (${networkMessage(err)}); the activity map needs the channel list. If the service is up, it may not allow cross-origin requests from this page.`,
+      });
+      return;
+    }
+    if (!response.ok) {
+      this.events.emit("error", {
+        service: "simulation",
+        code: "protocol",
+        message: `GET ${url} answered ${response.status}; the activity map needs the channel list`,
+      });
+      return;
+    }
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch (err) {
+      this.events.emit("error", { service: "simulation", code: "protocol", message: `GET ${url} is not JSON: ${networkMessage(err)}` });
+      return;
+    }
+    const parsed = parseSimulationInfo(body);
+    if (!parsed.ok) {
+      this.events.emit("error", { service: "simulation", code: "protocol", message: `GET ${url}: ${parsed.error.message}` });
+      return;
+    }
+    this.currentInfo = parsed.value;
+    this.events.emit("info", parsed.value);
+  }
+
+  private onMessage(text: string): void {
+    const parsed = parseSimulationMessage(text);
+    if (!parsed.ok) {
+      this.events.emit("error", { service: "simulation", code: "protocol", message: parsed.error.message });
+      return;
+    }
+    const msg = parsed.value;
+    if (msg.type === "response") {
+      this.events.emit("response", msg);
+    } else {
+      const error: ClientError = { service: "simulation", code: msg.code, message: msg.message };
+      if (msg.frame_id !== undefined) error.frameId = msg.frame_id;
+      this.events.emit("error", error);
+    }
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * The V1 activity view: the latest frame on the 10x10 electrode array, and the last few
+ * seconds of every channel as a scrolling raster.
+ */
+import { useEffect, useRef } from "react";
+import { ARRAY_SIDE, type ActivityHistory, type ArrayLayout, heatColour, heatCss } from "../activity";
+import type { ActivityView } from "../session";
+
+export interface ArrayHeatmapProps {
+  grid: Float32Array | null;
+  layout: ArrayLayout | null;
+  scale: number;
+}
+
+/** The array as 100 cells; recorded positions coloured by activity, the rest greyed. */
+export function ArrayHeatmap({ grid, layout, scale }: ArrayHeatmapProps) {
+  const cells = [];
+  let recorded = 0;
+  let peak = -Infinity;
+  let peakElectrode = 0;
+  for (let row = 0; row < ARRAY_SIDE; row++) {
+    for (let col = 0; col < ARRAY_SIDE; col++) {
+      const cell = row * ARRAY_SIDE + col;
+      const present = layout !== null && (layout.channelsPerCell[cell] ?? 0) > 0;
+      const value = grid?.[cell];
+      const electrode = layout?.electrodeOfCell[cell] ?? 0;
+      let fill = "var(--cell-empty)";
+      let label = `row ${row + 1}, column ${col + 1}: no electrode`;
+      if (present) {
+        recorded += 1;
+        if (value !== undefined && Number.isFinite(value)) {
+          fill = heatCss(value / scale);
+          label = `electrode ${electrode}: ${value.toFixed(2)} spikes`;
+          if (value > peak) {
+            peak = value;
+            peakElectrode = electrode;
+          }
+        } else {
+          fill = "var(--cell-waiting)";
+          label = `electrode ${electrode}: no data yet`;
+        }
+      }
+      cells.push(
+        <rect
+          key={cell}
+          x={col + 0.06}
+          y={row + 0.06}
+          width={0.88}
+          height={0.88}
+          rx={0.12}
+          fill={fill}
+          data-cell={cell}
+          data-electrode={present ? electrode : undefined}
+          className={present ? "cell" : "cell cell-empty"}
+        >
+          <title>{label}</title>
+        </rect>,
+      );
+    }
+  }
+  const summary =
+    layout === null
+      ? "Electrode array: waiting for the channel map"
+      : peak > -Infinity
+        ? `Electrode array, ${recorded} recorded positions; strongest at electrode ${peakElectrode}, ${peak.toFixed(2)} spikes`
+        : `Electrode array, ${recorded} recorded positions; no activity yet`;
+  return (
+    <svg className="heatmap" viewBox={`0 0 ${ARRAY_SIDE} ${ARRAY_SIDE}`} role="img" aria-label={summary} data-testid="activity-heatmap" data-has-activity={grid !== null}>
+      {cells}
+    </svg>
+  );
+}
+
+export interface HistoryRasterProps {
+  history: ActivityHistory;
+  layout: ArrayLayout | null;
+  scale: number;
+  /** Changes whenever the history gained a frame. */
+  version: number;
+}
+
+/** Time (left to right, newest at the right edge) by channel (ordered by array position). */
+export function HistoryRaster({ history, layout, scale, version }: HistoryRasterProps) {
+  const canvasRef = useRef<HTMLCanvasElement | null>(null);
+  useEffect(() => {
+    const canvas = canvasRef.current;
+    if (canvas === null) return;
+    const frames = history.toArray();
+    const channels = layout?.channels ?? frames[frames.length - 1]?.length ?? 0;
+    if (channels === 0) return;
+    const width = history.capacity;
+    if (canvas.width !== width) canvas.width = width;
+    if (canvas.height !== channels) canvas.height = channels;
+    const ctx = canvas.getContext("2d");
+    if (ctx === null) return;
+    const image = ctx.createImageData(width, channels);
+    const data = image.data;
+    // Background: the colour of zero, so an empty history reads as silence.
+    const [r0, g0, b0] = heatColour(0);
+    for (let i = 0; i < data.length; i += 4) {
+      data[i] = r0;
+      data[i + 1] = g0;
+      data[i + 2] = b0;
+      data[i + 3] = 255;
+    }
+    const offset = width - frames.length;
+    frames.forEach((totals, t) => {
+      for (let row = 0; row < channels; row++) {
+        const c = layout?.displayOrder[row] ?? row;
+        const [r, g, b] = heatColour((totals[c] ?? 0) / scale);
+        const i = (row * width + offset + t) * 4;
+        data[i] = r;
+        data[i + 1] = g;
+        data[i + 2] = b;
+      }
+    });
+    ctx.putImageData(image, 0, 0);
+  }, [history, layout, scale, version]);
+  const seconds = (history.capacity / 30).toFixed(0);
+  return (
+    <canvas
+      ref={canvasRef}
+      className="raster"
+      role="img"
+      aria-label={`Activity of every channel over the last ${seconds} seconds, newest on the right`}
+      data-testid="activity-history"
+      data-frames={history.length}
+    />
+  );
+}
+
+export interface ActivityPanelProps {
+  activity: ActivityView | null;
+  history: ActivityHistory;
+  layout: ArrayLayout | null;
+  lags: number | null;
+  problem: string | null;
+}
+
+export function ActivityPanel({ activity, history, layout, lags, problem }: ActivityPanelProps) {
+  const scale = activity?.scale ?? 1;
+  return (
+    <div className="activity">
+      <div className="heatmap-wrap">
+        <ArrayHeatmap grid={activity?.grid ?? null} layout={layout} scale={scale} />
+        <div className="legend" aria-hidden="true">
+          <span className="legend-bar" />
+          <span className="legend-labels">
+            <span>0</span>
+            <span>{scale.toFixed(scale < 10 ? 1 : 0)}</span>
+          </span>
+        </div>
+      </div>
+      <p className="caption">
+        {layout === null
+          ? "The channel map comes from the simulation service."
+          : `Spikes per electrode after each frame${lags ? `, summed over ${lags} bins of 33 ms` : ""}; grey: no electrode.`}
+      </p>
+      <div className="raster-wrap">
+        <span className="raster-axis">channels</span>
+        <HistoryRaster history={history} layout={layout} scale={scale} version={activity?.version ?? 0} />
+      </div>
+      <p className="caption">Last 3 s, newest on the right</p>
+      {problem !== null && (
+        <p className="panel-problem" role="alert">
+          {problem}
+        </p>
+      )}
+    </div>
+  );
+}

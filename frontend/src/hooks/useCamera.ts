@@ -1,0 +1,48 @@
+/**
+ * The webcam as React state: opened while `active`, released when not, with the
+ * reason in plain words when it cannot be opened.
+ */
+import { useEffect, useState } from "react";
+import { CameraError, openCamera, stopCamera } from "../lib/camera";
+
+export type CameraState =
+  | { status: "off" }
+  | { status: "starting" }
+  | { status: "on"; stream: MediaStream }
+  | { status: "error"; error: CameraError };
+
+export function useCamera(active: boolean, open: () => Promise<MediaStream> = openCamera): { camera: CameraState; retry: () => void } {
+  const [camera, setCamera] = useState<CameraState>({ status: "off" });
+  const [attempt, setAttempt] = useState(0);
+
+  useEffect(() => {
+    if (!active) {
+      setCamera({ status: "off" });
+      return;
+    }
+    let cancelled = false;
+    let stream: MediaStream | null = null;
+    setCamera({ status: "starting" });
+    open().then(
+      (s) => {
+        if (cancelled) {
+          stopCamera(s);
+          return;
+        }
+        stream = s;
+        setCamera({ status: "on", stream: s });
+      },
+      (err: unknown) => {
+        if (cancelled) return;
+        const error = err instanceof CameraError ? err : new CameraError("failed", err instanceof Error ? err.message : String(err));
+        setCamera({ status: "error", error });
+      },
+    );
+    return () => {
+      cancelled = true;
+      stopCamera(stream);
+    };
+  }, [active, attempt, open]);
+
+  return { camera, retry: () => setAttempt((n) => n + 1) };
+}

@@ -1,0 +1,483 @@
+/**
+ * The page's state machine, outside React.
+ *
+ * Responsibility: own the two clients and turn what they report into one immutable
+ * `PageState` the components render; carry out what the person asks (one Thought-to-Image
+ * snapshot, a live webcam stream, a recorded replay); pace frames; pair each reconstruction
+ * with the frame it came from for the similarity score; keep the errors the page shows.
+ * Keeping this out of the components makes every behaviour testable with fake sockets and
+ * a fake clock, and keeps the components about presentation.
+ */
+import { ActivityHistory, type ArrayLayout, RunningScale, buildLayout, decodeActivity } from "./activity";
+import { type ClientError, RelayClient, SimulationClient } from "./clients";
+import { type ConnectionStatus } from "./lib/connection";
+import { type FrameStats, FrameTracker } from "./lib/frames";
+import { RunningMean, imageSimilarity } from "./lib/imaging";
+import {
+  type Credentials,
+  type ReconstructedImage,
+  type ResponseMessage,
+  type SimulationInfo,
+  clampFps,
+  explainErrorCode,
+  randomStimulus,
+  startStream,
+  stimulusWithImage,
+  stopStream,
+} from "./protocol";
+
+export type Mode = "snapshot" | "live" | "recorded";
+
+/** One message in the page's error list. */
+export interface PageError {
+  id: number;
+  service: "relay" | "simulation" | "camera" | "input" | "page";
+  title: string;
+  message: string;
+  /** How many times the same error repeated. */
+  count: number;
+}
+
+export interface Reconstruction {
+  image: string;
+  frameId?: number;
+  /** The true frame this reconstruction belongs to (recorded mode), when known. */
+  truth?: string;
+  /** Correlation of this pair, when computed. */
+  similarity?: number;
+}
+
+export interface ActivityView {
+  /** Per-cell mean activity (NaN = no electrode); null until `/api/info` arrived. */
+  grid: Float32Array | null;
+  /** Current top of the colour scale (spikes per frame). */
+  scale: number;
+  /** Incremented on every new frame, so views of the mutable history know to redraw. */
+  version: number;
+  frameId?: number;
+}
+
+export interface PageState {
+  relay: ConnectionStatus;
+  simulation: ConnectionStatus;
+  sessionId: string | null;
+  info: SimulationInfo | null;
+  mode: Mode;
+  /** A live or recorded stream is running. */
+  streaming: boolean;
+  /** A snapshot was sent and its reconstruction is awaited. */
+  pending: boolean;
+  liveFps: number;
+  /** The crop the model saw, from the latest `response`. */
+  inputImage: string | null;
+  reconstruction: Reconstruction | null;
+  activity: ActivityView | null;
+  /** Why the latest response could not be drawn, if it could not. */
+  activityProblem: string | null;
+  stats: FrameStats;
+  similarity: { mean: number | null; count: number };
+  /** Simulation and relay processing times of the latest frame, ms. */
+  serviceLatency: { simulation: number | null; relay: number | null };
+  errors: PageError[];
+}
+
+export interface SessionControllerOptions {
+  relay: RelayClient;
+  simulation: SimulationClient;
+  /** Correlation of two images; the browser's canvas by default, a fake in tests. */
+  similarity?: (a: string, b: string) => Promise<number>;
+  /** How long a snapshot may wait for its reconstruction. */
+  snapshotTimeoutMs?: number;
+  /** Seconds of history in the raster, at 30 frames/s. */
+  historyFrames?: number;
+  now?: () => number;
+  wallClock?: () => number;
+}
+
+/** Most errors kept on the page at once; older ones scroll out. */
+const MAX_ERRORS = 4;
+/** True frames kept for pairing with reconstructions still on their way. */
+const MAX_PENDING_TRUTHS = 90;
+
+const initialStatus: ConnectionStatus = { state: "stopped", detail: "not started", attempts: 0 };
+
+export class SessionController {
+  private readonly relay: RelayClient;
+  private readonly simulation: SimulationClient;
+  private readonly similarity: (a: string, b: string) => Promise<number>;
+  private readonly snapshotTimeoutMs: number;
+  private readonly wallClock: () => number;
+  private readonly tracker: FrameTracker;
+  private readonly scale = new RunningScale(1);
+  private readonly similarityMean = new RunningMean();
+  /** Recent frames of activity, for the scrolling raster. */
+  readonly history: ActivityHistory;
+  private layout: ArrayLayout | null = null;
+  private state: PageState;
+  private readonly listeners = new Set<() => void>();
+  private readonly unsubscribe: (() => void)[] = [];
+  private nextFrameId = 1;
+  private nextErrorId = 1;
+  private pendingFrame: number | null = null;
+  private snapshotTimer: ReturnType<typeof setTimeout> | null = null;
+  private liveTimer: ReturnType<typeof setInterval> | null = null;
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
+  private capture: (() => string | null) | null = null;
+  /** The stream the person asked for, re-requested after the simulation reconnects. */
+  private wantedStream: { source: "recorded"; fps: number } | null = null;
+  private readonly truths = new Map<number, string>();
+  private latestTruth: string | null = null;
+
+  constructor(options: SessionControllerOptions) {
+    this.relay = options.relay;
+    this.simulation = options.simulation;
+    this.similarity = options.similarity ?? imageSimilarity;
+    this.snapshotTimeoutMs = options.snapshotTimeoutMs ?? 8000;
+    this.wallClock = options.wallClock ?? Date.now;
+    this.tracker = new FrameTracker(options.now ? { now: options.now } : {});
+    this.history = new ActivityHistory(options.historyFrames ?? 90);
+    this.state = {
+      relay: initialStatus,
+      simulation: initialStatus,
+      sessionId: null,
+      info: null,
+      mode: "snapshot",
+      streaming: false,
+      pending: false,
+      liveFps: 30,
+      inputImage: null,
+      reconstruction: null,
+      activity: null,
+      activityProblem: null,
+      stats: this.tracker.stats(),
+      similarity: { mean: null, count: 0 },
+      serviceLatency: { simulation: null, relay: null },
+      errors: [],
+    };
+  }
+
+  // -- store interface (useSyncExternalStore) ---------------------------------------------
+
+  getState = (): PageState => this.state;
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  };
+
+  private update(patch: Partial<PageState>): void {
+    this.state = { ...this.state, ...patch };
+    for (const listener of [...this.listeners]) listener();
+  }
+
+  // -- lifecycle --------------------------------------------------------------------------
+
+  start(): void {
+    const r = this.relay.events;
+    const s = this.simulation.events;
+    this.unsubscribe.push(
+      r.on("status", (status) => this.update({ relay: status })),
+      r.on("session", (cred) => this.onSession(cred)),
+      r.on("image", (img) => this.onImage(img)),
+      r.on("error", (err) => this.onClientError(err)),
+      s.on("status", (status) => this.onSimulationStatus(status)),
+      s.on("info", (info) => this.onInfo(info)),
+      s.on("response", (msg) => this.onResponse(msg)),
+      s.on("error", (err) => this.onClientError(err)),
+    );
+    this.statsTimer = setInterval(() => this.update({ stats: this.tracker.stats() }), 250);
+    this.relay.start();
+    this.simulation.start();
+  }
+
+  dispose(): void {
+    this.stopStreaming();
+    for (const off of this.unsubscribe.splice(0)) off();
+    if (this.statsTimer !== null) clearInterval(this.statsTimer);
+    this.statsTimer = null;
+    this.clearSnapshot();
+    this.relay.stop();
+    this.simulation.stop();
+    this.listeners.clear();
+  }
+
+  reconnect(service: "relay" | "simulation"): void {
+    if (service === "relay") this.relay.reconnectNow();
+    else this.simulation.reconnectNow();
+  }
+
+  // -- what the person asks for ---------------------------------------------------------
+
+  setMode(mode: Mode): void {
+    if (mode === this.state.mode) return;
+    this.stopStreaming();
+    this.clearSnapshot();
+    this.resetView();
+    this.update({ mode, pending: false });
+  }
+
+  /**
+   * Whether stimuli can be sent now, and if not, a sentence saying why. With the session
+   * known but the relay down, sending still shows the V1 activity, so it is allowed with
+   * a warning that no reconstruction will come.
+   */
+  readiness(): { ready: true; warning?: string } | { ready: false; reason: string } {
+    if (this.relay.credentials === null) {
+      return { ready: false, reason: "Waiting for a session from the relay; reconstructions arrive through it." };
+    }
+    if (!this.simulation.isOpen) {
+      return { ready: false, reason: "The simulation service is not connected." };
+    }
+    if (this.relay.status.state !== "open") {
+      return { ready: true, warning: "The relay is down: you will see the activity, but no reconstruction." };
+    }
+    return { ready: true };
+  }
+
+  /** Thought-to-Image for one input: a data URL, or `null` for a random stimulus. */
+  sendSnapshot(image: string | null): boolean {
+    const cred = this.credentialsOrReport();
+    if (cred === null) return false;
+    const frameId = this.nextFrameId++;
+    const message = image === null ? randomStimulus(cred, frameId) : stimulusWithImage(cred, frameId, image);
+    if (!this.simulation.send(message)) {
+      this.addError("simulation", "Not sent", "The simulation service is not connected; the page keeps trying to reconnect.");
+      return false;
+    }
+    this.tracker.markSent(frameId);
+    this.clearSnapshot();
+    this.pendingFrame = frameId;
+    this.snapshotTimer = setTimeout(() => {
+      if (this.pendingFrame !== frameId) return;
+      this.pendingFrame = null;
+      this.tracker.cancel(frameId);
+      this.update({ pending: false });
+      this.addError(
+        "relay",
+        "No reconstruction",
+        `Frame ${frameId} got no reconstruction within ${this.snapshotTimeoutMs / 1000} s. Is the simulation service connected to the relay?`,
+      );
+    }, this.snapshotTimeoutMs);
+    this.update({ pending: true });
+    return true;
+  }
+
+  /** Starts sending webcam frames from `capture` at up to `fps`. */
+  startLive(capture: () => string | null, fps: number): boolean {
+    if (this.credentialsOrReport() === null) return false;
+    this.stopStreaming();
+    this.resetView();
+    this.capture = capture;
+    const rate = clampFps(fps);
+    this.liveTimer = setInterval(() => this.liveTick(), 1000 / rate);
+    this.update({ streaming: true, liveFps: rate });
+    return true;
+  }
+
+  /** Starts the simulation's replay of recorded held-out responses. */
+  startRecorded(fps: number): boolean {
+    const cred = this.credentialsOrReport();
+    if (cred === null) return false;
+    this.stopStreaming();
+    this.resetView();
+    const rate = clampFps(fps);
+    if (!this.simulation.send(startStream(cred, "recorded", rate))) {
+      this.addError("simulation", "Not sent", "The simulation service is not connected; the page keeps trying to reconnect.");
+      return false;
+    }
+    this.wantedStream = { source: "recorded", fps: rate };
+    this.update({ streaming: true, liveFps: rate });
+    return true;
+  }
+
+  stopStreaming(): void {
+    if (this.liveTimer !== null) clearInterval(this.liveTimer);
+    this.liveTimer = null;
+    this.capture = null;
+    if (this.wantedStream !== null) {
+      const cred = this.relay.credentials;
+      if (cred !== null) this.simulation.send(stopStream(cred));
+      this.wantedStream = null;
+    }
+    if (this.state.streaming) this.update({ streaming: false });
+  }
+
+  dismissError(id: number): void {
+    this.update({ errors: this.state.errors.filter((e) => e.id !== id) });
+  }
+
+  /** Reports a problem found in the page itself (camera, a bad file). */
+  addError(service: PageError["service"], title: string, message: string): void {
+    const errors = this.state.errors;
+    const last = errors[errors.length - 1];
+    if (last && last.service === service && last.title === title && last.message === message) {
+      this.update({ errors: [...errors.slice(0, -1), { ...last, count: last.count + 1 }] });
+      return;
+    }
+    const next = [...errors, { id: this.nextErrorId++, service, title, message, count: 1 }];
+    this.update({ errors: next.slice(-MAX_ERRORS) });
+  }
+
+  // -- internals ----------------------------------------------------------------------
+
+  private credentialsOrReport(): Credentials | null {
+    const readiness = this.readiness();
+    if (!readiness.ready) {
+      this.addError(this.relay.credentials === null ? "relay" : "simulation", "Not ready", readiness.reason);
+      return null;
+    }
+    return this.relay.credentials;
+  }
+
+  private liveTick(): void {
+    const cred = this.relay.credentials;
+    if (cred === null || this.capture === null || !this.simulation.isOpen) return;
+    if (!this.tracker.tryAcquire()) return;
+    const image = this.capture();
+    if (image === null) return;
+    const frameId = this.nextFrameId++;
+    if (this.simulation.send(stimulusWithImage(cred, frameId, image, "webcam"))) this.tracker.markSent(frameId);
+  }
+
+  private clearSnapshot(): void {
+    if (this.snapshotTimer !== null) clearTimeout(this.snapshotTimer);
+    this.snapshotTimer = null;
+    this.pendingFrame = null;
+  }
+
+  private resetView(): void {
+    this.tracker.reset();
+    this.similarityMean.reset();
+    this.truths.clear();
+    this.latestTruth = null;
+    this.history.clear();
+    this.scale.reset();
+    this.update({
+      inputImage: null,
+      reconstruction: null,
+      activity: null,
+      activityProblem: null,
+      stats: this.tracker.stats(),
+      similarity: { mean: null, count: 0 },
+      serviceLatency: { simulation: null, relay: null },
+    });
+  }
+
+  private onSession(cred: Credentials | null): void {
+    const streamWasWanted = this.wantedStream;
+    if (cred === null) {
+      this.stopStreaming();
+    } else if (streamWasWanted !== null && this.simulation.isOpen) {
+      this.simulation.send(startStream(cred, streamWasWanted.source, streamWasWanted.fps));
+    }
+    this.update({ sessionId: cred?.sessionId ?? null });
+  }
+
+  private onSimulationStatus(status: ConnectionStatus): void {
+    const wasOpen = this.state.simulation.state === "open";
+    this.update({ simulation: status });
+    // The service forgets a stream when its socket closes; ask again once it is back.
+    if (!wasOpen && status.state === "open" && this.wantedStream !== null) {
+      const cred = this.relay.credentials;
+      if (cred !== null) this.simulation.send(startStream(cred, this.wantedStream.source, this.wantedStream.fps));
+    }
+  }
+
+  private onInfo(info: SimulationInfo): void {
+    this.layout = buildLayout(info);
+    this.history.clear();
+    this.update({ info, activityProblem: null });
+  }
+
+  private onResponse(msg: ResponseMessage): void {
+    const cred = this.relay.credentials;
+    if (cred !== null && msg.session_id !== cred.sessionId) return;
+    const patch: Partial<PageState> = {};
+    if (msg.input_image !== undefined) {
+      patch.inputImage = msg.input_image;
+      if (this.state.mode === "recorded") {
+        this.latestTruth = msg.input_image;
+        if (msg.frame_id !== undefined) {
+          this.truths.set(msg.frame_id, msg.input_image);
+          if (this.truths.size > MAX_PENDING_TRUTHS) {
+            const oldest = this.truths.keys().next().value;
+            if (oldest !== undefined) this.truths.delete(oldest);
+          }
+        }
+      }
+    }
+    try {
+      const frame = decodeActivity(msg.payload, msg.shape, this.layout);
+      this.history.push(frame.totals);
+      const scale = this.scale.update(frame.grid ?? frame.totals);
+      const activity: ActivityView = { grid: frame.grid, scale, version: (this.state.activity?.version ?? 0) + 1 };
+      if (msg.frame_id !== undefined) activity.frameId = msg.frame_id;
+      patch.activity = activity;
+      patch.activityProblem = null;
+    } catch (err) {
+      patch.activityProblem = err instanceof Error ? err.message : String(err);
+    }
+    patch.serviceLatency = { ...this.state.serviceLatency, simulation: msg.latency_ms ?? null };
+    this.update(patch);
+  }
+
+  private onImage(img: ReconstructedImage): void {
+    // Frames this page did not send (the recorded replay) are timed from the simulation's
+    // send time, which is on the same clock when both run on one machine; implausible
+    // values (clocks of different machines) are ignored.
+    let measured: number | null = null;
+    if (img.sent_at_ms !== undefined) {
+      const age = this.wallClock() - img.sent_at_ms;
+      if (age >= 0 && age < 60_000) measured = age;
+    }
+    const latency = this.tracker.markArrived(img.frame_id, measured);
+    const reconstruction: Reconstruction = { image: img.image_base64 };
+    if (img.frame_id !== undefined) reconstruction.frameId = img.frame_id;
+    const patch: Partial<PageState> = {
+      reconstruction,
+      serviceLatency: { ...this.state.serviceLatency, relay: img.latency_ms ?? null },
+    };
+    if (this.pendingFrame !== null && (img.frame_id === undefined || img.frame_id >= this.pendingFrame)) {
+      this.clearSnapshot();
+      patch.pending = false;
+    }
+    if (this.state.mode === "recorded") {
+      const truth = img.frame_id !== undefined ? (this.truths.get(img.frame_id) ?? null) : this.latestTruth;
+      if (truth !== null) {
+        reconstruction.truth = truth;
+        if (img.frame_id !== undefined) this.truths.delete(img.frame_id);
+        void this.scorePair(truth, img.image_base64, reconstruction);
+      }
+    }
+    if (latency !== null) patch.stats = this.tracker.stats();
+    this.update(patch);
+  }
+
+  private async scorePair(truth: string, image: string, reconstruction: Reconstruction): Promise<void> {
+    let r: number;
+    try {
+      r = await this.similarity(truth, image);
+    } catch {
+      return; // an undecodable pair only misses its score; the images still show
+    }
+    this.similarityMean.add(r);
+    const current = this.state.reconstruction;
+    const patch: Partial<PageState> = { similarity: { mean: this.similarityMean.mean, count: this.similarityMean.count } };
+    if (current === reconstruction && Number.isFinite(r)) patch.reconstruction = { ...current, similarity: r };
+    this.update(patch);
+  }
+
+  private onClientError(err: ClientError): void {
+    const title = err.code === "protocol" ? "Unreadable message" : explainErrorCode(err.code);
+    if (err.frameId !== undefined && err.frameId === this.pendingFrame) {
+      this.clearSnapshot();
+      this.tracker.cancel(err.frameId);
+      this.update({ pending: false });
+    } else if (err.frameId !== undefined) {
+      this.tracker.cancel(err.frameId);
+    }
+    this.addError(err.service, title, err.message);
+  }
+}

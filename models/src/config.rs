@@ -1,0 +1,216 @@
+//! Every hyper-parameter of the system in one TOML file, with documented defaults.
+//!
+//! `v1 train --config FILE` reads it; unknown keys are an error (a typo must not silently
+//! fall back to a default). The resolved configuration is saved as `config.toml` beside
+//! the weights, so every model says how it was made.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// Sizes of the four networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchConfig {
+    /// Channels of the latent map z. z has shape [latent_channels, image_size/4, image_size/4]:
+    /// a coarse spatial map, so that both the waveform decoder's per-electrode readout and the
+    /// waveform encoder's "electrodes to image space" layer have a place to put each RF.
+    pub latent_channels: usize,
+    /// Channels of the image encoder's first and second stage.
+    pub encoder_channels: [usize; 2],
+    /// Feature channels the waveform decoder reads out per electrode.
+    pub readout_features: usize,
+    /// Hidden width of the waveform encoder.
+    pub waveform_hidden: usize,
+    /// Channels of the image decoder at the latent and the full resolution.
+    pub decoder_channels: [usize; 2],
+}
+
+impl Default for ArchConfig {
+    fn default() -> Self {
+        Self {
+            latent_channels: 8,
+            encoder_channels: [16, 32],
+            readout_features: 16,
+            waveform_hidden: 512,
+            decoder_channels: [32, 16],
+        }
+    }
+}
+
+/// Phase 1: image encoder + image decoder + waveform decoder (the encoding model and an
+/// image autoencoder sharing z).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Phase1Config {
+    pub max_epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Weight of the image reconstruction (autoencoder) loss beside the Poisson loss.
+    pub image_loss_weight: f64,
+    /// L1 penalty on the readout's spatial masks (sparse, local receptive fields).
+    pub readout_l1: f64,
+    /// Stop when the validation loss has not improved for this many epochs.
+    pub patience: usize,
+}
+
+impl Default for Phase1Config {
+    fn default() -> Self {
+        Self {
+            max_epochs: 30,
+            batch_size: 64,
+            learning_rate: 2e-3,
+            weight_decay: 1e-4,
+            image_loss_weight: 1.0,
+            readout_l1: 1e-4,
+            patience: 4,
+        }
+    }
+}
+
+/// Phase 2: waveform encoder with the latent alignment loss, and the image decoder
+/// fine-tuned on z_waveform.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Phase2Config {
+    pub max_epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Weight of the alignment loss MSE(z_waveform, z_image).
+    pub align_mse_weight: f64,
+    /// Weight of the alignment loss 1 - cos(z_waveform, z_image).
+    pub align_cosine_weight: f64,
+    /// Weight of the pixel loss of image_decoder(z_waveform) against the frame.
+    pub image_loss_weight: f64,
+    /// Fraction of each batch whose responses are synthetic (Poisson samples of the waveform
+    /// decoder's prediction) instead of recorded, so the reconstruction path also works
+    /// for the simulation path's responses to arbitrary images.
+    pub synthetic_fraction: f64,
+    /// Standard deviation of Gaussian noise added to the normalised responses in training.
+    pub input_noise: f64,
+    pub patience: usize,
+}
+
+impl Default for Phase2Config {
+    fn default() -> Self {
+        Self {
+            max_epochs: 40,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            weight_decay: 1e-3,
+            align_mse_weight: 1.0,
+            align_cosine_weight: 0.1,
+            image_loss_weight: 1.0,
+            synthetic_fraction: 0.25,
+            input_noise: 0.1,
+            patience: 5,
+        }
+    }
+}
+
+/// The whole configuration of `v1 train`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Seed of weight initialisation, batch order and noise.
+    pub seed: u64,
+    /// Threads for the numerical backend (0 = all cores).
+    pub threads: usize,
+    pub data: neural_data::BuildConfig,
+    pub model: ArchConfig,
+    pub phase1: Phase1Config,
+    pub phase2: Phase2Config,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            threads: 0,
+            data: neural_data::BuildConfig::default(),
+            model: ArchConfig::default(),
+            phase1: Phase1Config::default(),
+            phase2: Phase2Config::default(),
+        }
+    }
+}
+
+/// Named starting points for `v1 train --preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainPreset {
+    /// Seconds on the small simulated dataset: for tests.
+    Small,
+    /// The shipped default model.
+    Default,
+}
+
+impl TrainConfig {
+    pub fn preset(preset: TrainPreset) -> Self {
+        let mut cfg = Self::default();
+        if preset == TrainPreset::Small {
+            cfg.model = ArchConfig {
+                latent_channels: 4,
+                encoder_channels: [8, 16],
+                readout_features: 8,
+                waveform_hidden: 128,
+                decoder_channels: [16, 8],
+            };
+            cfg.data.image_size = 32;
+            cfg.phase1.max_epochs = 3;
+            cfg.phase1.batch_size = 32;
+            cfg.phase2.max_epochs = 3;
+            cfg.phase2.batch_size = 32;
+        }
+        cfg
+    }
+
+    /// Reads a TOML file; keys that are absent take their defaults, unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Config {
+            path: path.to_owned(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_toml(&text).map_err(|message| ModelError::Config { path: path.to_owned(), message })
+    }
+
+    pub fn from_toml(text: &str) -> std::result::Result<Self, String> {
+        let cfg: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        // Serialising plain structs of numbers and strings cannot fail.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.data.validate()?;
+        let a = &self.model;
+        if a.latent_channels == 0 || a.readout_features == 0 || a.waveform_hidden == 0 {
+            return Err("model sizes must be positive".into());
+        }
+        if a.encoder_channels.contains(&0) || a.decoder_channels.contains(&0) {
+            return Err("model channel counts must be positive".into());
+        }
+        for (name, bs, lr) in [
+            ("phase1", self.phase1.batch_size, self.phase1.learning_rate),
+            ("phase2", self.phase2.batch_size, self.phase2.learning_rate),
+        ] {
+            if bs == 0 {
+                return Err(format!("{name}.batch_size must be positive"));
+            }
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(format!("{name}.learning_rate must be positive"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.phase2.synthetic_fraction) {
+            return Err("phase2.synthetic_fraction must be in [0, 1]".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! From the dataset cache to tensors: model statistics, batches, and the recorded
+//! test segments that services replay.
+
+use candle_core::{Device, Tensor};
+use neural_data::cache::{Dataset, Split};
+
+use crate::error::Result;
+use crate::info::{ChannelInfo, CropWindow, ModelInfo};
+
+/// Smallest response standard deviation used for normalisation (counts per bin), so
+/// silent channels do not blow up.
+pub const MIN_RESPONSE_STD: f32 = 0.1;
+
+/// The [`ModelInfo`] of a model trained on `ds`: channels, lags, crop, and the training
+/// split's statistics.
+pub fn model_info(ds: &Dataset) -> ModelInfo {
+    let train = ds.indices(Split::Train);
+    let (mut s, mut s2, mut n) = (0f64, 0f64, 0f64);
+    for &i in &train {
+        for &p in ds.crop(i) {
+            let v = p as f64 / 255.0;
+            s += v;
+            s2 += v * v;
+            n += 1.0;
+        }
+    }
+    let n = n.max(1.0);
+    let pixel_mean = s / n;
+    let pixel_std = (s2 / n - pixel_mean * pixel_mean).max(1e-6).sqrt();
+    let len = ds.response_len();
+    let mut rs = vec![0f64; len];
+    let mut rs2 = vec![0f64; len];
+    for &i in &train {
+        for (k, &v) in ds.response(i).iter().enumerate() {
+            rs[k] += v as f64;
+            rs2[k] += (v as f64) * (v as f64);
+        }
+    }
+    let m = train.len().max(1) as f64;
+    let response_mean: Vec<f32> = rs.iter().map(|v| (v / m) as f32).collect();
+    let response_std: Vec<f32> = rs2
+        .iter()
+        .zip(&response_mean)
+        .map(|(s2, mu)| ((s2 / m - (*mu as f64).powi(2)).max(0.0).sqrt() as f32).max(MIN_RESPONSE_STD))
+        .collect();
+    let [x, y, width, height] = ds.meta.crop_window;
+    ModelInfo {
+        channels: ds
+            .meta
+            .channels
+            .iter()
+            .map(|c| {
+                let (row, col) = neural_data::pvc1::electrode_position(c.electrode).unwrap_or((0, 0));
+                ChannelInfo { file: c.file.clone(), electrode: c.electrode, row, col }
+            })
+            .collect(),
+        lags: ds.meta.lags.clone(),
+        image_size: ds.meta.image_size,
+        crop_window: CropWindow { x, y, width, height },
+        pixel_mean: pixel_mean as f32,
+        pixel_std: pixel_std as f32,
+        response_mean,
+        response_std,
+    }
+}
+
+/// Whether a model's info fits a dataset (same channels, lags and crop size).
+pub fn matches(info: &ModelInfo, ds: &Dataset) -> bool {
+    info.lags == ds.meta.lags
+        && info.image_size == ds.meta.image_size
+        && info.channels.len() == ds.meta.channels.len()
+        && info.channels.iter().zip(&ds.meta.channels).all(|(a, b)| a.file == b.file && a.electrode == b.electrode)
+}
+
+/// Crops of `idx` as pixels in [0,1], [B, 1, S, S].
+pub fn crops_tensor(ds: &Dataset, idx: &[usize], device: &Device) -> Result<Tensor> {
+    let s = ds.meta.image_size;
+    let mut v = Vec::with_capacity(idx.len() * s * s);
+    for &i in idx {
+        v.extend(ds.crop(i).iter().map(|p| *p as f32 / 255.0));
+    }
+    Ok(Tensor::from_vec(v, (idx.len(), 1, s, s), device)?)
+}
+
+/// Responses (counts) of `idx`, [B, L*C].
+pub fn responses_tensor(ds: &Dataset, idx: &[usize], device: &Device) -> Result<Tensor> {
+    let n = ds.response_len();
+    let mut v = Vec::with_capacity(idx.len() * n);
+    for &i in idx {
+        v.extend_from_slice(ds.response(i));
+    }
+    Ok(Tensor::from_vec(v, (idx.len(), n), device)?)
+}
+
+/// Noise-free expected counts of `idx` (simulated data), [B, L*C].
+pub fn truth_tensor(ds: &Dataset, idx: &[usize], device: &Device) -> Result<Option<Tensor>> {
+    let n = ds.response_len();
+    if ds.truth.is_none() {
+        return Ok(None);
+    }
+    let mut v = Vec::with_capacity(idx.len() * n);
+    for &i in idx {
+        if let Some(t) = ds.truth_response(i) {
+            v.extend_from_slice(t);
+        }
+    }
+    Ok(Some(Tensor::from_vec(v, (idx.len(), n), device)?))
+}

@@ -1,0 +1,97 @@
+//! What a trained model knows about its data: the recording channels it predicts and
+//! reads, the time lags of a response, the image crop it sees, and the normalisation
+//! statistics of the training split. Saved as `model.json` beside the weights.
+
+use serde::{Deserialize, Serialize};
+
+/// One recording channel: an electrode of one recording file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelInfo {
+    /// Recording file stem, e.g. `ac1_u004_000`.
+    pub file: String,
+    /// Electrode id on the 10x10 array (1..=100).
+    pub electrode: u16,
+    /// Row and column on the array (see `neural_data::pvc1::electrode_position`).
+    pub row: u8,
+    pub col: u8,
+}
+
+/// Rectangle of the 320x240 movie frame, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CropWindow {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Everything about the data a model was trained on that inference needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    /// Channels of the response, in payload order.
+    pub channels: Vec<ChannelInfo>,
+    /// Lags (in 1/30 s frames after the frame's onset) of the response's time bins.
+    pub lags: Vec<u32>,
+    /// Side of the square grayscale image the networks see (pixels).
+    pub image_size: usize,
+    /// The part of a pvc-1 frame that was cut out and resized to `image_size`.
+    pub crop_window: CropWindow,
+    /// Mean and standard deviation of training-split pixels (in [0,1]).
+    pub pixel_mean: f32,
+    pub pixel_std: f32,
+    /// Per response element (lag-major, like the payload) mean and standard deviation of
+    /// the training split, used to normalise the waveform encoder's input.
+    pub response_mean: Vec<f32>,
+    pub response_std: Vec<f32>,
+}
+
+impl ModelInfo {
+    /// Number of values in a response payload: lags x channels.
+    pub fn response_len(&self) -> usize {
+        self.lags.len() * self.channels.len()
+    }
+
+    pub fn n_channels(&self) -> usize {
+        self.channels.len()
+    }
+
+    pub fn n_lags(&self) -> usize {
+        self.lags.len()
+    }
+
+    /// Checks internal consistency (lengths, finite statistics).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.channels.is_empty() {
+            return Err("no channels".into());
+        }
+        if self.lags.is_empty() {
+            return Err("no lags".into());
+        }
+        if !(8..=512).contains(&self.image_size) || self.image_size % 4 != 0 {
+            return Err(format!(
+                "image_size {} must be a multiple of 4 between 8 and 512",
+                self.image_size
+            ));
+        }
+        let n = self.response_len();
+        if self.response_mean.len() != n || self.response_std.len() != n {
+            return Err(format!(
+                "response_mean/response_std have {}/{} values, expected {n}",
+                self.response_mean.len(),
+                self.response_std.len()
+            ));
+        }
+        if !(self.pixel_std > 0.0 && self.pixel_std.is_finite() && self.pixel_mean.is_finite()) {
+            return Err("pixel statistics are not finite and positive".into());
+        }
+        if self.response_std.iter().any(|s| !(*s > 0.0 && s.is_finite()))
+            || self.response_mean.iter().any(|m| !m.is_finite())
+        {
+            return Err("response statistics are not finite and positive".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,363 @@
+//! A trained model as the rest of the system uses it: load, predict (image -> response, the
+//! simulation path) and reconstruct (response -> image, the generation path).
+//!
+//! A model directory holds `model.json` (the [`ModelInfo`] and the [`ArchConfig`]),
+//! `weights.safetensors` (all four networks), and from training `config.toml` and
+//! `train_log.jsonl`. Nothing on the reconstruction path sees an image: its only input is
+//! the response.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ArchConfig;
+use crate::error::{io_err, ModelError, Result};
+use crate::image_decoder::ImageDecoder;
+use crate::image_encoder::ImageEncoder;
+use crate::info::ModelInfo;
+use crate::waveform_decoder::WaveformDecoder;
+use crate::waveform_encoder::WaveformEncoder;
+
+/// Largest image side accepted by [`V1Model::prepare_image`].
+pub const MAX_IMAGE_SIDE: u32 = 8192;
+
+/// `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    pub format: u32,
+    pub info: ModelInfo,
+    pub arch: ArchConfig,
+}
+
+pub const MODEL_FORMAT: u32 = 1;
+
+/// The four networks.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    pub image_encoder: ImageEncoder,
+    pub waveform_decoder: WaveformDecoder,
+    pub waveform_encoder: WaveformEncoder,
+    pub image_decoder: ImageDecoder,
+}
+
+/// A square grayscale image with values in [0,1] (row-major).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrayCrop {
+    pub size: usize,
+    pub pixels: Vec<f32>,
+}
+
+impl GrayCrop {
+    pub fn to_image(&self) -> image::GrayImage {
+        let data = self.pixels.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+        image::GrayImage::from_raw(self.size as u32, self.size as u32, data).unwrap_or_default()
+    }
+    pub fn from_u8(size: usize, data: &[u8]) -> Self {
+        Self { size, pixels: data.iter().map(|v| *v as f32 / 255.0).collect() }
+    }
+}
+
+/// A loaded model.
+pub struct V1Model {
+    info: ModelInfo,
+    arch: ArchConfig,
+    device: Device,
+    varmap: VarMap,
+    nets: Networks,
+    pixel_mean: Tensor,
+    pixel_std: Tensor,
+    response_mean: Tensor,
+    response_std: Tensor,
+}
+
+impl std::fmt::Debug for V1Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V1Model").field("info", &self.info).field("arch", &self.arch).finish_non_exhaustive()
+    }
+}
+
+impl V1Model {
+    /// A model with freshly initialised weights, deterministic for `seed`.
+    pub fn new(info: ModelInfo, arch: ArchConfig, seed: u64, device: &Device) -> Result<Self> {
+        info.validate().map_err(ModelError::Invalid)?;
+        let varmap = VarMap::new();
+        let nets = build_networks(&info, &arch, &varmap, device)?;
+        reinitialise(&varmap, seed)?;
+        Self::assemble(info, arch, device.clone(), varmap, nets)
+    }
+
+    fn assemble(info: ModelInfo, arch: ArchConfig, device: Device, varmap: VarMap, nets: Networks) -> Result<Self> {
+        let n = info.response_len();
+        Ok(Self {
+            pixel_mean: Tensor::new(info.pixel_mean, &device)?,
+            pixel_std: Tensor::new(info.pixel_std, &device)?,
+            response_mean: Tensor::from_vec(info.response_mean.clone(), (1, n), &device)?,
+            response_std: Tensor::from_vec(info.response_std.clone(), (1, n), &device)?,
+            info,
+            arch,
+            device,
+            varmap,
+            nets,
+        })
+    }
+
+    /// Loads `model.json` and `weights.safetensors` from `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_on(dir, &Device::Cpu)
+    }
+
+    pub fn load_on(dir: &Path, device: &Device) -> Result<Self> {
+        let json_path = dir.join("model.json");
+        let weights_path = dir.join("weights.safetensors");
+        if !dir.is_dir() {
+            return Err(ModelError::MissingFile { dir: dir.to_owned(), what: "the directory does not exist".into() });
+        }
+        for p in [&json_path, &weights_path] {
+            if !p.exists() {
+                return Err(ModelError::MissingFile {
+                    dir: dir.to_owned(),
+                    what: format!("{} is missing", p.file_name().and_then(|n| n.to_str()).unwrap_or("?")),
+                });
+            }
+        }
+        let text = std::fs::read_to_string(&json_path).map_err(io_err(format!("reading {}", json_path.display())))?;
+        let file: ModelFile = serde_json::from_str(&text)
+            .map_err(|e| ModelError::BadFile { path: json_path.clone(), message: e.to_string() })?;
+        if file.format != MODEL_FORMAT {
+            return Err(ModelError::BadFile {
+                path: json_path,
+                message: format!("format {} but this program reads format {MODEL_FORMAT}", file.format),
+            });
+        }
+        file.info.validate().map_err(|message| ModelError::BadFile { path: json_path.clone(), message })?;
+        let mut varmap = VarMap::new();
+        let nets = build_networks(&file.info, &file.arch, &varmap, device)?;
+        load_weights(&mut varmap, &weights_path)?;
+        Self::assemble(file.info, file.arch, device.clone(), varmap, nets)
+    }
+
+    /// Writes `model.json` and `weights.safetensors` into `dir` (atomically, each).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        let file = ModelFile { format: MODEL_FORMAT, info: self.info.clone(), arch: self.arch.clone() };
+        let json = serde_json::to_string_pretty(&file).map_err(|e| ModelError::Invalid(e.to_string()))?;
+        write_atomic(&dir.join("model.json"), json.as_bytes())?;
+        let weights = dir.join("weights.safetensors");
+        let tmp = tmp_path(&weights);
+        self.varmap.save(&tmp)?;
+        std::fs::rename(&tmp, &weights).map_err(io_err(format!("renaming {} into place", tmp.display())))?;
+        Ok(())
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+    pub fn arch(&self) -> &ArchConfig {
+        &self.arch
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    pub fn networks(&self) -> &Networks {
+        &self.nets
+    }
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// Turns any image into what the networks see: grayscale, the centre square, resized to
+    /// `image_size`. (Dataset frames are instead cut at the RF footprint by the builder.)
+    pub fn prepare_image(&self, img: &image::DynamicImage) -> Result<GrayCrop> {
+        let (w, h) = (img.width(), img.height());
+        if w == 0 || h == 0 || w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+            return Err(ModelError::ImageSize { width: w, height: h, max: MAX_IMAGE_SIDE });
+        }
+        let side = w.min(h);
+        let gray = img.to_luma8();
+        let sq = image::imageops::crop_imm(&gray, (w - side) / 2, (h - side) / 2, side, side).to_image();
+        let s = self.info.image_size as u32;
+        let small = image::imageops::resize(&sq, s, s, image::imageops::FilterType::Triangle);
+        Ok(GrayCrop::from_u8(self.info.image_size, small.as_raw()))
+    }
+
+    /// Normalised pixels [B, 1, S, S] from crops in [0,1].
+    pub fn crops_to_tensor(&self, crops: &[&GrayCrop]) -> Result<Tensor> {
+        let s = self.info.image_size;
+        let mut data = Vec::with_capacity(crops.len() * s * s);
+        for c in crops {
+            if c.size != s || c.pixels.len() != s * s {
+                return Err(ModelError::Invalid(format!("crop is {}x{} but the model sees {s}x{s}", c.size, c.size)));
+            }
+            data.extend_from_slice(&c.pixels);
+        }
+        let x = Tensor::from_vec(data, (crops.len(), 1, s, s), &self.device)?;
+        Ok(x.broadcast_sub(&self.pixel_mean)?.broadcast_div(&self.pixel_std)?)
+    }
+
+    /// Normalised pixels from pixels in [0,1] already in a [B,1,S,S] tensor.
+    pub fn crops_to_tensor_raw(&self, x01: &Tensor) -> Result<Tensor> {
+        Ok(x01.broadcast_sub(&self.pixel_mean)?.broadcast_div(&self.pixel_std)?)
+    }
+
+    /// Normalised responses [B, L*C] from raw counts.
+    pub fn normalise_responses(&self, r: &Tensor) -> Result<Tensor> {
+        Ok(r.broadcast_sub(&self.response_mean)?.broadcast_div(&self.response_std)?)
+    }
+
+    /// Pixels in [0,1] from normalised decoder output.
+    pub fn denormalise_pixels(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(x.broadcast_mul(&self.pixel_std)?.broadcast_add(&self.pixel_mean)?)
+    }
+
+    /// Simulation path: image_encoder -> z -> waveform_decoder. Returns the predicted mean
+    /// counts, lag-major (`payload[l * channels + c]`).
+    pub fn predict(&self, crop: &GrayCrop) -> Result<Vec<f32>> {
+        let x = self.crops_to_tensor(&[crop])?;
+        let r = self.predict_tensor(&x)?;
+        Ok(r.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Batched simulation path on normalised pixels [B,1,S,S] -> [B, L*C].
+    pub fn predict_tensor(&self, x: &Tensor) -> Result<Tensor> {
+        let z = self.nets.image_encoder.forward(x)?;
+        Ok(self.nets.waveform_decoder.forward(&z)?)
+    }
+
+    /// Checks a response's length and values.
+    pub fn check_response(&self, response: &[f32]) -> Result<()> {
+        let expected = self.info.response_len();
+        if response.len() != expected {
+            return Err(ModelError::ResponseLength {
+                got: response.len(),
+                expected,
+                lags: self.info.n_lags(),
+                channels: self.info.n_channels(),
+            });
+        }
+        if let Some((index, value)) = response.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(ModelError::NonFinite { index, value: *value });
+        }
+        Ok(())
+    }
+
+    /// Reconstruction path: waveform_encoder -> z -> image_decoder. The response is the only
+    /// input.
+    pub fn reconstruct(&self, response: &[f32]) -> Result<GrayCrop> {
+        self.check_response(response)?;
+        let r = Tensor::from_vec(response.to_vec(), (1, response.len()), &self.device)?;
+        let img = self.reconstruct_tensor(&r)?;
+        Ok(GrayCrop { size: self.info.image_size, pixels: img.flatten_all()?.to_vec1::<f32>()? })
+    }
+
+    /// Batched reconstruction: raw counts [B, L*C] -> pixels in [0,1], [B,1,S,S].
+    pub fn reconstruct_tensor(&self, counts: &Tensor) -> Result<Tensor> {
+        let r = self.normalise_responses(counts)?;
+        let z = self.nets.waveform_encoder.forward(&r)?;
+        let x = self.nets.image_decoder.forward(&z)?;
+        Ok(self.denormalise_pixels(&x)?.clamp(0f32, 1f32)?)
+    }
+
+    /// The variables of the named networks (`image_encoder`, `waveform_decoder`,
+    /// `waveform_encoder`, `image_decoder`), sorted by name, for an optimiser.
+    pub fn vars_of(&self, networks: &[&str]) -> Vec<Var> {
+        let data = match self.varmap.data().lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut named: Vec<(&String, &Var)> =
+            data.iter().filter(|(k, _)| networks.iter().any(|n| k.starts_with(&format!("{n}.")))).collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        named.into_iter().map(|(_, v)| v.clone()).collect()
+    }
+}
+
+fn build_networks(info: &ModelInfo, arch: &ArchConfig, varmap: &VarMap, device: &Device) -> Result<Networks> {
+    let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
+    let grid = info.image_size / 4;
+    Ok(Networks {
+        image_encoder: ImageEncoder::new(arch, vb.pp("image_encoder"))?,
+        waveform_decoder: WaveformDecoder::new(arch, grid, info.n_lags(), info.n_channels(), vb.pp("waveform_decoder"))?,
+        waveform_encoder: WaveformEncoder::new(arch, grid, info.response_len(), vb.pp("waveform_encoder"))?,
+        image_decoder: ImageDecoder::new(arch, vb.pp("image_decoder"))?,
+    })
+}
+
+/// Re-draws every variable from a seeded generator so that training is reproducible
+/// (the backend's own initialisers draw from an unseeded generator). Weights get a
+/// uniform Kaiming-style range 1/sqrt(fan_in); biases start at zero; readout masks start
+/// small and positive.
+fn reinitialise(varmap: &VarMap, seed: u64) -> Result<()> {
+    let data = match varmap.data().lock() {
+        Ok(d) => d,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for name in names {
+        let var = &data[name];
+        let dims = var.dims().to_vec();
+        let numel: usize = dims.iter().product();
+        let values: Vec<f32> = if name.ends_with(".bias") {
+            vec![0.0; numel]
+        } else if name.ends_with(".mask") {
+            let g2 = dims.get(1).copied().unwrap_or(1) as f32;
+            (0..numel).map(|_| rng.random::<f32>() / g2).collect()
+        } else {
+            let fan_in: usize = if name.ends_with(".feature_weights") {
+                dims.last().copied().unwrap_or(1)
+            } else {
+                dims.iter().skip(1).product::<usize>().max(1)
+            };
+            let bound = (1.0 / fan_in as f32).sqrt() * 3f32.sqrt();
+            (0..numel).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * bound).collect()
+        };
+        let t = Tensor::from_vec(values, dims.as_slice(), var.device())?;
+        var.set(&t)?;
+    }
+    Ok(())
+}
+
+fn load_weights(varmap: &mut VarMap, path: &Path) -> Result<()> {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| ModelError::BadFile { path: path.to_owned(), message: e.to_string() })?;
+    let data = match varmap.data().lock() {
+        Ok(d) => d,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    for (name, var) in data.iter() {
+        let t = tensors.get(name).ok_or_else(|| ModelError::WeightsMismatch {
+            path: path.to_owned(),
+            message: format!("tensor `{name}` is missing"),
+        })?;
+        if t.dims() != var.dims() {
+            return Err(ModelError::WeightsMismatch {
+                path: path.to_owned(),
+                message: format!("tensor `{name}` has shape {:?}, expected {:?}", t.dims(), var.dims()),
+            });
+        }
+        var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
+    }
+    if let Some(extra) = tensors.keys().find(|k| !data.contains_key(*k)) {
+        return Err(ModelError::WeightsMismatch { path: path.to_owned(), message: format!("unexpected tensor `{extra}`") });
+    }
+    Ok(())
+}
+
+fn tmp_path(p: &Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(format!(".tmp-{}", std::process::id()));
+    PathBuf::from(s)
+}
+
+/// Writes a file atomically: a temporary file in the same folder, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes).map_err(io_err(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(io_err(format!("renaming {} into place", tmp.display())))?;
+    Ok(())
+}

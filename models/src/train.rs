@@ -1,0 +1,412 @@
+//! Two-phase training.
+//!
+//! Phase 1 (encoding model + image autoencoder): image_encoder, waveform_decoder and
+//! image_decoder learn together: Poisson loss of the predicted response against the
+//! recorded counts, plus the pixel loss of image_decoder(z_image) against the crop.
+//! Phase 2 (reconstruction): with the image encoder frozen, the waveform encoder learns to
+//! produce z_waveform close to z_image (alignment: MSE + cosine), and the image decoder is
+//! fine-tuned to decode z_waveform into the crop. A fraction of each batch uses synthetic
+//! responses (Poisson samples of the waveform decoder's prediction), so that the
+//! reconstruction path also serves the simulation path's responses to arbitrary images.
+//!
+//! Both phases stop early on the validation split and keep their best weights. After
+//! every epoch a checkpoint is written, so `--resume` continues where a run stopped
+//! (optimiser moments restart; batch order depends only on the seed and the epoch).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use neural_data::cache::{Dataset, Split};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Poisson};
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::data::{crops_tensor, model_info, responses_tensor, truth_tensor};
+use crate::error::{io_err, ModelError, Result};
+use crate::pipeline::{write_atomic, V1Model};
+use crate::waveform_decoder::poisson_loss;
+
+/// Which responses phase 2 learns from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseSource {
+    /// Recorded single-trial counts (the real task).
+    Recorded,
+    /// The simulator's noise-free expected counts (the upper-bound control).
+    NoiseFree,
+}
+
+/// One line of `train_log.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub phase: u8,
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    pub best: bool,
+}
+
+/// Checkpoint state beside the weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckpointState {
+    phase: u8,
+    /// Epochs completed in `phase`.
+    epoch: usize,
+    best_val: f64,
+    bad_epochs: usize,
+    done: bool,
+}
+
+/// Result of a training run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    pub phase1_epochs: usize,
+    pub phase2_epochs: usize,
+    pub phase1_best_val: f64,
+    pub phase2_best_val: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    pub train_samples: usize,
+    pub validation_samples: usize,
+}
+
+/// Options of one run.
+pub struct TrainOptions<'a> {
+    pub config: &'a TrainConfig,
+    pub out: &'a Path,
+    pub resume: bool,
+    pub progress: bool,
+    pub source: ResponseSource,
+}
+
+fn phase_vars(model: &V1Model, phase: u8) -> Vec<Var> {
+    if phase == 1 {
+        model.vars_of(&["image_encoder", "waveform_decoder", "image_decoder"])
+    } else {
+        model.vars_of(&["waveform_encoder", "image_decoder"])
+    }
+}
+
+fn snapshot(vars: &[Var]) -> Result<Vec<Tensor>> {
+    Ok(vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<Vec<_>>>()?)
+}
+
+fn restore(vars: &[Var], saved: &[Tensor]) -> Result<()> {
+    for (v, t) in vars.iter().zip(saved) {
+        v.set(t)?;
+    }
+    Ok(())
+}
+
+fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Ok((a - b)?.sqr()?.mean_all()?)
+}
+
+/// 1 - mean cosine similarity between the rows of a and b (flattened per sample).
+fn cosine_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let bsz = a.dim(0)?;
+    let a = a.reshape((bsz, ()))?;
+    let b = b.reshape((bsz, ()))?;
+    let dot = (&a * &b)?.sum(1)?;
+    let na = a.sqr()?.sum(1)?.sqrt()?;
+    let nb = b.sqr()?.sum(1)?.sqrt()?;
+    let cos = dot.div(&((na * nb)? + 1e-8)?)?;
+    Ok((1.0 - cos.mean_all()?)?)
+}
+
+/// Trains a model on `ds` and writes it to `opts.out`.
+pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSummary)> {
+    let cfg = opts.config;
+    cfg.validate().map_err(ModelError::Invalid)?;
+    if opts.source == ResponseSource::NoiseFree && ds.truth.is_none() {
+        return Err(ModelError::Invalid("the noise-free control needs a simulated dataset with ground truth".into()));
+    }
+    let device = Device::Cpu;
+    let start = std::time::Instant::now();
+    std::fs::create_dir_all(opts.out).map_err(io_err(format!("creating {}", opts.out.display())))?;
+    let ckpt_dir = opts.out.join("checkpoint");
+    let info = model_info(ds);
+    let mut model = V1Model::new(info, cfg.model.clone(), cfg.seed, &device)?;
+    let mut state = CheckpointState { phase: 1, epoch: 0, best_val: f64::INFINITY, bad_epochs: 0, done: false };
+    if opts.resume && ckpt_dir.join("state.json").exists() {
+        model = V1Model::load_on(&ckpt_dir, &device)?;
+        let text = std::fs::read_to_string(ckpt_dir.join("state.json")).map_err(io_err("reading checkpoint state"))?;
+        state = serde_json::from_str(&text).map_err(|e| ModelError::BadFile { path: ckpt_dir.join("state.json"), message: e.to_string() })?;
+        tracing::info!("resuming at phase {} after epoch {}", state.phase, state.epoch);
+    } else if !opts.resume {
+        let _ = std::fs::remove_file(opts.out.join("train_log.jsonl"));
+    }
+    write_atomic(&opts.out.join("config.toml"), cfg.to_toml().as_bytes())?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(opts.out.join("train_log.jsonl"))
+        .map_err(io_err("opening train_log.jsonl"))?;
+
+    let train_idx = ds.indices(Split::Train);
+    let val_idx = ds.indices(Split::Validation);
+    let val_idx = if val_idx.is_empty() { train_idx.iter().copied().step_by(10).collect() } else { val_idx };
+    let mut images_seen = 0usize;
+    let mut compute_secs = 0f64;
+    let mut epochs_run = [0usize; 2];
+    let mut best = [f64::NAN; 2];
+
+    for phase in [1u8, 2u8] {
+        if state.phase > phase || (state.phase == phase && state.done) {
+            epochs_run[(phase - 1) as usize] = if state.phase == phase { state.epoch } else { 0 };
+            continue;
+        }
+        if state.phase < phase {
+            state = CheckpointState { phase, epoch: 0, best_val: f64::INFINITY, bad_epochs: 0, done: false };
+        }
+        let (max_epochs, batch, lr, wd, patience) = if phase == 1 {
+            let p = &cfg.phase1;
+            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience)
+        } else {
+            let p = &cfg.phase2;
+            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience)
+        };
+        let vars = phase_vars(&model, phase);
+        let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr, weight_decay: wd, ..Default::default() })?;
+        let mut best_weights = snapshot(&vars)?;
+        if state.best_val.is_finite() && ckpt_dir.join("best.safetensors").exists() {
+            let saved = candle_core::safetensors::load(ckpt_dir.join("best.safetensors"), &device)?;
+            let names = phase_var_names(&model, phase);
+            best_weights = names
+                .iter()
+                .map(|n| saved.get(n).cloned().ok_or_else(|| ModelError::Invalid(format!("checkpoint lacks {n}"))))
+                .collect::<Result<Vec<_>>>()?;
+        }
+        while state.epoch < max_epochs && !state.done {
+            let epoch = state.epoch;
+            let t0 = std::time::Instant::now();
+            let mut order = train_idx.clone();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ ((phase as u64) << 40) ^ epoch as u64);
+            order.shuffle(&mut rng);
+            let bar = progress_bar(opts.progress, order.len() as u64, &format!("phase {phase} epoch {}", epoch + 1));
+            let (mut loss_sum, mut loss_n) = (0f64, 0f64);
+            for chunk in order.chunks(batch) {
+                let loss = if phase == 1 {
+                    phase1_loss(&model, ds, chunk, cfg, &device)?
+                } else {
+                    phase2_loss(&model, ds, chunk, cfg, &device, opts.source, &mut rng, true)?
+                };
+                opt.backward_step(&loss)?;
+                let l = loss.to_scalar::<f32>()? as f64;
+                if !l.is_finite() {
+                    return Err(ModelError::Invalid(format!(
+                        "phase {phase} loss became {l} in epoch {}; lower the learning rate in the config",
+                        epoch + 1
+                    )));
+                }
+                loss_sum += l * chunk.len() as f64;
+                loss_n += chunk.len() as f64;
+                bar.inc(chunk.len() as u64);
+                bar.set_message(format!("phase {phase} epoch {} loss {:.4}", epoch + 1, loss_sum / loss_n));
+            }
+            bar.finish_and_clear();
+            let secs = t0.elapsed().as_secs_f64();
+            images_seen += order.len();
+            compute_secs += secs;
+            let val = validation_loss(&model, ds, &val_idx, cfg, &device, phase, opts.source)?;
+            let improved = val < state.best_val;
+            if improved {
+                state.best_val = val;
+                state.bad_epochs = 0;
+                best_weights = snapshot(&vars)?;
+            } else {
+                state.bad_epochs += 1;
+            }
+            state.epoch += 1;
+            if state.bad_epochs >= patience {
+                state.done = true;
+            }
+            let entry = EpochLog {
+                phase,
+                epoch: state.epoch,
+                train_loss: loss_sum / loss_n.max(1.0),
+                val_loss: val,
+                seconds: secs,
+                images_per_second: order.len() as f64 / secs.max(1e-9),
+                best: improved,
+            };
+            let line = serde_json::to_string(&entry).unwrap_or_default();
+            writeln!(log, "{line}").map_err(io_err("writing train_log.jsonl"))?;
+            if opts.progress {
+                eprintln!(
+                    "phase {phase} epoch {:>3}: train {:.4}  val {:.4}{}  ({:.0} img/s)",
+                    state.epoch,
+                    entry.train_loss,
+                    val,
+                    if improved { " *" } else { "" },
+                    entry.images_per_second
+                );
+            }
+            // Checkpoint: current weights, best weights of this phase, state.
+            model.save(&ckpt_dir)?;
+            save_best(&model, phase, &best_weights, &ckpt_dir)?;
+            write_atomic(&ckpt_dir.join("state.json"), serde_json::to_string(&state).unwrap_or_default().as_bytes())?;
+        }
+        restore(&vars, &best_weights)?;
+        epochs_run[(phase - 1) as usize] = state.epoch;
+        best[(phase - 1) as usize] = state.best_val;
+        state.done = true;
+        model.save(&ckpt_dir)?;
+        write_atomic(&ckpt_dir.join("state.json"), serde_json::to_string(&state).unwrap_or_default().as_bytes())?;
+    }
+    model.save(opts.out)?;
+    let _ = std::fs::remove_dir_all(&ckpt_dir);
+    let summary = TrainSummary {
+        phase1_epochs: epochs_run[0],
+        phase2_epochs: epochs_run[1],
+        phase1_best_val: best[0],
+        phase2_best_val: best[1],
+        seconds: start.elapsed().as_secs_f64(),
+        images_per_second: images_seen as f64 / compute_secs.max(1e-9),
+        train_samples: train_idx.len(),
+        validation_samples: val_idx.len(),
+    };
+    write_atomic(
+        &opts.out.join("train_summary.json"),
+        serde_json::to_string_pretty(&summary).unwrap_or_default().as_bytes(),
+    )?;
+    Ok((model, summary))
+}
+
+fn phase_var_names(model: &V1Model, phase: u8) -> Vec<String> {
+    let nets: &[&str] = if phase == 1 { &["image_encoder", "waveform_decoder", "image_decoder"] } else { &["waveform_encoder", "image_decoder"] };
+    let data = match model.varmap().data().lock() {
+        Ok(d) => d,
+        Err(p) => p.into_inner(),
+    };
+    let mut names: Vec<String> = data.keys().filter(|k| nets.iter().any(|n| k.starts_with(&format!("{n}.")))).cloned().collect();
+    names.sort();
+    names
+}
+
+fn save_best(model: &V1Model, phase: u8, best: &[Tensor], dir: &Path) -> Result<()> {
+    let names = phase_var_names(model, phase);
+    let map: HashMap<String, Tensor> = names.into_iter().zip(best.iter().cloned()).collect();
+    let path = dir.join("best.safetensors");
+    let tmp: PathBuf = dir.join("best.safetensors.tmp");
+    candle_core::safetensors::save(&map, &tmp)?;
+    std::fs::rename(&tmp, &path).map_err(io_err("renaming best.safetensors"))?;
+    Ok(())
+}
+
+fn phase1_loss(model: &V1Model, ds: &Dataset, idx: &[usize], cfg: &TrainConfig, device: &Device) -> Result<Tensor> {
+    let x01 = crops_tensor(ds, idx, device)?;
+    let x = model.crops_to_tensor_raw(&x01)?;
+    let counts = responses_tensor(ds, idx, device)?;
+    let nets = model.networks();
+    let z = nets.image_encoder.forward(&x)?;
+    let rate = nets.waveform_decoder.forward(&z)?;
+    let recon = nets.image_decoder.forward(&z)?;
+    let l_pois = poisson_loss(&rate, &counts)?;
+    let l_img = mse(&recon, &x)?;
+    let l1 = nets.waveform_decoder.mask_l1()?;
+    Ok(((l_pois + (l_img * cfg.phase1.image_loss_weight)?)? + (l1 * cfg.phase1.readout_l1)?)?)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn phase2_loss(
+    model: &V1Model,
+    ds: &Dataset,
+    idx: &[usize],
+    cfg: &TrainConfig,
+    device: &Device,
+    source: ResponseSource,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    training: bool,
+) -> Result<Tensor> {
+    let p = &cfg.phase2;
+    let nets = model.networks();
+    let x01 = crops_tensor(ds, idx, device)?;
+    let x = model.crops_to_tensor_raw(&x01)?;
+    let z_img = nets.image_encoder.forward(&x)?.detach();
+    let mut counts = match source {
+        ResponseSource::Recorded => responses_tensor(ds, idx, device)?,
+        ResponseSource::NoiseFree => truth_tensor(ds, idx, device)?
+            .ok_or_else(|| ModelError::Invalid("dataset has no ground truth".into()))?,
+    };
+    if training && source == ResponseSource::Recorded && p.synthetic_fraction > 0.0 {
+        // Replace a fraction of the batch by Poisson samples of the predicted rates.
+        let n_syn = ((idx.len() as f64) * p.synthetic_fraction).round() as usize;
+        if n_syn > 0 {
+            let rate = nets.waveform_decoder.forward(&z_img.narrow(0, 0, n_syn)?)?.detach();
+            let rates: Vec<f32> = rate.flatten_all()?.to_vec1()?;
+            let sampled: Vec<f32> = rates
+                .iter()
+                .map(|&r| match Poisson::new(r.max(1e-6) as f64) {
+                    Ok(d) => d.sample(rng) as f32,
+                    Err(_) => 0.0,
+                })
+                .collect();
+            let syn = Tensor::from_vec(sampled, rate.shape(), device)?;
+            let rest = counts.narrow(0, n_syn, idx.len() - n_syn)?;
+            counts = Tensor::cat(&[&syn, &rest], 0)?;
+        }
+    }
+    let mut r = model.normalise_responses(&counts)?;
+    if training && p.input_noise > 0.0 {
+        r = (&r + r.randn_like(0.0, p.input_noise)?)?;
+    }
+    let z_w = nets.waveform_encoder.forward(&r)?;
+    let recon = nets.image_decoder.forward(&z_w)?;
+    let l_align = (mse(&z_w, &z_img)? * p.align_mse_weight)?;
+    let l_cos = (cosine_loss(&z_w, &z_img)? * p.align_cosine_weight)?;
+    let l_img = (mse(&recon, &x)? * p.image_loss_weight)?;
+    Ok(((l_align + l_cos)? + l_img)?)
+}
+
+/// Phase 1: Poisson + image loss on validation. Phase 2: pixel MSE of reconstructions
+/// from recorded (or noise-free) validation responses — the quantity that matters.
+fn validation_loss(
+    model: &V1Model,
+    ds: &Dataset,
+    idx: &[usize],
+    cfg: &TrainConfig,
+    device: &Device,
+    phase: u8,
+    source: ResponseSource,
+) -> Result<f64> {
+    let (mut s, mut n) = (0f64, 0f64);
+    for chunk in idx.chunks(256) {
+        let l = if phase == 1 {
+            phase1_loss(model, ds, chunk, cfg, device)?
+        } else {
+            let x01 = crops_tensor(ds, chunk, device)?;
+            let counts = match source {
+                ResponseSource::Recorded => responses_tensor(ds, chunk, device)?,
+                ResponseSource::NoiseFree => truth_tensor(ds, chunk, device)?
+                    .ok_or_else(|| ModelError::Invalid("dataset has no ground truth".into()))?,
+            };
+            let recon = model.reconstruct_tensor(&counts)?;
+            mse(&recon, &x01)?
+        };
+        s += l.to_scalar::<f32>()? as f64 * chunk.len() as f64;
+        n += chunk.len() as f64;
+    }
+    Ok(s / n.max(1.0))
+}
+
+fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(msg.to_string());
+    bar
+}

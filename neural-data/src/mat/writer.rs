@@ -1,0 +1,333 @@
+//! Writing Level-5 MAT files that MATLAB and scipy's `loadmat` read.
+//!
+//! Always little-endian (`IM`), version `0x0100`, one top-level element per variable,
+//! optionally zlib-compressed (`miCOMPRESSED`, as MATLAB's default `-v7` does). Numeric
+//! data is stored in its own class (no storage narrowing), char data as `miUTF8` when it
+//! is ASCII and `miUINT16` otherwise (so the stored count equals MATLAB's char count).
+//! Files are written atomically (temp file + rename, see [`super::atomic`]).
+
+use std::io::Write;
+use std::path::Path;
+
+use super::atomic::write_atomically;
+use super::error::MatError;
+use super::value::{MatArray, MatData, NumericData, StructArray, Variable};
+use super::{mi, mx};
+
+/// Whether each variable is stored zlib-compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    None,
+    #[default]
+    Zlib,
+}
+
+/// Writes `variables` to `path` atomically: a reader never sees a half-written file.
+pub fn write_mat_file(path: &Path, variables: &[Variable], compression: Compression) -> Result<(), MatError> {
+    let bytes = write_mat_bytes(variables, compression)?;
+    write_atomically(path, &bytes, true).map_err(|source| MatError::Write { path: path.to_path_buf(), source })
+}
+
+/// The bytes of a MAT file holding `variables`.
+pub fn write_mat_bytes(variables: &[Variable], compression: Compression) -> Result<Vec<u8>, MatError> {
+    let mut out = header(&header_text());
+    for v in variables {
+        check_name(&v.name, "variable name", &v.name)?;
+        let mut element = Vec::new();
+        let mut ctx = Ctx { variable: &v.name, path: v.name.clone() };
+        matrix(&mut element, &v.name, &v.value, &mut ctx)?;
+        match compression {
+            Compression::None => out.extend_from_slice(&element),
+            Compression::Zlib => {
+                let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                enc.write_all(&element)
+                    .and_then(|_| enc.finish())
+                    .map_err(|e| unwritable(&ctx, format!("compression failed: {e}")))
+                    .and_then(|z| {
+                        tag(&mut out, mi::COMPRESSED, z.len(), &ctx)?;
+                        out.extend_from_slice(&z);
+                        Ok(())
+                    })?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The header text MATLAB writes: what wrote the file, and when (UTC).
+fn header_text() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "MATLAB 5.0 MAT-file, Platform: {}, Created on: {} UTC",
+        std::env::consts::OS,
+        asctime(secs)
+    )
+}
+
+/// `Thu Jan  1 00:00:00 1970` for Unix time `secs` (proleptic Gregorian, UTC).
+pub(crate) fn asctime(secs: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        year
+    )
+}
+
+fn header(text: &str) -> Vec<u8> {
+    let mut h = vec![b' '; 116];
+    let t = text.as_bytes();
+    let n = t.len().min(116);
+    h[..n].copy_from_slice(&t[..n]);
+    h.extend_from_slice(&[0u8; 8]); // no subsystem data
+    h.extend_from_slice(&0x0100u16.to_le_bytes());
+    h.extend_from_slice(b"IM");
+    h
+}
+
+/// Where in the variable we are, for error messages.
+struct Ctx<'a> {
+    variable: &'a str,
+    path: String,
+}
+
+fn unwritable(ctx: &Ctx, reason: String) -> MatError {
+    MatError::Unwritable { variable: ctx.variable.to_string(), reason: format!("at `{}`: {reason}", ctx.path) }
+}
+
+/// MATLAB identifiers: a letter, then letters, digits or underscores, at most 63 bytes.
+fn check_name(name: &str, what: &str, variable: &str) -> Result<(), MatError> {
+    let ok = name.len() <= 63
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(MatError::Unwritable {
+            variable: variable.to_string(),
+            reason: format!("{what} `{name}` is not a MATLAB identifier (a letter, then letters, digits or _; at most 63 characters)"),
+        })
+    }
+}
+
+fn tag(out: &mut Vec<u8>, ty: u32, len: usize, ctx: &Ctx) -> Result<(), MatError> {
+    let len32 = u32::try_from(len)
+        .map_err(|_| unwritable(ctx, format!("{len} bytes exceed the 4 GiB limit of a Level-5 data element")))?;
+    out.extend_from_slice(&ty.to_le_bytes());
+    out.extend_from_slice(&len32.to_le_bytes());
+    Ok(())
+}
+
+fn pad8(out: &mut Vec<u8>) {
+    let pad = (8 - out.len() % 8) % 8;
+    out.resize(out.len() + pad, 0);
+}
+
+/// A data element; 1..=4 bytes go in the packed small-element form, like MATLAB does.
+fn element(out: &mut Vec<u8>, ty: u32, data: &[u8], ctx: &Ctx) -> Result<(), MatError> {
+    if (1..=4).contains(&data.len()) {
+        out.extend_from_slice(&(ty | ((data.len() as u32) << 16)).to_le_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len() + 4 - data.len(), 0);
+    } else {
+        tag(out, ty, data.len(), ctx)?;
+        out.extend_from_slice(data);
+        pad8(out);
+    }
+    Ok(())
+}
+
+fn le_bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(v.len() * N);
+    for &x in v {
+        b.extend_from_slice(&f(x));
+    }
+    b
+}
+
+/// Appends one `miMATRIX` element (tag included) for `a` named `name`.
+fn matrix(out: &mut Vec<u8>, name: &str, a: &MatArray, ctx: &mut Ctx) -> Result<(), MatError> {
+    let numel = a.numel().ok_or_else(|| unwritable(ctx, format!("dimensions {:?} overflow", a.dims)))?;
+    if a.dims.len() < 2 {
+        return Err(unwritable(ctx, format!("dimensions {:?}: MATLAB arrays have at least two", a.dims)));
+    }
+    let mut body = Vec::new();
+    let (class, flags_extra) = match &a.data {
+        MatData::Numeric(n) => (numeric_class(n), 0),
+        MatData::Logical(_) => (mx::UINT8, mx::FLAG_LOGICAL),
+        MatData::Char(_) => (mx::CHAR, 0),
+        MatData::Cell(_) => (mx::CELL, 0),
+        MatData::Struct(StructArray { class_name: Some(_), .. }) => (mx::OBJECT, 0),
+        MatData::Struct(_) => (mx::STRUCT, 0),
+        MatData::Unsupported { what, .. } => {
+            return Err(unwritable(ctx, format!("a {what} cannot be written")));
+        }
+    };
+    let mut flags = Vec::with_capacity(8);
+    flags.extend_from_slice(&(class as u32 | flags_extra).to_le_bytes());
+    flags.extend_from_slice(&0u32.to_le_bytes());
+    element(&mut body, mi::UINT32, &flags, ctx)?;
+    let mut dims = Vec::with_capacity(a.dims.len() * 4);
+    for &d in &a.dims {
+        let d = i32::try_from(d).map_err(|_| unwritable(ctx, format!("dimension {d} exceeds 2^31-1")))?;
+        dims.extend_from_slice(&d.to_le_bytes());
+    }
+    element(&mut body, mi::INT32, &dims, ctx)?;
+    element(&mut body, mi::INT8, name.as_bytes(), ctx)?;
+
+    let count_mismatch = |len: usize, ctx: &Ctx| {
+        unwritable(ctx, format!("{len} values for dimensions {:?} ({numel} elements)", a.dims))
+    };
+    match &a.data {
+        MatData::Numeric(n) => {
+            if n.len() != numel {
+                return Err(count_mismatch(n.len(), ctx));
+            }
+            let (ty, bytes) = numeric_bytes(n);
+            element(&mut body, ty, &bytes, ctx)?;
+        }
+        MatData::Logical(b) => {
+            if b.len() != numel {
+                return Err(count_mismatch(b.len(), ctx));
+            }
+            let bytes: Vec<u8> = b.iter().map(|&x| u8::from(x)).collect();
+            element(&mut body, mi::UINT8, &bytes, ctx)?;
+        }
+        MatData::Char(units) => {
+            if units.len() != numel {
+                return Err(count_mismatch(units.len(), ctx));
+            }
+            if units.iter().all(|&u| u < 0x80) {
+                let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
+                element(&mut body, mi::UTF8, &bytes, ctx)?;
+            } else {
+                element(&mut body, mi::UINT16, &le_bytes(units, u16::to_le_bytes), ctx)?;
+            }
+        }
+        MatData::Cell(items) => {
+            if items.len() != numel {
+                return Err(count_mismatch(items.len(), ctx));
+            }
+            let base = ctx.path.clone();
+            for (i, item) in items.iter().enumerate() {
+                ctx.path = format!("{base}{{{}}}", i + 1);
+                matrix(&mut body, "", item, ctx)?;
+            }
+            ctx.path = base;
+        }
+        MatData::Struct(s) => {
+            if let Some(c) = &s.class_name {
+                check_name(c, "object class name", ctx.variable)?;
+                element(&mut body, mi::INT8, c.as_bytes(), ctx)?;
+            }
+            let nf = s.field_names.len();
+            let longest = s.field_names.iter().map(|f| f.len()).max().unwrap_or(0);
+            for f in &s.field_names {
+                check_name(f, "field name", ctx.variable)?;
+            }
+            // MATLAB's field-name slot is 32 bytes (31 characters + NUL); longer names
+            // (allowed since R2008) use a 64-byte slot.
+            let slot = if longest < 32 { 32 } else { 64 };
+            element(&mut body, mi::INT32, &(slot as i32).to_le_bytes(), ctx)?;
+            let mut names = vec![0u8; slot * nf];
+            for (k, f) in s.field_names.iter().enumerate() {
+                names[k * slot..k * slot + f.len()].copy_from_slice(f.as_bytes());
+            }
+            element(&mut body, mi::INT8, &names, ctx)?;
+            if numel.checked_mul(nf) != Some(s.values.len()) {
+                return Err(unwritable(
+                    ctx,
+                    format!("{} field values for {numel} elements x {nf} fields", s.values.len()),
+                ));
+            }
+            let base = ctx.path.clone();
+            for (k, v) in s.values.iter().enumerate() {
+                let (i, f) = (k / nf.max(1), k % nf.max(1));
+                ctx.path = if numel == 1 {
+                    format!("{base}.{}", s.field_names[f])
+                } else {
+                    format!("{base}({}).{}", i + 1, s.field_names[f])
+                };
+                matrix(&mut body, "", v, ctx)?;
+            }
+            ctx.path = base;
+        }
+        MatData::Unsupported { .. } => {}
+    }
+    tag(out, mi::MATRIX, body.len(), ctx)?;
+    out.extend_from_slice(&body);
+    Ok(())
+}
+
+fn numeric_class(n: &NumericData) -> u8 {
+    match n {
+        NumericData::F64(_) => mx::DOUBLE,
+        NumericData::F32(_) => mx::SINGLE,
+        NumericData::I8(_) => mx::INT8,
+        NumericData::U8(_) => mx::UINT8,
+        NumericData::I16(_) => mx::INT16,
+        NumericData::U16(_) => mx::UINT16,
+        NumericData::I32(_) => mx::INT32,
+        NumericData::U32(_) => mx::UINT32,
+        NumericData::I64(_) => mx::INT64,
+        NumericData::U64(_) => mx::UINT64,
+    }
+}
+
+fn numeric_bytes(n: &NumericData) -> (u32, Vec<u8>) {
+    match n {
+        NumericData::F64(v) => (mi::DOUBLE, le_bytes(v, f64::to_le_bytes)),
+        NumericData::F32(v) => (mi::SINGLE, le_bytes(v, f32::to_le_bytes)),
+        NumericData::I8(v) => (mi::INT8, le_bytes(v, i8::to_le_bytes)),
+        NumericData::U8(v) => (mi::UINT8, v.clone()),
+        NumericData::I16(v) => (mi::INT16, le_bytes(v, i16::to_le_bytes)),
+        NumericData::U16(v) => (mi::UINT16, le_bytes(v, u16::to_le_bytes)),
+        NumericData::I32(v) => (mi::INT32, le_bytes(v, i32::to_le_bytes)),
+        NumericData::U32(v) => (mi::UINT32, le_bytes(v, u32::to_le_bytes)),
+        NumericData::I64(v) => (mi::INT64, le_bytes(v, i64::to_le_bytes)),
+        NumericData::U64(v) => (mi::UINT64, le_bytes(v, u64::to_le_bytes)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asctime_matches_known_dates() {
+        assert_eq!(asctime(0), "Thu Jan  1 00:00:00 1970");
+        // 2000-02-29 12:34:56 UTC, a Tuesday in a leap year.
+        assert_eq!(asctime(951_827_696), "Tue Feb 29 12:34:56 2000");
+        // 2024-12-31 23:59:59 UTC.
+        assert_eq!(asctime(1_735_689_599), "Tue Dec 31 23:59:59 2024");
+    }
+
+    #[test]
+    fn header_is_128_bytes_with_version_and_endian() {
+        let h = header(&header_text());
+        assert_eq!(h.len(), 128);
+        assert!(h.starts_with(b"MATLAB 5.0 MAT-file, Platform: "));
+        assert_eq!(&h[124..128], &[0x00, 0x01, b'I', b'M']);
+    }
+}

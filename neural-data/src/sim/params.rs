@@ -1,0 +1,300 @@
+//! Every number of the simulated V1 in one place, each with the measurement it stands for.
+//!
+//! Ranges are drawn per unit or per electrode (uniform unless a field says log-uniform).
+//! The defaults describe anaesthetised macaque V1 at 2–6 deg eccentricity recorded with a
+//! 10x10 Utah array, the preparation of the CRCNS pvc-1 data (Nauhaus & Ringach 2007,
+//! J Neurophysiol 97:3781). They are targets for realism, not fitted values.
+
+use serde::{Deserialize, Serialize};
+
+/// An inclusive range `[lo, hi]` that values are drawn from.
+pub type Range = [f64; 2];
+
+/// Parameters of the simulated population, the electrode signal and the noise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PopulationParams {
+    // ---------------------------------------------------------------- geometry
+    /// Frame pixels per degree of visual angle. pvc-1 publishes none; 32 px/deg makes the
+    /// 320x240 frame 10 x 7.5 deg, a plausible CRT field for the recordings.
+    pub pixels_per_degree: f64,
+    /// Rows and columns of the array (Utah array, 10x10).
+    pub array_size: usize,
+    /// Electrode spacing (mm): 0.4 mm for the Utah arrays used in pvc-1.
+    pub pitch_mm: f64,
+    /// Fraction of electrodes that record units; the rest record noise only. pvc-1 has
+    /// about 50 reliable electrodes per 100 (pvc-1 description; Kelly et al. 2007,
+    /// J Neurosci 27:261 report similar yields for Utah arrays in V1).
+    pub good_fraction: f64,
+    /// Cortical magnification (mm of cortex per deg) at the RF eccentricity: ~2 mm/deg at
+    /// 2–6 deg (Van Essen, Newsome & Maunsell 1984, Vision Res 24:429; Dow et al. 1981,
+    /// J Comp Neurol 201:1). The 3.6 mm array then spans ~1.8 deg of visual field.
+    pub magnification_mm_per_deg: f64,
+    /// Where the centre of the population's footprint lies in the frame (x, y px).
+    /// Off-centre on purpose: decoders must find it rather than assume the frame centre.
+    pub footprint_center_px: [f64; 2],
+    /// Random offset of that centre, per seed (px, uniform in ±value on each axis).
+    pub footprint_jitter_px: f64,
+    /// Anisotropy of the retinotopic map (ratio of magnification along the two array
+    /// axes): V1 magnification is anisotropic by ~1.2–1.6 (Van Essen et al. 1984).
+    pub magnification_anisotropy: Range,
+    /// Scatter of RF centres around the retinotopic map, as a fraction of the unit's RF
+    /// size (standard deviation per axis). Neighbouring RFs scatter by about half an RF
+    /// (Hubel & Wiesel 1974, J Comp Neurol 158:295).
+    pub rf_scatter_fraction: f64,
+
+    // ---------------------------------------------------------------- orientation map
+    /// Column period of the orientation map (mm): ~0.7–0.8 mm in macaque V1 (Obermayer &
+    /// Blasdel 1993, J Neurosci 13:4114).
+    pub orientation_period_mm: f64,
+    /// Plane waves summed to build the pinwheel map (complex sum, angle/2 = preference),
+    /// the standard random-map model (Kaschube et al. 2010, Science 330:1113).
+    pub orientation_waves: usize,
+    /// Orientation half-width at half height (deg) of units far from pinwheels: median
+    /// ~20–25 deg (Ringach, Shapley & Hawken 2002, J Neurosci 22:5639).
+    pub orientation_halfwidth_deg: Range,
+    /// Half-width reached at a pinwheel centre: tuning is broader near pinwheels (Nauhaus,
+    /// Benucci, Carandini & Ringach 2008, Neuron 57:673).
+    pub pinwheel_halfwidth_deg: f64,
+    /// Preferred-orientation scatter of units on one electrode around the map value (deg,
+    /// standard deviation; larger near pinwheels where the map changes fast).
+    pub unit_orientation_jitter_deg: f64,
+
+    // ---------------------------------------------------------------- units
+    /// Units per good electrode (multi-unit activity), inclusive range.
+    pub units_per_electrode: [usize; 2],
+    /// Fraction of simple cells (linear Gabor, rectified); the rest are complex (energy
+    /// model). ~40% simple in macaque V1 (Skottun et al. 1991, Vision Res 31:1079;
+    /// Ringach et al. 2002).
+    pub simple_fraction: f64,
+    /// RF size (deg): 4 sigma of the Gabor envelope across the bars, log-uniform.
+    /// ~0.3–1 deg at 2–6 deg eccentricity (Ringach 2002, J Neurophysiol 88:455).
+    pub rf_size_deg: Range,
+    /// Cycles per envelope sigma across the bars (n_x = sigma_x * f, Ringach 2002). It
+    /// sets the SF bandwidth: n_x ~0.42 gives ~1.4 octaves, the median of De Valois,
+    /// Albrecht & Thorell 1982 (Vision Res 22:545). With the RF sizes above this puts the
+    /// peak SF at ~1.2–7 c/deg, median ~3 c/deg (De Valois et al. 1982: ~1–8 c/deg).
+    pub cycles_per_sigma: Range,
+    /// Naka–Rushton exponent n: ~2 (Albrecht & Hamilton 1982, J Neurophysiol 48:217).
+    pub naka_rushton_n: Range,
+    /// Semi-saturation contrast c50: ~10–30% (Albrecht & Hamilton 1982; Sclar, Maunsell &
+    /// Lennie 1990, Vision Res 30:1).
+    pub c50: Range,
+    /// Weight of the local orientation pool in the normalisation signal (units on the
+    /// electrode and its 8 neighbours, which cover all orientations of the map): divisive
+    /// normalisation (Heeger 1992, Vis Neurosci 9:181; Carandini & Heeger 2012, Nat Rev
+    /// Neurosci 13:51).
+    pub orientation_pool_weight: Range,
+    /// Weight of the surround contrast in the normalisation signal (Cavanaugh, Bair &
+    /// Movshon 2002, J Neurophysiol 88:2530).
+    pub surround_weight: Range,
+    /// Surround window size as a multiple of the RF size: the suppressive surround is
+    /// ~2–3x the classical RF (Cavanaugh et al. 2002).
+    pub surround_scale: f64,
+    /// Softplus output: rate = spont + A * [softplus(k (g - theta)) - softplus(-k theta)] / k
+    /// where g is the normalised drive. `softplus_sharpness` is k, `softplus_threshold` theta.
+    pub softplus_sharpness: f64,
+    pub softplus_threshold: f64,
+    /// Spontaneous rate (spikes/s), log-uniform: 1–10 sp/s under anaesthesia (Ringach et
+    /// al. 2002; Albrecht & Hamilton 1982).
+    pub spontaneous_hz: Range,
+    /// Driven peak rate (spikes/s) reached at the 99th percentile of the unit's drive on a
+    /// natural-statistics calibration movie: 20–100 sp/s.
+    pub peak_hz: Range,
+    /// Quantile of the calibration drive that is mapped to the peak rate.
+    pub peak_quantile: f64,
+    /// Frames of the calibration movie (dead leaves, its own seed stream).
+    pub calibration_frames: usize,
+
+    // ---------------------------------------------------------------- time
+    /// Length of the biphasic temporal kernel (ms): ~100–150 ms (Ringach, Hawken &
+    /// Shapley 1997, Nature 387:281; De Valois et al. 2000, PNAS 97:4997).
+    pub kernel_length_ms: Range,
+    /// Size of the negative lobe relative to the positive one (0 = monophasic,
+    /// 1 = fully transient).
+    pub kernel_rebound: Range,
+
+    // ---------------------------------------------------------------- noise
+    /// Standard deviation of the log of the shared slow gain. A modulated Poisson process
+    /// (Goris, Movshon & Simoncelli 2014, Nat Neurosci 17:858) with this gain gives Fano
+    /// factors ~1.5–2 for multi-unit counts in 1/3 s windows, as under anaesthesia.
+    pub gain_log_sd: f64,
+    /// Time constant of the gain (s): slow, ~1 s (Goris et al. 2014; Ecker et al. 2014,
+    /// Neuron 82:235).
+    pub gain_tau_s: f64,
+    /// Shares of the log-gain variance that are global (whole array), local (smooth over
+    /// the array, length `gain_local_length_mm`) and private (per electrode). Sums to 1
+    /// after normalisation. With these, noise correlations of neighbouring electrodes are
+    /// ~0.1–0.2 and fall with distance (Smith & Kohn 2008, J Neurosci 28:12591).
+    pub gain_shares: [f64; 3],
+    /// Length scale (mm) of the local gain field.
+    pub gain_local_length_mm: f64,
+
+    // ---------------------------------------------------------------- electrode signal
+    /// Spike trough (negative peak) amplitude of each unit's template (int8 units).
+    pub spike_trough: Range,
+    /// Trough half-width (samples at 30 kHz, Gaussian sigma).
+    pub spike_trough_width: Range,
+    /// After-hyperpolarisation: positive peak relative to the trough amplitude.
+    pub spike_rebound: Range,
+    /// Delay of the positive peak after the trough (samples): narrow to broad spikes,
+    /// 0.2–0.45 ms (Mitchell, Sundberg & Reynolds 2007, Neuron 55:131).
+    pub spike_rebound_delay: Range,
+    /// Detection threshold (int8 units, negative); events are aligned so that the
+    /// crossing falls on sample `crossing_sample`.
+    pub threshold: f64,
+    /// Snippet sample at which the threshold is crossed (pvc-1: ~10).
+    pub crossing_sample: usize,
+    /// Background noise on every snippet: standard deviation (int8 units) and the
+    /// correlation of adjacent samples (band-limited recording noise).
+    pub snippet_noise_sd: f64,
+    pub snippet_noise_corr: f64,
+    /// Amplitude jitter of a unit's spikes (relative standard deviation).
+    pub spike_amplitude_jitter: f64,
+    /// Rate of sub-threshold noise crossings on every electrode (per s), good or not.
+    pub noise_crossing_hz: Range,
+    /// How far past the threshold a noise crossing dips (int8 units, |normal| sd).
+    pub noise_crossing_overshoot: f64,
+}
+
+impl Default for PopulationParams {
+    fn default() -> Self {
+        PopulationParams {
+            pixels_per_degree: 32.0,
+            array_size: 10,
+            pitch_mm: 0.4,
+            good_fraction: 0.5,
+            magnification_mm_per_deg: 2.0,
+            footprint_center_px: [200.0, 140.0],
+            footprint_jitter_px: 6.0,
+            magnification_anisotropy: [1.0, 1.3],
+            rf_scatter_fraction: 0.5,
+            orientation_period_mm: 0.7,
+            orientation_waves: 30,
+            orientation_halfwidth_deg: [18.0, 26.0],
+            pinwheel_halfwidth_deg: 40.0,
+            unit_orientation_jitter_deg: 8.0,
+            units_per_electrode: [2, 5],
+            simple_fraction: 0.4,
+            rf_size_deg: [0.3, 1.0],
+            cycles_per_sigma: [0.32, 0.52],
+            naka_rushton_n: [1.7, 2.5],
+            c50: [0.10, 0.30],
+            orientation_pool_weight: [0.2, 0.4],
+            surround_weight: [0.1, 0.3],
+            surround_scale: 2.5,
+            softplus_sharpness: 12.0,
+            softplus_threshold: 0.05,
+            spontaneous_hz: [1.0, 10.0],
+            peak_hz: [20.0, 100.0],
+            peak_quantile: 0.99,
+            calibration_frames: 240,
+            kernel_length_ms: [100.0, 150.0],
+            kernel_rebound: [0.3, 0.6],
+            gain_log_sd: 0.35,
+            gain_tau_s: 1.0,
+            gain_shares: [0.1, 0.35, 0.55],
+            gain_local_length_mm: 0.8,
+            spike_trough: [60.0, 110.0],
+            spike_trough_width: [1.6, 2.6],
+            spike_rebound: [0.15, 0.45],
+            spike_rebound_delay: [6.0, 14.0],
+            threshold: -30.0,
+            crossing_sample: 10,
+            snippet_noise_sd: 4.0,
+            snippet_noise_corr: 0.6,
+            spike_amplitude_jitter: 0.05,
+            noise_crossing_hz: [5.0, 20.0],
+            noise_crossing_overshoot: 6.0,
+        }
+    }
+}
+
+impl PopulationParams {
+    /// Checks that every range is ordered and every value is in its meaningful domain,
+    /// naming the first field that is not.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let ranges: [(&'static str, Range, f64, f64); 17] = [
+            ("magnification_anisotropy", self.magnification_anisotropy, 0.1, 10.0),
+            ("orientation_halfwidth_deg", self.orientation_halfwidth_deg, 1.0, 89.0),
+            ("rf_size_deg", self.rf_size_deg, 0.01, 5.0),
+            ("cycles_per_sigma", self.cycles_per_sigma, 0.05, 5.0),
+            ("naka_rushton_n", self.naka_rushton_n, 0.5, 6.0),
+            ("c50", self.c50, 0.001, 1.0),
+            ("orientation_pool_weight", self.orientation_pool_weight, 0.0, 0.9),
+            ("surround_weight", self.surround_weight, 0.0, 0.9),
+            ("spontaneous_hz", self.spontaneous_hz, 0.01, 200.0),
+            ("peak_hz", self.peak_hz, 0.1, 1000.0),
+            ("kernel_length_ms", self.kernel_length_ms, 34.0, 1000.0),
+            ("kernel_rebound", self.kernel_rebound, 0.0, 1.0),
+            ("spike_trough", self.spike_trough, 1.0, 127.0),
+            ("spike_trough_width", self.spike_trough_width, 0.5, 10.0),
+            ("spike_rebound", self.spike_rebound, 0.0, 1.0),
+            ("spike_rebound_delay", self.spike_rebound_delay, 1.0, 30.0),
+            ("noise_crossing_hz", self.noise_crossing_hz, 0.0, 1000.0),
+        ];
+        for (name, [lo, hi], min, max) in ranges {
+            if !(lo.is_finite() && hi.is_finite() && min <= lo && lo <= hi && hi <= max) {
+                return Err((name, format!("expected {min} <= lo <= hi <= {max}, got [{lo}, {hi}]")));
+            }
+        }
+        let positive: [(&'static str, f64); 8] = [
+            ("pixels_per_degree", self.pixels_per_degree),
+            ("pitch_mm", self.pitch_mm),
+            ("magnification_mm_per_deg", self.magnification_mm_per_deg),
+            ("orientation_period_mm", self.orientation_period_mm),
+            ("surround_scale", self.surround_scale),
+            ("softplus_sharpness", self.softplus_sharpness),
+            ("gain_tau_s", self.gain_tau_s),
+            ("gain_local_length_mm", self.gain_local_length_mm),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err((name, format!("expected a positive number, got {v}")));
+            }
+        }
+        if self.array_size != 10 {
+            return Err(("array_size", format!("pvc-1 electrode ids are 1..=100 on a 10x10 array; expected 10, got {}", self.array_size)));
+        }
+        if !(0.0..=1.0).contains(&self.good_fraction) || !(0.0..=1.0).contains(&self.simple_fraction) {
+            return Err(("good_fraction/simple_fraction", format!("expected fractions in [0, 1], got {} and {}", self.good_fraction, self.simple_fraction)));
+        }
+        let [ulo, uhi] = self.units_per_electrode;
+        if ulo == 0 || ulo > uhi || uhi > 16 {
+            return Err(("units_per_electrode", format!("expected 1 <= lo <= hi <= 16, got [{ulo}, {uhi}]")));
+        }
+        if self.orientation_waves == 0 || self.orientation_waves > 1000 {
+            return Err(("orientation_waves", format!("expected 1..=1000, got {}", self.orientation_waves)));
+        }
+        if !(0.5..1.0).contains(&self.peak_quantile) {
+            return Err(("peak_quantile", format!("expected a quantile in [0.5, 1), got {}", self.peak_quantile)));
+        }
+        if self.calibration_frames < 30 || self.calibration_frames > 10_000 {
+            return Err(("calibration_frames", format!("expected 30..=10000, got {}", self.calibration_frames)));
+        }
+        if !(self.gain_log_sd.is_finite() && (0.0..=2.0).contains(&self.gain_log_sd)) {
+            return Err(("gain_log_sd", format!("expected 0..=2, got {}", self.gain_log_sd)));
+        }
+        if self.gain_shares.iter().any(|s| !(s.is_finite() && *s >= 0.0)) || self.gain_shares.iter().sum::<f64>() <= 0.0 {
+            return Err(("gain_shares", format!("expected non-negative shares with a positive sum, got {:?}", self.gain_shares)));
+        }
+        if !(self.threshold.is_finite() && (-120.0..=-1.0).contains(&self.threshold)) {
+            return Err(("threshold", format!("expected a negative threshold in [-120, -1], got {}", self.threshold)));
+        }
+        if self.crossing_sample < 2 || self.crossing_sample > 30 {
+            return Err(("crossing_sample", format!("expected 2..=30, got {}", self.crossing_sample)));
+        }
+        if !(self.snippet_noise_sd.is_finite() && (0.0..=40.0).contains(&self.snippet_noise_sd))
+            || !(0.0..1.0).contains(&self.snippet_noise_corr)
+        {
+            return Err(("snippet_noise_sd/snippet_noise_corr", format!("expected sd in [0, 40] and corr in [0, 1), got {} and {}", self.snippet_noise_sd, self.snippet_noise_corr)));
+        }
+        if !(0.0..=0.5).contains(&self.spike_amplitude_jitter) || !(0.0..=60.0).contains(&self.noise_crossing_overshoot) {
+            return Err(("spike_amplitude_jitter/noise_crossing_overshoot", format!("expected [0, 0.5] and [0, 60], got {} and {}", self.spike_amplitude_jitter, self.noise_crossing_overshoot)));
+        }
+        if !(self.rf_scatter_fraction.is_finite() && (0.0..=3.0).contains(&self.rf_scatter_fraction)) {
+            return Err(("rf_scatter_fraction", format!("expected 0..=3, got {}", self.rf_scatter_fraction)));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,386 @@
+//! From frames to noise-free firing rates: the encoding model of every unit.
+//!
+//! Per frame (spatial stage):
+//! - luminance image `I` in [0, 1]; per good electrode a Gaussian window ~2.5x the RF
+//!   size gives the local mean luminance `mu` and the local RMS contrast `S` (scaled so
+//!   that a full-field grating of contrast c gives S = c);
+//! - per unit the zero-mean Gabor filter(s) divided by `mu`: `l = (K . I) / mu`, in
+//!   contrast units (a matched grating of contrast c gives l = c).
+//!
+//! Per 1/30 s bin t (temporal and nonlinear stage), with latency `lat`:
+//! - `L(t) = sum_j h[j] l(t - lat - j)` with the unit's biphasic kernel h; frames before
+//!   the segment onset are a blank screen (l = 0, S = 0);
+//! - contrast drive `c = max(L, 0)` (simple) or `sqrt(L_0^2 + L_90^2)` (complex);
+//! - normalisation `g = c^n / (c50^n + (1 - a_o - a_s) c^n + a_o P + a_s S_t^n)` with `P` the
+//!   mean `c^n` over the units of the 3x3 electrode neighbourhood (all orientations of
+//!   the map) and `S_t` the surround contrast low-passed by the kernel's positive lobe;
+//! - rate `r = spont + A * softplus_0(g)` with `softplus_0(g) = [softplus(k(g - theta)) -
+//!   softplus(-k theta)] / k`, zero at g = 0.
+//!
+//! `A` is set per unit by [`calibrate`] so that the unit reaches its drawn peak rate at a
+//! high quantile of its drive on a dead-leaves calibration movie.
+
+use super::population::{CellType, Population};
+
+/// One linear filter (a Gabor, or one of a quadrature pair) on a box of the frame.
+#[derive(Debug, Clone)]
+struct BoxFilter {
+    x0: usize,
+    y0: usize,
+    w: usize,
+    h: usize,
+    weights: Vec<f32>,
+}
+
+impl BoxFilter {
+    fn apply(&self, lum: &[f32], frame_w: usize) -> f32 {
+        let mut acc = 0f32;
+        for r in 0..self.h {
+            let row = &lum[(self.y0 + r) * frame_w + self.x0..][..self.w];
+            let k = &self.weights[r * self.w..][..self.w];
+            acc += row.iter().zip(k).map(|(a, b)| a * b).sum::<f32>();
+        }
+        acc
+    }
+}
+
+/// Gaussian window on the half-resolution luminance image, weights summing to 1.
+#[derive(Debug, Clone)]
+struct Window {
+    filter: BoxFilter,
+}
+
+/// The encoding model of a population, with its filters precomputed.
+#[derive(Debug, Clone)]
+pub struct Model {
+    frame_w: usize,
+    frame_h: usize,
+    latency: usize,
+    /// Per unit: one filter (simple) or a quadrature pair (complex).
+    filters: Vec<Vec<BoxFilter>>,
+    /// Per unit: index into `windows` (its electrode's surround window).
+    unit_window: Vec<usize>,
+    windows: Vec<Window>,
+    /// Per unit: the units of its 3x3 electrode neighbourhood (orientation pool).
+    pools: Vec<Vec<usize>>,
+    kinds: Vec<CellType>,
+    kernels: Vec<Vec<f32>>,
+    nr: Vec<(f32, f32, f32, f32)>,
+    sharpness: f32,
+    threshold: f32,
+}
+
+/// Per-frame output of the spatial stage for one segment.
+#[derive(Debug, Clone)]
+struct Spatial {
+    /// [frame][unit][phase]
+    linear: Vec<Vec<[f32; 2]>>,
+    /// [frame][window]
+    surround: Vec<Vec<f32>>,
+}
+
+impl Model {
+    /// Builds the filters of every unit for frames of `frame_w` x `frame_h` pixels and a
+    /// response latency of `latency` frames.
+    pub fn new(pop: &Population, latency: usize, frame_w: usize, frame_h: usize) -> Model {
+        let ppd = pop.params.pixels_per_degree;
+        let mut filters = Vec::with_capacity(pop.units.len());
+        let mut unit_window = vec![0usize; pop.units.len()];
+        let mut windows = Vec::new();
+        let mut pools = vec![Vec::new(); pop.units.len()];
+        for (ei, e) in pop.electrodes.iter().enumerate() {
+            if !e.good || e.units.is_empty() {
+                continue;
+            }
+            // Surround window: centred on the units' mean RF, sigma = scale * RF size / 4.
+            let n = e.units.len() as f64;
+            let cx = e.units.iter().map(|&u| pop.units[u].center_px[0]).sum::<f64>() / n;
+            let cy = e.units.iter().map(|&u| pop.units[u].center_px[1]).sum::<f64>() / n;
+            let size = e.units.iter().map(|&u| pop.units[u].rf_size_px).sum::<f64>() / n;
+            let sigma = pop.params.surround_scale * size / 4.0;
+            let wi = windows.len();
+            windows.push(Window { filter: gaussian_window(cx / 2.0, cy / 2.0, sigma / 2.0, frame_w / 2, frame_h / 2) });
+            let pool: Vec<usize> = pop.neighbourhood(ei).iter().flat_map(|&j| pop.electrodes[j].units.iter().copied()).collect();
+            for &u in &e.units {
+                unit_window[u] = wi;
+                pools[u] = pool.clone();
+            }
+        }
+        for u in &pop.units {
+            let phases: &[f64] = match u.kind {
+                CellType::Simple => &[u.phase_deg],
+                CellType::Complex => &[0.0, 90.0],
+            };
+            filters.push(
+                phases
+                    .iter()
+                    .map(|&ph| gabor(u.center_px, u.orientation_deg, u.sf_cpd / ppd, ph, u.sigma_across_px, u.sigma_along_px, frame_w, frame_h))
+                    .collect(),
+            );
+        }
+        Model {
+            frame_w,
+            frame_h,
+            latency,
+            filters,
+            unit_window,
+            windows,
+            pools,
+            kinds: pop.units.iter().map(|u| u.kind).collect(),
+            kernels: pop.units.iter().map(|u| u.temporal_kernel.iter().map(|v| *v as f32).collect()).collect(),
+            nr: pop.units.iter().map(|u| (u.nr_exponent as f32, u.c50 as f32, u.pool_weight as f32, u.surround_weight as f32)).collect(),
+            sharpness: pop.params.softplus_sharpness as f32,
+            threshold: pop.params.softplus_threshold as f32,
+        }
+    }
+
+    pub fn latency(&self) -> usize {
+        self.latency
+    }
+
+    pub fn n_units(&self) -> usize {
+        self.filters.len()
+    }
+
+    fn spatial(&self, frames: &[Vec<f32>]) -> Spatial {
+        let (w, h) = (self.frame_w, self.frame_h);
+        let (hw, hh) = (w / 2, h / 2);
+        let mut linear = Vec::with_capacity(frames.len());
+        let mut surround = Vec::with_capacity(frames.len());
+        let mut half = vec![0f32; hw * hh];
+        let mut sq = vec![0f32; hw * hh];
+        for lum in frames {
+            for y in 0..hh {
+                for x in 0..hw {
+                    let i = 2 * y * w + 2 * x;
+                    half[y * hw + x] = 0.25 * (lum[i] + lum[i + 1] + lum[i + w] + lum[i + w + 1]);
+                }
+            }
+            half.iter().zip(sq.iter_mut()).for_each(|(v, s)| *s = v * v);
+            let mut means = Vec::with_capacity(self.windows.len());
+            let mut contrast = Vec::with_capacity(self.windows.len());
+            for win in &self.windows {
+                let m = win.filter.apply(&half, hw);
+                let m2 = win.filter.apply(&sq, hw);
+                let mu = m.max(0.02);
+                means.push(mu);
+                contrast.push((2.0 * (m2 - m * m).max(0.0)).sqrt() / mu);
+            }
+            let lin: Vec<[f32; 2]> = self
+                .filters
+                .iter()
+                .enumerate()
+                .map(|(u, fs)| {
+                    let mu = means[self.unit_window[u]];
+                    let mut out = [0f32; 2];
+                    for (o, f) in out.iter_mut().zip(fs) {
+                        *o = f.apply(lum, w) / mu;
+                    }
+                    out
+                })
+                .collect();
+            linear.push(lin);
+            surround.push(contrast);
+        }
+        Spatial { linear, surround }
+    }
+
+    /// The normalised, soft-thresholded drive `softplus_0(g)` of every unit in every bin:
+    /// [nframes][unit]. `frames` are luminance images (row-major, [0, 1]).
+    pub fn drive(&self, frames: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        let sp = self.spatial(frames);
+        let nt = frames.len();
+        let nu = self.n_units();
+        // Contrast drive c (temporally filtered) and surround S_t per unit.
+        let mut c = vec![vec![0f32; nu]; nt];
+        let mut s = vec![vec![0f32; nu]; nt];
+        for t in 0..nt {
+            for u in 0..nu {
+                let k = &self.kernels[u];
+                let mut l = [0f32; 2];
+                let mut st = 0f32;
+                for (j, hj) in k.iter().enumerate() {
+                    let Some(src) = t.checked_sub(self.latency + j) else { break };
+                    let v = sp.linear[src][u];
+                    l[0] += hj * v[0];
+                    l[1] += hj * v[1];
+                    if *hj > 0.0 {
+                        st += hj * sp.surround[src][self.unit_window[u]];
+                    }
+                }
+                c[t][u] = match self.kinds[u] {
+                    CellType::Simple => l[0].max(0.0),
+                    CellType::Complex => (l[0] * l[0] + l[1] * l[1]).sqrt(),
+                };
+                s[t][u] = st;
+            }
+        }
+        let k = self.sharpness;
+        let base = softplus(-k * self.threshold);
+        let mut out = vec![vec![0f32; nu]; nt];
+        for t in 0..nt {
+            for u in 0..nu {
+                let (n, c50, a_o, a_s) = self.nr[u];
+                let cn = c[t][u].powf(n);
+                let pool = if self.pools[u].is_empty() {
+                    cn
+                } else {
+                    self.pools[u].iter().map(|&q| c[t][q].powf(n)).sum::<f32>() / self.pools[u].len() as f32
+                };
+                let g = cn / (c50.powf(n) + (1.0 - a_o - a_s) * cn + a_o * pool + a_s * s[t][u].powf(n));
+                out[t][u] = (softplus(k * (g - self.threshold)) - base) / k;
+            }
+        }
+        out
+    }
+}
+
+fn softplus(x: f32) -> f32 {
+    if x > 20.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+/// Rates (spikes/s) of every unit in every bin from the drive: [nframes][unit].
+pub fn unit_rates(pop: &Population, drive: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    drive
+        .iter()
+        .map(|row| {
+            row.iter()
+                .zip(&pop.units)
+                .map(|(d, u)| (u.spontaneous_hz + u.drive_scale_hz * *d as f64) as f32)
+                .collect()
+        })
+        .collect()
+}
+
+/// Expected spike count of every array electrode in every 1/30 s bin (units only, no
+/// gain noise, no noise crossings): [nframes * 100], row-major, column = id - 1.
+pub fn electrode_counts(pop: &Population, rates: &[Vec<f32>], frame_rate_hz: f64) -> Vec<f32> {
+    let n_el = pop.electrodes.len();
+    let mut out = vec![0f32; rates.len() * n_el];
+    for (t, row) in rates.iter().enumerate() {
+        for (ei, e) in pop.electrodes.iter().enumerate() {
+            let r: f64 = e.units.iter().map(|&u| row[u] as f64).sum();
+            out[t * n_el + ei] = (r / frame_rate_hz) as f32;
+        }
+    }
+    out
+}
+
+/// Sets every unit's drive scale so that its rate reaches `peak_hz` at the
+/// `peak_quantile` of its drive on the calibration frames, and records the driven mean.
+/// The first `latency + kernel` frames (blank-screen onset) are excluded. The quantile
+/// is floored so that a unit the calibration movie hardly drives does not get an
+/// enormous gain.
+pub fn calibrate(pop: &mut Population, model: &Model, frames: &[Vec<f32>]) -> Vec<f64> {
+    let drive = model.drive(frames);
+    let skip = (model.latency() + 6).min(drive.len().saturating_sub(1));
+    let k = pop.params.softplus_sharpness as f32;
+    let th = pop.params.softplus_threshold as f32;
+    let floor = ((softplus(k * (0.15 - th)) - softplus(-k * th)) / k) as f64;
+    let q = pop.params.peak_quantile;
+    let mut means = Vec::with_capacity(pop.units.len());
+    for (ui, unit) in pop.units.iter_mut().enumerate() {
+        let mut d: Vec<f64> = drive[skip..].iter().map(|row| row[ui] as f64).collect();
+        d.sort_by(f64::total_cmp);
+        let idx = ((d.len() as f64 - 1.0) * q).round() as usize;
+        let top = d.get(idx).copied().unwrap_or(0.0).max(floor);
+        unit.drive_scale_hz = (unit.peak_hz - unit.spontaneous_hz) / top;
+        let mean = d.iter().sum::<f64>() / d.len().max(1) as f64;
+        means.push(unit.drive_scale_hz * mean);
+    }
+    means
+}
+
+/// A Gaussian window (weights sum to 1) centred at (cx, cy) on a w x h image.
+fn gaussian_window(cx: f64, cy: f64, sigma: f64, w: usize, h: usize) -> BoxFilter {
+    let sigma = sigma.max(0.5);
+    let r = 3.0 * sigma;
+    let (x0, x1) = (((cx - r).floor().max(0.0)) as usize, ((cx + r).ceil().max(1.0) as usize).min(w));
+    let (y0, y1) = (((cy - r).floor().max(0.0)) as usize, ((cy + r).ceil().max(1.0) as usize).min(h));
+    let (x0, y0) = (x0.min(w - 1), y0.min(h - 1));
+    let (bw, bh) = ((x1.max(x0 + 1)) - x0, (y1.max(y0 + 1)) - y0);
+    let mut weights = Vec::with_capacity(bw * bh);
+    for y in y0..y0 + bh {
+        for x in x0..x0 + bw {
+            let (dx, dy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
+            weights.push((-(dx * dx + dy * dy) / (2.0 * sigma * sigma)).exp());
+        }
+    }
+    let s: f64 = weights.iter().sum();
+    let weights = weights.iter().map(|v| (v / s.max(1e-12)) as f32).collect();
+    BoxFilter { x0, y0, w: bw, h: bh, weights }
+}
+
+/// A zero-mean Gabor on the frame, scaled so that a grating of contrast 1 at the
+/// preferred orientation, frequency and phase gives a response of 1 (before dividing by
+/// the mean luminance). `orientation_deg` is the bar orientation (screen, y up).
+#[allow(clippy::too_many_arguments)]
+fn gabor(center: [f64; 2], orientation_deg: f64, f_cpp: f64, phase_deg: f64, sigma_x: f64, sigma_y: f64, w: usize, h: usize) -> BoxFilter {
+    let r = 3.0 * sigma_x.max(sigma_y);
+    let x0 = ((center[0] - r).floor().max(0.0) as usize).min(w - 1);
+    let y0 = ((center[1] - r).floor().max(0.0) as usize).min(h - 1);
+    let x1 = ((center[0] + r).ceil().max(0.0) as usize).clamp(x0 + 1, w);
+    let y1 = ((center[1] + r).ceil().max(0.0) as usize).clamp(y0 + 1, h);
+    let (bw, bh) = (x1 - x0, y1 - y0);
+    let psi = (orientation_deg + 90.0).to_radians();
+    let (cp, sp) = (psi.cos(), psi.sin());
+    let ph = phase_deg.to_radians();
+    let tau = std::f64::consts::TAU;
+    let mut env = Vec::with_capacity(bw * bh);
+    let mut arg = Vec::with_capacity(bw * bh);
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let dx = x as f64 + 0.5 - center[0];
+            let dy = -(y as f64 + 0.5 - center[1]); // visual y up
+            let xp = dx * cp + dy * sp;
+            let yp = -dx * sp + dy * cp;
+            env.push((-(xp * xp) / (2.0 * sigma_x * sigma_x) - (yp * yp) / (2.0 * sigma_y * sigma_y)).exp());
+            arg.push(tau * f_cpp * xp + ph);
+        }
+    }
+    let se: f64 = env.iter().sum();
+    let m = if se > 0.0 { env.iter().zip(&arg).map(|(e, a)| e * a.cos()).sum::<f64>() / se } else { 0.0 };
+    let k: Vec<f64> = env.iter().zip(&arg).map(|(e, a)| e * (a.cos() - m)).collect();
+    // Response to the matched grating cos(arg).
+    let resp: f64 = k.iter().zip(&arg).map(|(kv, a)| kv * a.cos()).sum();
+    let scale = if resp.abs() > 1e-9 { 1.0 / resp } else { 0.0 };
+    BoxFilter { x0, y0, w: bw, h: bh, weights: k.iter().map(|v| (v * scale) as f32).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grating(w: usize, h: usize, ori_deg: f64, f_cpp: f64, phase: f64, contrast: f64) -> Vec<f32> {
+        let psi = (ori_deg + 90.0).to_radians();
+        (0..h)
+            .flat_map(|y| {
+                (0..w).map(move |x| {
+                    let (dx, dy) = (x as f64 + 0.5, -(y as f64 + 0.5));
+                    let xp = dx * psi.cos() + dy * psi.sin();
+                    (0.5 * (1.0 + contrast * (std::f64::consts::TAU * f_cpp * xp + phase).cos())) as f32
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gabor_prefers_its_orientation_and_ignores_uniform_fields() {
+        let (w, h) = (96, 96);
+        let g = gabor([48.0, 48.0], 30.0, 0.1, 0.0, 5.0, 6.0, w, h);
+        let flat = vec![0.7f32; w * h];
+        assert!(g.apply(&flat, w).abs() < 1e-3);
+        let amp = |ori: f64| {
+            (0..8)
+                .map(|k| g.apply(&grating(w, h, ori, 0.1, k as f64 * std::f64::consts::TAU / 8.0, 1.0), w).abs())
+                .fold(0f32, f32::max)
+        };
+        let pref = amp(30.0);
+        assert!(pref > 0.4, "preferred response {pref}");
+        assert!(amp(120.0) < 0.1 * pref, "orthogonal {} vs {pref}", amp(120.0));
+    }
+}

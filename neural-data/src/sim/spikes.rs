@@ -1,0 +1,160 @@
+//! From rates to what an electrode records in one trial: modulated-Poisson spikes of its
+//! units, sub-threshold noise crossings, and a 48-sample snippet for every event.
+//!
+//! - Shared slow gain (Goris, Movshon & Simoncelli 2014): each electrode's spikes are
+//!   Poisson with rate `r(t) * G(t)`, `G = exp(sigma z - sigma^2 / 2)` (mean 1, so the
+//!   ground-truth rates stay the expected counts). `z` is a unit-variance mix of a global
+//!   AR(1) process, a local field (AR(1) sources at every electrode position, smoothed
+//!   with a Gaussian over the array: neighbours share more) and a private process.
+//! - Event times: bin start + a uniform offset on the 30 kHz grid, so every time is an
+//!   exact multiple of 1/30000 s inside [0, nframes / 30).
+//! - Snippets: the unit's template with a little amplitude jitter, or a noise crossing
+//!   (a shallow dip just past threshold), plus band-limited background noise, rounded
+//!   and clamped to int8.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use super::population::Population;
+use super::rng::{self, Domain};
+use crate::pvc1::{ElectrodeEvents, FRAME_RATE_HZ, SAMPLE_RATE_HZ, SNIPPET_LEN};
+
+/// Samples of the 30 kHz clock per 1/30 s frame.
+pub const SAMPLES_PER_FRAME: u64 = (SAMPLE_RATE_HZ / FRAME_RATE_HZ) as u64;
+
+/// Identifies one trial: which stimulus, which file (session), which repeat. Non-movie
+/// conditions use `movie = u16::MAX` and their condition number as `segment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrialKey {
+    pub movie: u16,
+    pub segment: u16,
+    pub file: u16,
+    pub trial: u16,
+}
+
+impl TrialKey {
+    fn ids(&self, electrode: u16) -> [u64; 4] {
+        [((self.movie as u64) << 16) | self.segment as u64, self.file as u64, self.trial as u64, electrode as u64]
+    }
+}
+
+/// The slow gain of the listed electrodes (array indices) in every frame: [electrode][frame].
+pub fn gain(pop: &Population, seed: u64, key: TrialKey, electrodes: &[usize], nframes: usize) -> Vec<Vec<f32>> {
+    let p = &pop.params;
+    let mut rng = rng::stream(seed, Domain::Events, key.ids(0));
+    let phi = (-1.0 / (FRAME_RATE_HZ * p.gain_tau_s)).exp();
+    let innov = (1.0 - phi * phi).sqrt();
+    let n_el = pop.electrodes.len();
+    let mut ar = |rng: &mut ChaCha8Rng| -> Vec<f64> {
+        let mut x: f64 = rng.sample(StandardNormal);
+        (0..nframes)
+            .map(|_| {
+                let v = x;
+                x = phi * x + innov * rng.sample::<f64, _>(StandardNormal);
+                v
+            })
+            .collect()
+    };
+    let global = ar(&mut rng);
+    let local: Vec<Vec<f64>> = (0..n_el).map(|_| ar(&mut rng)).collect();
+    let private: Vec<Vec<f64>> = (0..n_el).map(|_| ar(&mut rng)).collect();
+    let total: f64 = p.gain_shares.iter().sum();
+    let [wg, wl, wp] = p.gain_shares.map(|s| (s / total).sqrt());
+    let sigma = p.gain_log_sd;
+    let l2 = 2.0 * p.gain_local_length_mm * p.gain_local_length_mm;
+    electrodes
+        .iter()
+        .map(|&e| {
+            let pe = pop.electrodes[e].cortex_mm;
+            let weights: Vec<(usize, f64)> = pop
+                .electrodes
+                .iter()
+                .enumerate()
+                .map(|(k, o)| {
+                    let d2 = (o.cortex_mm[0] - pe[0]).powi(2) + (o.cortex_mm[1] - pe[1]).powi(2);
+                    (k, (-d2 / l2).exp())
+                })
+                .filter(|(_, w)| *w > 1e-4)
+                .collect();
+            let norm = weights.iter().map(|(_, w)| w * w).sum::<f64>().sqrt().max(1e-12);
+            (0..nframes)
+                .map(|t| {
+                    let l: f64 = weights.iter().map(|(k, w)| w * local[*k][t]).sum::<f64>() / norm;
+                    let z = wg * global[t] + wl * l + wp * private[e][t];
+                    (sigma * z - 0.5 * sigma * sigma).exp() as f32
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Everything the listed electrodes record in one trial, in the order of `electrodes`
+/// (ids 1..=100). `rates` are the units' rates [frame][unit] (spikes/s).
+pub fn trial_events(pop: &Population, rates: &[Vec<f32>], electrode_ids: &[u16], seed: u64, key: TrialKey) -> Vec<ElectrodeEvents> {
+    let nframes = rates.len();
+    let indices: Vec<usize> = electrode_ids.iter().map(|&id| (id as usize).saturating_sub(1).min(pop.electrodes.len() - 1)).collect();
+    let gains = gain(pop, seed, key, &indices, nframes);
+    indices
+        .iter()
+        .zip(&gains)
+        .map(|(&ei, g)| electrode_events(pop, rates, g, ei, seed, key))
+        .collect()
+}
+
+fn electrode_events(pop: &Population, rates: &[Vec<f32>], gain: &[f32], ei: usize, seed: u64, key: TrialKey) -> ElectrodeEvents {
+    let p = &pop.params;
+    let e = &pop.electrodes[ei];
+    let mut rng = rng::stream(seed, Domain::Events, key.ids(e.id));
+    let nframes = rates.len();
+    let mut events: Vec<(u64, [i8; SNIPPET_LEN])> = Vec::new();
+    for &u in &e.units {
+        let unit = &pop.units[u];
+        for t in 0..nframes {
+            let lambda = rates[t][u] as f64 * gain[t] as f64 / FRAME_RATE_HZ;
+            for _ in 0..rng::poisson(&mut rng, lambda) {
+                let sample = t as u64 * SAMPLES_PER_FRAME + rng.random_range(0..SAMPLES_PER_FRAME);
+                let amp = 1.0 + p.spike_amplitude_jitter * rng.sample::<f64, _>(StandardNormal);
+                let snippet = with_noise(&mut rng, p.snippet_noise_sd, p.snippet_noise_corr, |i| amp * unit.template[i]);
+                events.push((sample, snippet));
+            }
+        }
+    }
+    let duration_s = nframes as f64 / FRAME_RATE_HZ;
+    let n_noise = rng::poisson(&mut rng, e.noise_crossing_hz * duration_s);
+    let total_samples = nframes as u64 * SAMPLES_PER_FRAME;
+    for _ in 0..n_noise {
+        if total_samples == 0 {
+            break;
+        }
+        let sample = rng.random_range(0..total_samples);
+        let depth = -p.threshold + p.noise_crossing_overshoot * rng.sample::<f64, _>(StandardNormal).abs();
+        let width = rng::uniform(&mut rng, 1.0, 2.5);
+        let lead = width * (2.0 * (depth / -p.threshold).max(1.0).ln()).sqrt();
+        let t0 = p.crossing_sample as f64 + lead;
+        let snippet = with_noise(&mut rng, p.snippet_noise_sd, p.snippet_noise_corr, |i| {
+            let d = i as f64 - t0;
+            -depth * (-d * d / (2.0 * width * width)).exp()
+        });
+        events.push((sample, snippet));
+    }
+    // Stable: simultaneous events keep their generation order.
+    events.sort_by_key(|(s, _)| *s);
+    ElectrodeEvents {
+        times: events.iter().map(|(s, _)| *s as f64 / SAMPLE_RATE_HZ).collect(),
+        snippets: events.into_iter().map(|(_, w)| w).collect(),
+    }
+}
+
+/// A snippet: `shape(i)` plus AR(1) background noise (marginal sd `sd`, lag-1 correlation
+/// `corr`), rounded and clamped to int8.
+fn with_noise(rng: &mut ChaCha8Rng, sd: f64, corr: f64, shape: impl Fn(usize) -> f64) -> [i8; SNIPPET_LEN] {
+    let innov = sd * (1.0 - corr * corr).sqrt();
+    let mut x = sd * rng.sample::<f64, _>(StandardNormal);
+    let mut out = [0i8; SNIPPET_LEN];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = (shape(i) + x).round().clamp(-128.0, 127.0) as i8;
+        x = corr * x + innov * rng.sample::<f64, _>(StandardNormal);
+    }
+    out
+}
