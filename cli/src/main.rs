@@ -1,1 +1,299 @@
-fn main() {}
+//! `v1`: the command-line face of the system. Every subcommand parses its flags into a
+//! validated configuration and calls the libraries; nothing here computes anything itself.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod bench;
+mod inspect;
+
+#[derive(Parser)]
+#[command(name = "v1", version, about = "Model macaque V1: predict responses to images, reconstruct images from responses")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PresetArg {
+    Small,
+    Default,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a simulated V1 dataset in the CRCNS pvc-1 layout (with ground truth beside it).
+    Simulate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "default")]
+        preset: PresetArg,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Make the movies from the photographs in this folder instead of procedural scenes.
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Frames per segment (default: the preset's).
+        #[arg(long)]
+        frames: Option<usize>,
+        /// Replace an existing simulated dataset in --out.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Summarise a pvc-1 tree: files, conditions, electrodes, repeats, rates, latency, RFs.
+    Inspect {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build (or reuse) the training cache of a dataset.
+    Build {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "default")]
+        preset: PresetArg,
+        /// Fail on any broken segment or file instead of skipping it with a warning.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Train the four networks in two phases.
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "default")]
+        preset: PresetArg,
+        /// Continue from the checkpoint in --out.
+        #[arg(long)]
+        resume: bool,
+        /// Skip training the noise-free upper-bound decoder (simulated data only).
+        #[arg(long)]
+        no_upper_bound: bool,
+    },
+    /// Evaluate a model on the held-out test split; writes metrics.json, report.md and figures.
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 600)]
+        max_images: usize,
+    },
+    /// Simulation path: predict the V1 response to images.
+    Predict {
+        #[arg(long)]
+        model: PathBuf,
+        images: Vec<PathBuf>,
+        /// Write the responses as JSON here instead of printing them.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Reconstruction path: reconstruct the image from a response (JSON array, or an object
+    /// with a `payload` array, or the output of `v1 predict`).
+    Reconstruct {
+        #[arg(long)]
+        model: PathBuf,
+        response: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Upscale the output image by this factor.
+        #[arg(long, default_value_t = 4)]
+        scale: u32,
+    },
+    /// Benchmarks (printed as JSON).
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+fn train_config(config: Option<&Path>, preset: PresetArg) -> Result<models::TrainConfig> {
+    Ok(match config {
+        Some(p) => models::TrainConfig::from_file(p)?,
+        None => models::TrainConfig::preset(match preset {
+            PresetArg::Small => models::TrainPreset::Small,
+            PresetArg::Default => models::TrainPreset::Default,
+        }),
+    })
+}
+
+fn load_dataset(data: &Path, cfg: &neural_data::BuildConfig, strict: bool) -> Result<neural_data::cache::Dataset> {
+    let input = neural_data::build::read_input(data, strict)?;
+    let (ds, summary) = neural_data::build::load_or_build(&input, cfg, true)?;
+    if let Some(s) = summary {
+        eprintln!(
+            "built cache: {} samples ({} train / {} validation / {} test), {} channels, lags {:?}, crop {:?}, {:.0} frames/s",
+            s.samples, s.train, s.validation, s.test, s.channels, s.lags, s.crop_window, s.frames_per_second
+        );
+    }
+    for w in &ds.meta.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(ds)
+}
+
+fn set_threads(n: usize) {
+    if n > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Simulate { out, preset, seed, images, frames, overwrite } => {
+            let mut cfg = neural_data::sim::SimConfig::preset(
+                match preset {
+                    PresetArg::Small => neural_data::sim::Preset::Small,
+                    PresetArg::Default => neural_data::sim::Preset::Default,
+                },
+                seed,
+            );
+            cfg.images_dir = images;
+            cfg.overwrite = overwrite;
+            if let Some(f) = frames {
+                cfg.frames_per_segment = f;
+            }
+            let s = neural_data::sim::simulate(&out, &cfg)?;
+            println!(
+                "simulated {} segments, {} frames, {} recordings, {} events, {:.1} MB in {:.1} s ({:.0} frames/s) -> {}",
+                s.segments,
+                s.frames,
+                s.recordings,
+                s.events,
+                s.bytes as f64 / 1e6,
+                s.seconds,
+                s.frames as f64 / s.seconds.max(1e-9),
+                out.display()
+            );
+        }
+        Command::Inspect { data, json } => inspect::run(&data, json)?,
+        Command::Build { data, config, preset, strict } => {
+            let cfg = train_config(config.as_deref(), preset)?;
+            let ds = load_dataset(&data, &cfg.data, strict)?;
+            println!("{}", serde_json::to_string_pretty(&ds.summary(0.0, 0))?);
+        }
+        Command::Train { data, out, config, preset, resume, no_upper_bound } => {
+            let cfg = train_config(config.as_deref(), preset)?;
+            set_threads(cfg.threads);
+            let ds = load_dataset(&data, &cfg.data, false)?;
+            let opts = models::train::TrainOptions {
+                config: &cfg,
+                out: &out,
+                resume,
+                progress: true,
+                source: models::train::ResponseSource::Recorded,
+                init: None,
+                phases: vec![1, 2],
+            };
+            let (_, summary) = models::train::train(&ds, &opts)?;
+            println!("trained: {}", serde_json::to_string(&summary)?);
+            if ds.truth.is_some() && !no_upper_bound {
+                eprintln!("training the noise-free upper-bound decoder (same architecture, phase 2 on noise-free rates)");
+                let ub_dir = out.join("upper_bound");
+                let opts = models::train::TrainOptions {
+                    config: &cfg,
+                    out: &ub_dir,
+                    resume: false,
+                    progress: true,
+                    source: models::train::ResponseSource::NoiseFree,
+                    init: Some(out.clone()),
+                    phases: vec![2],
+                };
+                let (_, ub) = models::train::train(&ds, &opts)?;
+                println!("upper bound: {}", serde_json::to_string(&ub)?);
+            }
+            println!("model written to {}", out.display());
+        }
+        Command::Eval { data, model, out, max_images } => {
+            let m = models::V1Model::load(&model)?;
+            let ub_dir = model.join("upper_bound");
+            let upper = if ub_dir.join("model.json").exists() { Some(models::V1Model::load(&ub_dir)?) } else { None };
+            let cfg_path = model.join("config.toml");
+            let cfg = if cfg_path.exists() { models::TrainConfig::from_file(&cfg_path)? } else { models::TrainConfig::default() };
+            let ds = load_dataset(&data, &cfg.data, false)?;
+            if !models::data::matches(m.info(), &ds) {
+                bail!("the model in {} was trained with other channels, lags or crop size than this dataset gives", model.display());
+            }
+            let opts = models::eval::EvalOptions {
+                max_images,
+                good_channels: models::eval::good_channels_from_truth(&data, m.info()),
+                ..Default::default()
+            };
+            let report = models::eval::evaluate(&ds, &m, upper.as_ref(), &out, &opts)?;
+            println!("{}", models::eval::markdown(&report, &ds));
+            println!("report written to {}", out.join("report.md").display());
+        }
+        Command::Predict { model, images, out } => {
+            if images.is_empty() {
+                bail!("give at least one image file");
+            }
+            let m = models::V1Model::load(&model)?;
+            let mut results = Vec::new();
+            for p in &images {
+                let img = image::open(p).with_context(|| format!("{}: cannot read the image", p.display()))?;
+                let crop = m.prepare_image(&img)?;
+                let r = m.predict(&crop)?;
+                results.push(serde_json::json!({
+                    "image": p.display().to_string(),
+                    "shape": [m.info().n_lags(), m.info().n_channels()],
+                    "payload": r,
+                }));
+            }
+            let text = serde_json::to_string_pretty(&if results.len() == 1 { results.remove(0) } else { serde_json::Value::Array(results) })?;
+            match out {
+                Some(o) => std::fs::write(&o, text).with_context(|| format!("writing {}", o.display()))?,
+                None => println!("{text}"),
+            }
+        }
+        Command::Reconstruct { model, response, out, scale } => {
+            let m = models::V1Model::load(&model)?;
+            let text = std::fs::read_to_string(&response).with_context(|| format!("reading {}", response.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", response.display()))?;
+            let arr = match &v {
+                serde_json::Value::Array(a) => a,
+                serde_json::Value::Object(o) => match o.get("payload") {
+                    Some(serde_json::Value::Array(a)) => a,
+                    _ => bail!("{}: an object must have a `payload` array", response.display()),
+                },
+                _ => bail!("{}: expected a JSON array of numbers or an object with `payload`", response.display()),
+            };
+            let values: Vec<f32> = arr
+                .iter()
+                .enumerate()
+                .map(|(i, x)| x.as_f64().map(|f| f as f32).with_context(|| format!("{}: value {i} is not a number", response.display())))
+                .collect::<Result<_>>()?;
+            let img = m.reconstruct(&values)?.to_image();
+            let s = img.width() * scale.clamp(1, 32);
+            let big = image::imageops::resize(&img, s, s, image::imageops::FilterType::Triangle);
+            big.save(&out).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {}", out.display());
+        }
+        Command::Bench { what } => bench::run(what)?,
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

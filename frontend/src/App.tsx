@@ -34,11 +34,17 @@ function defaultCapture(video: HTMLVideoElement, canvas: HTMLCanvasElement, snap
   return snapshot ? captureVideoFrame(video, canvas, SNAPSHOT_CAPTURE) : captureVideoFrame(video, canvas);
 }
 
-function Panel({ title, subtitle, children, id }: { title: string; subtitle: string; children: React.ReactNode; id: string }) {
+/** One of the three stages of the pipeline, numbered in the order data flows through them. */
+function Panel({ title, subtitle, children, id, step }: { title: string; subtitle: string; children: React.ReactNode; id: string; step: number }) {
   return (
     <section className="panel" aria-labelledby={`${id}-title`}>
       <header className="panel-header">
-        <h2 id={`${id}-title`}>{title}</h2>
+        <h2 id={`${id}-title`}>
+          <span className="step" aria-hidden="true">
+            {step}
+          </span>
+          {title}
+        </h2>
         <p>{subtitle}</p>
       </header>
       <div className="panel-body">{children}</div>
@@ -46,9 +52,14 @@ function Panel({ title, subtitle, children, id }: { title: string; subtitle: str
   );
 }
 
+/** Input types where a letter key is a choice, not text, so the "T" shortcut still applies. */
+const NON_TEXT_INPUTS = new Set(["radio", "checkbox", "button", "submit", "reset", "range", "color", "file"]);
+
+/** Whether a key press on `target` is typing (where "T" must stay a letter). */
 function isTyping(target: EventTarget | null): boolean {
   if (!(target instanceof HTMLElement)) return false;
-  return target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName);
+  if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+  return target instanceof HTMLInputElement && !NON_TEXT_INPUTS.has(target.type);
 }
 
 export function App({ controller, openCamera = browserOpenCamera, captureFrame = defaultCapture }: AppProps) {
@@ -80,6 +91,7 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
         const image = await prepareImageFile(file);
         setUpload({ image, name: file.name });
         setSource("image");
+        controller.clearErrors("input");
         controller.setMode("snapshot");
       } catch (err) {
         controller.addError("input", "Bad image", err instanceof Error ? err.message : String(err));
@@ -217,7 +229,7 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
         />
 
         <div className="panels">
-          <Panel id="input" title={mode === "recorded" ? "Movie frame" : "What V1 sees"} subtitle={mode === "recorded" ? "held-out segment, as shown to the animal" : "the crop the model receives"}>
+          <Panel id="input" step={1} title={mode === "recorded" ? "Movie frame" : "What V1 sees"} subtitle={mode === "recorded" ? "held-out segment, as shown to the animal" : "the crop the model receives"}>
             <InputPanel
               mode={mode}
               source={source}
@@ -229,11 +241,16 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
               onChooseFile={chooseFile}
               onRetryCamera={retry}
             />
+            {mode === "recorded" && state.recordedPosition !== null && (
+              <p className="caption" data-testid="recorded-position">
+                Movie {state.recordedPosition.movie}, segment {state.recordedPosition.segment}, frame {state.recordedPosition.frame} (held out from training)
+              </p>
+            )}
           </Panel>
-          <Panel id="activity" title="V1 activity" subtitle={mode === "recorded" ? "recorded spikes on the 10×10 array" : "predicted spikes on the 10×10 array"}>
+          <Panel id="activity" step={2} title="V1 activity" subtitle={mode === "recorded" ? "recorded spikes on the 10×10 array" : "predicted spikes on the 10×10 array"}>
             <ActivityPanel activity={state.activity} history={controller.history} layout={layout} lags={state.info?.lags ?? null} problem={state.activityProblem} />
           </Panel>
-          <Panel id="recon" title="Reconstruction" subtitle="decoded from the activity alone">
+          <Panel id="recon" step={3} title="Reconstruction" subtitle="decoded from the activity alone">
             <ReconstructionPanel mode={mode} reconstruction={state.reconstruction} pending={pending} streaming={streaming} similarity={state.similarity} />
           </Panel>
         </div>

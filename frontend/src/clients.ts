@@ -63,8 +63,19 @@ export interface RelayEvents extends Record<string, unknown> {
   /** The session changed (a fresh one, or null while there is none). */
   session: Credentials | null;
   subscribed: Subscribed;
-  image: ReconstructedImage;
+  image: RelayImage;
   error: ClientError;
+}
+
+/** A reconstruction, and whether it is a replay of the relay's buffer after `subscribe`. */
+export interface RelayImage {
+  image: ReconstructedImage;
+  /**
+   * True for the `buffered` images the relay sends right after `subscribed`: frames the
+   * page may already have shown, or that belong to an earlier mode. They matter only
+   * when they answer a frame the page is still waiting for.
+   */
+  replay: boolean;
 }
 
 export interface RelayClientOptions extends CommonOptions {
@@ -83,6 +94,8 @@ export class RelayClient {
   private readonly fetch: FetchLike;
   private readonly origin: string;
   private session: Credentials | null = null;
+  /** Images still to come from the replay announced by the last `subscribed`. */
+  private replayRemaining = 0;
 
   constructor(options: RelayClientOptions) {
     this.origin = options.origin;
@@ -97,6 +110,7 @@ export class RelayClient {
     });
     this.connection.events.on("status", (s) => this.events.emit("status", s));
     this.connection.events.on("open", () => {
+      this.replayRemaining = 0;
       if (this.session !== null) this.connection.send(encode(subscribe(this.session)));
     });
     this.connection.events.on("message", (text) => this.onMessage(text));
@@ -155,12 +169,16 @@ export class RelayClient {
     const msg = parsed.value;
     switch (msg.type) {
       case "subscribed":
+        this.replayRemaining = msg.buffered;
         this.events.emit("subscribed", msg);
         break;
-      case "reconstructed_image":
-        // A relay only pushes the subscribed session; anything else is a stale replay.
-        if (this.session !== null && msg.session_id === this.session.sessionId) this.events.emit("image", msg);
+      case "reconstructed_image": {
+        const replay = this.replayRemaining > 0;
+        if (replay) this.replayRemaining -= 1;
+        // A relay only pushes the subscribed session; anything else is stale.
+        if (this.session !== null && msg.session_id === this.session.sessionId) this.events.emit("image", { image: msg, replay });
         break;
+      }
       case "error": {
         const error: ClientError = { service: "relay", code: msg.code, message: msg.message };
         if (msg.frame_id !== undefined) error.frameId = msg.frame_id;

@@ -17,7 +17,11 @@ try {
     simulation: new SimulationClient({ wsUrl: endpoints.simulationWsUrl }),
   });
   controller.start();
-  window.addEventListener("pagehide", () => controller.dispose());
+  // A page kept in the back/forward cache may come back; only a page that is really
+  // going away closes its sockets here (the browser closes them anyway).
+  window.addEventListener("pagehide", (event) => {
+    if (!event.persisted) controller.dispose();
+  });
   createRoot(root).render(
     <StrictMode>
       <App controller={controller} />

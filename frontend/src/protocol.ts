@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   "rate_limited",
   "overloaded",
   "binary_not_supported",
+  "unavailable",
   "internal",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -84,6 +85,15 @@ export interface ResponseMessage {
   latency_ms?: number;
   source?: Source;
   sent_at_ms?: number;
+  /** In recorded mode: which movie, segment and frame this is. */
+  recorded?: RecordedPosition;
+}
+
+/** Where a recorded frame sits in the dataset (0-based movie, segment, frame). */
+export interface RecordedPosition {
+  movie: number;
+  segment: number;
+  frame: number;
 }
 
 /** The relay's answer to `subscribe`; `buffered` images follow in frame order. */
@@ -394,6 +404,12 @@ function readResponse(obj: Obj): ResponseMessage {
   if (source !== undefined) msg.source = source;
   const sent = f.optFinite("sent_at_ms");
   if (sent !== undefined) msg.sent_at_ms = sent;
+  const recorded = obj.recorded;
+  if (recorded !== undefined) {
+    if (!isObject(recorded)) throw new ProtocolError("response", "recorded", "an object {movie, segment, frame}", describeValue(recorded));
+    const rf = new Fields(recorded, "response.recorded");
+    msg.recorded = { movie: rf.count("movie"), segment: rf.count("segment"), frame: rf.count("frame") };
+  }
   return msg;
 }
 
@@ -564,6 +580,8 @@ export function explainErrorCode(code: string): string {
       return "The service is overloaded";
     case "payload_length":
       return "The model and the relay disagree on the response size";
+    case "unavailable":
+      return "That source is not available on this service";
     case "internal":
       return "The service hit an internal error";
     default:

@@ -9,13 +9,13 @@
  * a fake clock, and keeps the components about presentation.
  */
 import { ActivityHistory, type ArrayLayout, RunningScale, buildLayout, decodeActivity } from "./activity";
-import { type ClientError, RelayClient, SimulationClient } from "./clients";
+import { type ClientError, RelayClient, type RelayImage, SimulationClient } from "./clients";
 import { type ConnectionStatus } from "./lib/connection";
 import { type FrameStats, FrameTracker } from "./lib/frames";
 import { RunningMean, imageSimilarity } from "./lib/imaging";
 import {
   type Credentials,
-  type ReconstructedImage,
+  type RecordedPosition,
   type ResponseMessage,
   type SimulationInfo,
   clampFps,
@@ -70,6 +70,8 @@ export interface PageState {
   liveFps: number;
   /** The crop the model saw, from the latest `response`. */
   inputImage: string | null;
+  /** Where the latest recorded frame sits in the dataset (recorded mode). */
+  recordedPosition: RecordedPosition | null;
   reconstruction: Reconstruction | null;
   activity: ActivityView | null;
   /** Why the latest response could not be drawn, if it could not. */
@@ -146,6 +148,7 @@ export class SessionController {
       pending: false,
       liveFps: 30,
       inputImage: null,
+      recordedPosition: null,
       reconstruction: null,
       activity: null,
       activityProblem: null,
@@ -308,6 +311,12 @@ export class SessionController {
     this.update({ errors: this.state.errors.filter((e) => e.id !== id) });
   }
 
+  /** Drops the errors of one kind once their cause is gone (e.g. a good image replaced a bad one). */
+  clearErrors(service: PageError["service"]): void {
+    const errors = this.state.errors.filter((e) => e.service !== service);
+    if (errors.length !== this.state.errors.length) this.update({ errors });
+  }
+
   /** Reports a problem found in the page itself (camera, a bad file). */
   addError(service: PageError["service"], title: string, message: string): void {
     const errors = this.state.errors;
@@ -356,6 +365,7 @@ export class SessionController {
     this.scale.reset();
     this.update({
       inputImage: null,
+      recordedPosition: null,
       reconstruction: null,
       activity: null,
       activityProblem: null,
@@ -395,6 +405,7 @@ export class SessionController {
     const cred = this.relay.credentials;
     if (cred !== null && msg.session_id !== cred.sessionId) return;
     const patch: Partial<PageState> = {};
+    if (msg.recorded !== undefined) patch.recordedPosition = msg.recorded;
     if (msg.input_image !== undefined) {
       patch.inputImage = msg.input_image;
       if (this.state.mode === "recorded") {
@@ -423,7 +434,15 @@ export class SessionController {
     this.update(patch);
   }
 
-  private onImage(img: ReconstructedImage): void {
+  private onImage({ image: img, replay }: RelayImage): void {
+    // After a reconnect the relay replays its buffer; only frames still awaited matter
+    // (the rest were shown already, or belong to an earlier mode).
+    const awaited = this.tracker.isAwaiting(img.frame_id) || (this.pendingFrame !== null && img.frame_id === this.pendingFrame);
+    if (replay && !awaited) return;
+    // Outside the recorded replay every frame of this session was sent by this page; an
+    // image for a frame it no longer awaits is a straggler from an earlier mode or a frame
+    // given up on, and would only make the view jump back.
+    if (this.state.mode !== "recorded" && img.frame_id !== undefined && !awaited) return;
     // Frames this page did not send (the recorded replay) are timed from the simulation's
     // send time, which is on the same clock when both run on one machine; implausible
     // values (clocks of different machines) are ignored.

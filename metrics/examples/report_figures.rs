@@ -12,7 +12,9 @@ use v1_metrics::figures::{bar_chart, heatmap_10x10, image_grid, scatter, traces}
 use v1_metrics::{evaluate_reconstructions, GrayImageF32};
 
 fn load(name: &str) -> Result<GrayImageF32, Box<dyn Error>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name);
     Ok(GrayImageF32::from_luma8(&image::open(&path)?.to_luma8())?)
 }
 
@@ -58,7 +60,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let control = evaluate_reconstructions(&targets, &shuffled)?;
     let negatives: Vec<GrayImageF32> = targets
         .iter()
-        .map(|t| GrayImageF32::new(t.width(), t.height(), t.pixels().iter().map(|v| 1.0 - v).collect()))
+        .map(|t| {
+            GrayImageF32::new(
+                t.width(),
+                t.height(),
+                t.pixels().iter().map(|v| 1.0 - v).collect(),
+            )
+        })
         .collect::<Result<_, _>>()?;
     let inverted = evaluate_reconstructions(&targets, &negatives)?;
     let size = bar_chart(
@@ -81,7 +89,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     )?;
     println!("bars.png {size:?}");
 
-    let measured: Vec<f32> = (0..60).map(|i| ((i as f32 * 0.61).sin() + 1.2) * 3.0).collect();
+    let measured: Vec<f32> = (0..60)
+        .map(|i| ((i as f32 * 0.61).sin() + 1.2) * 3.0)
+        .collect();
     let predicted: Vec<f32> = measured
         .iter()
         .enumerate()
@@ -106,7 +116,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         .map(|(t, v)| 0.85 * v + 0.3 + ((t as f32) * 0.9).sin() * 0.4)
         .collect();
     let size = traces(
-        &[("measured (trial average)", &t_measured), ("predicted", &t_predicted)],
+        &[
+            ("measured (trial average)", &t_measured),
+            ("predicted", &t_predicted),
+        ],
         "Electrode 17, test segment 3",
         &out.join("traces.png"),
     )?;
@@ -119,7 +132,11 @@ fn main() -> Result<(), Box<dyn Error>> {
             *v = Some(0.6 - ((r - 4.0).powi(2) + (c - 5.0).powi(2)).sqrt() * 0.08);
         }
     }
-    let size = heatmap_10x10(&values, "Pearson r per electrode (example)", &out.join("heatmap.png"))?;
+    let size = heatmap_10x10(
+        &values,
+        "Pearson r per electrode (example)",
+        &out.join("heatmap.png"),
+    )?;
     println!("heatmap.png {size:?}");
     Ok(())
 }

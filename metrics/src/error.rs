@@ -45,9 +45,7 @@ pub enum MetricError {
     },
 
     /// A pixel buffer does not have `width * height` values.
-    #[error(
-        "image of {width}x{height}: expected {expected} pixels (width * height), got {got}"
-    )]
+    #[error("image of {width}x{height}: expected {expected} pixels (width * height), got {got}")]
     PixelCount {
         /// Declared width.
         width: u32,
@@ -110,9 +108,7 @@ pub enum MetricError {
 
     /// 2-way identification compares each reconstruction with the *other* targets, so it
     /// needs at least two pairs.
-    #[error(
-        "2-way identification needs at least 2 target/reconstruction pairs, got {got}"
-    )]
+    #[error("2-way identification needs at least 2 target/reconstruction pairs, got {got}")]
     TooFewForIdentification {
         /// Number of pairs given.
         got: usize,
@@ -147,9 +143,7 @@ pub enum MetricError {
     },
 
     /// Noise variance (and with it FEV, FEVE, CCnorm) needs repeated trials.
-    #[error(
-        "trial matrix has {got} repeat(s) per stimulus; noise variance needs at least {min}"
-    )]
+    #[error("trial matrix has {got} repeat(s) per stimulus; noise variance needs at least {min}")]
     TooFewRepeats {
         /// Repeats per stimulus.
         got: usize,

@@ -107,7 +107,12 @@ impl Centred {
 
     /// Pearson r, with the same epsilon clipping as [`crate::image::pixcorr`].
     fn corr(&self, other: &Self) -> f64 {
-        let dot: f64 = self.values.iter().zip(&other.values).map(|(a, b)| a * b).sum();
+        let dot: f64 = self
+            .values
+            .iter()
+            .zip(&other.values)
+            .map(|(a, b)| a * b)
+            .sum();
         dot / (self.norm * other.norm).max(DENOMINATOR_EPSILON)
     }
 }
@@ -180,7 +185,11 @@ mod tests {
         ));
         assert!(matches!(
             two_way_identification(&[1, 2], &[1, 2], |a, b| if a == b { f64::NAN } else { 0.0 }),
-            Err(MetricError::NonFiniteSimilarity { target: 0, reconstruction: 0, .. })
+            Err(MetricError::NonFiniteSimilarity {
+                target: 0,
+                reconstruction: 0,
+                ..
+            })
         ));
         let a = GrayImageF32::new(2, 2, vec![0.0, 1.0, 0.5, 0.2]).unwrap();
         let b = GrayImageF32::new(4, 1, vec![0.0, 1.0, 0.5, 0.2]).unwrap();

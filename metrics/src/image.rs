@@ -15,7 +15,9 @@
 //! and then discards that border; every pixel that survives the crop has its full window
 //! inside the image, so the border mode never reaches the result. This module therefore
 //! computes only the interior ("valid") part of the filtered maps, which gives the same
-//! numbers (to float64 rounding) with no border handling at all.
+//! numbers with no border handling at all: on the reference vectors SSIM agrees with
+//! scikit-image to better than 1e-8, the same as MSE and PixCorr do. That last difference
+//! comes from storing pixels as f32 (8-bit value / 255) where the reference used float64.
 
 use crate::identification::{two_way_identification_pixcorr, Identification};
 use crate::stats::{mean, pearson};
@@ -407,7 +409,9 @@ mod tests {
     use super::*;
 
     fn img(w: u32, h: u32, f: impl Fn(u32, u32) -> f32) -> GrayImageF32 {
-        let pixels = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).map(|(x, y)| f(x, y));
+        let pixels = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| f(x, y));
         GrayImageF32::new(w, h, pixels.collect()).unwrap()
     }
 
@@ -433,7 +437,11 @@ mod tests {
     fn new_rejects_wrong_pixel_count_and_nan() {
         assert!(matches!(
             GrayImageF32::new(2, 2, vec![0.0; 3]),
-            Err(MetricError::PixelCount { expected: 4, got: 3, .. })
+            Err(MetricError::PixelCount {
+                expected: 4,
+                got: 3,
+                ..
+            })
         ));
         assert!(matches!(
             GrayImageF32::new(2, 1, vec![0.0, f32::NAN]),
@@ -492,7 +500,7 @@ mod tests {
         let a = img(16, 16, |x, y| ((x * 7 + y * 3) % 16) as f32 / 15.0);
         let b = img(16, 16, |x, y| ((x * 5 + y * 11) % 16) as f32 / 15.0);
         assert!(matches!(
-            evaluate_reconstructions(&[a.clone()], &[]),
+            evaluate_reconstructions(std::slice::from_ref(&a), &[]),
             Err(MetricError::LengthMismatch { .. })
         ));
         let batch = evaluate_reconstructions(&[a.clone(), b.clone()], &[a.clone(), a]).unwrap();

@@ -27,12 +27,12 @@ pub mod image;
 pub mod response;
 mod stats;
 
+pub use self::image::{
+    evaluate_reconstructions, image_metrics, mse, pixcorr, psnr, psnr_from_mse, ssim, GrayImageF32,
+    ImageBatchMetrics, ImageMetrics,
+};
 pub use error::MetricError;
 pub use identification::{two_way_identification, two_way_identification_pixcorr, Identification};
-pub use self::image::{
-    evaluate_reconstructions, image_metrics, mse, pixcorr, psnr, psnr_from_mse, ssim,
-    GrayImageF32, ImageBatchMetrics, ImageMetrics,
-};
 pub use response::{
     ccnorm, correlation_to_average, electrode_metrics, fev, feve, is_reliable, noise_variance,
     pearson_r, signal_power, summarize_electrodes, total_variance, ElectrodeMetrics,

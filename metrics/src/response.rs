@@ -80,7 +80,7 @@ impl TrialMatrix {
                 what: "trial matrix (zero stimuli or zero repeats)",
             });
         }
-        let expected = n_stimuli.checked_mul(n_repeats).unwrap_or(usize::MAX);
+        let expected = n_stimuli.saturating_mul(n_repeats);
         if values.len() != expected {
             return Err(MetricError::LengthMismatch {
                 what: "trial values vs n_stimuli * n_repeats",
@@ -251,7 +251,9 @@ fn ccnorm_from(means: &[f64], prediction: &[f64], sp: f64) -> Option<f64> {
     if sp <= 0.0 {
         return None;
     }
-    let denom = (sp * variance(prediction, 0)).max(DENOMINATOR_EPSILON).sqrt();
+    let denom = (sp * variance(prediction, 0))
+        .max(DENOMINATOR_EPSILON)
+        .sqrt();
     Some(covariance(means, prediction) / denom)
 }
 
@@ -361,9 +363,15 @@ pub fn summarize_electrodes(
         });
     }
     let mean_of = |v: Vec<f64>| (!v.is_empty()).then(|| mean(&v));
-    let feves: Vec<f64> = electrodes.iter().filter_map(|e| e.reportable_feve()).collect();
+    let feves: Vec<f64> = electrodes
+        .iter()
+        .filter_map(|e| e.reportable_feve())
+        .collect();
     let ccs: Vec<f64> = electrodes.iter().filter_map(|e| e.ccnorm).collect();
-    let corr: Vec<f64> = electrodes.iter().map(|e| e.correlation_to_average).collect();
+    let corr: Vec<f64> = electrodes
+        .iter()
+        .map(|e| e.correlation_to_average)
+        .collect();
     let fevs: Vec<f64> = electrodes.iter().map(|e| e.fev).collect();
     Ok(ResponseSummary {
         n_electrodes: electrodes.len(),
@@ -398,11 +406,19 @@ mod tests {
         ));
         assert!(matches!(
             TrialMatrix::from_rows(&[vec![1.0f32, 2.0], vec![3.0]]),
-            Err(MetricError::RaggedTrials { row: 1, expected: 2, got: 1 })
+            Err(MetricError::RaggedTrials {
+                row: 1,
+                expected: 2,
+                got: 1
+            })
         ));
         assert!(matches!(
             TrialMatrix::from_flat(&[1.0, 2.0, 3.0], 2, 2),
-            Err(MetricError::LengthMismatch { expected: 4, got: 3, .. })
+            Err(MetricError::LengthMismatch {
+                expected: 4,
+                got: 3,
+                ..
+            })
         ));
         assert!(matches!(
             TrialMatrix::from_flat(&[1.0, f64::INFINITY], 1, 2),
@@ -425,9 +441,16 @@ mod tests {
         let t = noisy_trials();
         assert!(matches!(
             feve(&t, &[1.0, 2.0]),
-            Err(MetricError::LengthMismatch { expected: 4, got: 2, .. })
+            Err(MetricError::LengthMismatch {
+                expected: 4,
+                got: 2,
+                ..
+            })
         ));
-        assert!(matches!(pearson_r::<f64>(&[], &[]), Err(MetricError::Empty { .. })));
+        assert!(matches!(
+            pearson_r::<f64>(&[], &[]),
+            Err(MetricError::Empty { .. })
+        ));
         assert!(matches!(
             pearson_r(&[1.0, f64::NAN], &[1.0, 2.0]),
             Err(MetricError::NonFinite { .. })
@@ -436,14 +459,17 @@ mod tests {
 
     #[test]
     fn trial_mean_prediction_is_best_possible() {
-        // Predicting the trial mean leaves only noise: correlation to average is 1 and
-        // FEVE is close to 1 (exactly 1 - noise / (N (total - noise)) is not required, but
-        // it must beat every perturbed prediction).
+        // Predicting the trial mean leaves only noise: correlation to average is 1, and
+        // no other prediction has a smaller squared error, so any perturbation lowers FEVE.
         let t = noisy_trials();
         let means = t.trial_means();
         let best = electrode_metrics(&t, &means).unwrap();
         assert!((best.correlation_to_average - 1.0).abs() < 1e-12);
-        let worse: Vec<f64> = means.iter().enumerate().map(|(i, m)| m + i as f64 * 0.3).collect();
+        let worse: Vec<f64> = means
+            .iter()
+            .enumerate()
+            .map(|(i, m)| m + i as f64 * 0.3)
+            .collect();
         assert!(feve(&t, &worse).unwrap() < best.feve);
     }
 

@@ -92,6 +92,13 @@ mod tests {
     #[test]
     fn non_finite_values_are_reported_with_their_index() {
         let err = to_finite_f64(&[1.0f32, f32::NAN], "x").unwrap_err();
-        assert!(matches!(err, MetricError::NonFinite { what: "x", index: 1, .. }));
+        assert!(matches!(
+            err,
+            MetricError::NonFinite {
+                what: "x",
+                index: 1,
+                ..
+            }
+        ));
     }
 }

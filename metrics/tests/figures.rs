@@ -40,7 +40,11 @@ fn image_grid_writes_expected_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("grid.png");
     let rows: Vec<Vec<GrayImageF32>> = (0..3)
-        .map(|r| (0..4).map(|c| gradient(16, 12, (r * 4 + c) as f32)).collect())
+        .map(|r| {
+            (0..4)
+                .map(|c| gradient(16, 12, (r * 4 + c) as f32))
+                .collect()
+        })
         .collect();
     let titles = ["target", "reconstruction", "ridge", "shuffled"];
     let labels = ["test 0", "test 1", "test 2"];
@@ -62,15 +66,31 @@ fn image_grid_rejects_bad_input() {
     let path = dir.path().join("bad.png");
     let row = vec![gradient(8, 8, 0.0), gradient(8, 8, 1.0)];
     assert!(matches!(
-        image_grid(&[row.clone()], &["only one title"], &[], 2, &path),
-        Err(FigureError::LengthMismatch { expected: 2, got: 1, .. })
+        image_grid(
+            std::slice::from_ref(&row),
+            &["only one title"],
+            &[],
+            2,
+            &path
+        ),
+        Err(FigureError::LengthMismatch {
+            expected: 2,
+            got: 1,
+            ..
+        })
     ));
     assert!(matches!(
-        image_grid(&[row.clone(), vec![gradient(8, 8, 0.0)]], &[], &[], 2, &path),
+        image_grid(
+            &[row.clone(), vec![gradient(8, 8, 0.0)]],
+            &[],
+            &[],
+            2,
+            &path
+        ),
         Err(FigureError::LengthMismatch { .. })
     ));
     assert!(matches!(
-        image_grid(&[row.clone()], &[], &[], 0, &path),
+        image_grid(std::slice::from_ref(&row), &[], &[], 0, &path),
         Err(FigureError::InvalidScale { got: 0, .. })
     ));
     assert!(matches!(
@@ -96,13 +116,24 @@ fn scatter_writes_chart() {
     let path = dir.path().join("scatter.png");
     let x: Vec<f32> = (0..50).map(|i| i as f32 / 10.0).collect();
     let y: Vec<f32> = x.iter().map(|v| v * 0.8 + (v * 7.0).sin() * 0.3).collect();
-    let size = scatter(&x, &y, "predicted vs measured", "measured", "predicted", &path).unwrap();
+    let size = scatter(
+        &x,
+        &y,
+        "predicted vs measured",
+        "measured",
+        "predicted",
+        &path,
+    )
+    .unwrap();
     assert_eq!(size, (CHART_WIDTH, CHART_HEIGHT));
     check_png(&path, size);
 
     // A single point (constant data) still gets a usable axis.
     let one = dir.path().join("one.png");
-    check_png(&one, scatter(&[1.0], &[1.0], "one", "x", "y", &one).unwrap());
+    check_png(
+        &one,
+        scatter(&[1.0], &[1.0], "one", "x", "y", &one).unwrap(),
+    );
 
     assert!(matches!(
         scatter(&x, &y[1..], "t", "x", "y", &path),
@@ -122,11 +153,17 @@ fn scatter_writes_chart() {
 fn traces_write_chart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.png");
-    let measured: Vec<f32> = (0..120).map(|t| ((t as f32) * 0.2).sin().max(0.0) * 4.0).collect();
+    let measured: Vec<f32> = (0..120)
+        .map(|t| ((t as f32) * 0.2).sin().max(0.0) * 4.0)
+        .collect();
     let predicted: Vec<f32> = measured.iter().map(|v| v * 0.9 + 0.2).collect();
     let short: Vec<f32> = vec![1.0; 60];
     let size = traces(
-        &[("measured", &measured), ("predicted", &predicted), ("baseline", &short)],
+        &[
+            ("measured", &measured),
+            ("predicted", &predicted),
+            ("baseline", &short),
+        ],
         "electrode 12",
         &path,
     )
@@ -134,7 +171,10 @@ fn traces_write_chart() {
     assert_eq!(size, (CHART_WIDTH, CHART_HEIGHT));
     check_png(&path, size);
 
-    assert!(matches!(traces(&[], "t", &path), Err(FigureError::Empty { .. })));
+    assert!(matches!(
+        traces(&[], "t", &path),
+        Err(FigureError::Empty { .. })
+    ));
     assert!(matches!(
         traces(&[("empty", &[])], "t", &path),
         Err(FigureError::Empty { .. })
@@ -149,22 +189,42 @@ fn traces_write_chart() {
 fn bar_chart_writes_chart_with_negative_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bars.png");
-    let labels = ["decoder", "decoder (shuffled responses)", "ridge", "mean image"];
-    let size = bar_chart(&labels, &[0.42, 0.03, 0.31, -0.05], "SSIM on the RF crop", &path)
-        .unwrap();
+    let labels = [
+        "decoder",
+        "decoder (shuffled responses)",
+        "ridge",
+        "mean image",
+    ];
+    let size = bar_chart(
+        &labels,
+        &[0.42, 0.03, 0.31, -0.05],
+        "SSIM on the RF crop",
+        &path,
+    )
+    .unwrap();
     assert_eq!(size, (CHART_WIDTH, CHART_HEIGHT));
     check_png(&path, size);
 
     let neg = dir.path().join("neg.png");
-    check_png(&neg, bar_chart(&["a", "b"], &[-1.0, -2.0], "all negative", &neg).unwrap());
+    check_png(
+        &neg,
+        bar_chart(&["a", "b"], &[-1.0, -2.0], "all negative", &neg).unwrap(),
+    );
     let zero = dir.path().join("zero.png");
     check_png(&zero, bar_chart(&["a"], &[0.0], "zero", &zero).unwrap());
 
     assert!(matches!(
         bar_chart(&labels, &[1.0], "t", &path),
-        Err(FigureError::LengthMismatch { expected: 4, got: 1, .. })
+        Err(FigureError::LengthMismatch {
+            expected: 4,
+            got: 1,
+            ..
+        })
     ));
-    assert!(matches!(bar_chart(&[], &[], "t", &path), Err(FigureError::Empty { .. })));
+    assert!(matches!(
+        bar_chart(&[], &[], "t", &path),
+        Err(FigureError::Empty { .. })
+    ));
 }
 
 #[test]
@@ -182,9 +242,15 @@ fn heatmap_writes_map() {
     check_png(&path, size);
 
     let empty = dir.path().join("empty.png");
-    check_png(&empty, heatmap_10x10(&[None; 100], "no data", &empty).unwrap());
+    check_png(
+        &empty,
+        heatmap_10x10(&[None; 100], "no data", &empty).unwrap(),
+    );
     let constant = dir.path().join("constant.png");
-    check_png(&constant, heatmap_10x10(&[Some(2.0); 100], "constant", &constant).unwrap());
+    check_png(
+        &constant,
+        heatmap_10x10(&[Some(2.0); 100], "constant", &constant).unwrap(),
+    );
 
     values[5] = Some(f32::NAN);
     assert!(matches!(

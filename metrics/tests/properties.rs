@@ -45,8 +45,12 @@ fn smooth_image(rng: &mut ChaCha8Rng, w: u32, h: u32) -> GrayImageF32 {
 }
 
 fn map(img: &GrayImageF32, f: impl Fn(f32) -> f32) -> GrayImageF32 {
-    GrayImageF32::new(img.width(), img.height(), img.pixels().iter().map(|&v| f(v)).collect())
-        .unwrap()
+    GrayImageF32::new(
+        img.width(),
+        img.height(),
+        img.pixels().iter().map(|&v| f(v)).collect(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -59,8 +63,14 @@ fn identical_images_are_perfect() {
         } else {
             smooth_image(&mut rng, w, h)
         };
-        assert!((ssim(&img, &img).unwrap() - 1.0).abs() < 1e-12, "case {case}");
-        assert!((pixcorr(&img, &img).unwrap() - 1.0).abs() < 1e-12, "case {case}");
+        assert!(
+            (ssim(&img, &img).unwrap() - 1.0).abs() < 1e-12,
+            "case {case}"
+        );
+        assert!(
+            (pixcorr(&img, &img).unwrap() - 1.0).abs() < 1e-12,
+            "case {case}"
+        );
         assert_eq!(mse(&img, &img).unwrap(), 0.0);
         assert_eq!(psnr(&img, &img).unwrap(), None);
     }
@@ -72,7 +82,10 @@ fn inverted_images_anticorrelate() {
     for case in 0..CASES {
         let img = smooth_image(&mut rng, 32, 24);
         let inv = map(&img, |v| 1.0 - v);
-        assert!((pixcorr(&img, &inv).unwrap() + 1.0).abs() < 1e-9, "case {case}");
+        assert!(
+            (pixcorr(&img, &inv).unwrap() + 1.0).abs() < 1e-9,
+            "case {case}"
+        );
         assert!(ssim(&img, &inv).unwrap() < 0.0, "case {case}");
     }
 }
@@ -85,7 +98,10 @@ fn image_metrics_are_bounded_symmetric_and_consistent() {
         let b = random_image(&mut rng, 24, 20);
         let s = ssim(&a, &b).unwrap();
         assert!((-1.0..=1.0).contains(&s), "case {case}: ssim {s}");
-        assert!((s - ssim(&b, &a).unwrap()).abs() < 1e-12, "SSIM is symmetric");
+        assert!(
+            (s - ssim(&b, &a).unwrap()).abs() < 1e-12,
+            "SSIM is symmetric"
+        );
         let r = pixcorr(&a, &b).unwrap();
         assert!((-1.0..=1.0).contains(&r));
         // Pixel correlation ignores brightness and contrast.
@@ -113,7 +129,12 @@ fn perfect_reconstructions_are_identified_and_blank_ones_are_chance() {
 
         // A constant image correlates 0 with every target: all ties, exactly chance.
         let blank = vec![GrayImageF32::new(16, 16, vec![0.5; 256]).unwrap(); n];
-        assert_eq!(two_way_identification_pixcorr(&targets, &blank).unwrap().mean, 0.5);
+        assert_eq!(
+            two_way_identification_pixcorr(&targets, &blank)
+                .unwrap()
+                .mean,
+            0.5
+        );
 
         let batch = evaluate_reconstructions(&targets, &targets).unwrap();
         assert_eq!(batch.identification.map(|i| i.mean), Some(1.0));
@@ -139,7 +160,10 @@ fn noise_free_prediction_reaches_the_bound() {
             .collect();
         let trials = TrialMatrix::from_rows(&rows).unwrap();
         let m = electrode_metrics(&trials, &rates).unwrap();
-        assert!((m.noise_variance - noise_sd * noise_sd).abs() < 0.8, "case {case}: {m:?}");
+        assert!(
+            (m.noise_variance - noise_sd * noise_sd).abs() < 0.8,
+            "case {case}: {m:?}"
+        );
         let expected_fev = (100.0 / 12.0) / (100.0 / 12.0 + noise_sd * noise_sd);
         assert!((m.fev - expected_fev).abs() < 0.08, "case {case}: {m:?}");
         assert!((m.feve - 1.0).abs() < 0.1, "case {case}: {m:?}");
@@ -151,7 +175,9 @@ fn noise_free_prediction_reaches_the_bound() {
 
         // CCnorm and correlation are unchanged by an affine rescaling of the prediction.
         let scaled: Vec<f64> = rates.iter().map(|r| 2.5 * r - 1.0).collect();
-        let cc2 = ccnorm(&trials, &scaled).unwrap().expect("positive signal power");
+        let cc2 = ccnorm(&trials, &scaled)
+            .unwrap()
+            .expect("positive signal power");
         assert!((cc2 - cc).abs() < 1e-9);
         let r1 = pearson_r(&rates, &trials.trial_means()).unwrap();
         let r2 = pearson_r(&scaled, &trials.trial_means()).unwrap();

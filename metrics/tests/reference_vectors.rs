@@ -57,7 +57,12 @@ fn image_pairs_match_reference() {
         let r = load(pair["reconstruction"].as_str().expect("reconstruction"));
         assert_eq!(t.size(), (64, 64), "{name}");
 
-        assert_close(&format!("{name} mse"), mse(&t, &r).unwrap(), num(pair, "mse"), TOL);
+        assert_close(
+            &format!("{name} mse"),
+            mse(&t, &r).unwrap(),
+            num(pair, "mse"),
+            TOL,
+        );
         match (psnr(&t, &r).unwrap(), pair["psnr_db"].as_f64()) {
             (Some(got), Some(want)) => assert_close(&format!("{name} psnr"), got, want, TOL),
             (None, None) => {}
@@ -140,11 +145,28 @@ fn response_inputs() -> (TrialMatrix, Vec<f64>, Value) {
 fn response_metrics_match_reference() {
     let (trials, prediction, rm) = response_inputs();
     assert_eq!((trials.n_stimuli(), trials.n_repeats()), (20, 10));
-    assert_close("noise", noise_variance(&trials).unwrap(), num(&rm, "noise_variance"), TOL);
-    assert_close("total", total_variance(&trials).unwrap(), num(&rm, "total_variance"), TOL);
+    assert_close(
+        "noise",
+        noise_variance(&trials).unwrap(),
+        num(&rm, "noise_variance"),
+        TOL,
+    );
+    assert_close(
+        "total",
+        total_variance(&trials).unwrap(),
+        num(&rm, "total_variance"),
+        TOL,
+    );
     assert_close("fev", fev(&trials).unwrap(), num(&rm, "fev"), TOL);
-    assert_close("feve", feve(&trials, &prediction).unwrap(), num(&rm, "feve"), TOL);
-    let cc = ccnorm(&trials, &prediction).unwrap().expect("signal power is positive");
+    assert_close(
+        "feve",
+        feve(&trials, &prediction).unwrap(),
+        num(&rm, "feve"),
+        TOL,
+    );
+    let cc = ccnorm(&trials, &prediction)
+        .unwrap()
+        .expect("signal power is positive");
     assert_close("ccnorm", cc, num(&rm, "ccnorm"), TOL);
     assert_close(
         "correlation to average",
@@ -157,8 +179,17 @@ fn response_metrics_match_reference() {
     let m = electrode_metrics(&trials, &prediction).unwrap();
     assert_close("electrode fev", m.fev, num(&rm, "fev"), TOL);
     assert_close("electrode feve", m.feve, num(&rm, "feve"), TOL);
-    assert_eq!(m.reportable_feve(), Some(m.feve), "FEV 0.56 passes the 0.15 filter");
+    assert_eq!(
+        m.reportable_feve(),
+        Some(m.feve),
+        "FEV 0.56 passes the 0.15 filter"
+    );
     let p32: Vec<f32> = prediction.iter().map(|&v| v as f32).collect();
     let m32 = electrode_metrics(&trials, &p32).unwrap();
-    assert_close("f32 ccnorm", m32.ccnorm.unwrap_or(f64::NAN), num(&rm, "ccnorm"), 1e-5);
+    assert_close(
+        "f32 ccnorm",
+        m32.ccnorm.unwrap_or(f64::NAN),
+        num(&rm, "ccnorm"),
+        1e-5,
+    );
 }

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod data;
+pub mod eval;
 pub mod error;
 pub mod image_decoder;
 pub mod image_encoder;
@@ -19,6 +20,7 @@ pub mod info;
 pub mod pipeline;
 pub mod recorded;
 pub mod ridge;
+pub mod testing;
 pub mod train;
 pub mod waveform_decoder;
 pub mod waveform_encoder;

@@ -84,6 +84,10 @@ pub struct TrainOptions<'a> {
     pub resume: bool,
     pub progress: bool,
     pub source: ResponseSource,
+    /// Start from the model in this directory instead of fresh weights.
+    pub init: Option<PathBuf>,
+    /// Phases to run (1, 2 or both).
+    pub phases: Vec<u8>,
 }
 
 fn phase_vars(model: &V1Model, phase: u8) -> Vec<Var> {
@@ -133,7 +137,16 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
     std::fs::create_dir_all(opts.out).map_err(io_err(format!("creating {}", opts.out.display())))?;
     let ckpt_dir = opts.out.join("checkpoint");
     let info = model_info(ds);
-    let mut model = V1Model::new(info, cfg.model.clone(), cfg.seed, &device)?;
+    let mut model = match &opts.init {
+        Some(dir) => {
+            let m = V1Model::load_on(dir, &device)?;
+            if m.info().channels != info.channels || m.info().lags != info.lags || m.info().image_size != info.image_size {
+                return Err(ModelError::Invalid(format!("the model in {} does not fit this dataset", dir.display())));
+            }
+            m
+        }
+        None => V1Model::new(info, cfg.model.clone(), cfg.seed, &device)?,
+    };
     let mut state = CheckpointState { phase: 1, epoch: 0, best_val: f64::INFINITY, bad_epochs: 0, done: false };
     if opts.resume && ckpt_dir.join("state.json").exists() {
         model = V1Model::load_on(&ckpt_dir, &device)?;
@@ -159,6 +172,9 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
     let mut best = [f64::NAN; 2];
 
     for phase in [1u8, 2u8] {
+        if !opts.phases.contains(&phase) {
+            continue;
+        }
         if state.phase > phase || (state.phase == phase && state.done) {
             epochs_run[(phase - 1) as usize] = if state.phase == phase { state.epoch } else { 0 };
             continue;
@@ -356,7 +372,11 @@ fn phase2_loss(
     }
     let mut r = model.normalise_responses(&counts)?;
     if training && p.input_noise > 0.0 {
-        r = (&r + r.randn_like(0.0, p.input_noise)?)?;
+        // Drawn from the seeded generator (the backend's own is unseeded).
+        let normal = rand_distr::Normal::new(0.0f32, p.input_noise as f32)
+            .map_err(|e| ModelError::Invalid(format!("phase2.input_noise: {e}")))?;
+        let noise: Vec<f32> = (0..r.elem_count()).map(|_| normal.sample(rng)).collect();
+        r = (&r + Tensor::from_vec(noise, r.shape(), device)?)?;
     }
     let z_w = nets.waveform_encoder.forward(&r)?;
     let recon = nets.image_decoder.forward(&z_w)?;

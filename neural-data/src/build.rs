@@ -66,7 +66,7 @@ impl Default for BuildConfig {
         Self {
             image_size: 48,
             crop: None,
-            crop_margin_px: 12,
+            crop_margin_px: 24,
             lags: None,
             n_lags: 3,
             max_latency_frames: 6,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod mat;
 pub mod pvc1;
 pub mod rf;
+pub mod sim;
 
 pub use build::BuildConfig;
 pub use error::DataError;

@@ -1,1 +1,183 @@
-//! placeholder
+//! The relay-service: receives `waveform_latent`s from simulation-services, reconstructs
+//! an image from each (waveform_encoder -> z -> image_decoder), keeps a bounded buffer of
+//! images per session, and pushes them to the browsers subscribed to that session. It
+//! also issues sessions and serves the built frontend. The wire format is
+//! `shared-protocol`; `docs/protocol.md` describes every endpoint.
+//!
+//! # Layout
+//! - [`config`]: [`RelayConfig`] and [`Limits`], validated before start.
+//! - [`ingest`]: `/ws/ingest`, the per-frame hot path (authenticated by the shared secret).
+//! - [`reconstruct`]: response -> JPEG data URL, on a worker thread.
+//! - [`pool`]: bounded inference queue (full queue -> `overloaded`).
+//! - [`sessions`]: per-session buffer, de-duplication and fan-out; idle expiry.
+//! - [`subscribe`]: `/ws/subscribe` for browsers (token per session).
+//! - [`http`]: `POST /api/sessions`, `/healthz`, `/metrics`, the frontend.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`ws`]: socket plumbing (writer task, rate limiter).
+//! - [`error`]: start-up errors.
+//!
+//! [`app`] builds the router; [`run`] serves it on a listener until a shutdown future
+//! resolves, then drains: no new connections, frames already accepted are
+//! reconstructed, buffered and answered, sockets are closed with 1001.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod pool;
+pub mod reconstruct;
+pub mod sessions;
+pub mod subscribe;
+pub mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, post};
+use axum::Router;
+use models::V1Model;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::{info, warn};
+
+pub use config::{ConfigError, Limits, RelayConfig};
+pub use error::{bind, StartError};
+
+/// Default address: loopback only, so nothing is exposed unless asked.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Environment variable for the bind address.
+pub const BIND_ENV: &str = "V1_RELAY_BIND";
+
+/// Everything the handlers share.
+pub struct Shared {
+    pub config: RelayConfig,
+    /// The model and image encoding, shared by the workers.
+    pub reconstructor: reconstruct::Reconstructor,
+    pub pool: pool::Pool,
+    pub sessions: sessions::SessionStore,
+    pub metrics: metrics::Metrics,
+    /// Cancelled when shutdown begins: sockets stop reading and drain.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket connection and background task, so that shutdown can wait for
+    /// them (upgraded connections are not tracked by the HTTP server).
+    pub tasks: TaskTracker,
+}
+
+/// Cheap-to-clone handle to [`Shared`].
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Validates the configuration and wraps a loaded model.
+    pub fn new(config: RelayConfig, model: V1Model) -> Result<Self, StartError> {
+        config.validate()?;
+        let l = &config.limits;
+        let sessions = sessions::SessionStore::new(l.max_sessions, l.max_sessions_per_client, l.buffered_images, l.session_idle);
+        let pool = pool::Pool::new(config.workers, l.queue_depth);
+        let reconstructor = reconstruct::Reconstructor::new(Arc::new(model), config.display_size, config.jpeg_quality);
+        Ok(Self(Arc::new(Shared {
+            reconstructor,
+            pool,
+            sessions,
+            metrics: metrics::Metrics::new(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            config,
+        })))
+    }
+
+    /// Loads the model named by the configuration, then [`Self::new`].
+    pub fn load(config: RelayConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        let model = V1Model::load(&config.model_dir)
+            .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
+        Self::new(config, model)
+    }
+
+    /// Whether `static_dir` holds a built frontend.
+    pub fn frontend_built(&self) -> bool {
+        self.config.static_dir.join("index.html").is_file()
+    }
+}
+
+/// The relay's routes.
+pub fn app(state: AppState) -> Router {
+    let origins = state.config.origins.clone();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| origins.admits(origin.to_str().ok())))
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST]);
+    let api = Router::new()
+        .route("/api/sessions", post(http::create_session))
+        .route("/healthz", get(http::healthz))
+        .layer(cors);
+    Router::new()
+        .merge(api)
+        .route("/ws/ingest", get(ingest::upgrade))
+        .route("/ws/subscribe", get(subscribe::upgrade))
+        .route("/metrics", get(http::metrics))
+        .with_state(state.clone())
+        .merge(http::frontend(&state.config.static_dir))
+}
+
+/// Serves until `shutdown` resolves (or [`Shared::shutdown`] is cancelled), then drains.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    info!(%addr, model = %state.config.model_dir.display(), frontend = state.frontend_built(), "relay listening");
+    if !state.frontend_built() {
+        warn!(dir = %state.config.static_dir.display(), "frontend not built: `/` shows how to build it (make frontend)");
+    }
+    state.tasks.spawn(expire_sessions(state.clone()));
+    let token = state.shutdown.clone();
+    let signal = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = token.cancelled() => {}
+        }
+        info!("relay shutting down: draining in-flight frames");
+        token.cancel();
+    };
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(signal).await?;
+    state.tasks.close();
+    if tokio::time::timeout(state.config.drain_timeout, state.tasks.wait()).await.is_err() {
+        warn!(timeout = ?state.config.drain_timeout, "some connections did not finish draining in time");
+    }
+    info!("relay stopped");
+    Ok(())
+}
+
+/// Forgets idle sessions now and then, until shutdown.
+async fn expire_sessions(state: AppState) {
+    let period = (state.config.limits.session_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {
+                let expired = state.sessions.expire_idle(Instant::now());
+                if expired > 0 {
+                    info!(expired, "forgot idle sessions");
+                }
+                state.metrics.sessions.set(state.sessions.len() as i64);
+            }
+        }
+    }
+}

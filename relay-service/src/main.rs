@@ -1,1 +1,168 @@
-fn main() {}
+//! `relay-service`: flags and environment -> [`RelayConfig`], then [`relay_service::run`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use rand::Rng;
+use relay_service::{bind, AppState, Limits, RelayConfig, BIND_ENV, DEFAULT_BIND};
+use shared_protocol::{OriginPolicy, SharedSecret};
+use tracing::{error, warn};
+
+/// Reconstructs images from V1 responses and pushes them to browsers; serves the frontend.
+#[derive(Debug, Parser)]
+#[command(name = "relay-service", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = BIND_ENV, default_value = DEFAULT_BIND)]
+    bind: SocketAddr,
+    /// Model directory (model.json + weights.safetensors).
+    #[arg(long, env = "V1_MODEL", default_value = "models/default")]
+    model: PathBuf,
+    /// Built frontend served at `/`.
+    #[arg(long, env = "V1_STATIC_DIR", default_value = "frontend/dist")]
+    static_dir: PathBuf,
+    /// Secret shared with the simulation-services (tokens, /ws/ingest). When unset, one is
+    /// generated and logged; the simulation-service must then be given the same value.
+    #[arg(long, env = "V1_SHARED_SECRET", hide_env_values = true)]
+    shared_secret: Option<String>,
+    /// Extra page origins allowed to open WebSockets, comma-separated (`*` for any);
+    /// loopback origins are always allowed.
+    #[arg(long, env = "V1_ALLOWED_ORIGINS", default_value = "")]
+    allowed_origins: String,
+    /// Reconstruction threads (default: the number of CPU cores).
+    #[arg(long, env = "V1_RELAY_WORKERS")]
+    workers: Option<usize>,
+    /// Frames waiting for a worker before new ones are refused as `overloaded`.
+    #[arg(long, env = "V1_RELAY_QUEUE_DEPTH", default_value_t = Limits::default().queue_depth)]
+    queue_depth: usize,
+    /// Largest WebSocket message in bytes (larger ones close the socket with 1009).
+    #[arg(long, env = "V1_RELAY_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
+    max_message_bytes: usize,
+    /// Messages per second one /ws/ingest connection may send.
+    #[arg(long, env = "V1_RELAY_INGEST_RATE", default_value_t = Limits::default().ingest_messages_per_second)]
+    ingest_rate: u32,
+    /// Messages per second one /ws/subscribe connection may send.
+    #[arg(long, env = "V1_RELAY_SUBSCRIBE_RATE", default_value_t = Limits::default().subscribe_messages_per_second)]
+    subscribe_rate: u32,
+    /// Sessions held at once.
+    #[arg(long, env = "V1_RELAY_MAX_SESSIONS", default_value_t = Limits::default().max_sessions)]
+    max_sessions: usize,
+    /// Live sessions issued to one client address.
+    #[arg(long, env = "V1_RELAY_MAX_SESSIONS_PER_CLIENT", default_value_t = Limits::default().max_sessions_per_client)]
+    max_sessions_per_client: usize,
+    /// Subscriptions one /ws/subscribe connection may hold.
+    #[arg(long, env = "V1_RELAY_MAX_SUBSCRIPTIONS", default_value_t = Limits::default().max_subscriptions_per_connection)]
+    max_subscriptions_per_connection: usize,
+    /// Images buffered per session for late subscribers (oldest dropped first).
+    #[arg(long, env = "V1_RELAY_BUFFERED_IMAGES", default_value_t = Limits::default().buffered_images)]
+    buffered_images: usize,
+    /// Seconds without frames or subscribers after which a session is forgotten.
+    #[arg(long, env = "V1_RELAY_SESSION_IDLE_SECS", default_value_t = Limits::default().session_idle.as_secs())]
+    session_idle_secs: u64,
+    /// JPEG quality of reconstructions, 1-100.
+    #[arg(long, env = "V1_RELAY_JPEG_QUALITY", default_value_t = 90)]
+    jpeg_quality: u8,
+    /// Side in pixels of the JPEGs sent to browsers.
+    #[arg(long, env = "V1_RELAY_DISPLAY_SIZE", default_value_t = 192)]
+    display_size: u32,
+    /// Seconds shutdown waits for in-flight frames.
+    #[arg(long, env = "V1_RELAY_DRAIN_SECS", default_value_t = 10)]
+    drain_secs: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(start(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("relay-service: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(args: Args) -> anyhow::Result<()> {
+    let secret = match args.shared_secret.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => SharedSecret::new(s)?,
+        None => {
+            let (secret, text) = SharedSecret::from_random_bytes(rand::rng().random());
+            warn!(
+                "V1_SHARED_SECRET is not set; generated one for this run. Start the simulation-service with \
+                 V1_SHARED_SECRET={text} (`make up` passes one secret to both services)"
+            );
+            secret
+        }
+    };
+    let mut origins = OriginPolicy::with_list(&args.allowed_origins)?;
+    // The relay's own origin, when it listens on a specific non-loopback address.
+    let ip = args.bind.ip();
+    if !ip.is_loopback() && !ip.is_unspecified() {
+        origins.allow(&format!("http://{}", args.bind))?;
+    }
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let config = RelayConfig {
+        bind: args.bind,
+        model_dir: args.model,
+        static_dir: args.static_dir,
+        secret,
+        origins,
+        workers,
+        jpeg_quality: args.jpeg_quality,
+        display_size: args.display_size,
+        drain_timeout: Duration::from_secs(args.drain_secs),
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            ingest_messages_per_second: args.ingest_rate,
+            subscribe_messages_per_second: args.subscribe_rate,
+            max_sessions: args.max_sessions,
+            max_sessions_per_client: args.max_sessions_per_client,
+            max_subscriptions_per_connection: args.max_subscriptions_per_connection,
+            buffered_images: args.buffered_images,
+            session_idle: Duration::from_secs(args.session_idle_secs),
+            queue_depth: args.queue_depth,
+        },
+    };
+    let state = AppState::load(config)?;
+    let listener = bind(args.bind, BIND_ENV).await?;
+    relay_service::run(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

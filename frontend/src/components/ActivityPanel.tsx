@@ -40,14 +40,17 @@ export function ArrayHeatmap({ grid, layout, scale }: ArrayHeatmapProps) {
           label = `electrode ${electrode}: no data yet`;
         }
       }
+      // Positions without an electrode are drawn as small dots, so that they cannot be
+      // mistaken for a silent electrode (which is a full, dark cell).
+      const inset = present ? 0.06 : 0.36;
       cells.push(
         <rect
           key={cell}
-          x={col + 0.06}
-          y={row + 0.06}
-          width={0.88}
-          height={0.88}
-          rx={0.12}
+          x={col + inset}
+          y={row + inset}
+          width={1 - 2 * inset}
+          height={1 - 2 * inset}
+          rx={present ? 0.12 : 0.14}
           fill={fill}
           data-cell={cell}
           data-electrode={present ? electrode : undefined}
@@ -154,7 +157,7 @@ export function ActivityPanel({ activity, history, layout, lags, problem }: Acti
       <p className="caption">
         {layout === null
           ? "The channel map comes from the simulation service."
-          : `Spikes per electrode after each frame${lags ? `, summed over ${lags} bins of 33 ms` : ""}; grey: no electrode.`}
+          : `Spikes per electrode after each frame${lags ? `, summed over ${lags} bins of 33 ms` : ""}; dots: no electrode.`}
       </p>
       <div className="raster-wrap">
         <span className="raster-axis">channels</span>

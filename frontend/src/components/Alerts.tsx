@@ -19,7 +19,7 @@ function DownAlert({ service, status, now, onReconnect }: { service: "relay" | "
   const title = service === "relay" ? "Relay is down" : "Simulation service is down";
   const consequence =
     service === "relay"
-      ? "Reconstructions cannot arrive, and no new session can start."
+      ? "Reconstructions cannot arrive until it is back."
       : "No stimulus can be sent and no activity arrives.";
   return (
     <div className="alert alert-down" role="alert" data-testid={`${service}-down`}>

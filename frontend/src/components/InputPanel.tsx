@@ -46,7 +46,13 @@ export function InputPanel({ mode, source, camera, videoRef, upload, modelInput,
     const video = localVideo.current;
     if (video === null) return;
     if (video.srcObject !== stream) video.srcObject = stream;
-    if (stream !== null) void video.play().catch(() => undefined);
+    if (stream === null) return;
+    // Autoplay of a muted video is allowed everywhere; a refusal only delays the preview.
+    try {
+      void Promise.resolve(video.play()).catch(() => undefined);
+    } catch {
+      // Environments without media playback: the preview stays still.
+    }
   }, [stream]);
 
   const onDragOver = (e: DragEvent) => {
@@ -92,11 +98,12 @@ export function InputPanel({ mode, source, camera, videoRef, upload, modelInput,
         {sourceView !== null && <div className={showCrop ? "inset" : "source"}>{sourceView}</div>}
         {usesCamera && <CameraMessage camera={camera} onRetry={onRetryCamera} />}
         {!showCrop && mode === "snapshot" && source === "random" && (
-          <p className="placeholder">
-            The simulation service picks a random movie frame.
-            <br />
-            Press <kbd>Thought-to-Image</kbd> to see what V1 makes of it.
-          </p>
+          <div className="placeholder">
+            <p>The simulation service picks a random movie frame.</p>
+            <p>
+              Press <kbd>Thought-to-Image</kbd> to see what V1 makes of it.
+            </p>
+          </div>
         )}
         {!showCrop && mode === "snapshot" && source === "image" && upload === null && (
           <div className="placeholder dropzone">

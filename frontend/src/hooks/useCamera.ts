@@ -3,7 +3,7 @@
  * reason in plain words when it cannot be opened.
  */
 import { useEffect, useState } from "react";
-import { CameraError, openCamera, stopCamera } from "../lib/camera";
+import { CameraError, describeCameraError, openCamera, stopCamera } from "../lib/camera";
 
 export type CameraState =
   | { status: "off" }
@@ -34,7 +34,7 @@ export function useCamera(active: boolean, open: () => Promise<MediaStream> = op
       },
       (err: unknown) => {
         if (cancelled) return;
-        const error = err instanceof CameraError ? err : new CameraError("failed", err instanceof Error ? err.message : String(err));
+        const error = err instanceof CameraError ? err : describeCameraError(err);
         setCamera({ status: "error", error });
       },
     );

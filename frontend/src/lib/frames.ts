@@ -80,6 +80,11 @@ export class FrameTracker {
     this.sent += 1;
   }
 
+  /** Whether `frameId` was sent and its reconstruction is still awaited. */
+  isAwaiting(frameId: number | undefined): boolean {
+    return frameId !== undefined && this.inFlight.has(frameId);
+  }
+
   /** Forgets a frame that will not be answered (e.g. its send failed or was rejected). */
   cancel(frameId: number): void {
     this.inFlight.delete(frameId);

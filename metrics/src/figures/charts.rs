@@ -6,8 +6,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    approx_text_width, check_finite, tick_label, ensure_font, min_max, padded_range, render_error,
-    save_png, series_color, white_buffer, FigureError, FONT,
+    approx_text_width, check_finite, ensure_font, min_max, padded_range, render_error, save_png,
+    series_color, tick_label, white_buffer, FigureError, FONT,
 };
 use crate::stats::pearson;
 
@@ -87,7 +87,9 @@ pub fn scatter(
             .draw_series(LineSeries::new([(lo, lo), (hi, hi)], grey.stroke_width(2)))
             .map_err(&err)?
             .label("identity (y = x)")
-            .legend(move |(lx, ly)| PathElement::new([(lx, ly), (lx + 20, ly)], grey.stroke_width(2)));
+            .legend(move |(lx, ly)| {
+                PathElement::new([(lx, ly), (lx + 20, ly)], grey.stroke_width(2))
+            });
         let blue = series_color(0);
         chart
             .draw_series(
@@ -138,7 +140,11 @@ pub fn traces(
     ensure_font()?;
 
     let len = series.iter().map(|(_, v)| v.len()).max().unwrap_or(1);
-    let (lo, hi) = min_max(series.iter().flat_map(|(_, v)| v.iter().map(|&x| f64::from(x))));
+    let (lo, hi) = min_max(
+        series
+            .iter()
+            .flat_map(|(_, v)| v.iter().map(|&x| f64::from(x))),
+    );
     let (lo, hi) = padded_range(lo, hi, 0.08);
     let x_hi = (len.max(2) - 1) as f64;
 
@@ -169,7 +175,10 @@ pub fn traces(
             let color = series_color(i);
             chart
                 .draw_series(LineSeries::new(
-                    values.iter().enumerate().map(|(t, &v)| (t as f64, f64::from(v))),
+                    values
+                        .iter()
+                        .enumerate()
+                        .map(|(t, &v)| (t as f64, f64::from(v))),
                     color.stroke_width(2),
                 ))
                 .map_err(&err)?
@@ -226,7 +235,11 @@ pub fn bar_chart(
     let span = if hi - lo > 1e-12 { hi - lo } else { 1.0 };
     // Room beyond the longest bars for the value annotation.
     let x_lo = if lo < 0.0 { lo - 0.18 * span } else { 0.0 };
-    let x_hi = if hi > 0.0 || lo >= 0.0 { hi + 0.18 * span } else { 0.0 };
+    let x_hi = if hi > 0.0 || lo >= 0.0 {
+        hi + 0.18 * span
+    } else {
+        0.0
+    };
 
     let label_area = labels
         .iter()
@@ -294,8 +307,12 @@ pub fn bar_chart(
         let left = chart.plotting_area().get_pixel_range().0.start;
         for (i, label) in labels.iter().enumerate() {
             let (_, y) = chart.backend_coord(&(x_lo, band(i) + 0.5));
-            root.draw(&Text::new((*label).to_owned(), (left - 8, y), label_style.clone()))
-                .map_err(&err)?;
+            root.draw(&Text::new(
+                (*label).to_owned(),
+                (left - 8, y),
+                label_style.clone(),
+            ))
+            .map_err(&err)?;
         }
         root.present().map_err(&err)?;
     }

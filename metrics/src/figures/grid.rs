@@ -6,7 +6,9 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{approx_text_width, ensure_font, render_error, save_png, white_buffer, FigureError, FONT};
+use super::{
+    approx_text_width, ensure_font, render_error, save_png, white_buffer, FigureError, FONT,
+};
 use crate::image::GrayImageF32;
 
 /// Largest nearest-neighbour upscaling factor accepted by [`image_grid`].
@@ -96,7 +98,12 @@ fn layout(
     };
     let mut col_w = Vec::with_capacity(n_cols);
     for c in 0..n_cols {
-        let img_w = rows.iter().map(|r| u64::from(r[c].width())).max().unwrap_or(1) * s;
+        let img_w = rows
+            .iter()
+            .map(|r| u64::from(r[c].width()))
+            .max()
+            .unwrap_or(1)
+            * s;
         let title_w = col_titles
             .get(c)
             .map_or(0, |t| u64::from(approx_text_width(t, LABEL_FONT)) + 8);

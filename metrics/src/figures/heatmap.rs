@@ -62,7 +62,11 @@ pub fn heatmap_10x10(
     } else {
         min_max(present.iter().copied())
     };
-    let (lo, hi) = if hi - lo < 1e-12 { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let (lo, hi) = if hi - lo < 1e-12 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
     let magnitude = lo.abs().max(hi.abs());
     let norm = |v: f64| ((v - lo) / (hi - lo)).clamp(0.0, 1.0) as f32;
 
@@ -76,8 +80,12 @@ pub fn heatmap_10x10(
                 .color(&BLACK)
                 .pos(Pos::new(h_pos, VPos::Center))
         };
-        root.draw(&Text::new(title.to_owned(), (w as i32 / 2, 30), text(26, HPos::Center)))
-            .map_err(&err)?;
+        root.draw(&Text::new(
+            title.to_owned(),
+            (w as i32 / 2, 30),
+            text(26, HPos::Center),
+        ))
+        .map_err(&err)?;
         root.draw(&Text::new(
             "column".to_owned(),
             (GRID_X + CELL * 5, GRID_Y - 44),
@@ -116,7 +124,8 @@ pub fn heatmap_10x10(
                 Some(v) => {
                     let v = f64::from(*v);
                     let c = ViridisRGB.get_color_normalized(norm(v), 0.0, 1.0);
-                    root.draw(&Rectangle::new(inner, c.filled())).map_err(&err)?;
+                    root.draw(&Rectangle::new(inner, c.filled()))
+                        .map_err(&err)?;
                     let luminance =
                         0.299 * f64::from(c.0) + 0.587 * f64::from(c.1) + 0.114 * f64::from(c.2);
                     let ink = if luminance < 140.0 { WHITE } else { BLACK };

@@ -336,7 +336,7 @@ impl Parser<'_> {
                     ));
                 }
                 if logical {
-                    MatData::Logical(values.to_f64_vec().into_iter().map(|x| x != 0.0).collect())
+                    MatData::Logical(values.nonzero())
                 } else {
                     MatData::Numeric(values)
                 }

@@ -164,6 +164,22 @@ impl NumericData {
         }
     }
 
+    /// `value != 0` for each element (how MATLAB converts numbers to logical).
+    pub fn nonzero(&self) -> Vec<bool> {
+        match self {
+            NumericData::F64(v) => v.iter().map(|&x| x != 0.0).collect(),
+            NumericData::F32(v) => v.iter().map(|&x| x != 0.0).collect(),
+            NumericData::I8(v) => v.iter().map(|&x| x != 0).collect(),
+            NumericData::U8(v) => v.iter().map(|&x| x != 0).collect(),
+            NumericData::I16(v) => v.iter().map(|&x| x != 0).collect(),
+            NumericData::U16(v) => v.iter().map(|&x| x != 0).collect(),
+            NumericData::I32(v) => v.iter().map(|&x| x != 0).collect(),
+            NumericData::U32(v) => v.iter().map(|&x| x != 0).collect(),
+            NumericData::I64(v) => v.iter().map(|&x| x != 0).collect(),
+            NumericData::U64(v) => v.iter().map(|&x| x != 0).collect(),
+        }
+    }
+
     /// All values as `f64` (64-bit integers beyond 2^53 round, as in MATLAB's `double`).
     pub fn to_f64_vec(&self) -> Vec<f64> {
         fn conv<T: Copy + Into<f64>>(v: &[T]) -> Vec<f64> {

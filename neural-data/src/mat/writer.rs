@@ -2,8 +2,8 @@
 //!
 //! Always little-endian (`IM`), version `0x0100`, one top-level element per variable,
 //! optionally zlib-compressed (`miCOMPRESSED`, as MATLAB's default `-v7` does). Numeric
-//! data is stored in its own class (no storage narrowing), char data as `miUTF8` when it
-//! is ASCII and `miUINT16` otherwise (so the stored count equals MATLAB's char count).
+//! data is stored in its own class (no storage narrowing), char data as `miUTF8` (what
+//! scipy writes; scipy misreads non-ASCII `miUINT16` char data with its default codec).
 //! Files are written atomically (temp file + rename, see [`super::atomic`]).
 
 use std::io::Write;
@@ -218,11 +218,11 @@ fn matrix(out: &mut Vec<u8>, name: &str, a: &MatArray, ctx: &mut Ctx) -> Result<
             if units.len() != numel {
                 return Err(count_mismatch(units.len(), ctx));
             }
-            if units.iter().all(|&u| u < 0x80) {
-                let bytes: Vec<u8> = units.iter().map(|&u| u as u8).collect();
-                element(&mut body, mi::UTF8, &bytes, ctx)?;
-            } else {
-                element(&mut body, mi::UINT16, &le_bytes(units, u16::to_le_bytes), ctx)?;
+            // miUTF8 as scipy writes it (and reads reliably); only text that is not valid
+            // UTF-16 (a lone surrogate) falls back to raw miUINT16 code units.
+            match String::from_utf16(units) {
+                Ok(text) => element(&mut body, mi::UTF8, text.as_bytes(), ctx)?,
+                Err(_) => element(&mut body, mi::UINT16, &le_bytes(units, u16::to_le_bytes), ctx)?,
             }
         }
         MatData::Cell(items) => {

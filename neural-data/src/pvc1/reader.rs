@@ -382,7 +382,7 @@ impl Cx<'_> {
         let [times_ref, snip_ref] = parts.as_slice() else {
             return Err(self.invalid(at, format!("expected a 1x2 cell {{times, snippets}}, found {}", d.describe())));
         };
-        if times_ref.dims().iter().filter(|&&x| x != 1).count() > 1 {
+        if !times_ref.is_empty() && times_ref.dims().iter().filter(|&&x| x != 1).count() > 1 {
             return Err(self.invalid(at, format!("event times should be a vector, found {}", times_ref.describe())));
         }
         let times = times_ref.as_f64_vec()?;

@@ -46,7 +46,7 @@ pub fn gain(pop: &Population, seed: u64, key: TrialKey, electrodes: &[usize], nf
     let phi = (-1.0 / (FRAME_RATE_HZ * p.gain_tau_s)).exp();
     let innov = (1.0 - phi * phi).sqrt();
     let n_el = pop.electrodes.len();
-    let mut ar = |rng: &mut ChaCha8Rng| -> Vec<f64> {
+    let ar = |rng: &mut ChaCha8Rng| -> Vec<f64> {
         let mut x: f64 = rng.sample(StandardNormal);
         (0..nframes)
             .map(|_| {

@@ -31,8 +31,9 @@ const CANVAS_H: usize = FH * 3 / 2;
 /// Photo canvas: photos are resized to cover 1.25x the frame.
 const PHOTO_W: u32 = FRAME_WIDTH * 5 / 4;
 const PHOTO_H: u32 = FRAME_HEIGHT * 5 / 4;
-/// Blur applied to every frame (px, Gaussian sigma): the softness of digitised VHS.
-const FRAME_BLUR_SIGMA: f32 = 0.8;
+/// Blur of every frame (px, Gaussian sigma) for luma and for chroma: see `blur_to_image`.
+const LUMA_BLUR_SIGMA: f32 = 1.2;
+const CHROMA_BLUR_SIGMA: f32 = 2.0;
 
 /// Where the frames come from.
 #[derive(Debug, Clone)]
@@ -102,6 +103,7 @@ impl Canvas {
 
 /// Tileable fractal value noise: octaves of bilinearly interpolated random grids with
 /// equal variance per octave, which is what a 1/f amplitude spectrum puts in each octave.
+#[derive(Debug)]
 struct FractalNoise {
     size: usize,
     data: Vec<f32>,
@@ -182,17 +184,17 @@ impl Leaf {
         let lum = ((0.35f64.ln() + 0.55 * rng::normal(rng)).exp()).clamp(0.03, 0.95) as f32;
         let mut colour = [0f32; 3];
         for (c, t) in colour.iter_mut().zip(tint) {
-            *c = (t * (0.14 * rng::normal(rng) as f32).exp()).max(0.05);
+            *c = (t * (0.08 * rng::normal(rng) as f32).exp()).max(0.05);
         }
         let y = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2];
         colour.iter_mut().for_each(|c| *c = (*c * lum / y).clamp(0.0, 1.0));
         // Oriented 1/f texture: a random stretch makes grain, bark and grass-like texture.
-        let scale = rng::log_uniform(rng, 0.4, 3.0) as f32;
+        let scale = rng::log_uniform(rng, 0.15, 1.2) as f32;
         let stretch = rng::log_uniform(rng, 1.0, 4.0) as f32;
         let ta = rng::uniform(rng, 0.0, std::f64::consts::PI) as f32;
         let (tc, ts) = (ta.cos(), ta.sin());
         let tex = [[scale * tc, scale * ts], [-scale * stretch * ts, scale * stretch * tc]];
-        let texture_amp = (0.35 * rng.random::<f32>().powf(1.5)).min(0.35);
+        let texture_amp = 0.15 * rng.random::<f32>().powi(2);
         Leaf {
             kind,
             center,
@@ -261,7 +263,7 @@ fn dead_leaves(rng: &mut ChaCha8Rng, noise: &FractalNoise, width: usize, height:
         if uncovered == 0 {
             break;
         }
-        let r = leaf_radius(rng, 3.0, 150.0);
+        let r = leaf_radius(rng, 7.0, 400.0);
         let c = [
             rng::uniform(rng, -0.1 * width as f64, 1.1 * width as f64) as f32,
             rng::uniform(rng, -0.1 * height as f64, 1.1 * height as f64) as f32,
@@ -323,7 +325,7 @@ impl CameraPath {
         let (w, h) = (width as f32, height as f32);
         // Smallest zoom (frame px per canvas px) at which the view still fits.
         let z_fit = (FW as f32 / w).max(FH as f32 / h);
-        let zoom0 = z_fit.max(1.0) * rng::uniform(rng, 1.02, 1.25) as f32;
+        let zoom0 = z_fit.max(1.0) * rng::uniform(rng, 1.1, 1.4) as f32;
         let zoom_amp = rng::uniform(rng, 0.0, 0.06) as f32;
         let z_min = zoom0 * (1.0 - zoom_amp);
         let mut amp = [[0f32; 2]; 2];
@@ -413,41 +415,59 @@ fn render(canvas: &Canvas, path: &CameraPath, t: usize, occluders: &[Occluder]) 
     blur_to_image(&buf)
 }
 
-/// Separable Gaussian blur (sigma `FRAME_BLUR_SIGMA`, clamped edges), then 8-bit RGB.
+/// The softness of digitised VHS: luma blurred a little (`LUMA_BLUR_SIGMA`), chroma much
+/// more (`CHROMA_BLUR_SIGMA`; VHS carries colour at a fraction of the luma bandwidth),
+/// then 8-bit RGB.
 fn blur_to_image(buf: &[f32]) -> RgbImage {
-    let radius = (3.0 * FRAME_BLUR_SIGMA).ceil() as i64;
-    let taps: Vec<f32> = (-radius..=radius).map(|d| (-(d * d) as f32 / (2.0 * FRAME_BLUR_SIGMA * FRAME_BLUR_SIGMA)).exp()).collect();
-    let norm: f32 = taps.iter().sum();
-    let taps: Vec<f32> = taps.iter().map(|t| t / norm).collect();
-    let mut tmp = vec![0f32; buf.len()];
-    for y in 0..FH {
-        for x in 0..FW {
-            let mut acc = [0f32; 3];
-            for (k, t) in taps.iter().enumerate() {
-                let xx = (x as i64 + k as i64 - radius).clamp(0, FW as i64 - 1) as usize;
-                let i = (y * FW + xx) * 3;
-                acc[0] += t * buf[i];
-                acc[1] += t * buf[i + 1];
-                acc[2] += t * buf[i + 2];
-            }
-            tmp[(y * FW + x) * 3..(y * FW + x) * 3 + 3].copy_from_slice(&acc);
+    let n = FW * FH;
+    let mut planes = [vec![0f32; n], vec![0f32; n], vec![0f32; n]];
+    for i in 0..n {
+        let (r, g, b) = (buf[i * 3], buf[i * 3 + 1], buf[i * 3 + 2]);
+        let y = 0.299 * r + 0.587 * g + 0.114 * b;
+        planes[0][i] = y;
+        planes[1][i] = b - y;
+        planes[2][i] = r - y;
+    }
+    let [y, cb, cr] = planes;
+    let y = blur_plane(&y, LUMA_BLUR_SIGMA);
+    let cb = blur_plane(&cb, CHROMA_BLUR_SIGMA);
+    let cr = blur_plane(&cr, CHROMA_BLUR_SIGMA);
+    let mut out = RgbImage::new(FRAME_WIDTH, FRAME_HEIGHT);
+    for (i, px) in out.pixels_mut().enumerate() {
+        let r = cr[i] + y[i];
+        let b = cb[i] + y[i];
+        let g = (y[i] - 0.299 * r - 0.114 * b) / 0.587;
+        for (c, v) in [r, g, b].into_iter().enumerate() {
+            px[c] = (v * 255.0).round().clamp(0.0, 255.0) as u8;
         }
     }
-    let mut out = RgbImage::new(FRAME_WIDTH, FRAME_HEIGHT);
+    out
+}
+
+/// Separable Gaussian blur of one FW x FH plane, edges clamped.
+fn blur_plane(src: &[f32], sigma: f32) -> Vec<f32> {
+    let radius = (3.0 * sigma).ceil() as i64;
+    let taps: Vec<f32> = (-radius..=radius).map(|d| (-(d * d) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let norm: f32 = taps.iter().sum();
+    let taps: Vec<f32> = taps.iter().map(|t| t / norm).collect();
+    let mut tmp = vec![0f32; src.len()];
     for y in 0..FH {
+        let row = &src[y * FW..(y + 1) * FW];
         for x in 0..FW {
-            let mut acc = [0f32; 3];
+            let mut acc = 0f32;
             for (k, t) in taps.iter().enumerate() {
-                let yy = (y as i64 + k as i64 - radius).clamp(0, FH as i64 - 1) as usize;
-                let i = (yy * FW + x) * 3;
-                acc[0] += t * tmp[i];
-                acc[1] += t * tmp[i + 1];
-                acc[2] += t * tmp[i + 2];
+                let xx = (x as i64 + k as i64 - radius).clamp(0, FW as i64 - 1) as usize;
+                acc += t * row[xx];
             }
-            let px = out.get_pixel_mut(x as u32, y as u32);
-            for c in 0..3 {
-                px[c] = (acc[c] * 255.0).round().clamp(0.0, 255.0) as u8;
-            }
+            tmp[y * FW + x] = acc;
+        }
+    }
+    let mut out = vec![0f32; src.len()];
+    for y in 0..FH {
+        for (k, t) in taps.iter().enumerate() {
+            let yy = (y as i64 + k as i64 - radius).clamp(0, FH as i64 - 1) as usize;
+            let (dst, srow) = (&mut out[y * FW..(y + 1) * FW], &tmp[yy * FW..(yy + 1) * FW]);
+            dst.iter_mut().zip(srow).for_each(|(d, s)| *d += t * s);
         }
     }
     out

@@ -1,0 +1,212 @@
+//! `v1 bench`: throughput and latency figures, printed as JSON (and summarised on stderr).
+//! Benchmarks, not tests: they measure and report, they do not pass or fail on speed.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use clap::Subcommand;
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Simulator and cache-builder throughput (frames/s), both presets, and the projected
+    /// time for the full real pvc-1 size (120 segments x 900 frames).
+    Data {
+        /// Scratch folder (default: a temporary folder, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Skip the default preset (minutes).
+        #[arg(long)]
+        small_only: bool,
+    },
+    /// Images/s of a phase-1 training step of the default architecture at several batch
+    /// sizes, and of the thread counts given (each measured in a fresh process).
+    Train {
+        #[arg(long, value_delimiter = ',', default_value = "32,64,128")]
+        batch: Vec<usize>,
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Timed steps per batch size (after 2 warm-up steps).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Channels of the synthetic population (default model: 100).
+        #[arg(long, default_value_t = 100)]
+        channels: usize,
+    },
+    /// Single-image latency (p50/p99) of the simulation and reconstruction paths.
+    Infer {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value_t = 500)]
+        iterations: usize,
+    },
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let k = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[k.min(sorted.len() - 1)]
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Data { dir, small_only } => bench_data(dir, small_only),
+        BenchCommand::Train { batch, threads, steps, channels } => {
+            if std::env::var_os("V1_BENCH_CHILD").is_some() {
+                return bench_train_here(&batch, steps, channels);
+            }
+            let exe = std::env::current_exe().context("locating the v1 binary")?;
+            let mut results = Vec::new();
+            for t in threads {
+                let out = std::process::Command::new(&exe)
+                    .args(["bench", "train", "--steps", &steps.to_string(), "--channels", &channels.to_string(), "--batch"])
+                    .arg(batch.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","))
+                    .env("V1_BENCH_CHILD", "1")
+                    .env("RAYON_NUM_THREADS", t.to_string())
+                    .output()
+                    .context("running the benchmark child process")?;
+                if !out.status.success() {
+                    anyhow::bail!("benchmark with {t} threads failed: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing the child's JSON")?;
+                eprintln!("threads {t}: {}", v);
+                results.push(json!({"threads": t, "results": v}));
+            }
+            println!("{}", serde_json::to_string_pretty(&json!({
+                "benchmark": "train_step_phase1",
+                "architecture": models::ArchConfig::default(),
+                "image_size": 48,
+                "channels": channels,
+                "lags": 3,
+                "runs": results,
+            }))?);
+            Ok(())
+        }
+        BenchCommand::Infer { model, iterations } => bench_infer(&model, iterations),
+    }
+}
+
+fn bench_train_here(batches: &[usize], steps: usize, channels: usize) -> Result<()> {
+    let device = Device::Cpu;
+    let lags = 3;
+    let info = models::ModelInfo {
+        channels: (0..channels)
+            .map(|c| models::ChannelInfo { file: "bench".into(), electrode: (c % 100 + 1) as u16, row: (c % 100 / 10) as u8, col: (c % 10) as u8 })
+            .collect(),
+        lags: (1..=lags as u32).collect(),
+        image_size: 48,
+        crop_window: models::CropWindow { x: 0, y: 0, width: 96, height: 96 },
+        pixel_mean: 0.5,
+        pixel_std: 0.2,
+        response_mean: vec![1.0; lags * channels],
+        response_std: vec![1.0; lags * channels],
+    };
+    let model = models::V1Model::new(info, models::ArchConfig::default(), 1, &device)?;
+    let vars = model.vars_of(&["image_encoder", "waveform_decoder", "image_decoder"]);
+    let mut opt = AdamW::new(vars, ParamsAdamW { lr: 1e-3, ..Default::default() })?;
+    let nets = model.networks();
+    let mut out = Vec::new();
+    for &b in batches {
+        let x = Tensor::randn(0f32, 1f32, (b, 1, 48, 48), &device)?;
+        let counts = Tensor::rand(0f32, 3f32, (b, lags * channels), &device)?.floor()?;
+        let mut step = || -> Result<()> {
+            let z = nets.image_encoder.forward(&x)?;
+            let rate = nets.waveform_decoder.forward(&z)?;
+            let recon = nets.image_decoder.forward(&z)?;
+            let loss = (models::waveform_decoder::poisson_loss(&rate, &counts)? + (recon - &x)?.sqr()?.mean_all()?)?;
+            opt.backward_step(&loss)?;
+            Ok(())
+        };
+        step()?;
+        step()?;
+        let t0 = Instant::now();
+        for _ in 0..steps {
+            step()?;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        out.push(json!({"batch": b, "images_per_second": (b * steps) as f64 / secs, "ms_per_step": secs * 1000.0 / steps as f64}));
+    }
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
+fn bench_infer(model_dir: &std::path::Path, iterations: usize) -> Result<()> {
+    let m = models::V1Model::load(model_dir)?;
+    let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8])));
+    let crop = m.prepare_image(&img)?;
+    let response = m.predict(&crop)?;
+    let mut sim = Vec::with_capacity(iterations);
+    let mut rec = Vec::with_capacity(iterations);
+    for _ in 0..iterations.max(1) {
+        let t = Instant::now();
+        let c = m.prepare_image(&img)?;
+        let r = m.predict(&c)?;
+        sim.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let _ = m.reconstruct(&r)?;
+        rec.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let _ = response;
+    sim.sort_by(f64::total_cmp);
+    rec.sort_by(f64::total_cmp);
+    let v = json!({
+        "benchmark": "single_image_latency_ms",
+        "iterations": iterations,
+        "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()),
+        "simulation_path": {"p50": percentile(&sim, 0.5), "p99": percentile(&sim, 0.99), "includes": "grayscale + crop + resize of a 320x240 image, image_encoder, waveform_decoder"},
+        "reconstruction_path": {"p50": percentile(&rec, 0.5), "p99": percentile(&rec, 0.99), "includes": "waveform_encoder, image_decoder"},
+    });
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn bench_data(dir: Option<PathBuf>, small_only: bool) -> Result<()> {
+    let tmp;
+    let base = match dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile::tempdir().context("creating a temporary folder")?;
+            tmp.path().to_owned()
+        }
+    };
+    let mut results = Vec::new();
+    let presets: &[(&str, neural_data::sim::Preset)] = if small_only {
+        &[("small", neural_data::sim::Preset::Small)]
+    } else {
+        &[("small", neural_data::sim::Preset::Small), ("default", neural_data::sim::Preset::Default)]
+    };
+    for (name, preset) in presets {
+        let out = base.join(name);
+        let mut cfg = neural_data::sim::SimConfig::preset(*preset, 1);
+        cfg.overwrite = true;
+        let s = neural_data::sim::simulate(&out, &cfg)?;
+        let input = neural_data::build::read_input(&out, true)?;
+        let t0 = Instant::now();
+        let (ds, decoded) = neural_data::build::build(&input, &neural_data::BuildConfig::default(), false)?;
+        let build_secs = t0.elapsed().as_secs_f64();
+        let build_fps = decoded as f64 / build_secs;
+        let sim_fps = s.frames as f64 / s.seconds.max(1e-9);
+        let full = 120.0 * 900.0;
+        let r = json!({
+            "preset": name,
+            "frames": s.frames,
+            "simulate_seconds": s.seconds,
+            "simulate_frames_per_second": sim_fps,
+            "dataset_bytes": s.bytes,
+            "cache_build_seconds": build_secs,
+            "cache_build_frames_per_second": build_fps,
+            "samples": ds.n,
+            "projected_full_size_simulate_minutes": full / sim_fps / 60.0,
+            "projected_full_size_cache_build_minutes": full / build_fps / 60.0,
+        });
+        eprintln!("{name}: {r}");
+        results.push(r);
+    }
+    println!("{}", serde_json::to_string_pretty(&json!({"benchmark": "data", "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), "results": results}))?);
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! `v1 inspect`: what a user needs to see first about a dataset.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::Result;
+use neural_data::pvc1::ConditionKind;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct FileSummary {
+    name: String,
+    subdir: String,
+    electrodes: usize,
+    movie_conditions: usize,
+    other_conditions: usize,
+    repeats: usize,
+    events: usize,
+    /// Mean threshold-crossing rate per electrode (events/s) over movie trials.
+    mean_rate_hz: f64,
+    min_rate_hz: f64,
+    max_rate_hz: f64,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    root: String,
+    segments: usize,
+    frames: usize,
+    frames_per_segment: [usize; 2],
+    movies: Vec<u16>,
+    files: Vec<FileSummary>,
+    estimated_peak_lag_frames: Option<u32>,
+    planted_peak_lag_frames: Option<u32>,
+    reliable_channels: Option<usize>,
+    rf_footprint_px: Option<[f32; 4]>,
+    crop_window_px: Option<[u32; 4]>,
+    warnings: Vec<String>,
+}
+
+pub fn run(data: &Path, json: bool) -> Result<()> {
+    let input = neural_data::build::read_input(data, false)?;
+    let mut files = Vec::new();
+    for r in &input.recordings {
+        let (mut movie, mut other, mut reps, mut events, mut secs) = (0, 0, 0, 0usize, 0f64);
+        let mut per_elec = vec![0usize; r.electrodes.len()];
+        for c in &r.conditions {
+            match c.kind {
+                ConditionKind::Movie { movie: m, segment: s } => {
+                    movie += 1;
+                    reps = reps.max(c.repeats.len());
+                    let nframes = input.segments.iter().find(|x| x.movie == m && x.segment == s).map(|x| x.nframes).unwrap_or(0);
+                    for t in &c.repeats {
+                        secs += nframes as f64 / neural_data::pvc1::FRAME_RATE_HZ;
+                        for (e, ev) in t.electrodes.iter().enumerate() {
+                            events += ev.times.len();
+                            if let Some(p) = per_elec.get_mut(e) {
+                                *p += ev.times.len();
+                            }
+                        }
+                    }
+                }
+                ConditionKind::Other { .. } => other += 1,
+            }
+        }
+        let rates: Vec<f64> = per_elec.iter().map(|n| *n as f64 / secs.max(1e-9)).collect();
+        files.push(FileSummary {
+            name: r.name.clone(),
+            subdir: r.subdir.clone(),
+            electrodes: r.electrodes.len(),
+            movie_conditions: movie,
+            other_conditions: other,
+            repeats: reps,
+            events,
+            mean_rate_hz: rates.iter().sum::<f64>() / rates.len().max(1) as f64,
+            min_rate_hz: rates.iter().copied().fold(f64::INFINITY, f64::min),
+            max_rate_hz: rates.iter().copied().fold(0.0, f64::max),
+        });
+    }
+    let movies: BTreeSet<u16> = input.segments.iter().map(|s| s.movie).collect();
+    let frames: usize = input.segments.iter().map(|s| s.nframes).sum();
+    // Latency and RF footprint from the (cached) build with default settings.
+    let built = neural_data::build::load_or_build(&input, &neural_data::BuildConfig::default(), !json);
+    let (est_lag, planted, reliable, footprint, crop, mut warnings) = match &built {
+        Ok((ds, _)) => {
+            let cell = ds.meta.rf_cell_px as f32;
+            (
+                Some(ds.meta.rf.peak_lag),
+                ds.meta.truth_peak_lag_frames,
+                Some(ds.meta.rf.channels.iter().filter(|c| c.snr >= neural_data::rf::RELIABLE_SNR).count()),
+                ds.meta.rf.footprint.map(|f| [f[0] * cell, f[1] * cell, f[2] * cell, f[3] * cell]),
+                Some(ds.meta.crop_window),
+                ds.meta.warnings.clone(),
+            )
+        }
+        Err(e) => (None, None, None, None, None, vec![format!("could not estimate latency and RFs: {e}")]),
+    };
+    warnings.extend(input.warnings.iter().cloned());
+    let summary = Summary {
+        root: data.display().to_string(),
+        segments: input.segments.len(),
+        frames,
+        frames_per_segment: [
+            input.segments.iter().map(|s| s.nframes).min().unwrap_or(0),
+            input.segments.iter().map(|s| s.nframes).max().unwrap_or(0),
+        ],
+        movies: movies.into_iter().collect(),
+        files,
+        estimated_peak_lag_frames: est_lag,
+        planted_peak_lag_frames: planted,
+        reliable_channels: reliable,
+        rf_footprint_px: footprint,
+        crop_window_px: crop,
+        warnings,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    println!("pvc-1 tree under {}", summary.root);
+    println!(
+        "  movie segments: {} (movies {:?}), {} frames, {}..{} frames per segment",
+        summary.segments, summary.movies, summary.frames, summary.frames_per_segment[0], summary.frames_per_segment[1]
+    );
+    println!("  recordings:");
+    println!("    {:<22} {:>5} {:>7} {:>6} {:>8} {:>10} {:>22}", "file", "elec", "movies", "other", "repeats", "events", "rate Hz (mean/min/max)");
+    for f in &summary.files {
+        println!(
+            "    {:<22} {:>5} {:>7} {:>6} {:>8} {:>10} {:>8.1} {:>6.1} {:>6.1}",
+            format!("{}/{}", f.subdir, f.name),
+            f.electrodes,
+            f.movie_conditions,
+            f.other_conditions,
+            f.repeats,
+            f.events,
+            f.mean_rate_hz,
+            f.min_rate_hz,
+            f.max_rate_hz
+        );
+    }
+    match summary.estimated_peak_lag_frames {
+        Some(l) => println!(
+            "  estimated peak latency: {l} frames ({:.0} ms){}",
+            l as f64 * 1000.0 / 30.0,
+            summary.planted_peak_lag_frames.map(|p| format!("; planted: {p} frames")).unwrap_or_default()
+        ),
+        None => println!("  estimated latency: unavailable"),
+    }
+    if let (Some(r), Some(f)) = (summary.reliable_channels, summary.rf_footprint_px) {
+        println!("  reliable channels (STA): {r}; RF footprint (x0, y0, x1, y1 px): {f:?}");
+    }
+    if let Some(c) = summary.crop_window_px {
+        println!("  reconstruction crop (x, y, w, h px): {c:?}");
+    }
+    for w in &summary.warnings {
+        println!("  warning: {w}");
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+import { fireEvent, render, screen, within } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { createRef, useState } from "react";
+import { describe, expect, it, vi } from "vitest";
+import { ActivityHistory, buildLayout } from "../activity";
+import { CameraError } from "../lib/camera";
+import type { ConnectionStatus } from "../lib/connection";
+import { parseSimulationInfo } from "../protocol";
+import type { Mode, PageError } from "../session";
+import { INFO, PNG } from "../test/fakes";
+import { ActivityPanel, ArrayHeatmap } from "./ActivityPanel";
+import { Alerts } from "./Alerts";
+import { ConnectionBadge } from "./ConnectionBadge";
+import { InputPanel } from "./InputPanel";
+import { ModeTabs } from "./ModeTabs";
+import { ReconstructionPanel } from "./ReconstructionPanel";
+import { StatsBar } from "./StatsBar";
+
+const open: ConnectionStatus = { state: "open", detail: "connected to ws://x/ws", attempts: 0 };
+const down: ConnectionStatus = {
+  state: "retrying",
+  detail: "cannot reach the relay (ws://127.0.0.1:8080/ws/subscribe: connection lost or refused)",
+  attempts: 2,
+  retryAt: 5_000,
+};
+
+function layout() {
+  const info = parseSimulationInfo(INFO);
+  if (!info.ok) throw info.error;
+  return buildLayout(info.value);
+}
+
+describe("ConnectionBadge", () => {
+  it("shows a connected service without a retry button", () => {
+    render(<ConnectionBadge name="Relay" status={open} now={0} onReconnect={() => {}} />);
+    expect(screen.getByRole("status", { name: "Relay: connected" })).toBeTruthy();
+    expect(screen.queryByRole("button")).toBeNull();
+  });
+
+  it("shows an unreachable service with the countdown and a reconnect button", async () => {
+    const onReconnect = vi.fn();
+    render(<ConnectionBadge name="Relay" status={down} now={2_100} onReconnect={onReconnect} />);
+    expect(screen.getByRole("status", { name: "Relay: unreachable, retrying in 3 s" })).toBeTruthy();
+    await userEvent.click(screen.getByRole("button", { name: "Reconnect to the relay now" }));
+    expect(onReconnect).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe("ModeTabs", () => {
+  function Harness({ onChange }: { onChange: (m: Mode) => void }) {
+    const [mode, setMode] = useState<Mode>("snapshot");
+    return (
+      <ModeTabs
+        mode={mode}
+        onChange={(m) => {
+          setMode(m);
+          onChange(m);
+        }}
+      />
+    );
+  }
+
+  it("is a tab list with one tab in the Tab order, driven by arrow keys", async () => {
+    const onChange = vi.fn();
+    render(<Harness onChange={onChange} />);
+    const tabs = screen.getAllByRole("tab");
+    expect(tabs.map((t) => t.textContent)).toEqual(["Snapshot", "Live", "Recorded"]);
+    expect(tabs.map((t) => t.tabIndex)).toEqual([0, -1, -1]);
+    await userEvent.tab();
+    expect(document.activeElement).toBe(tabs[0]);
+    await userEvent.keyboard("{ArrowRight}");
+    expect(onChange).toHaveBeenLastCalledWith("live");
+    expect(document.activeElement).toBe(tabs[1]);
+    expect(tabs[1]?.getAttribute("aria-selected")).toBe("true");
+    await userEvent.keyboard("{ArrowLeft}{ArrowLeft}");
+    expect(onChange).toHaveBeenLastCalledWith("recorded");
+    await userEvent.keyboard("{Home}");
+    expect(onChange).toHaveBeenLastCalledWith("snapshot");
+    await userEvent.keyboard("{End}");
+    expect(onChange).toHaveBeenLastCalledWith("recorded");
+  });
+});
+
+describe("ArrayHeatmap", () => {
+  it("draws 100 positions: recorded ones coloured by activity, the rest as dots", () => {
+    const l = layout();
+    const grid = new Float32Array(100).fill(Number.NaN);
+    grid[0] = 1;
+    grid[11] = 2;
+    const { container } = render(<ArrayHeatmap grid={grid} layout={l} scale={2} />);
+    const rects = container.querySelectorAll("rect");
+    expect(rects).toHaveLength(100);
+    expect(container.querySelectorAll("rect.cell-empty")).toHaveLength(98);
+    const strongest = container.querySelector('rect[data-cell="11"]');
+    expect(strongest?.getAttribute("fill")).toBe("rgb(252 255 164)");
+    expect(strongest?.getAttribute("data-electrode")).toBe("12");
+    expect(container.querySelector('rect[data-cell="0"]')?.getAttribute("fill")).not.toBe(strongest?.getAttribute("fill"));
+    expect(screen.getByRole("img", { name: /2 recorded positions; strongest at electrode 12, 2\.00 spikes/ })).toBeTruthy();
+    expect(within(container).getByText("electrode 1: 1.00 spikes")).toBeTruthy();
+  });
+
+  it("says it is waiting without a channel map", () => {
+    render(<ArrayHeatmap grid={null} layout={null} scale={1} />);
+    expect(screen.getByRole("img", { name: "Electrode array: waiting for the channel map" })).toBeTruthy();
+  });
+});
+
+describe("ActivityPanel", () => {
+  it("shows the history length and a problem with the payload", () => {
+    const history = new ActivityHistory(90);
+    history.push(Float32Array.of(1, 2, 3));
+    render(
+      <ActivityPanel
+        activity={{ grid: null, scale: 1, version: 1 }}
+        history={history}
+        layout={layout()}
+        lags={2}
+        problem="a response has 3 values; the channel map from /api/info expects 6"
+      />,
+    );
+    expect(screen.getByTestId("activity-history").getAttribute("data-frames")).toBe("1");
+    expect(screen.getByRole("alert").textContent).toContain("expects 6");
+    expect(screen.getByText(/summed over 2 bins of 33 ms/)).toBeTruthy();
+  });
+});
+
+describe("Alerts", () => {
+  const errors: PageError[] = [{ id: 7, service: "input", title: "Bad image", message: "cat.txt is text/plain, not an image", count: 3 }];
+
+  it("shows a down service with what it means and a way to reconnect", async () => {
+    const onReconnect = vi.fn();
+    render(<Alerts relay={down} simulation={open} errors={[]} now={2_100} onReconnect={onReconnect} onDismiss={() => {}} />);
+    const alert = screen.getByTestId("relay-down");
+    expect(alert.textContent).toContain("Relay is down.");
+    expect(alert.textContent).toContain("Reconstructions cannot arrive");
+    expect(alert.textContent).toContain("retrying in 3 s");
+    await userEvent.click(within(alert).getByRole("button", { name: "Reconnect now" }));
+    expect(onReconnect).toHaveBeenCalledWith("relay");
+    expect(screen.queryByTestId("simulation-down")).toBeNull();
+  });
+
+  it("lists errors with their repeat count and lets them be dismissed", async () => {
+    const onDismiss = vi.fn();
+    render(<Alerts relay={open} simulation={open} errors={errors} now={0} onReconnect={() => {}} onDismiss={onDismiss} />);
+    expect(screen.getByRole("alert").textContent).toBe("Bad image. cat.txt is text/plain, not an image (3×)×");
+    await userEvent.click(screen.getByRole("button", { name: "Dismiss: Bad image" }));
+    expect(onDismiss).toHaveBeenCalledWith(7);
+  });
+
+  it("renders nothing when all is well", () => {
+    const { container } = render(<Alerts relay={open} simulation={open} errors={[]} now={0} onReconnect={() => {}} onDismiss={() => {}} />);
+    expect(container.innerHTML).toBe("");
+  });
+});
+
+describe("ReconstructionPanel", () => {
+  it("shows the reconstruction, or a spinner while waiting", () => {
+    const { rerender } = render(<ReconstructionPanel mode="snapshot" reconstruction={null} pending={true} streaming={false} similarity={{ mean: null, count: 0 }} />);
+    expect(screen.getByRole("status", { name: "Waiting for the reconstruction" })).toBeTruthy();
+    rerender(<ReconstructionPanel mode="snapshot" reconstruction={{ image: PNG, frameId: 4 }} pending={false} streaming={false} similarity={{ mean: null, count: 0 }} />);
+    expect(screen.getByRole("img", { name: "Reconstruction from the V1 activity" }).getAttribute("src")).toBe(PNG);
+    expect(screen.getByText("Frame 4")).toBeTruthy();
+    expect(screen.queryByTestId("similarity")).toBeNull();
+  });
+
+  it("puts the true frame beside the reconstruction in recorded mode, with the scores", () => {
+    render(
+      <ReconstructionPanel
+        mode="recorded"
+        reconstruction={{ image: PNG, truth: PNG, frameId: 9, similarity: 0.4321 }}
+        pending={false}
+        streaming={true}
+        similarity={{ mean: 0.38, count: 12 }}
+      />,
+    );
+    expect(screen.getByRole("img", { name: "The true movie frame" })).toBeTruthy();
+    expect(screen.getByRole("img", { name: "Reconstruction from the recorded response" })).toBeTruthy();
+    const score = screen.getByTestId("similarity");
+    expect(score.textContent).toBe("This frame0.43Running mean0.38Frames scored12");
+  });
+});
+
+describe("StatsBar", () => {
+  it("shows achieved against target rate, latency, and live-only figures in live mode", () => {
+    const stats = { fps: 27.4, latencyP50: 48.6, inFlight: 1, sent: 100, received: 95, dropped: 3, lost: 2 };
+    const { rerender } = render(<StatsBar mode="live" stats={stats} targetFps={30} streaming={true} serviceLatency={{ simulation: 2.25, relay: 4 }} />);
+    expect(screen.getByTestId("stat-fps").textContent).toBe("Frame rate27 / 30 fps");
+    expect(screen.getByTestId("stat-latency").textContent).toBe("Latency p5049 ms");
+    expect(screen.getByText("Dropped").nextSibling?.textContent).toBe("5");
+    expect(screen.getByText("2.3 ms")).toBeTruthy();
+    rerender(<StatsBar mode="snapshot" stats={stats} targetFps={30} streaming={false} serviceLatency={{ simulation: null, relay: null }} />);
+    expect(screen.queryByText("Dropped")).toBeNull();
+  });
+});
+
+describe("InputPanel", () => {
+  const base = {
+    videoRef: createRef<HTMLVideoElement | null>(),
+    upload: null,
+    modelInput: null,
+    onChooseFile: () => {},
+    onRetryCamera: () => {},
+  };
+
+  it("explains a denied camera and offers to try again", async () => {
+    const onRetryCamera = vi.fn();
+    render(
+      <InputPanel
+        {...base}
+        onRetryCamera={onRetryCamera}
+        onFile={() => {}}
+        mode="snapshot"
+        source="webcam"
+        camera={{ status: "error", error: new CameraError("denied", "Camera permission was denied. Allow camera access…") }}
+      />,
+    );
+    expect(screen.getByTestId("camera-error").textContent).toContain("Camera permission was denied");
+    await userEvent.click(screen.getByRole("button", { name: "Try the camera again" }));
+    expect(onRetryCamera).toHaveBeenCalled();
+  });
+
+  it("accepts a dropped image file", () => {
+    const onFile = vi.fn();
+    render(<InputPanel {...base} onFile={onFile} mode="snapshot" source="image" camera={{ status: "off" }} />);
+    const file = new File(["x"], "cat.png", { type: "image/png" });
+    const panel = screen.getByTestId("input-panel");
+    fireEvent.dragOver(panel, { dataTransfer: { types: ["Files"], files: [file] } });
+    expect(panel.className).toContain("dragging");
+    fireEvent.drop(panel, { dataTransfer: { types: ["Files"], files: [file] } });
+    expect(onFile).toHaveBeenCalledWith(file);
+    expect(panel.className).not.toContain("dragging");
+  });
+
+  it("shows the crop the model saw, with the chosen image as an inset", () => {
+    render(
+      <InputPanel {...base} onFile={() => {}} mode="snapshot" source="image" upload={{ image: PNG, name: "cat.png" }} modelInput={PNG} camera={{ status: "off" }} />,
+    );
+    expect(screen.getByRole("img", { name: "The crop the model sees" })).toBeTruthy();
+    expect(screen.getByRole("img", { name: "Your image: cat.png" }).parentElement?.className).toBe("inset");
+    expect(screen.getByRole("button", { name: "Choose another…" })).toBeTruthy();
+  });
+});

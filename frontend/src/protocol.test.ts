@@ -1,0 +1,220 @@
+import { describe, expect, it } from "vitest";
+import {
+  ProtocolError,
+  clampFps,
+  encode,
+  parseRelayMessage,
+  parseSessionGrant,
+  parseSimulationInfo,
+  parseSimulationMessage,
+  randomStimulus,
+  startStream,
+  stimulusWithImage,
+  stopStream,
+  subscribe,
+} from "./protocol";
+import { PNG } from "./test/fakes";
+
+const cred = { sessionId: "xyz123", token: "ab".repeat(32) };
+
+function expectError<T>(result: { ok: true; value: T } | { ok: false; error: ProtocolError }): ProtocolError {
+  if (result.ok) throw new Error(`expected a parse error, got ${JSON.stringify(result.value)}`);
+  return result.error;
+}
+
+describe("parseRelayMessage", () => {
+  it("reads the protocol's reconstructed_image example", () => {
+    const result = parseRelayMessage(
+      '{"type":"reconstructed_image","session_id":"xyz123","image_base64":"data:image/jpeg;base64,/9j/4AAQ"}',
+    );
+    expect(result).toEqual({
+      ok: true,
+      value: { type: "reconstructed_image", session_id: "xyz123", image_base64: "data:image/jpeg;base64,/9j/4AAQ" },
+    });
+  });
+
+  it("keeps the optional frame_id, sent_at_ms and latency_ms", () => {
+    const result = parseRelayMessage(
+      JSON.stringify({ type: "reconstructed_image", session_id: "s", image_base64: PNG, frame_id: 7, sent_at_ms: 1.7e12, latency_ms: 2.5 }),
+    );
+    expect(result.ok && result.value).toMatchObject({ frame_id: 7, sent_at_ms: 1.7e12, latency_ms: 2.5 });
+  });
+
+  it("reads subscribed and error", () => {
+    expect(parseRelayMessage('{"type":"subscribed","session_id":"3f9c","buffered":12}')).toEqual({
+      ok: true,
+      value: { type: "subscribed", session_id: "3f9c", buffered: 12 },
+    });
+    const err = parseRelayMessage(
+      '{"type":"error","code":"payload_length","message":"payload has 3 values","session_id":"xyz123","frame_id":7}',
+    );
+    expect(err).toEqual({
+      ok: true,
+      value: { type: "error", code: "payload_length", message: "payload has 3 values", session_id: "xyz123", frame_id: 7 },
+    });
+  });
+
+  it("names the field, the expectation and what came", () => {
+    const error = expectError(parseRelayMessage('{"type":"reconstructed_image","session_id":"s"}'));
+    expect(error.messageType).toBe("reconstructed_image");
+    expect(error.field).toBe("image_base64");
+    expect(error.got).toBe("nothing (field missing)");
+    expect(error.message).toContain('field "image_base64" should be a string');
+  });
+
+  it("rejects an image that is not a data URL", () => {
+    const error = expectError(parseRelayMessage('{"type":"reconstructed_image","session_id":"s","image_base64":"http://x/y.png"}'));
+    expect(error.field).toBe("image_base64");
+    expect(error.expected).toContain("data URL");
+  });
+
+  it("rejects session ids outside [A-Za-z0-9_-]{1,64}", () => {
+    expect(expectError(parseRelayMessage(`{"type":"subscribed","session_id":"a b","buffered":0}`)).field).toBe("session_id");
+    expect(expectError(parseRelayMessage(`{"type":"subscribed","session_id":"${"a".repeat(65)}","buffered":0}`)).field).toBe("session_id");
+    expect(expectError(parseRelayMessage(`{"type":"subscribed","session_id":"","buffered":0}`)).field).toBe("session_id");
+  });
+
+  it("rejects a negative or fractional frame_id and buffered count", () => {
+    expect(expectError(parseRelayMessage(`{"type":"subscribed","session_id":"s","buffered":-1}`)).field).toBe("buffered");
+    const msg = { type: "reconstructed_image", session_id: "s", image_base64: PNG, frame_id: 1.5 };
+    expect(expectError(parseRelayMessage(JSON.stringify(msg))).field).toBe("frame_id");
+  });
+
+  it("rejects malformed JSON, non-objects and unknown types", () => {
+    expect(expectError(parseRelayMessage("{not json")).expected).toBe("valid JSON");
+    expect(expectError(parseRelayMessage("[1,2]")).got).toBe("an array of 2");
+    const unknown = expectError(parseRelayMessage('{"type":"response","session_id":"s","payload":[1]}'));
+    expect(unknown.field).toBe("type");
+    expect(unknown.expected).toContain("reconstructed_image");
+    expect(expectError(parseRelayMessage('{"session_id":"s"}')).field).toBe("type");
+  });
+});
+
+describe("parseSimulationMessage", () => {
+  const response = {
+    type: "response",
+    session_id: "3f9c",
+    frame_id: 7,
+    payload: [0.4, 1.2, 0, 3, 1, 2],
+    shape: [3, 2],
+    input_image: PNG,
+    latency_ms: 2.1,
+    source: "recorded",
+    recorded: { movie: 2, segment: 5, frame: 120 },
+  };
+
+  it("reads a full response", () => {
+    const result = parseSimulationMessage(JSON.stringify(response));
+    expect(result).toEqual({ ok: true, value: response });
+  });
+
+  it("reads a minimal response", () => {
+    expect(parseSimulationMessage('{"type":"response","session_id":"s","payload":[1]}')).toEqual({
+      ok: true,
+      value: { type: "response", session_id: "s", payload: [1] },
+    });
+  });
+
+  it("rejects a shape that does not match the payload", () => {
+    const error = expectError(parseSimulationMessage(JSON.stringify({ ...response, shape: [3, 96] })));
+    expect(error.field).toBe("shape");
+    expect(error.got).toContain("288");
+  });
+
+  it("points at the first bad payload value", () => {
+    const error = expectError(parseSimulationMessage(JSON.stringify({ ...response, shape: undefined, payload: [1, "2", 3] })));
+    expect(error.field).toBe("payload[1]");
+  });
+
+  it("rejects a malformed recorded position", () => {
+    expect(expectError(parseSimulationMessage(JSON.stringify({ ...response, recorded: { movie: 1, segment: 2 } }))).field).toBe("frame");
+    expect(expectError(parseSimulationMessage(JSON.stringify({ ...response, recorded: 3 }))).field).toBe("recorded");
+  });
+
+  it("rejects an empty payload and an unknown source", () => {
+    expect(expectError(parseSimulationMessage(JSON.stringify({ ...response, shape: undefined, payload: [] }))).field).toBe("payload");
+    expect(expectError(parseSimulationMessage(JSON.stringify({ ...response, source: "tv" }))).field).toBe("source");
+  });
+
+  it("ignores fields it does not know, so an older page survives a newer service", () => {
+    const result = parseSimulationMessage(JSON.stringify({ ...response, extra: true }));
+    expect(result.ok).toBe(true);
+  });
+});
+
+describe("parseSessionGrant", () => {
+  it("reads the relay's answer", () => {
+    const body = { session_id: "3f9c2a7be0d14c55a1e2f0b9c8d7e6a5", token: "9b1e".repeat(16) };
+    expect(parseSessionGrant(body)).toEqual({ ok: true, value: body });
+  });
+
+  it("rejects a missing or non-hex token", () => {
+    expect(expectError(parseSessionGrant({ session_id: "abc" })).field).toBe("token");
+    expect(expectError(parseSessionGrant({ session_id: "abc", token: "not hex at all!" })).field).toBe("token");
+    expect(expectError(parseSessionGrant("nope")).field).toBe("(body)");
+  });
+});
+
+describe("parseSimulationInfo", () => {
+  it("reads channels, lags and the optional extras", () => {
+    const result = parseSimulationInfo({
+      lags: 3,
+      channels: [{ file: "ac1_u004_000.mat", electrode: 5, row: 0, col: 4 }],
+      crop_size: [48, 64],
+      sources: ["random", "recorded"],
+      recorded_segments: [{ movie: 0, segment: 1 }, { movie: 2, segment: 3 }],
+    });
+    expect(result).toEqual({
+      ok: true,
+      value: {
+        lags: 3,
+        channels: [{ file: "ac1_u004_000.mat", electrode: 5, row: 0, col: 4 }],
+        crop: { width: 64, height: 48 },
+        sources: ["random", "recorded"],
+        recordedSegments: 2,
+      },
+    });
+  });
+
+  it("shifts a 1-based array map to 0-based", () => {
+    const result = parseSimulationInfo({
+      lags: 1,
+      channels: [
+        { file: "a", electrode: 100, row: 10, col: 10 },
+        { file: "a", electrode: 1, row: 1, col: 1 },
+      ],
+    });
+    expect(result.ok && result.value.channels.map((c) => [c.row, c.col])).toEqual([
+      [9, 9],
+      [0, 0],
+    ]);
+  });
+
+  it("rejects positions outside the array and missing channel lists", () => {
+    const outside = expectError(parseSimulationInfo({ lags: 1, channels: [{ file: "a", electrode: 1, row: 0, col: 12 }] }));
+    expect(outside.field).toBe("channels[0]");
+    expect(expectError(parseSimulationInfo({ lags: 1, channels: [] })).field).toBe("channels");
+    expect(expectError(parseSimulationInfo({ lags: 0, channels: [{ file: "a", electrode: 1, row: 0, col: 0 }] })).field).toBe("lags");
+    expect(expectError(parseSimulationInfo({ lags: 1, channels: [{ file: "a", row: 0, col: 0 }] })).field).toBe("electrode");
+  });
+});
+
+describe("builders", () => {
+  it("build exactly the documented messages", () => {
+    expect(encode(stimulusWithImage(cred, 7, PNG))).toBe(
+      `{"type":"stimulus","session_id":"xyz123","token":"${cred.token}","frame_id":7,"image":"${PNG}","source":"client"}`,
+    );
+    expect(randomStimulus(cred, 8)).toEqual({ type: "stimulus", session_id: "xyz123", token: cred.token, frame_id: 8, source: "random" });
+    expect(startStream(cred, "recorded", 30)).toEqual({ type: "start_stream", session_id: "xyz123", token: cred.token, source: "recorded", fps: 30 });
+    expect(stopStream(cred)).toEqual({ type: "stop_stream", session_id: "xyz123" });
+    expect(subscribe(cred)).toEqual({ type: "subscribe", session_id: "xyz123", token: cred.token });
+  });
+
+  it("keep stream rates within 1..30 frames/s", () => {
+    expect(clampFps(0)).toBe(1);
+    expect(clampFps(60)).toBe(30);
+    expect(clampFps(12.4)).toBe(12);
+    expect(clampFps(Number.NaN)).toBe(30);
+    expect(startStream(cred, "recorded", 100).fps).toBe(30);
+  });
+});

@@ -1,0 +1,513 @@
+//! The evaluation report: encoding and reconstruction metrics on the held-out test split,
+//! with baselines and controls in the same tables (science guide §3).
+//!
+//! Encoding (per channel, on the count summed over the response's lag bins): Pearson r
+//! against the single-trial recording; r against the simulator's noise-free rates when
+//! ground truth exists; correlation to the trial average, FEVE (FEV > 0.15) and CCnorm on
+//! repeated segments. Baseline: ridge regression from pixels.
+//!
+//! Reconstruction (grayscale in [0,1]; on the RF-footprint crop, and on the full frame
+//! with the crop pasted into the mean frame): MSE, PSNR, SSIM, PixCorr, 2-way
+//! identification. Controls: the mean training image, ridge regression from responses,
+//! the same decoder fed responses shuffled across test stimuli, and (simulated data) the
+//! same architecture trained and tested on the noise-free rates — the upper bound.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use neural_data::cache::{Dataset, Split};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+use v1_metrics::figures;
+use v1_metrics::GrayImageF32;
+
+use crate::data::{crops_tensor, responses_tensor, truth_tensor};
+use crate::error::{io_err, ModelError, Result};
+use crate::pipeline::{write_atomic, V1Model};
+use crate::ridge::Ridge;
+
+/// Ridge regularisation strengths tried (relative to the mean diagonal of XᵀX).
+const LAMBDAS: [f64; 7] = [1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EncodingMethod {
+    pub name: String,
+    /// Mean r against the single-trial recording, over the evaluated channels.
+    pub r_single_trial: f64,
+    /// Mean r against the noise-free rates (simulated data).
+    pub r_noise_free: Option<f64>,
+    pub correlation_to_average: Option<f64>,
+    pub feve: Option<f64>,
+    pub ccnorm: Option<f64>,
+    pub per_channel_r: Vec<f64>,
+    pub per_channel_r_noise_free: Option<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReconMethod {
+    pub name: String,
+    pub mse: f64,
+    pub psnr_db: Option<f64>,
+    pub ssim: f64,
+    pub pixcorr: f64,
+    pub identification: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub test_samples: usize,
+    pub evaluated_images: usize,
+    pub channels: usize,
+    pub good_channels: usize,
+    pub repeated_channels: usize,
+    pub reliable_channels: usize,
+    pub lags: Vec<u32>,
+    pub image_size: usize,
+    pub crop_window: [u32; 4],
+    pub encoding: Vec<EncodingMethod>,
+    pub reconstruction_crop: Vec<ReconMethod>,
+    pub reconstruction_full_frame: Vec<ReconMethod>,
+    /// Model PixCorr on the crop divided by the noise-free upper bound's.
+    pub pixcorr_fraction_of_upper_bound: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+pub struct EvalOptions {
+    /// At most this many test images (evenly spaced) enter the reconstruction metrics.
+    pub max_images: usize,
+    pub seed: u64,
+    /// Per channel: whether it is a "good" channel (units present). None = all.
+    pub good_channels: Option<Vec<bool>>,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self { max_images: 600, seed: 11, good_channels: None }
+    }
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len()) as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let ma = a.iter().sum::<f64>() / n;
+    let mb = b.iter().sum::<f64>() / n;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma).powi(2);
+        sbb += (y - mb).powi(2);
+    }
+    if saa <= 0.0 || sbb <= 0.0 {
+        return 0.0;
+    }
+    sab / (saa * sbb).sqrt()
+}
+
+/// Per channel, the value summed over lags: [N, L*C] -> per channel Vec over N.
+fn sum_over_lags(flat: &[f32], n: usize, lags: usize, channels: usize) -> Vec<Vec<f64>> {
+    let mut out = vec![vec![0f64; n]; channels];
+    for i in 0..n {
+        for l in 0..lags {
+            for c in 0..channels {
+                out[c][i] += flat[i * lags * channels + l * channels + c] as f64;
+            }
+        }
+    }
+    out
+}
+
+fn batched(n: usize, f: impl Fn(std::ops::Range<usize>) -> Result<Vec<f32>>) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    let mut s = 0;
+    while s < n {
+        let e = (s + 256).min(n);
+        out.extend(f(s..e)?);
+        s = e;
+    }
+    Ok(out)
+}
+
+fn mean_of(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+fn downsample2(px: &[u8], s: usize) -> Vec<f32> {
+    let h = s / 2;
+    let mut out = Vec::with_capacity(h * h);
+    for y in 0..h {
+        for x in 0..h {
+            let v = px[2 * y * s + 2 * x] as f32 + px[2 * y * s + 2 * x + 1] as f32 + px[(2 * y + 1) * s + 2 * x] as f32 + px[(2 * y + 1) * s + 2 * x + 1] as f32;
+            out.push(v / (4.0 * 255.0));
+        }
+    }
+    out
+}
+
+fn gray(w: usize, h: usize, px: Vec<f32>) -> Result<GrayImageF32> {
+    GrayImageF32::new(w as u32, h as u32, px.into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
+        .map_err(|e| ModelError::Invalid(e.to_string()))
+}
+
+/// Pastes a crop reconstruction into a background full frame at the crop window.
+fn paste(background: &[f32], fw: usize, fh: usize, recon: &[f32], s: usize, window: [f32; 4]) -> Vec<f32> {
+    let mut out = background.to_vec();
+    let [wx, wy, ww, wh] = window;
+    for y in 0..fh {
+        for x in 0..fw {
+            let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
+            if cx >= wx && cx < wx + ww && cy >= wy && cy < wy + wh {
+                // Bilinear sample of the crop.
+                let u = ((cx - wx) / ww * s as f32 - 0.5).clamp(0.0, (s - 1) as f32);
+                let v = ((cy - wy) / wh * s as f32 - 0.5).clamp(0.0, (s - 1) as f32);
+                let (u0, v0) = (u.floor() as usize, v.floor() as usize);
+                let (u1, v1) = ((u0 + 1).min(s - 1), (v0 + 1).min(s - 1));
+                let (fu, fv) = (u - u0 as f32, v - v0 as f32);
+                let p = recon[v0 * s + u0] * (1.0 - fu) * (1.0 - fv)
+                    + recon[v0 * s + u1] * fu * (1.0 - fv)
+                    + recon[v1 * s + u0] * (1.0 - fu) * fv
+                    + recon[v1 * s + u1] * fu * fv;
+                out[y * fw + x] = p;
+            }
+        }
+    }
+    out
+}
+
+fn recon_method(name: &str, targets: &[GrayImageF32], recons: &[GrayImageF32]) -> Result<ReconMethod> {
+    let m = v1_metrics::evaluate_reconstructions(targets, recons).map_err(|e| ModelError::Invalid(e.to_string()))?;
+    Ok(ReconMethod {
+        name: name.to_string(),
+        mse: m.mean_mse,
+        psnr_db: m.mean_psnr_db,
+        ssim: m.mean_ssim,
+        pixcorr: m.mean_pixcorr,
+        identification: m.identification.map(|i| i.mean),
+    })
+}
+
+fn fig_err(e: figures::FigureError) -> ModelError {
+    ModelError::Invalid(format!("figure: {e}"))
+}
+
+/// Runs the whole evaluation and writes `metrics.json`, `report.md` and PNG figures.
+pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Path, opts: &EvalOptions) -> Result<EvalReport> {
+    std::fs::create_dir_all(out).map_err(io_err(format!("creating {}", out.display())))?;
+    let dev = Device::Cpu;
+    let info = model.info();
+    let (n_l, n_c) = (info.n_lags(), info.n_channels());
+    let rlen = n_l * n_c;
+    let s = info.image_size;
+    let test = ds.indices(Split::Test);
+    if test.len() < 2 {
+        return Err(ModelError::Invalid("the test split has fewer than 2 samples".into()));
+    }
+    let train = ds.indices(Split::Train);
+    let val = {
+        let v = ds.indices(Split::Validation);
+        if v.is_empty() { train.iter().copied().step_by(10).collect() } else { v }
+    };
+    let mut notes = Vec::new();
+    let good: Vec<bool> = opts.good_channels.clone().unwrap_or_else(|| vec![true; n_c]);
+    let good_idx: Vec<usize> = (0..n_c).filter(|&c| good.get(c).copied().unwrap_or(true)).collect();
+
+    // ---------------- Encoding ----------------
+    let pred = batched(test.len(), |r| {
+        let x = model.crops_to_tensor_raw(&crops_tensor(ds, &test[r], &dev)?)?;
+        Ok(model.predict_tensor(&x)?.flatten_all()?.to_vec1::<f32>()?)
+    })?;
+    let rec: Vec<f32> = test.iter().flat_map(|&i| ds.response(i).iter().copied()).collect();
+    let truth: Option<Vec<f32>> = ds.truth.as_ref().map(|_| test.iter().flat_map(|&i| ds.truth_response(i).unwrap_or(&[]).iter().copied()).collect());
+    // Ridge encoding from 2x-downsampled pixels.
+    let feat = |idx: &[usize]| -> Vec<f32> { idx.iter().flat_map(|&i| downsample2(ds.crop(i), s)).collect() };
+    let resp = |idx: &[usize]| -> Vec<f32> { idx.iter().flat_map(|&i| ds.response(i).iter().copied()).collect() };
+    let n_feat = (s / 2) * (s / 2);
+    let ridge_enc = Ridge::fit(&feat(&train), &resp(&train), &feat(&val), &resp(&val), n_feat, rlen, &LAMBDAS)?;
+    let ridge_pred = ridge_enc.predict(&feat(&test))?;
+
+    let rec_sum = sum_over_lags(&rec, test.len(), n_l, n_c);
+    let truth_sum = truth.as_ref().map(|t| sum_over_lags(t, test.len(), n_l, n_c));
+    let pos_in_test: std::collections::HashMap<usize, usize> = test.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let repeated: Vec<usize> = (0..n_c)
+        .filter(|&c| ds.n_repeats >= 2 && !ds.repeat_samples.is_empty() && (0..ds.repeat_samples.len()).all(|m| ds.repeat_response(0, m)[c].is_finite()))
+        .collect();
+    let mut encoding = Vec::new();
+    let mut reliable_channels = 0;
+    for (name, p) in [("CNN (image_encoder + waveform_decoder)", &pred), ("ridge (pixels -> response)", &ridge_pred)] {
+        let p_sum = sum_over_lags(p, test.len(), n_l, n_c);
+        let per_r: Vec<f64> = (0..n_c).map(|c| pearson(&p_sum[c], &rec_sum[c])).collect();
+        let per_rt: Option<Vec<f64>> = truth_sum.as_ref().map(|t| (0..n_c).map(|c| pearson(&p_sum[c], &t[c])).collect());
+        let mut electrode_metrics = Vec::new();
+        for &c in &repeated {
+            let m = ds.repeat_samples.len();
+            let mut vals = Vec::with_capacity(m * ds.n_repeats);
+            let mut preds = Vec::with_capacity(m);
+            for mi in 0..m {
+                for r in 0..ds.n_repeats {
+                    vals.push(ds.repeat_response(r, mi)[c] as f64);
+                }
+                let k = pos_in_test.get(&(ds.repeat_samples[mi] as usize)).copied().unwrap_or(0);
+                preds.push(p_sum[c][k]);
+            }
+            if let Ok(tm) = v1_metrics::TrialMatrix::from_flat(&vals, m, ds.n_repeats) {
+                if let Ok(em) = v1_metrics::electrode_metrics(&tm, &preds) {
+                    electrode_metrics.push(em);
+                }
+            }
+        }
+        let summary = if electrode_metrics.is_empty() { None } else { v1_metrics::summarize_electrodes(&electrode_metrics).ok() };
+        if let Some(sm) = &summary {
+            reliable_channels = sm.n_reliable;
+        }
+        encoding.push(EncodingMethod {
+            name: name.to_string(),
+            r_single_trial: mean_of(&good_idx.iter().map(|&c| per_r[c]).collect::<Vec<_>>()),
+            r_noise_free: per_rt.as_ref().map(|v| mean_of(&good_idx.iter().map(|&c| v[c]).collect::<Vec<_>>())),
+            correlation_to_average: summary.map(|s| s.mean_correlation_to_average),
+            feve: summary.and_then(|s| s.mean_feve_reliable),
+            ccnorm: summary.and_then(|s| s.mean_ccnorm),
+            per_channel_r: per_r,
+            per_channel_r_noise_free: per_rt,
+        });
+    }
+    if repeated.is_empty() {
+        notes.push("No repeated test trials matched the model's channels: FEVE, CCnorm and correlation to average are not available.".into());
+    }
+
+    // ---------------- Reconstruction ----------------
+    let step = test.len().div_ceil(opts.max_images.max(2));
+    let eval_idx: Vec<usize> = test.iter().copied().step_by(step.max(1)).collect();
+    let n_eval = eval_idx.len();
+    let targets: Vec<GrayImageF32> = eval_idx
+        .iter()
+        .map(|&i| gray(s, s, ds.crop(i).iter().map(|v| *v as f32 / 255.0).collect()))
+        .collect::<Result<_>>()?;
+    let to_images = |flat: &[f32]| -> Result<Vec<GrayImageF32>> { flat.chunks(s * s).map(|c| gray(s, s, c.to_vec())).collect() };
+    let recon_of = |m: &V1Model, counts: &Tensor| -> Result<Vec<f32>> { Ok(m.reconstruct_tensor(counts)?.flatten_all()?.to_vec1::<f32>()?) };
+    let counts = responses_tensor(ds, &eval_idx, &dev)?;
+    let model_recon = recon_of(model, &counts)?;
+    // Shuffled: the same decoder fed responses of other test stimuli.
+    let mut perm: Vec<usize> = (0..n_eval).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    perm.shuffle(&mut rng);
+    let shuffled_idx: Vec<usize> = perm.iter().map(|&k| eval_idx[k]).collect();
+    let shuffled_recon = recon_of(model, &responses_tensor(ds, &shuffled_idx, &dev)?)?;
+    // Mean training image.
+    let mut mean_img = vec![0f32; s * s];
+    for &i in &train {
+        for (m, v) in mean_img.iter_mut().zip(ds.crop(i)) {
+            *m += *v as f32 / 255.0;
+        }
+    }
+    mean_img.iter_mut().for_each(|v| *v /= train.len().max(1) as f32);
+    let mean_recon: Vec<f32> = (0..n_eval).flat_map(|_| mean_img.iter().copied()).collect();
+    // Ridge decoding from responses.
+    let pix = |idx: &[usize]| -> Vec<f32> { idx.iter().flat_map(|&i| ds.crop(i).iter().map(|v| *v as f32 / 255.0)).collect() };
+    let ridge_dec = Ridge::fit(&resp(&train), &pix(&train), &resp(&val), &pix(&val), rlen, s * s, &LAMBDAS)?;
+    let ridge_recon: Vec<f32> = ridge_dec.predict(&resp(&eval_idx))?.into_iter().map(|v| v.clamp(0.0, 1.0)).collect();
+    let upper_recon = match (upper, truth_tensor(ds, &eval_idx, &dev)?) {
+        (Some(u), Some(t)) => Some(recon_of(u, &t)?),
+        _ => None,
+    };
+    if upper.is_some() && ds.truth.is_none() {
+        notes.push("An upper-bound model was given but the dataset has no noise-free rates.".into());
+    }
+
+    let mut methods: Vec<(&str, &Vec<f32>)> = vec![
+        ("model (waveform_encoder + image_decoder)", &model_recon),
+        ("ridge (response -> pixels)", &ridge_recon),
+        ("model, shuffled responses", &shuffled_recon),
+        ("mean training image", &mean_recon),
+    ];
+    if let Some(u) = &upper_recon {
+        methods.push(("upper bound (noise-free rates)", u));
+    }
+    let mut reconstruction_crop = Vec::new();
+    for (name, flat) in &methods {
+        reconstruction_crop.push(recon_method(name, &targets, &to_images(flat)?)?);
+    }
+    // Full frame: each crop reconstruction pasted into the mean training frame.
+    let [fw, fh] = ds.meta.full_size;
+    let (fw, fh) = (fw as usize, fh as usize);
+    let mut mean_full = vec![0f32; fw * fh];
+    for &i in &train {
+        for (m, v) in mean_full.iter_mut().zip(ds.full_frame(i)) {
+            *m += *v as f32 / 255.0;
+        }
+    }
+    mean_full.iter_mut().for_each(|v| *v /= train.len().max(1) as f32);
+    let sx = fw as f32 / neural_data::pvc1::FRAME_WIDTH as f32;
+    let sy = fh as f32 / neural_data::pvc1::FRAME_HEIGHT as f32;
+    let cw = ds.meta.crop_window;
+    let window = [cw[0] as f32 * sx, cw[1] as f32 * sy, cw[2] as f32 * sx, cw[3] as f32 * sy];
+    let full_targets: Vec<GrayImageF32> = eval_idx
+        .iter()
+        .map(|&i| gray(fw, fh, ds.full_frame(i).iter().map(|v| *v as f32 / 255.0).collect()))
+        .collect::<Result<_>>()?;
+    let mut reconstruction_full_frame = Vec::new();
+    let mut full_model_images = Vec::new();
+    for (k, (name, flat)) in methods.iter().enumerate() {
+        let imgs: Vec<GrayImageF32> = flat
+            .chunks(s * s)
+            .map(|c| gray(fw, fh, paste(&mean_full, fw, fh, c, s, window)))
+            .collect::<Result<_>>()?;
+        reconstruction_full_frame.push(recon_method(name, &full_targets, &imgs)?);
+        if k == 0 {
+            full_model_images = imgs;
+        }
+    }
+    let pixcorr_fraction_of_upper_bound = upper_recon.as_ref().map(|_| {
+        let m = reconstruction_crop[0].pixcorr;
+        let u = reconstruction_crop.last().map(|r| r.pixcorr).unwrap_or(f64::NAN);
+        m / u
+    });
+
+    // ---------------- Figures ----------------
+    let rows_n = 8.min(n_eval);
+    let pick: Vec<usize> = (0..rows_n).map(|k| k * n_eval / rows_n).collect();
+    let mut grid_rows = Vec::new();
+    let mut labels = Vec::new();
+    for &k in &pick {
+        let mut row = vec![targets[k].clone()];
+        for (_, flat) in &methods {
+            row.push(gray(s, s, flat[k * s * s..(k + 1) * s * s].to_vec())?);
+        }
+        grid_rows.push(row);
+        let [m, sg, f] = ds.index[eval_idx[k]];
+        labels.push(format!("m{m} s{sg} f{f}"));
+    }
+    let mut titles = vec!["target"];
+    let short = ["model", "ridge", "shuffled", "mean", "upper bound"];
+    titles.extend(short.iter().take(methods.len()));
+    let label_refs: Vec<&str> = labels.iter().map(|s| s.as_str()).collect();
+    figures::image_grid(&grid_rows, &titles, &label_refs, 3, &out.join("reconstructions.png")).map_err(fig_err)?;
+    let full_rows: Vec<Vec<GrayImageF32>> = pick.iter().take(4).map(|&k| vec![full_targets[k].clone(), full_model_images[k].clone()]).collect();
+    figures::image_grid(&full_rows, &["full frame", "model (crop pasted)"], &label_refs[..full_rows.len()], 3, &out.join("full_frame.png")).map_err(fig_err)?;
+    let (cnn, ridge) = (&encoding[0], &encoding[1]);
+    let (xs, ys, what) = match (&ridge.per_channel_r_noise_free, &cnn.per_channel_r_noise_free) {
+        (Some(a), Some(b)) => (a, b, "r vs noise-free rates"),
+        _ => (&ridge.per_channel_r, &cnn.per_channel_r, "r vs single trials"),
+    };
+    let gx: Vec<f32> = good_idx.iter().map(|&c| xs[c] as f32).collect();
+    let gy: Vec<f32> = good_idx.iter().map(|&c| ys[c] as f32).collect();
+    figures::scatter(&gx, &gy, &format!("Encoding per channel ({what})"), "ridge r", "CNN r", &out.join("encoding_scatter.png")).map_err(fig_err)?;
+    // Traces of the best channel over the first test segment.
+    let best_c = good_idx.iter().copied().max_by(|&a, &b| cnn.per_channel_r[a].total_cmp(&cnn.per_channel_r[b])).unwrap_or(0);
+    let len = 150.min(test.len());
+    let p_sum = sum_over_lags(&pred, test.len(), n_l, n_c);
+    let tr_rec: Vec<f32> = rec_sum[best_c][..len].iter().map(|v| *v as f32).collect();
+    let tr_pred: Vec<f32> = p_sum[best_c][..len].iter().map(|v| *v as f32).collect();
+    let mut series: Vec<(&str, &[f32])> = vec![("recorded (single trial)", &tr_rec), ("CNN prediction", &tr_pred)];
+    let tr_truth: Vec<f32> = truth_sum.as_ref().map(|t| t[best_c][..len].iter().map(|v| *v as f32).collect()).unwrap_or_default();
+    if !tr_truth.is_empty() {
+        series.push(("noise-free rate", &tr_truth));
+    }
+    let ch = &info.channels[best_c];
+    figures::traces(&series, &format!("Channel {} e{}: counts per {}-bin window", ch.file, ch.electrode, n_l), &out.join("traces.png")).map_err(fig_err)?;
+    let mut map = [None; 100];
+    let mut map_n = [0u32; 100];
+    let rvals = cnn.per_channel_r_noise_free.as_ref().unwrap_or(&cnn.per_channel_r);
+    for (c, chn) in info.channels.iter().enumerate() {
+        let k = (chn.row as usize) * 10 + chn.col as usize;
+        if k < 100 {
+            map[k] = Some(map[k].unwrap_or(0.0) + rvals[c] as f32);
+            map_n[k] += 1;
+        }
+    }
+    for k in 0..100 {
+        if let Some(v) = map[k] {
+            map[k] = Some(v / map_n[k] as f32);
+        }
+    }
+    figures::heatmap_10x10(&map, "Encoding r per electrode (array position)", &out.join("electrode_map.png")).map_err(fig_err)?;
+    let bar_labels: Vec<&str> = short.iter().take(methods.len()).copied().collect();
+    let bar_vals: Vec<f32> = reconstruction_crop.iter().map(|r| r.pixcorr as f32).collect();
+    figures::bar_chart(&bar_labels, &bar_vals, "Reconstruction PixCorr (RF crop)", &out.join("pixcorr.png")).map_err(fig_err)?;
+
+    let report = EvalReport {
+        test_samples: test.len(),
+        evaluated_images: n_eval,
+        channels: n_c,
+        good_channels: good_idx.len(),
+        repeated_channels: repeated.len(),
+        reliable_channels,
+        lags: info.lags.clone(),
+        image_size: s,
+        crop_window: ds.meta.crop_window,
+        encoding,
+        reconstruction_crop,
+        reconstruction_full_frame,
+        pixcorr_fraction_of_upper_bound,
+        notes,
+    };
+    let json = serde_json::to_string_pretty(&report).map_err(|e| ModelError::Invalid(e.to_string()))?;
+    write_atomic(&out.join("metrics.json"), json.as_bytes())?;
+    write_atomic(&out.join("report.md"), markdown(&report, ds).as_bytes())?;
+    Ok(report)
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into())
+}
+
+/// The human report.
+pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Evaluation report\n");
+    let _ = writeln!(
+        s,
+        "Held-out test split: {} samples (whole movie segments: {:?}). {} channels ({} good), lags {:?} frames, crop window {:?} (x, y, w, h in 320x240 frame pixels) resized to {}x{} px.\n",
+        r.test_samples,
+        ds.meta.segments.get("test").map(|v| v.len()).unwrap_or(0),
+        r.channels,
+        r.good_channels,
+        r.lags,
+        r.crop_window,
+        r.image_size,
+        r.image_size
+    );
+    let _ = writeln!(s, "Protocol: splits by whole (movie, segment); normalisation from the training split; first {} frames of each segment dropped. Encoding metrics per channel on the count summed over the lag bins, averaged over good channels; FEVE over channels with FEV > 0.15 ({} of {} repeated channels). Reconstruction metrics on {} evenly spaced test images, grayscale in [0,1]; SSIM after Wang et al. 2004 (Gaussian sigma 1.5, K1 0.01, K2 0.03); 2-way identification by pixel correlation (chance 0.5).\n", ds.meta.config.drop_onset_frames, r.reliable_channels, r.repeated_channels, r.evaluated_images);
+    let _ = writeln!(s, "## Encoding (image -> response)\n");
+    let _ = writeln!(s, "| method | r (single trial) | r (noise-free) | corr. to average | FEVE | CCnorm |\n|---|---|---|---|---|---|");
+    for e in &r.encoding {
+        let _ = writeln!(s, "| {} | {:.3} | {} | {} | {} | {} |", e.name, e.r_single_trial, opt(e.r_noise_free), opt(e.correlation_to_average), opt(e.feve), opt(e.ccnorm));
+    }
+    for (title, rows) in [("RF-footprint crop (primary)", &r.reconstruction_crop), ("full frame (crop pasted into the mean frame)", &r.reconstruction_full_frame)] {
+        let _ = writeln!(s, "\n## Reconstruction (response -> image): {title}\n");
+        let _ = writeln!(s, "| method | MSE | PSNR (dB) | SSIM | PixCorr | 2-way ident. |\n|---|---|---|---|---|---|");
+        for m in rows.iter() {
+            let _ = writeln!(s, "| {} | {:.4} | {} | {:.3} | {:.3} | {} |", m.name, m.mse, opt(m.psnr_db), m.ssim, m.pixcorr, opt(m.identification));
+        }
+    }
+    if let Some(f) = r.pixcorr_fraction_of_upper_bound {
+        let _ = writeln!(s, "\nModel PixCorr is {:.0}% of the noise-free upper bound's.", 100.0 * f);
+    }
+    let _ = writeln!(s, "\n## Figures\n\n![reconstructions](reconstructions.png)\n\n![PixCorr](pixcorr.png)\n\n![full frame](full_frame.png)\n\n![encoding scatter](encoding_scatter.png)\n\n![traces](traces.png)\n\n![electrode map](electrode_map.png)");
+    if !r.notes.is_empty() {
+        let _ = writeln!(s, "\n## Notes\n");
+        for n in &r.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+    }
+    s
+}
+
+/// Per model channel, whether the simulator planted units on its electrode
+/// (`ground_truth/truth.json`, field `electrodes[].good`). None for real data.
+pub fn good_channels_from_truth(data_root: &Path, info: &crate::info::ModelInfo) -> Option<Vec<bool>> {
+    let text = std::fs::read_to_string(data_root.join("ground_truth").join("truth.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let electrodes = v.get("electrodes")?.as_array()?;
+    let good: std::collections::HashMap<u64, bool> = electrodes
+        .iter()
+        .filter_map(|e| Some((e.get("id")?.as_u64()?, e.get("good")?.as_bool()?)))
+        .collect();
+    Some(info.channels.iter().map(|c| good.get(&(c.electrode as u64)).copied().unwrap_or(false)).collect())
+}

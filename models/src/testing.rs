@@ -1,0 +1,39 @@
+//! Real, small fixtures for tests of this crate and of the services: a simulated dataset
+//! (small preset), its cache, and a model with seeded weights that fits it. Everything is
+//! produced by the same code paths users run; nothing is mocked.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{TrainConfig, TrainPreset};
+use crate::error::{ModelError, Result};
+use crate::pipeline::V1Model;
+
+/// The build configuration of the fixtures: the small preset's, with the crop and lags
+/// fixed so the fixture does not depend on estimates from its few seconds of data.
+pub fn fixture_config() -> TrainConfig {
+    let mut cfg = TrainConfig::preset(TrainPreset::Small);
+    cfg.data.crop = Some([136, 76, 112, 112]);
+    cfg.data.lags = Some(vec![2, 3, 4]);
+    cfg
+}
+
+/// Writes `dir/data` (simulated small dataset + cache) and `dir/model` (an untrained,
+/// seeded model that fits it). Returns (model dir, data root). Takes a few seconds.
+pub fn tiny_fixture(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let data = dir.join("data");
+    let model_dir = dir.join("model");
+    let mut sim = neural_data::sim::SimConfig::preset(neural_data::sim::Preset::Small, 1);
+    sim.progress = false;
+    sim.overwrite = true;
+    neural_data::sim::simulate(&data, &sim).map_err(|e| ModelError::Invalid(format!("simulating the fixture: {e}")))?;
+    let cfg = fixture_config();
+    let input = neural_data::build::read_input(&data, true)?;
+    let (ds, _) = neural_data::build::load_or_build(&input, &cfg.data, false)?;
+    let model = V1Model::new(crate::data::model_info(&ds), cfg.model.clone(), cfg.seed, &candle_core::Device::Cpu)?;
+    model.save(&model_dir)?;
+    std::fs::write(model_dir.join("config.toml"), cfg.to_toml()).map_err(|e| ModelError::Io {
+        context: format!("writing {}", model_dir.join("config.toml").display()),
+        source: e,
+    })?;
+    Ok((model_dir, data))
+}

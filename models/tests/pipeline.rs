@@ -1,0 +1,117 @@
+//! End-to-end checks of the models crate on a real (small) simulated dataset.
+
+use models::testing::{fixture_config, tiny_fixture};
+use models::train::{ResponseSource, TrainOptions};
+use models::{ModelError, TrainConfig, V1Model};
+use neural_data::cache::Split;
+
+fn fixture() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, data) = tiny_fixture(dir.path()).unwrap();
+    (dir, model, data)
+}
+
+#[test]
+fn both_paths_run_and_check_their_inputs() {
+    let (_dir, model_dir, _) = fixture();
+    let m = V1Model::load(&model_dir).unwrap();
+    let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 40, |x, y| image::Rgb([x as u8 * 4, y as u8 * 6, 128])));
+    let crop = m.prepare_image(&img).unwrap();
+    assert_eq!(crop.pixels.len(), m.info().image_size * m.info().image_size);
+    let r = m.predict(&crop).unwrap();
+    assert_eq!(r.len(), m.info().response_len());
+    assert!(r.iter().all(|v| v.is_finite() && *v >= 0.0), "softplus rates are finite and non-negative");
+    let out = m.reconstruct(&r).unwrap();
+    assert_eq!(out.size, m.info().image_size);
+    assert!(out.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+
+    match m.reconstruct(&[0.023, 0.55, -0.011]) {
+        Err(ModelError::ResponseLength { got: 3, expected, .. }) => assert_eq!(expected, m.info().response_len()),
+        other => panic!("expected a length error, got {other:?}"),
+    }
+    let mut bad = r.clone();
+    bad[5] = f32::NAN;
+    assert!(matches!(m.reconstruct(&bad), Err(ModelError::NonFinite { index: 5, .. })));
+    let huge = image::DynamicImage::new_luma8(9000, 2);
+    assert!(matches!(m.prepare_image(&huge), Err(ModelError::ImageSize { .. })));
+}
+
+#[test]
+fn reconstruction_depends_on_the_response_alone() {
+    // The reconstruction path's only input is the response: the same response gives the
+    // same image whatever frame it came from, and no image enters `reconstruct`.
+    let (_dir, model_dir, data) = fixture();
+    let m = V1Model::load(&model_dir).unwrap();
+    let set = models::recorded::RecordedSet::load(&data, m.info()).unwrap();
+    let frames: Vec<_> = set.segments.iter().flat_map(|s| s.frames.iter()).collect();
+    assert!(frames.len() > 10);
+    let a = m.reconstruct(&frames[0].response).unwrap();
+    let b = m.reconstruct(&frames[0].response).unwrap();
+    assert_eq!(a, b);
+    let c = m.reconstruct(&frames[7].response).unwrap();
+    assert_ne!(a, c, "different responses give different images");
+}
+
+#[test]
+fn bad_model_directories_and_configs_give_clear_errors() {
+    let (dir, model_dir, _) = fixture();
+    let missing = dir.path().join("nothing-here");
+    let e = V1Model::load(&missing).unwrap_err();
+    assert!(matches!(e, ModelError::MissingFile { .. }), "{e}");
+    assert!(e.to_string().contains("v1 train"), "the error says what to do: {e}");
+
+    // Weights of another architecture beside this model.json.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(model_dir.join("model.json")).unwrap()).unwrap();
+    json["arch"]["waveform_hidden"] = serde_json::json!(7);
+    std::fs::write(other.join("model.json"), json.to_string()).unwrap();
+    std::fs::copy(model_dir.join("weights.safetensors"), other.join("weights.safetensors")).unwrap();
+    let e = V1Model::load(&other).unwrap_err();
+    assert!(matches!(e, ModelError::WeightsMismatch { .. }), "{e}");
+
+    // Truncated weights.
+    let bytes = std::fs::read(model_dir.join("weights.safetensors")).unwrap();
+    std::fs::write(other.join("weights.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::copy(model_dir.join("model.json"), other.join("model.json")).unwrap();
+    assert!(V1Model::load(&other).is_err());
+
+    let e = TrainConfig::from_toml("[phase1]\nlerning_rate = 0.1\n").unwrap_err();
+    assert!(e.contains("lerning_rate"), "unknown keys are named: {e}");
+    assert!(TrainConfig::from_toml("[phase1]\nbatch_size = 0\n").is_err());
+    assert!(TrainConfig::from_toml("seed = 3\n[model]\nlatent_channels = 4\n").is_ok());
+}
+
+#[test]
+fn training_learns_and_evaluation_writes_an_honest_report() {
+    let (dir, _, data) = fixture();
+    let mut cfg = fixture_config();
+    cfg.phase1.max_epochs = 4;
+    cfg.phase2.max_epochs = 6;
+    let input = neural_data::build::read_input(&data, true).unwrap();
+    let (ds, _) = neural_data::build::load_or_build(&input, &cfg.data, false).unwrap();
+    let out = dir.path().join("trained");
+    let opts = TrainOptions { config: &cfg, out: &out, resume: false, progress: false, source: ResponseSource::Recorded, init: None, phases: vec![1, 2] };
+    let (model, summary) = models::train::train(&ds, &opts).unwrap();
+    assert!(summary.phase1_epochs >= 1 && summary.phase2_epochs >= 1);
+    for f in ["model.json", "weights.safetensors", "config.toml", "train_log.jsonl", "train_summary.json"] {
+        assert!(out.join(f).exists(), "{f} is written");
+    }
+    // Deterministic for a seed.
+    let out2 = dir.path().join("trained2");
+    let opts2 = TrainOptions { out: &out2, ..opts };
+    let (model2, _) = models::train::train(&ds, &opts2).unwrap();
+    let test = ds.indices(Split::Test);
+    let r = ds.response(test[0]).to_vec();
+    assert!(model.reconstruct(&r).unwrap() == model2.reconstruct(&r).unwrap(), "same seed, same weights");
+
+    let report_dir = dir.path().join("report");
+    let report = models::eval::evaluate(&ds, &model, None, &report_dir, &models::eval::EvalOptions { max_images: 120, ..Default::default() }).unwrap();
+    for f in ["metrics.json", "report.md", "reconstructions.png", "encoding_scatter.png", "traces.png", "electrode_map.png", "pixcorr.png", "full_frame.png"] {
+        assert!(report_dir.join(f).exists(), "{f} is written");
+    }
+    let model_pc = report.reconstruction_crop[0].pixcorr;
+    let shuffled_pc = report.reconstruction_crop[2].pixcorr;
+    assert!(model_pc > shuffled_pc + 0.05, "responses carry information: model {model_pc:.3} vs shuffled {shuffled_pc:.3}");
+    assert!(report.encoding[0].r_single_trial > 0.05, "encoding r {:.3}", report.encoding[0].r_single_trial);
+}

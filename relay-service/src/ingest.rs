@@ -1,0 +1,237 @@
+//! `/ws/ingest`: where simulation-services send `waveform_latent`s.
+//!
+//! The upgrade needs `Authorization: Bearer <shared secret>`. Per frame: rate limit,
+//! decode and validate, check the payload against the model, de-duplicate by
+//! (session, frame_id), take a place in the worker queue, reconstruct on a worker, buffer
+//! and push the image to the session's subscribers, and answer the sender with the same
+//! `reconstructed_image` (its acknowledgement). Frames are processed concurrently;
+//! replies go out as they finish. A bad frame gets an `error` naming its session and
+//! frame and never disturbs the connection's other frames.
+
+use std::time::Instant;
+
+use axum::extract::ws::{close_code, Message as WsMessage, Utf8Bytes, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+use futures_util::StreamExt;
+use shared_protocol::{
+    check_payload_len, decode, Ack, ErrorCode, ErrorMessage, Message, ProtocolError, ReconstructedImage,
+    WaveformLatent, RELAY_INGEST,
+};
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use crate::sessions::{Admission, SessionError};
+use crate::ws::{is_oversize, spawn_writer, Outbox, RateLimiter};
+use crate::AppState;
+
+/// Upgrades an authenticated simulation-service.
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if let Some(refusal) = crate::http::check_origin(&state, &headers) {
+        return refusal;
+    }
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if !state.config.secret.verify_bearer(auth) {
+        state.metrics.error(ErrorCode::Unauthorized);
+        warn!("refused /ws/ingest: missing or wrong bearer secret");
+        return crate::http::error_response(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "/ws/ingest needs `Authorization: Bearer <V1_SHARED_SECRET>`; give the simulation-service the relay's secret",
+        );
+    }
+    if state.shutdown.is_cancelled() {
+        return crate::http::error_response(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the relay is shutting down");
+    }
+    let limit = state.config.limits.max_message_bytes;
+    let tasks = state.tasks.clone();
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| tasks.track_future(serve(socket, state)))
+}
+
+/// Serves one ingest connection until the peer leaves or the relay shuts down; then
+/// finishes the frames already accepted, sends their replies and closes.
+pub async fn serve(socket: WebSocket, state: AppState) {
+    state.metrics.connection("ingest");
+    state.metrics.ingest_connections.inc();
+    info!("simulation-service connected to /ws/ingest");
+    let (sink, mut stream) = socket.split();
+    let (outbox, writer) = spawn_writer(sink);
+    let frames = TaskTracker::new();
+    let mut limiter = RateLimiter::new(state.config.limits.ingest_messages_per_second, Instant::now());
+    let mut close: Option<(u16, &'static str)> = None;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = state.shutdown.cancelled() => {
+                close = Some((close_code::AWAY, "relay shutting down"));
+                break;
+            }
+            next = stream.next() => next,
+        };
+        match next {
+            None | Some(Ok(WsMessage::Close(_))) => break,
+            Some(Err(e)) => {
+                if is_oversize(&e) {
+                    state.metrics.error(ErrorCode::TooLarge);
+                    warn!("closing /ws/ingest: {e}");
+                    close = Some((close_code::SIZE, "message over the relay's size limit"));
+                } else {
+                    debug!("ingest read error: {e}");
+                }
+                break;
+            }
+            Some(Ok(WsMessage::Binary(_))) => {
+                send_error(&state, &outbox, ProtocolError::Binary.to_error_message(None, None)).await;
+            }
+            Some(Ok(WsMessage::Text(text))) => {
+                let received = Instant::now();
+                if !limiter.allow(received) {
+                    let message = format!(
+                        "more than {} messages per second on this connection; the frame was dropped",
+                        state.config.limits.ingest_messages_per_second
+                    );
+                    let ids = peek_ids(&text);
+                    send_error(&state, &outbox, error(ErrorCode::RateLimited, message, ids)).await;
+                    continue;
+                }
+                handle_text(&state, &outbox, &frames, text, received).await;
+            }
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+        }
+    }
+    // Frames already accepted are reconstructed and buffered even if the sender is gone.
+    frames.close();
+    frames.wait().await;
+    if let Some((code, reason)) = close {
+        outbox.close(code, reason).await;
+    }
+    drop(outbox);
+    let _ = writer.await;
+    state.metrics.ingest_connections.dec();
+    info!("simulation-service left /ws/ingest");
+}
+
+async fn handle_text(state: &AppState, outbox: &Outbox, frames: &TaskTracker, text: Utf8Bytes, received: Instant) {
+    let latent = match decode(text.as_str(), &RELAY_INGEST) {
+        Ok(Message::WaveformLatent(l)) => l,
+        Ok(other) => {
+            // decode() only lets waveform_latent through at this endpoint.
+            let e = ErrorMessage {
+                code: ErrorCode::UnknownType,
+                message: format!("{} is not accepted on /ws/ingest", other.message_type()),
+                session_id: other.session_id().cloned(),
+                frame_id: other.frame_id(),
+            };
+            send_error(state, outbox, e).await;
+            return;
+        }
+        Err(e) => {
+            let ids = peek_ids(&text);
+            send_error(state, outbox, e.to_error_message(ids.0, ids.1)).await;
+            return;
+        }
+    };
+    let info = state.reconstructor.model().info();
+    if let Err(e) = check_payload_len(latent.payload.len(), info.n_lags(), info.n_channels()) {
+        send_error(state, outbox, e.to_error_message(Some(latent.session_id), latent.frame_id)).await;
+        return;
+    }
+    let admission = match state.sessions.admit(&latent.session_id, latent.frame_id, received) {
+        Ok(a) => a,
+        Err(e) => {
+            let code = match e {
+                SessionError::Full { .. } => ErrorCode::Overloaded,
+                SessionError::ClientLimit { .. } => ErrorCode::BadSession,
+            };
+            send_error(state, outbox, error(code, e.to_string(), (Some(latent.session_id), latent.frame_id))).await;
+            return;
+        }
+    };
+    if admission == Admission::Duplicate {
+        state.metrics.duplicates.inc();
+        if let Some(frame_id) = latent.frame_id {
+            outbox.send(&Message::Ack(Ack { session_id: latent.session_id, frame_id })).await;
+        }
+        return;
+    }
+    let ticket = match state.pool.admit() {
+        Ok(t) => t,
+        Err(e) => {
+            state.sessions.abandon(&latent.session_id, latent.frame_id);
+            send_error(state, outbox, error(ErrorCode::Overloaded, e.to_string(), (Some(latent.session_id), latent.frame_id)))
+                .await;
+            return;
+        }
+    };
+    state.metrics.frames_in.inc();
+    state.metrics.in_flight.inc();
+    let state = state.clone();
+    let outbox = outbox.clone();
+    frames.spawn(async move {
+        let WaveformLatent { session_id, payload, frame_id, sent_at_ms, .. } = latent;
+        let reconstructor = state.reconstructor.clone();
+        let started = Instant::now();
+        let result = ticket.run(move || reconstructor.reconstruct(&payload)).await;
+        state.metrics.in_flight.dec();
+        let image = match result {
+            Ok(Ok(url)) => url,
+            Ok(Err(e)) => return fail(&state, &outbox, session_id, frame_id, e.to_string()).await,
+            Err(e) => return fail(&state, &outbox, session_id, frame_id, e.to_string()).await,
+        };
+        state.metrics.reconstruct_seconds.observe(started.elapsed().as_secs_f64());
+        let latency = received.elapsed();
+        let reply = Message::ReconstructedImage(ReconstructedImage {
+            session_id: session_id.clone(),
+            image_base64: image,
+            frame_id,
+            sent_at_ms,
+            latency_ms: Some(round_ms(latency.as_secs_f64() * 1000.0)),
+        });
+        let text: Utf8Bytes = reply.to_json().into();
+        let published = state.sessions.publish(&session_id, frame_id, text.clone(), Instant::now());
+        state.metrics.frames_out.inc_by(published.subscribers as u64);
+        if published.dropped_oldest {
+            state.metrics.buffer_drops.inc();
+        }
+        state.metrics.frame_latency.observe(latency.as_secs_f64());
+        outbox.text(text).await;
+    });
+}
+
+async fn fail(state: &AppState, outbox: &Outbox, session_id: shared_protocol::SessionId, frame_id: Option<u64>, why: String) {
+    warn!(session = %session_id, ?frame_id, "reconstruction failed: {why}");
+    state.sessions.abandon(&session_id, frame_id);
+    send_error(state, outbox, error(ErrorCode::Internal, why, (Some(session_id), frame_id))).await;
+}
+
+fn error(code: ErrorCode, message: String, ids: (Option<shared_protocol::SessionId>, Option<u64>)) -> ErrorMessage {
+    ErrorMessage { code, message, session_id: ids.0, frame_id: ids.1 }
+}
+
+async fn send_error(state: &AppState, outbox: &Outbox, e: ErrorMessage) {
+    state.metrics.error(e.code);
+    debug!(code = %e.code, "ingest error: {}", e.message);
+    outbox.error(e).await;
+}
+
+/// Three decimals are plenty for a latency in ms and keep the JSON short.
+fn round_ms(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+/// The session and frame a message that failed validation was about, when its JSON
+/// still says so, so the sender can match the error to its frame.
+pub fn peek_ids(text: &str) -> (Option<shared_protocol::SessionId>, Option<u64>) {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        session_id: Option<String>,
+        frame_id: Option<u64>,
+    }
+    match serde_json::from_str::<Ids>(text) {
+        Ok(ids) => (ids.session_id.and_then(|s| shared_protocol::SessionId::parse(&s).ok()), ids.frame_id),
+        Err(_) => (None, None),
+    }
+}

@@ -1,0 +1,125 @@
+//! The relay's Prometheus metrics, served at `/metrics` in the text exposition format.
+//!
+//! Names start with `v1_relay_`. Frames in are `waveform_latent`s accepted on
+//! `/ws/ingest`; frames out are `reconstructed_image`s pushed to subscribers.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Label for counters split by error code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+/// Label for counters split by endpoint.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    pub endpoint: String,
+}
+
+/// Latency buckets in seconds, 0.5 ms to 2.5 s: a frame budget is 33 ms.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter()
+}
+
+/// Every metric of the relay, registered once.
+pub struct Metrics {
+    registry: Registry,
+    /// `waveform_latent`s accepted for reconstruction.
+    pub frames_in: Counter,
+    /// Re-sent frames acknowledged without reconstructing them again.
+    pub duplicates: Counter,
+    /// Images pushed to subscribers (one per subscriber).
+    pub frames_out: Counter,
+    /// Images dropped from a full session buffer.
+    pub buffer_drops: Counter,
+    /// Images a slow subscriber missed.
+    pub subscriber_lag: Counter,
+    /// Error messages sent, by code.
+    pub errors: Family<CodeLabel, Counter>,
+    /// WebSocket connections accepted, by endpoint.
+    pub connections: Family<EndpointLabel, Counter>,
+    /// Receipt of a `waveform_latent` to the reply to its sender.
+    pub frame_latency: Histogram,
+    /// Reconstruction + JPEG encoding alone.
+    pub reconstruct_seconds: Histogram,
+    /// Sessions held.
+    pub sessions: Gauge,
+    /// Live subscriptions.
+    pub subscribers: Gauge,
+    /// Open `/ws/ingest` connections.
+    pub ingest_connections: Gauge,
+    /// Frames accepted and not yet answered.
+    pub in_flight: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("v1_relay");
+        let m = Self {
+            frames_in: Counter::default(),
+            duplicates: Counter::default(),
+            frames_out: Counter::default(),
+            buffer_drops: Counter::default(),
+            subscriber_lag: Counter::default(),
+            errors: Family::default(),
+            connections: Family::default(),
+            frame_latency: Histogram::new(latency_buckets()),
+            reconstruct_seconds: Histogram::new(latency_buckets()),
+            sessions: Gauge::default(),
+            subscribers: Gauge::default(),
+            ingest_connections: Gauge::default(),
+            in_flight: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("frames_in", "waveform_latent messages accepted for reconstruction", m.frames_in.clone());
+        registry.register("duplicate_frames", "re-sent frames acknowledged without reconstruction", m.duplicates.clone());
+        registry.register("frames_out", "reconstructed images pushed to subscribers", m.frames_out.clone());
+        registry.register("buffer_drops", "images dropped from full session buffers (oldest first)", m.buffer_drops.clone());
+        registry.register("subscriber_missed", "images slow subscribers missed", m.subscriber_lag.clone());
+        registry.register("errors", "error messages sent, by code", m.errors.clone());
+        registry.register("connections", "WebSocket connections accepted, by endpoint", m.connections.clone());
+        registry.register(
+            "frame_latency_seconds",
+            "receipt of a waveform_latent to the reply to its sender",
+            m.frame_latency.clone(),
+        );
+        registry.register(
+            "reconstruct_seconds",
+            "waveform_encoder + image_decoder + JPEG encoding of one frame",
+            m.reconstruct_seconds.clone(),
+        );
+        registry.register("sessions", "sessions held", m.sessions.clone());
+        registry.register("subscribers", "live subscriptions", m.subscribers.clone());
+        registry.register("ingest_connections", "open /ws/ingest connections", m.ingest_connections.clone());
+        registry.register("in_flight_frames", "frames accepted and not yet answered", m.in_flight.clone());
+        Self { registry, ..m }
+    }
+
+    pub fn error(&self, code: shared_protocol::ErrorCode) {
+        self.errors.get_or_create(&CodeLabel { code: code.as_str().to_owned() }).inc();
+    }
+
+    pub fn connection(&self, endpoint: &str) {
+        self.connections.get_or_create(&EndpointLabel { endpoint: endpoint.to_owned() }).inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,158 @@
+//! The wire format against the seed's messages, the examples of docs/protocol.md, and
+//! each kind of bad input.
+
+use shared_protocol::*;
+
+const SEED_LATENT: &str = r#"{"type":"waveform_latent","session_id":"xyz123","payload":[0.023,0.55,-0.011]}"#;
+const SEED_IMAGE: &str =
+    r#"{"type":"reconstructed_image","session_id":"xyz123","image_base64":"data:image/jpeg;base64,/9j/4AAQ"}"#;
+
+#[test]
+fn seed_messages_round_trip_byte_for_byte() {
+    let latent = decode(SEED_LATENT, &RELAY_INGEST).unwrap();
+    match &latent {
+        Message::WaveformLatent(m) => {
+            assert_eq!(m.session_id.as_str(), "xyz123");
+            assert_eq!(m.payload, vec![0.023, 0.55, -0.011]);
+            assert_eq!((m.frame_id, m.shape, m.sent_at_ms, m.source), (None, None, None, None));
+        }
+        other => panic!("decoded as {other:?}"),
+    }
+    assert_eq!(latent.to_json(), SEED_LATENT);
+
+    let image = decode(SEED_IMAGE, &INGEST_REPLIES).unwrap();
+    assert_eq!(image.to_json(), SEED_IMAGE);
+    let image = decode(SEED_IMAGE, &SUBSCRIBER).unwrap();
+    assert_eq!(image.to_json(), SEED_IMAGE);
+}
+
+#[test]
+fn every_documented_example_decodes_at_its_endpoint_and_round_trips() {
+    let token = "9b1e".repeat(16);
+    let examples: Vec<(String, Endpoint)> = vec![
+        (
+            r#"{"type":"waveform_latent","session_id":"s1","payload":[1.5,2.0,0.0,4.25,0.5,1.0],"frame_id":7,"shape":[2,3],"sent_at_ms":1700000000000,"source":"recorded"}"#.into(),
+            RELAY_INGEST,
+        ),
+        (
+            r#"{"type":"reconstructed_image","session_id":"s1","image_base64":"data:image/jpeg;base64,/9j/","frame_id":7,"sent_at_ms":1700000000000,"latency_ms":3.5}"#.into(),
+            SUBSCRIBER,
+        ),
+        (r#"{"type":"ack","session_id":"s1","frame_id":7}"#.into(), INGEST_REPLIES),
+        (
+            format!(r#"{{"type":"stimulus","session_id":"s1","token":"{token}","frame_id":7,"image":"data:image/png;base64,iVBORw0KGgo="}}"#),
+            SIMULATION,
+        ),
+        (format!(r#"{{"type":"stimulus","session_id":"s1","token":"{token}","frame_id":8,"source":"random"}}"#), SIMULATION),
+        (
+            r#"{"type":"response","session_id":"s1","frame_id":7,"payload":[0.4,1.2],"shape":[1,2],"input_image":"data:image/png;base64,iVBO","latency_ms":2.1,"source":"recorded","recorded":{"movie":0,"segment":3,"frame":17}}"#.into(),
+            SIMULATION_CLIENT,
+        ),
+        (format!(r#"{{"type":"start_stream","session_id":"s1","token":"{token}","source":"recorded","fps":30}}"#), SIMULATION),
+        (r#"{"type":"stop_stream","session_id":"s1"}"#.into(), SIMULATION),
+        (format!(r#"{{"type":"subscribe","session_id":"s1","token":"{token}"}}"#), RELAY_SUBSCRIBE),
+        (r#"{"type":"subscribed","session_id":"s1","buffered":12}"#.into(), SUBSCRIBER),
+        (
+            r#"{"type":"error","code":"payload_length","message":"payload has 3 values","session_id":"xyz123","frame_id":7}"#.into(),
+            SUBSCRIBER,
+        ),
+    ];
+    for (text, endpoint) in examples {
+        let m = decode(&text, &endpoint).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(m.to_json(), text);
+    }
+}
+
+fn err(text: &str, endpoint: &Endpoint) -> ProtocolError {
+    decode(text, endpoint).expect_err(text)
+}
+
+#[test]
+fn missing_extra_and_mistyped_fields_are_bad_messages_that_name_the_field() {
+    let e = err(r#"{"type":"waveform_latent","session_id":"xyz123"}"#, &RELAY_INGEST);
+    assert_eq!(e.code(), ErrorCode::BadMessage);
+    assert!(e.to_string().contains("missing field `payload`"), "{e}");
+
+    let e = err(r#"{"type":"waveform_latent","session_id":"xyz123","payload":[1],"colour":"red"}"#, &RELAY_INGEST);
+    assert_eq!(e.code(), ErrorCode::BadMessage);
+    assert!(e.to_string().contains("unknown field `colour`"), "{e}");
+
+    let e = err(r#"{"type":"waveform_latent","session_id":"xyz123","payload":"1,2"}"#, &RELAY_INGEST);
+    assert_eq!(e.code(), ErrorCode::BadMessage);
+    assert!(e.to_string().starts_with("waveform_latent:"), "{e}");
+
+    let e = err(r#"{"type":"waveform_latent","session_id":"xyz123","payload":[1],"frame_id":-1}"#, &RELAY_INGEST);
+    assert_eq!(e.code(), ErrorCode::BadMessage);
+}
+
+#[test]
+fn unknown_types_list_what_the_endpoint_accepts() {
+    let e = err(r#"{"type":"waveform","session_id":"xyz123","payload":[1]}"#, &RELAY_INGEST);
+    assert_eq!(e.code(), ErrorCode::UnknownType);
+    assert!(e.to_string().contains("\"waveform\""), "{e}");
+    assert!(e.to_string().contains("waveform_latent"), "{e}");
+    let e = err(r#"{"type":"waveform_latent","session_id":"a","payload":[1]}"#, &SIMULATION);
+    assert!(e.to_string().contains("stimulus, start_stream, stop_stream"), "{e}");
+}
+
+#[test]
+fn payload_rules() {
+    let e = err(r#"{"type":"waveform_latent","session_id":"a","payload":[]}"#, &RELAY_INGEST);
+    assert_eq!(e.code(), ErrorCode::BadMessage);
+    // 1e39 fits JSON and f64 but not f32: reported as non-finite with its index.
+    let e = err(r#"{"type":"waveform_latent","session_id":"a","payload":[0,1,1e39]}"#, &RELAY_INGEST);
+    assert_eq!(e.code(), ErrorCode::NonFinite);
+    assert!(e.to_string().contains("payload[2]"), "{e}");
+    let long = format!(
+        r#"{{"type":"waveform_latent","session_id":"a","payload":[{}]}}"#,
+        vec!["1"; validate::MAX_PAYLOAD_VALUES + 1].join(",")
+    );
+    assert_eq!(err(&long, &RELAY_INGEST).code(), ErrorCode::TooLarge);
+    let e = err(r#"{"type":"waveform_latent","session_id":"a","payload":[1,2,3],"shape":[2,2]}"#, &RELAY_INGEST);
+    assert_eq!(e.code(), ErrorCode::PayloadLength);
+    assert!(e.to_string().contains("4 values but payload has 3"), "{e}");
+    let e = check_payload_len(3, 3, 96).unwrap_err();
+    assert_eq!(e.to_string(), "payload has 3 values; the model expects 288 (3 lags x 96 channels)");
+}
+
+#[test]
+fn session_id_rules() {
+    for bad in ["", "has space", "ünïcode", "a/b", &"x".repeat(65)] {
+        let text = format!(r#"{{"type":"waveform_latent","session_id":{bad:?},"payload":[1]}}"#);
+        let e = err(&text, &RELAY_INGEST);
+        assert_eq!(e.code(), ErrorCode::BadSession, "{bad:?}: {e}");
+    }
+    assert!(decode(
+        &format!(r#"{{"type":"waveform_latent","session_id":"{}","payload":[1]}}"#, "a-Z_9".repeat(12)),
+        &RELAY_INGEST
+    )
+    .is_ok());
+}
+
+#[test]
+fn stream_and_stimulus_rules() {
+    let t = "a".repeat(64);
+    for fps in [0, 31, 1000] {
+        let text = format!(r#"{{"type":"start_stream","session_id":"s","token":"{t}","source":"recorded","fps":{fps}}}"#);
+        assert_eq!(err(&text, &SIMULATION).code(), ErrorCode::BadMessage, "{fps}");
+    }
+    let text = format!(r#"{{"type":"start_stream","session_id":"s","token":"{t}","source":"television"}}"#);
+    assert_eq!(err(&text, &SIMULATION).code(), ErrorCode::BadMessage);
+    let text = format!(r#"{{"type":"stimulus","session_id":"s","token":"{t}","frame_id":1}}"#);
+    let e = err(&text, &SIMULATION);
+    assert_eq!(e.code(), ErrorCode::BadMessage);
+    assert!(e.to_string().contains("neither"), "{e}");
+    let text = format!(r#"{{"type":"stimulus","session_id":"s","token":"{t}","image":"hello"}}"#);
+    assert_eq!(err(&text, &SIMULATION).code(), ErrorCode::BadImage);
+    let text = format!(r#"{{"type":"stimulus","session_id":"s","token":"{t}","frame_id":9007199254740992,"source":"random"}}"#);
+    assert_eq!(err(&text, &SIMULATION).code(), ErrorCode::BadMessage);
+}
+
+#[test]
+fn error_codes_are_snake_case_and_unknown_codes_still_parse() {
+    let m = ErrorMessage { code: ErrorCode::BinaryNotSupported, message: "m".into(), session_id: None, frame_id: None };
+    assert_eq!(Message::from(m).to_json(), r#"{"type":"error","code":"binary_not_supported","message":"m"}"#);
+    let m = decode(r#"{"type":"error","code":"from_the_future","message":"m"}"#, &SUBSCRIBER).unwrap();
+    assert!(matches!(m, Message::Error(ErrorMessage { code: ErrorCode::Unknown, .. })));
+    assert_eq!(ProtocolError::Binary.code(), ErrorCode::BinaryNotSupported);
+}

@@ -1,0 +1,123 @@
+//! Every setting of the simulation-service in one validated struct, [`SimConfig`], and
+//! every limit in [`Limits`]. The binary fills them from flags and environment
+//! variables; tests build them directly. Nothing here reads the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use shared_protocol::validate::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_SIDE};
+use shared_protocol::{OriginPolicy, SharedSecret};
+
+/// The service's limits. Each one bounds memory or work that a client controls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest WebSocket message, bytes (larger ones close the socket with 1009). Must
+    /// leave room for an image data URL of `max_image_bytes` plus the JSON around it.
+    pub max_message_bytes: usize,
+    /// Largest image data URL, bytes.
+    pub max_image_bytes: usize,
+    /// Largest image width or height, pixels, read from the header before decoding.
+    pub max_image_side: u32,
+    /// Messages per second one browser connection may send.
+    pub messages_per_second: u32,
+    /// Distinct sessions one browser connection may use.
+    pub max_sessions_per_connection: usize,
+    /// Streams one browser connection may run at once.
+    pub max_streams_per_connection: usize,
+    /// Frames waiting for a worker before new ones are refused (`overloaded`).
+    pub queue_depth: usize,
+    /// `waveform_latent`s kept for re-sending until the relay acknowledges them; beyond
+    /// this the oldest is dropped (and counted as lost).
+    pub max_unacked: usize,
+    /// Images read from the image folder at start-up.
+    pub max_folder_images: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_IMAGE_BYTES + 64 * 1024,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
+            max_image_side: DEFAULT_MAX_IMAGE_SIDE,
+            messages_per_second: 60,
+            max_sessions_per_connection: 8,
+            max_streams_per_connection: 4,
+            queue_depth: 64,
+            max_unacked: 1024,
+            max_folder_images: 2000,
+        }
+    }
+}
+
+/// How the simulation-service runs.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Where it listens (for logs and its own origin).
+    pub bind: SocketAddr,
+    /// The model directory (`model.json` + `weights.safetensors`).
+    pub model_dir: PathBuf,
+    /// Data root with the dataset cache, for the `random`, `dataset` and `recorded`
+    /// sources; without it those sources answer `unavailable`.
+    pub data_root: Option<PathBuf>,
+    /// A folder of images, for the `folder` (and `random`) sources.
+    pub image_dir: Option<PathBuf>,
+    /// The relay's `/ws/ingest` URL.
+    pub relay_url: String,
+    /// Shared with the relay: checks session tokens, authenticates to `/ws/ingest`.
+    pub secret: SharedSecret,
+    /// Which pages may open WebSockets and read `/api/info`.
+    pub origins: OriginPolicy,
+    /// Threads that run inference.
+    pub workers: usize,
+    /// Server camera index (builds with the `webcam` feature).
+    pub webcam_index: u32,
+    /// How long shutdown waits for in-flight frames and unacknowledged latents.
+    pub drain_timeout: Duration,
+    /// Longest wait between reconnection attempts to the relay.
+    pub max_backoff: Duration,
+    pub limits: Limits,
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is {got}; it must be between {min} and {max}")]
+    OutOfRange { name: &'static str, got: u64, min: u64, max: u64 },
+    #[error("the message size limit ({message} bytes) must exceed the image size limit ({image} bytes) so that an image fits in a message")]
+    ImageExceedsMessage { message: usize, image: usize },
+    #[error("relay URL {url:?} is not a ws:// URL (for example ws://127.0.0.1:8080/ws/ingest); this build has no TLS, put a TLS proxy in front for wss://")]
+    RelayUrl { url: String },
+}
+
+fn range(name: &'static str, got: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&got) {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange { name, got, min, max })
+    }
+}
+
+impl SimConfig {
+    /// Checks every setting before anything starts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        range("workers", self.workers as u64, 1, 256)?;
+        range("max image bytes", l.max_image_bytes as u64, 1024, 64 * 1024 * 1024)?;
+        range("max message bytes", l.max_message_bytes as u64, 1024, 128 * 1024 * 1024)?;
+        if l.max_message_bytes <= l.max_image_bytes {
+            return Err(ConfigError::ImageExceedsMessage { message: l.max_message_bytes, image: l.max_image_bytes });
+        }
+        range("max image side", u64::from(l.max_image_side), 1, 16384)?;
+        range("messages per second", u64::from(l.messages_per_second), 1, 1_000_000)?;
+        range("max sessions per connection", l.max_sessions_per_connection as u64, 1, 1024)?;
+        range("max streams per connection", l.max_streams_per_connection as u64, 1, 64)?;
+        range("queue depth", l.queue_depth as u64, 1, 1_000_000)?;
+        range("max unacknowledged latents", l.max_unacked as u64, 1, 1_000_000)?;
+        range("max folder images", l.max_folder_images as u64, 1, 1_000_000)?;
+        if !self.relay_url.starts_with("ws://") {
+            return Err(ConfigError::RelayUrl { url: self.relay_url.clone() });
+        }
+        Ok(())
+    }
+}

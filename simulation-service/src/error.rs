@@ -1,0 +1,65 @@
+//! Errors: [`StartError`] (start-up: what failed and what to do) and [`FrameError`] (one
+//! frame could not be simulated; each maps to a wire error code).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use shared_protocol::{ErrorCode, ProtocolError};
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot load the model from {dir}: {source}")]
+    Model { dir: PathBuf, source: models::ModelError },
+    #[error("cannot load recorded responses from the data root {dir} (--data / V1_DATA): {source}. Start without --data to serve client images only")]
+    Data { dir: PathBuf, source: models::ModelError },
+    #[error("cannot use the image folder {dir} (--images / V1_IMAGES): {message}")]
+    Images { dir: PathBuf, message: String },
+    #[error("cannot listen on {addr}: the address is already in use. Stop the other process, or choose another address with --bind (or {env})")]
+    AddrInUse { addr: SocketAddr, env: &'static str },
+    #[error("cannot listen on {addr}: {source}. Choose another address with --bind (or {env})")]
+    Bind { addr: SocketAddr, env: &'static str, source: std::io::Error },
+}
+
+/// Binds `addr`, turning the usual failures into advice.
+pub async fn bind(addr: SocketAddr, env: &'static str) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| match source.kind() {
+        std::io::ErrorKind::AddrInUse => StartError::AddrInUse { addr, env },
+        _ => StartError::Bind { addr, env, source },
+    })
+}
+
+/// Why one frame could not be simulated.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("{field} is {width}x{height} pixels; at most {max}x{max} are accepted (the service's --max-image-side)")]
+    ImageTooLarge { field: &'static str, width: u32, height: u32, max: u32 },
+    #[error("{field} is not a JPEG or PNG image (its first bytes are {head}); send a JPEG or PNG data URL")]
+    NotAnImage { field: &'static str, head: String },
+    #[error("{field} could not be decoded as an image: {message}")]
+    Decode { field: &'static str, message: String },
+    #[error("the model failed on this frame: {0}")]
+    Model(#[from] models::ModelError),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the worker running this frame failed: {0}")]
+    Internal(String),
+}
+
+impl FrameError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            FrameError::Protocol(p) => p.code(),
+            FrameError::ImageTooLarge { .. } => ErrorCode::TooLarge,
+            FrameError::NotAnImage { .. } | FrameError::Decode { .. } => ErrorCode::BadImage,
+            FrameError::Model(models::ModelError::ImageSize { .. }) => ErrorCode::TooLarge,
+            FrameError::Model(_) | FrameError::Internal(_) => ErrorCode::Internal,
+            FrameError::Unavailable(_) => ErrorCode::Unavailable,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The simulation-service's Prometheus metrics, served at `/metrics`.
+//!
+//! Names start with `v1_sim_`. Frames in are stimuli and stream frames taken for
+//! simulation; frames out are `response`s sent to browsers and `waveform_latent`s sent
+//! to the relay.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use shared_protocol::{ErrorCode, Source};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+/// Latency buckets in seconds, 0.5 ms to 2.5 s: a frame budget is 33 ms.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter()
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Frames taken for simulation, by source.
+    pub frames_in: Family<SourceLabel, Counter>,
+    /// `response`s sent to browsers.
+    pub responses_out: Counter,
+    /// `waveform_latent`s sent to the relay (first sends).
+    pub latents_sent: Counter,
+    /// `waveform_latent`s sent again after a reconnect.
+    pub latents_resent: Counter,
+    /// `waveform_latent`s the relay acknowledged.
+    pub latents_acked: Counter,
+    /// `waveform_latent`s given up: the unacknowledged store overflowed, or shutdown
+    /// ran out of time.
+    pub latents_lost: Counter,
+    /// Errors the relay answered, by code.
+    pub relay_errors: Family<CodeLabel, Counter>,
+    /// Errors sent to browsers, by code.
+    pub errors: Family<CodeLabel, Counter>,
+    /// Stream frames skipped because the workers were busy.
+    pub stream_frames_skipped: Counter,
+    /// Image decoding + image_encoder + waveform_decoder of one frame.
+    pub inference_seconds: Histogram,
+    /// Receipt of a frame to its `response` being queued for the browser.
+    pub frame_latency: Histogram,
+    /// `waveform_latent` sent to the relay's acknowledgement.
+    pub relay_round_trip: Histogram,
+    /// 1 while connected to the relay.
+    pub relay_connected: Gauge,
+    /// Open browser connections.
+    pub connections: Gauge,
+    /// Running streams.
+    pub streams: Gauge,
+    /// Sessions with a live browser connection.
+    pub sessions: Gauge,
+    /// `waveform_latent`s waiting for the relay's acknowledgement.
+    pub unacked: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let m = Self {
+            registry: Registry::default(),
+            frames_in: Family::default(),
+            responses_out: Counter::default(),
+            latents_sent: Counter::default(),
+            latents_resent: Counter::default(),
+            latents_acked: Counter::default(),
+            latents_lost: Counter::default(),
+            relay_errors: Family::default(),
+            errors: Family::default(),
+            stream_frames_skipped: Counter::default(),
+            inference_seconds: Histogram::new(latency_buckets()),
+            frame_latency: Histogram::new(latency_buckets()),
+            relay_round_trip: Histogram::new(latency_buckets()),
+            relay_connected: Gauge::default(),
+            connections: Gauge::default(),
+            streams: Gauge::default(),
+            sessions: Gauge::default(),
+            unacked: Gauge::default(),
+        };
+        let mut r = Registry::with_prefix("v1_sim");
+        r.register("frames_in", "frames taken for simulation, by source", m.frames_in.clone());
+        r.register("responses_out", "response messages sent to browsers", m.responses_out.clone());
+        r.register("latents_sent", "waveform_latent messages sent to the relay", m.latents_sent.clone());
+        r.register("latents_resent", "waveform_latent messages re-sent after a reconnect", m.latents_resent.clone());
+        r.register("latents_acked", "waveform_latent messages acknowledged by the relay", m.latents_acked.clone());
+        r.register("latents_lost", "waveform_latent messages given up before acknowledgement", m.latents_lost.clone());
+        r.register("relay_errors", "errors answered by the relay, by code", m.relay_errors.clone());
+        r.register("errors", "error messages sent to browsers, by code", m.errors.clone());
+        r.register("stream_frames_skipped", "stream frames skipped because the workers were busy", m.stream_frames_skipped.clone());
+        r.register("inference_seconds", "image decoding + image_encoder + waveform_decoder per frame", m.inference_seconds.clone());
+        r.register("frame_latency_seconds", "receipt of a frame to its response", m.frame_latency.clone());
+        r.register("relay_round_trip_seconds", "waveform_latent to the relay's acknowledgement", m.relay_round_trip.clone());
+        r.register("relay_connected", "1 while connected to the relay", m.relay_connected.clone());
+        r.register("connections", "open browser connections", m.connections.clone());
+        r.register("streams", "running streams", m.streams.clone());
+        r.register("sessions", "sessions with a live browser connection", m.sessions.clone());
+        r.register("unacked_latents", "waveform_latent messages waiting for acknowledgement", m.unacked.clone());
+        Self { registry: r, ..m }
+    }
+
+    pub fn error(&self, code: ErrorCode) {
+        self.errors.get_or_create(&CodeLabel { code: code.as_str().to_owned() }).inc();
+    }
+
+    pub fn relay_error(&self, code: ErrorCode) {
+        self.relay_errors.get_or_create(&CodeLabel { code: code.as_str().to_owned() }).inc();
+    }
+
+    pub fn frame_in(&self, source: Source) {
+        self.frames_in.get_or_create(&SourceLabel { source: source.as_str().to_owned() }).inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,175 @@
+//! The simulation-service's hot path for one frame: image data URL -> bytes (size
+//! limit) -> header dimensions (side limit, checked before decoding) -> decoded image ->
+//! grayscale centre crop -> image_encoder -> z -> waveform_decoder -> response. No disk
+//! I/O; runs on a worker thread (see [`crate::pool`]).
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use image::codecs::png::PngEncoder;
+use image::{DynamicImage, ImageEncoder, ImageFormat, ImageReader};
+use models::{GrayCrop, V1Model};
+use shared_protocol::{DataUrl, ImageKind};
+
+use crate::error::FrameError;
+
+/// The model is shared by all worker threads without a lock; this fails to compile if
+/// it ever stops being shareable.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<V1Model>();
+};
+
+/// The model plus the image limits.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    model: Arc<V1Model>,
+    max_image_bytes: usize,
+    max_image_side: u32,
+}
+
+impl Simulator {
+    pub fn new(model: Arc<V1Model>, max_image_bytes: usize, max_image_side: u32) -> Self {
+        Self { model, max_image_bytes, max_image_side }
+    }
+
+    pub fn model(&self) -> &V1Model {
+        &self.model
+    }
+
+    /// Decodes an image data URL into the crop the model sees.
+    pub fn crop_from_data_url(&self, url: &str, field: &'static str) -> Result<GrayCrop, FrameError> {
+        let data = DataUrl::parse(url, field, self.max_image_bytes)?;
+        let image = decode_image(&data.bytes, field, self.max_image_side)?;
+        Ok(self.model.prepare_image(&image)?)
+    }
+
+    /// image_encoder -> z -> waveform_decoder: predicted mean counts, lag-major.
+    pub fn predict(&self, crop: &GrayCrop) -> Result<Vec<f32>, FrameError> {
+        Ok(self.model.predict(crop)?)
+    }
+}
+
+/// Decodes JPEG or PNG bytes, refusing images wider or taller than `max_side` from their
+/// header alone, so that a small file claiming a huge image never allocates it.
+pub fn decode_image(bytes: &[u8], field: &'static str, max_side: u32) -> Result<DynamicImage, FrameError> {
+    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, FrameError> {
+        let r = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| FrameError::Decode { field, message: e.to_string() })?;
+        match r.format() {
+            Some(ImageFormat::Jpeg | ImageFormat::Png) => Ok(r),
+            _ => Err(FrameError::NotAnImage { field, head: head_hex(bytes) }),
+        }
+    };
+    let (width, height) =
+        reader()?.into_dimensions().map_err(|e| FrameError::Decode { field, message: e.to_string() })?;
+    if width > max_side || height > max_side {
+        return Err(FrameError::ImageTooLarge { field, width, height, max: max_side });
+    }
+    if width == 0 || height == 0 {
+        return Err(FrameError::Decode { field, message: format!("the image is {width}x{height}") });
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(max_side);
+    limits.max_image_height = Some(max_side);
+    // 16-bit RGBA is the widest pixel JPEG/PNG decode to: 8 bytes.
+    limits.max_alloc = Some(u64::from(max_side) * u64::from(max_side) * 8 + (1 << 20));
+    let mut r = reader()?;
+    r.limits(limits);
+    r.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => FrameError::ImageTooLarge { field, width, height, max: max_side },
+        other => FrameError::Decode { field, message: other.to_string() },
+    })
+}
+
+/// First bytes of unrecognised data, for the error message.
+fn head_hex(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "empty".into();
+    }
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+/// A crop as a PNG data URL (what `response.input_image` carries).
+pub fn crop_png(crop: &GrayCrop) -> Result<String, FrameError> {
+    let img = crop.to_image();
+    let mut png = Vec::with_capacity(4096);
+    PngEncoder::new(&mut png)
+        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::L8)
+        .map_err(|e| FrameError::Internal(format!("PNG encoding of the crop failed: {e}")))?;
+    Ok(DataUrl::encode(ImageKind::Png, &png))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_bytes(w: u32, h: u32) -> Vec<u8> {
+        let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x + y) % 256) as u8]));
+        let mut out = Vec::new();
+        PngEncoder::new(&mut out).write_image(img.as_raw(), w, h, image::ExtendedColorType::L8).unwrap();
+        out
+    }
+
+    #[test]
+    fn decodes_small_images() {
+        let img = decode_image(&png_bytes(20, 10), "image", 64).unwrap();
+        assert_eq!((img.width(), img.height()), (20, 10));
+    }
+
+    #[test]
+    fn refuses_large_dimensions_before_decoding() {
+        let e = decode_image(&png_bytes(65, 10), "image", 64).unwrap_err();
+        assert!(matches!(e, FrameError::ImageTooLarge { width: 65, height: 10, max: 64, .. }), "{e:?}");
+        assert_eq!(e.code(), shared_protocol::ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_image_is_refused_without_allocating_it() {
+        // A valid PNG signature and IHDR chunk for 100000 x 100000 pixels and nothing else.
+        let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(b"IHDR");
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        let e = decode_image(&png, "image", 4096).unwrap_err();
+        assert!(matches!(e, FrameError::ImageTooLarge { width: 100_000, height: 100_000, .. }), "{e:?}");
+    }
+
+    #[test]
+    fn non_images_and_truncated_images_are_bad_images() {
+        let e = decode_image(b"hello, this is text", "image", 64).unwrap_err();
+        assert!(matches!(e, FrameError::NotAnImage { .. }), "{e:?}");
+        assert!(e.to_string().contains("68 65 6c 6c"), "{e}");
+        let mut png = png_bytes(20, 20);
+        png.truncate(png.len() / 2);
+        let e = decode_image(&png, "image", 64).unwrap_err();
+        assert_eq!(e.code(), shared_protocol::ErrorCode::BadImage, "{e:?}");
+    }
+
+    #[test]
+    fn crops_encode_as_png_data_urls() {
+        let crop = GrayCrop { size: 4, pixels: vec![0.5; 16] };
+        let url = crop_png(&crop).unwrap();
+        let data = DataUrl::parse(&url, "input_image", 1 << 20).unwrap();
+        let back = decode_image(&data.bytes, "input_image", 64).unwrap();
+        assert_eq!((back.width(), back.height()), (4, 4));
+    }
+
+    /// CRC-32 (IEEE) for building a PNG chunk by hand.
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+}
