@@ -32,10 +32,10 @@ impl Default for ArchConfig {
     fn default() -> Self {
         Self {
             latent_channels: 8,
-            encoder_channels: [16, 32],
+            encoder_channels: [12, 24],
             readout_features: 16,
             waveform_hidden: 512,
-            decoder_channels: [32, 16],
+            decoder_channels: [24, 12],
         }
     }
 }
@@ -60,13 +60,13 @@ pub struct Phase1Config {
 impl Default for Phase1Config {
     fn default() -> Self {
         Self {
-            max_epochs: 30,
+            max_epochs: 12,
             batch_size: 64,
             learning_rate: 2e-3,
             weight_decay: 1e-4,
             image_loss_weight: 1.0,
             readout_l1: 1e-4,
-            patience: 4,
+            patience: 3,
         }
     }
 }
@@ -98,7 +98,7 @@ pub struct Phase2Config {
 impl Default for Phase2Config {
     fn default() -> Self {
         Self {
-            max_epochs: 40,
+            max_epochs: 25,
             batch_size: 64,
             learning_rate: 1e-3,
             weight_decay: 1e-3,
@@ -107,7 +107,7 @@ impl Default for Phase2Config {
             image_loss_weight: 1.0,
             synthetic_fraction: 0.25,
             input_noise: 0.1,
-            patience: 5,
+            patience: 4,
         }
     }
 }

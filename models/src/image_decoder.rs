@@ -5,7 +5,9 @@
 //! transposed convolutions and their checkerboard artefacts.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, ops::pixel_shuffle, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{ops::pixel_shuffle, VarBuilder};
+
+use crate::conv::{conv2d, Conv2d};
 
 use crate::config::ArchConfig;
 
@@ -20,20 +22,19 @@ pub struct ImageDecoder {
 impl ImageDecoder {
     pub fn new(arch: &ArchConfig, vb: VarBuilder) -> Result<Self> {
         let [c1, c2] = arch.decoder_channels;
-        let same = Conv2dConfig { padding: 1, ..Default::default() };
         Ok(Self {
-            stem: conv2d(arch.latent_channels, c1, 3, same, vb.pp("stem"))?,
-            up1: conv2d(c1, 4 * c1, 3, same, vb.pp("up1"))?,
-            up2: conv2d(c1, 4 * c2, 3, same, vb.pp("up2"))?,
-            out: conv2d(c2, 1, 3, same, vb.pp("out"))?,
+            stem: conv2d(arch.latent_channels, c1, 3, 1, 1, vb.pp("stem"))?,
+            up1: conv2d(c1, 4 * c1, 3, 1, 1, vb.pp("up1"))?,
+            up2: conv2d(c1, 4 * c2, 3, 1, 1, vb.pp("up2"))?,
+            out: conv2d(c2, 1, 3, 1, 1, vb.pp("out"))?,
         })
     }
 
     /// z: [B, Cz, G, G] -> [B, 1, 4G, 4G] normalised pixels.
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
-        let h = self.stem.forward(z)?.gelu()?;
-        let h = pixel_shuffle(&self.up1.forward(&h)?, 2)?.gelu()?;
-        let h = pixel_shuffle(&self.up2.forward(&h)?, 2)?.gelu()?;
+        let h = self.stem.forward(z)?.relu()?;
+        let h = pixel_shuffle(&self.up1.forward(&h)?, 2)?.relu()?;
+        let h = pixel_shuffle(&self.up2.forward(&h)?, 2)?.relu()?;
         self.out.forward(&h)
     }
 }

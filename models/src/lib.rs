@@ -11,6 +11,7 @@
 //!   linear baselines.
 
 pub mod config;
+pub mod conv;
 pub mod data;
 pub mod eval;
 pub mod error;

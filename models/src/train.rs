@@ -190,6 +190,8 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
             (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience)
         };
         let vars = phase_vars(&model, phase);
+        // Phase 2 keeps the image encoder frozen: its latents are computed once.
+        let z_all = if phase == 2 { Some(all_latents(&model, ds, &device)?) } else { None };
         let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr, weight_decay: wd, ..Default::default() })?;
         let mut best_weights = snapshot(&vars)?;
         if state.best_val.is_finite() && ckpt_dir.join("best.safetensors").exists() {
@@ -212,7 +214,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
                 let loss = if phase == 1 {
                     phase1_loss(&model, ds, chunk, cfg, &device)?
                 } else {
-                    phase2_loss(&model, ds, chunk, cfg, &device, opts.source, &mut rng, true)?
+                    phase2_loss(&model, ds, chunk, cfg, &device, opts.source, &mut rng, z_all.as_ref())?
                 };
                 opt.backward_step(&loss)?;
                 let l = loss.to_scalar::<f32>()? as f64;
@@ -340,19 +342,25 @@ fn phase2_loss(
     device: &Device,
     source: ResponseSource,
     rng: &mut rand_chacha::ChaCha8Rng,
-    training: bool,
+    z_all: Option<&Tensor>,
 ) -> Result<Tensor> {
     let p = &cfg.phase2;
     let nets = model.networks();
     let x01 = crops_tensor(ds, idx, device)?;
     let x = model.crops_to_tensor_raw(&x01)?;
-    let z_img = nets.image_encoder.forward(&x)?.detach();
+    let z_img = match z_all {
+        Some(z) => {
+            let ids = Tensor::from_vec(idx.iter().map(|&i| i as u32).collect::<Vec<u32>>(), idx.len(), device)?;
+            z.index_select(&ids, 0)?
+        }
+        None => nets.image_encoder.forward(&x)?.detach(),
+    };
     let mut counts = match source {
         ResponseSource::Recorded => responses_tensor(ds, idx, device)?,
         ResponseSource::NoiseFree => truth_tensor(ds, idx, device)?
             .ok_or_else(|| ModelError::Invalid("dataset has no ground truth".into()))?,
     };
-    if training && source == ResponseSource::Recorded && p.synthetic_fraction > 0.0 {
+    if source == ResponseSource::Recorded && p.synthetic_fraction > 0.0 {
         // Replace a fraction of the batch by Poisson samples of the predicted rates.
         let n_syn = ((idx.len() as f64) * p.synthetic_fraction).round() as usize;
         if n_syn > 0 {
@@ -371,7 +379,7 @@ fn phase2_loss(
         }
     }
     let mut r = model.normalise_responses(&counts)?;
-    if training && p.input_noise > 0.0 {
+    if p.input_noise > 0.0 {
         // Drawn from the seeded generator (the backend's own is unseeded).
         let normal = rand_distr::Normal::new(0.0f32, p.input_noise as f32)
             .map_err(|e| ModelError::Invalid(format!("phase2.input_noise: {e}")))?;
@@ -415,6 +423,17 @@ fn validation_loss(
         n += chunk.len() as f64;
     }
     Ok(s / n.max(1.0))
+}
+
+/// Latents z_image of every sample (the frozen image encoder of phase 2), [N, Cz, G, G].
+fn all_latents(model: &V1Model, ds: &Dataset, device: &Device) -> Result<Tensor> {
+    let all: Vec<usize> = (0..ds.n).collect();
+    let mut parts = Vec::new();
+    for chunk in all.chunks(256) {
+        let x = model.crops_to_tensor_raw(&crops_tensor(ds, chunk, device)?)?;
+        parts.push(model.networks().image_encoder.forward(&x)?.detach());
+    }
+    Ok(Tensor::cat(&parts, 0)?)
 }
 
 fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {

@@ -6,7 +6,9 @@
 //! non-negative mean count per 1/30 s bin, trained with a Poisson loss.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{conv2d, Conv2d, Init, VarBuilder};
+use candle_nn::{Init, VarBuilder};
+
+use crate::conv::{conv2d, Conv2d};
 
 use crate::config::ArchConfig;
 
@@ -26,7 +28,7 @@ pub struct WaveformDecoder {
 impl WaveformDecoder {
     pub fn new(arch: &ArchConfig, grid: usize, n_lags: usize, n_channels: usize, vb: VarBuilder) -> Result<Self> {
         let f = arch.readout_features;
-        let features = conv2d(arch.latent_channels, f, 1, Default::default(), vb.pp("features"))?;
+        let features = conv2d(arch.latent_channels, f, 1, 1, 0, vb.pp("features"))?;
         let g2 = grid * grid;
         let mask = vb.get_with_hints((n_channels, g2), "mask", Init::Uniform { lo: 0.0, up: 1.0 / g2 as f64 })?;
         let feature_weights = vb.get_with_hints(
@@ -41,7 +43,7 @@ impl WaveformDecoder {
     /// z: [B, Cz, G, G] -> mean counts [B, L*C] (lag-major, like the wire payload).
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let b = z.dim(0)?;
-        let h = self.features.forward(z)?.gelu()?; // [B, F, G, G]
+        let h = self.features.forward(z)?.relu()?; // [B, F, G, G]
         let (_, f, g1, g2) = h.dims4()?;
         let h = h.reshape((b, f, g1 * g2))?;
         // Spatial readout: [B, F, G*G] x [G*G, C] -> [B, F, C]

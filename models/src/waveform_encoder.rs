@@ -31,7 +31,7 @@ impl WaveformEncoder {
     /// `r`: [B, L*C] normalised response -> z: [B, Cz, G, G].
     pub fn forward(&self, r: &Tensor) -> Result<Tensor> {
         let b = r.dim(0)?;
-        let h = self.hidden.forward(r)?.gelu()?;
+        let h = self.hidden.forward(r)?.relu()?;
         self.to_latent.forward(&h)?.reshape((b, self.latent_channels, self.grid, self.grid))
     }
 }

@@ -13,10 +13,18 @@ enum E {
 }
 
 fn u16b(e: E, v: u16) -> [u8; 2] {
-    if e == E::Le { v.to_le_bytes() } else { v.to_be_bytes() }
+    if e == E::Le {
+        v.to_le_bytes()
+    } else {
+        v.to_be_bytes()
+    }
 }
 fn u32b(e: E, v: u32) -> [u8; 4] {
-    if e == E::Le { v.to_le_bytes() } else { v.to_be_bytes() }
+    if e == E::Le {
+        v.to_le_bytes()
+    } else {
+        v.to_be_bytes()
+    }
 }
 
 fn header(e: E, text: &str) -> Vec<u8> {
@@ -53,7 +61,15 @@ fn i32s(e: E, xs: &[i32]) -> Vec<u8> {
     xs.iter().flat_map(|&x| u32b(e, x as u32)).collect()
 }
 fn f64s(e: E, xs: &[f64]) -> Vec<u8> {
-    xs.iter().flat_map(|&x| if e == E::Le { x.to_le_bytes() } else { x.to_be_bytes() }).collect()
+    xs.iter()
+        .flat_map(|&x| {
+            if e == E::Le {
+                x.to_le_bytes()
+            } else {
+                x.to_be_bytes()
+            }
+        })
+        .collect()
 }
 fn i16s(e: E, xs: &[i16]) -> Vec<u8> {
     xs.iter().flat_map(|&x| u16b(e, x as u16)).collect()
@@ -63,7 +79,11 @@ fn i16s(e: E, xs: &[i16]) -> Vec<u8> {
 fn matrix(e: E, flags: u32, dims: &[i32], name: &str, body: &[Vec<u8>]) -> Vec<u8> {
     let mut content = el(e, 6, &[u32b(e, flags), [0; 4]].concat());
     content.extend(el(e, 5, &i32s(e, dims)));
-    content.extend(if !name.is_empty() && name.len() <= 4 { small(e, 1, name.as_bytes()) } else { el(e, 1, name.as_bytes()) });
+    content.extend(if !name.is_empty() && name.len() <= 4 {
+        small(e, 1, name.as_bytes())
+    } else {
+        el(e, 1, name.as_bytes())
+    });
     for b in body {
         content.extend_from_slice(b);
     }
@@ -79,7 +99,10 @@ fn field_names(e: E, names: &[&str]) -> Vec<Vec<u8>> {
 }
 
 fn file(e: E, elements: &[Vec<u8>]) -> Vec<u8> {
-    let mut f = header(e, "MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: Tue Mar  6 10:00:00 2007");
+    let mut f = header(
+        e,
+        "MATLAB 5.0 MAT-file, Platform: GLNXA64, Created on: Tue Mar  6 10:00:00 2007",
+    );
     for x in elements {
         f.extend_from_slice(x);
     }
@@ -87,7 +110,14 @@ fn file(e: E, elements: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn numeric(f: &neural_data::mat::MatFile, name: &str) -> NumericData {
-    match &f.variables.iter().find(|v| v.name == name).expect(name).value.data {
+    match &f
+        .variables
+        .iter()
+        .find(|v| v.name == name)
+        .expect(name)
+        .value
+        .data
+    {
         MatData::Numeric(n) => n.clone(),
         other => panic!("{name}: {other:?}"),
     }
@@ -114,14 +144,36 @@ fn packed_small_elements_for_name_dims_and_data() {
 fn big_endian_file_reads_like_little_endian() {
     for e in [E::Le, E::Be] {
         let a = matrix(e, 6, &[1, 3], "", &[el(e, 3, &i16s(e, &[-1, 300, 2]))]);
-        let b = matrix(e, 4, &[1, 2], "", &[small(e, 4, &[u16b(e, b'h' as u16), u16b(e, b'i' as u16)].concat())]);
+        let b = matrix(
+            e,
+            4,
+            &[1, 2],
+            "",
+            &[small(
+                e,
+                4,
+                &[u16b(e, b'h' as u16), u16b(e, b'i' as u16)].concat(),
+            )],
+        );
         let c = matrix(e, 6, &[1, 2], "", &[el(e, 9, &f64s(e, &[0.25, -1e300]))]);
-        let s = matrix(e, 2, &[1, 1], "s", &[field_names(e, &["a", "b", "c"]), vec![a, b, c]].concat());
+        let s = matrix(
+            e,
+            2,
+            &[1, 1],
+            "s",
+            &[field_names(e, &["a", "b", "c"]), vec![a, b, c]].concat(),
+        );
         let f = read_mat_bytes(&file(e, &[s]), "endian.mat").unwrap();
         let s = f.variable("s").unwrap();
-        assert_eq!(s.field("a").unwrap().as_f64_vec().unwrap(), vec![-1.0, 300.0, 2.0]);
+        assert_eq!(
+            s.field("a").unwrap().as_f64_vec().unwrap(),
+            vec![-1.0, 300.0, 2.0]
+        );
         assert_eq!(s.field("b").unwrap().as_string().unwrap(), "hi");
-        assert_eq!(s.field("c").unwrap().as_f64_vec().unwrap(), vec![0.25, -1e300]);
+        assert_eq!(
+            s.field("c").unwrap().as_f64_vec().unwrap(),
+            vec![0.25, -1e300]
+        );
     }
 }
 
@@ -129,17 +181,33 @@ fn big_endian_file_reads_like_little_endian() {
 fn old_style_objects_read_like_structs_with_a_class_name() {
     let e = E::Le;
     let elec = matrix(e, 6, &[1, 2], "", &[small(e, 2, &[5, 6])]);
-    let inner_body = [vec![el(e, 1, b"peplooper")], field_names(e, &["k"]), vec![matrix(e, 6, &[1, 1], "", &[small(e, 2, &[9])])]].concat();
+    let inner_body = [
+        vec![el(e, 1, b"peplooper")],
+        field_names(e, &["k"]),
+        vec![matrix(e, 6, &[1, 1], "", &[small(e, 2, &[9])])],
+    ]
+    .concat();
     let inner = matrix(e, 3, &[1, 1], "", &inner_body);
     let results = matrix(e, 1, &[1, 1], "", &[inner]);
-    let body = [vec![el(e, 1, b"pepmodule")], field_names(e, &["elec_list", "listOfResults"]), vec![elec, results]].concat();
+    let body = [
+        vec![el(e, 1, b"pepmodule")],
+        field_names(e, &["elec_list", "listOfResults"]),
+        vec![elec, results],
+    ]
+    .concat();
     let pep = matrix(e, 3, &[1, 1], "pepANA", &body);
     let f = read_mat_bytes(&file(e, &[pep]), "obj.mat").unwrap();
     let p = f.variable("pepANA").unwrap();
     assert_eq!(p.class(), MatClass::Object);
     assert_eq!(p.object_class(), Some("pepmodule"));
-    assert_eq!(p.field_names().unwrap(), &["elec_list".to_string(), "listOfResults".to_string()]);
-    assert_eq!(p.field("elec_list").unwrap().as_f64_vec().unwrap(), vec![5.0, 6.0]);
+    assert_eq!(
+        p.field_names().unwrap(),
+        &["elec_list".to_string(), "listOfResults".to_string()]
+    );
+    assert_eq!(
+        p.field("elec_list").unwrap().as_f64_vec().unwrap(),
+        vec![5.0, 6.0]
+    );
     let looper = &p.field("listOfResults").unwrap().as_cell().unwrap()[0];
     assert_eq!(looper.object_class(), Some("peplooper"));
     assert_eq!(looper.field("k").unwrap().as_f64_scalar().unwrap(), 9.0);
@@ -151,15 +219,38 @@ fn function_handles_sparse_and_complex_are_skipped_not_fatal() {
     // class 16 (function handle): contents are not parsed, the element is skipped whole
     let fh = matrix(e, 16, &[1, 1], "fh", &[el(e, 1, b"anything at all")]);
     // class 5 (sparse) and a complex double (flag 0x0800)
-    let sp = matrix(e, 5, &[2, 2], "sp", &[el(e, 5, &i32s(e, &[0])), el(e, 5, &i32s(e, &[0, 1, 1])), el(e, 9, &f64s(e, &[1.0]))]);
-    let cx = matrix(e, 6 | 0x0800, &[1, 1], "cx", &[el(e, 9, &f64s(e, &[1.0])), el(e, 9, &f64s(e, &[2.0]))]);
+    let sp = matrix(
+        e,
+        5,
+        &[2, 2],
+        "sp",
+        &[
+            el(e, 5, &i32s(e, &[0])),
+            el(e, 5, &i32s(e, &[0, 1, 1])),
+            el(e, 9, &f64s(e, &[1.0])),
+        ],
+    );
+    let cx = matrix(
+        e,
+        6 | 0x0800,
+        &[1, 1],
+        "cx",
+        &[el(e, 9, &f64s(e, &[1.0])), el(e, 9, &f64s(e, &[2.0]))],
+    );
     let ok = matrix(e, 6, &[1, 1], "ok", &[el(e, 9, &f64s(e, &[4.0]))]);
     let f = read_mat_bytes(&file(e, &[fh, sp, cx, ok]), "skip.mat").unwrap();
     assert_eq!(f.variable("ok").unwrap().as_f64_scalar().unwrap(), 4.0);
-    for (name, what) in [("fh", "function handle"), ("sp", "sparse array"), ("cx", "complex array")] {
+    for (name, what) in [
+        ("fh", "function handle"),
+        ("sp", "sparse array"),
+        ("cx", "complex array"),
+    ] {
         let v = f.variable(name).unwrap();
         let err = v.as_f64_vec().unwrap_err().to_string();
-        assert!(err.contains(what) && err.contains("skip.mat") && err.contains(name), "{err}");
+        assert!(
+            err.contains(what) && err.contains("skip.mat") && err.contains(name),
+            "{err}"
+        );
     }
 }
 
@@ -189,7 +280,11 @@ fn data_stored_in_a_smaller_type_is_converted_to_the_class() {
     let single = matrix(e, 7, &[1, 1], "s", &[small(e, 1, &[0xfe])]);
     let i64v = matrix(e, 14, &[1, 1], "l", &[el(e, 13, &u64::MAX.to_le_bytes())]);
     let logical = matrix(e, 9 | 0x0200, &[1, 3], "b", &[small(e, 2, &[1, 0, 2])]);
-    let f = read_mat_bytes(&file(e, &[d, i8_from_i16, u8_from_i16, single, i64v, logical]), "narrow.mat").unwrap();
+    let f = read_mat_bytes(
+        &file(e, &[d, i8_from_i16, u8_from_i16, single, i64v, logical]),
+        "narrow.mat",
+    )
+    .unwrap();
     assert_eq!(numeric(&f, "d"), NumericData::F64(vec![-2.0, 0.0, 30000.0]));
     // values outside the class range saturate, as MATLAB's conversions do
     assert_eq!(numeric(&f, "i"), NumericData::I8(vec![-128, 5, 127]));
@@ -204,14 +299,26 @@ fn char_encodings() {
     let e = E::Le;
     let utf8 = matrix(e, 4, &[1, 3], "a", &[el(e, 16, "µm∆".as_bytes())]);
     let latin = matrix(e, 4, &[1, 5], "b", &[el(e, 2, b"rseed")]);
-    let utf32 = matrix(e, 4, &[1, 2], "c", &[el(e, 18, &[u32b(e, 'é' as u32), u32b(e, '😀' as u32)].concat())]);
+    let utf32 = matrix(
+        e,
+        4,
+        &[1, 2],
+        "c",
+        &[el(
+            e,
+            18,
+            &[u32b(e, 'é' as u32), u32b(e, '😀' as u32)].concat(),
+        )],
+    );
     let empty = matrix(e, 4, &[0, 0], "d", &[]);
     let f = read_mat_bytes(&file(e, &[utf8, latin, empty]), "chars.mat").unwrap();
     assert_eq!(f.variable("a").unwrap().as_string().unwrap(), "µm∆");
     assert_eq!(f.variable("b").unwrap().as_string().unwrap(), "rseed");
     assert_eq!(f.variable("d").unwrap().as_string().unwrap(), "");
     // 'é' + an astral char = 3 UTF-16 units for dims 1x2: a count mismatch is an error
-    let err = read_mat_bytes(&file(e, &[utf32]), "chars.mat").unwrap_err().to_string();
+    let err = read_mat_bytes(&file(e, &[utf32]), "chars.mat")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("3 characters for dimensions [1, 2]"), "{err}");
 }
 
@@ -238,7 +345,10 @@ fn compressed_and_plain_variables_mix_and_headers_are_free_text() {
 
 #[test]
 fn v73_files_are_detected_and_explained() {
-    let mut by_text = header(E::Le, "MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: x HDF5 schema 1.00 .");
+    let mut by_text = header(
+        E::Le,
+        "MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: x HDF5 schema 1.00 .",
+    );
     by_text.resize(600, 0);
     by_text[512..520].copy_from_slice(b"\x89HDF\r\n\x1a\n");
     let mut plain_hdf5 = b"\x89HDF\r\n\x1a\n".to_vec();
@@ -249,21 +359,37 @@ fn v73_files_are_detected_and_explained() {
         let err = read_mat_bytes(&bytes, "v73.mat").unwrap_err();
         assert!(matches!(err, MatError::V73 { .. }), "{err}");
         let msg = err.to_string();
-        assert!(msg.contains("v73.mat") && msg.contains("v7.3") && msg.contains("-v7") && msg.contains("scipy"), "{msg}");
+        assert!(
+            msg.contains("v73.mat")
+                && msg.contains("v7.3")
+                && msg.contains("-v7")
+                && msg.contains("scipy"),
+            "{msg}"
+        );
     }
 }
 
 #[test]
 fn non_mat_input_is_rejected_clearly() {
-    let err = read_mat_bytes(b"hello", "short.mat").unwrap_err().to_string();
-    assert!(err.contains("short.mat") && err.contains("128-byte header"), "{err}");
+    let err = read_mat_bytes(b"hello", "short.mat")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("short.mat") && err.contains("128-byte header"),
+        "{err}"
+    );
     let mut level4 = vec![0u8; 200];
     level4[0] = 0; // a Level-4 header starts with a numeric type word
     let err = read_mat_bytes(&level4, "l4.mat").unwrap_err().to_string();
-    assert!(err.contains("endian indicator") && err.contains("Level-4"), "{err}");
+    assert!(
+        err.contains("endian indicator") && err.contains("Level-4"),
+        "{err}"
+    );
     let mut bad_version = header(E::Le, "MATLAB 5.0 MAT-file");
     bad_version[124] = 2;
-    let err = read_mat_bytes(&bad_version, "ver.mat").unwrap_err().to_string();
+    let err = read_mat_bytes(&bad_version, "ver.mat")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("version") && err.contains("0x0100"), "{err}");
 }
 
@@ -278,16 +404,25 @@ fn malformed_elements_name_the_offset() {
     assert!(err.to_string().contains("byte 128"), "{err}");
     // numeric count disagrees with the dims
     let v = matrix(e, 6, &[2, 2], "a", &[el(e, 9, &f64s(e, &[1.0]))]);
-    let err = read_mat_bytes(&file(e, &[v]), "n.mat").unwrap_err().to_string();
+    let err = read_mat_bytes(&file(e, &[v]), "n.mat")
+        .unwrap_err()
+        .to_string();
     // header 128 + matrix tag 8 + flags 16 + dims 16 + packed name 8 = the data tag at 176
-    assert!(err.contains("1 values for dimensions [2, 2]") && err.contains("byte 176"), "{err}");
+    assert!(
+        err.contains("1 values for dimensions [2, 2]") && err.contains("byte 176"),
+        "{err}"
+    );
     // a cell claiming 2^31 elements in a few bytes is refused before allocating
     let v = matrix(e, 1, &[1 << 15, 1 << 16], "c", &[]);
-    let err = read_mat_bytes(&file(e, &[v]), "c.mat").unwrap_err().to_string();
+    let err = read_mat_bytes(&file(e, &[v]), "c.mat")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("2147483648 cell elements"), "{err}");
     // unknown class
     let v = matrix(e, 42, &[1, 1], "q", &[]);
-    let err = read_mat_bytes(&file(e, &[v]), "q.mat").unwrap_err().to_string();
+    let err = read_mat_bytes(&file(e, &[v]), "q.mat")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown array class 42"), "{err}");
 }
 
@@ -321,16 +456,27 @@ const SCIPY_FILE_HEX: &[&str] = &[
 
 fn scipy_file() -> Vec<u8> {
     let hex: String = SCIPY_FILE_HEX.concat();
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
 fn reads_a_compressed_file_written_by_scipy() {
     let f = read_mat_bytes(&scipy_file(), "scipy.mat").unwrap();
-    assert!(f.header_text.starts_with("MATLAB 5.0 MAT-file Platform: posix, Created on: "), "{}", f.header_text);
+    assert!(
+        f.header_text
+            .starts_with("MATLAB 5.0 MAT-file Platform: posix, Created on: "),
+        "{}",
+        f.header_text
+    );
     let pep = f.variable("pepANA").unwrap();
     assert_eq!(pep.object_class(), Some("pepmodule"));
-    assert_eq!(pep.field("elec_list").unwrap().as_f64_vec().unwrap(), vec![5.0, 6.0, 10.0]);
+    assert_eq!(
+        pep.field("elec_list").unwrap().as_f64_vec().unwrap(),
+        vec![5.0, 6.0, 10.0]
+    );
     let tags = pep.field("tags").unwrap().as_cell().unwrap();
     assert_eq!(tags[0].as_string().unwrap(), "movie_id");
     assert_eq!(tags[1].dims(), &[0, 0]);
@@ -338,6 +484,11 @@ fn reads_a_compressed_file_written_by_scipy() {
     let looper = pep.field("looper").unwrap();
     assert_eq!(looper.object_class(), Some("peplooper"));
     let data = looper.field("data").unwrap().as_cell().unwrap();
-    assert_eq!(data[1].as_i8_matrix().unwrap(), (2, 2, &[1i8, 3, -2, -4][..]));
-    assert!(matches!(&f.variable("flag").unwrap().array().unwrap().data, MatData::Logical(b) if b == &[true, false]));
+    assert_eq!(
+        data[1].as_i8_matrix().unwrap(),
+        (2, 2, &[1i8, 3, -2, -4][..])
+    );
+    assert!(
+        matches!(&f.variable("flag").unwrap().array().unwrap().data, MatData::Logical(b) if b == &[true, false])
+    );
 }

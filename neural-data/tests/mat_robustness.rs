@@ -5,8 +5,14 @@
 //! Crashes found by the fuzzer (`neural-data/fuzz`) become regression tests here, named
 //! after the input's problem.
 
-use neural_data::mat::{read_mat_bytes, read_mat_bytes_with, write_mat_bytes, Compression, MatError, ReadOptions, Variable};
-use neural_data::pvc1::{recording_from_mat, recording_to_mat, Condition, ConditionKind, ElectrodeEvents, Recording, Trial};
+use neural_data::mat::{
+    read_mat_bytes, read_mat_bytes_with, write_mat_bytes, Compression, MatError, ReadOptions,
+    Variable,
+};
+use neural_data::pvc1::{
+    recording_from_mat, recording_to_mat, Condition, ConditionKind, ElectrodeEvents, Recording,
+    Trial,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -21,30 +27,56 @@ fn small_recording() -> Recording {
         electrodes: vec![5, 17],
         conditions: vec![
             Condition {
-                kind: ConditionKind::Movie { movie: 0, segment: 3 },
+                kind: ConditionKind::Movie {
+                    movie: 0,
+                    segment: 3,
+                },
                 condition: 1.0,
-                repeats: vec![Trial { tzero: 1.0, time_tag: 0.0, electrodes: vec![ev(2), ev(0)] }],
+                repeats: vec![Trial {
+                    tzero: 1.0,
+                    time_tag: 0.0,
+                    electrodes: vec![ev(2), ev(0)],
+                }],
             },
             Condition {
-                kind: ConditionKind::Other { symbols: vec!["rseed".into()], values: vec![3.0] },
+                kind: ConditionKind::Other {
+                    symbols: vec!["rseed".into()],
+                    values: vec![3.0],
+                },
                 condition: 2.0,
-                repeats: vec![Trial { tzero: 2.0, time_tag: 1.0, electrodes: vec![ev(1), ev(1)] }],
+                repeats: vec![Trial {
+                    tzero: 2.0,
+                    time_tag: 1.0,
+                    electrodes: vec![ev(1), ev(1)],
+                }],
             },
         ],
     }
 }
 
 fn valid_files() -> Vec<(&'static str, Vec<u8>)> {
-    let pep = vec![Variable::new("pepANA", recording_to_mat(&small_recording()).unwrap())];
+    let pep = vec![Variable::new(
+        "pepANA",
+        recording_to_mat(&small_recording()).unwrap(),
+    )];
     vec![
-        ("plain.mat", write_mat_bytes(&pep, Compression::None).unwrap()),
-        ("zlib.mat", write_mat_bytes(&pep, Compression::Zlib).unwrap()),
+        (
+            "plain.mat",
+            write_mat_bytes(&pep, Compression::None).unwrap(),
+        ),
+        (
+            "zlib.mat",
+            write_mat_bytes(&pep, Compression::Zlib).unwrap(),
+        ),
     ]
 }
 
 /// Parses, and when that works, runs the pvc-1 layer over the result too.
 fn exercise(bytes: &[u8], name: &str) -> Result<usize, MatError> {
-    let opts = ReadOptions { max_inflated_bytes: 16 << 20, ..ReadOptions::default() };
+    let opts = ReadOptions {
+        max_inflated_bytes: 16 << 20,
+        ..ReadOptions::default()
+    };
     let f = read_mat_bytes_with(bytes, name, &opts)?;
     let _ = recording_from_mat(&f, "ac1", "x");
     Ok(f.variables.len())
@@ -54,7 +86,10 @@ fn exercise(bytes: &[u8], name: &str) -> Result<usize, MatError> {
 fn every_truncation_of_a_valid_file_is_an_error_or_a_shorter_valid_file() {
     for (name, bytes) in valid_files() {
         let full = read_mat_bytes(&bytes, name).unwrap();
-        assert_eq!(recording_from_mat(&full, "ac1", "x").unwrap(), small_recording());
+        assert_eq!(
+            recording_from_mat(&full, "ac1", "x").unwrap(),
+            small_recording()
+        );
         for len in 0..bytes.len() {
             match exercise(&bytes[..len], name) {
                 Err(e) => {
@@ -98,7 +133,13 @@ fn random_garbage_after_a_valid_header_never_panics() {
         let mut b = header.to_vec();
         let n = rng.random_range(0..200);
         // mostly small numbers, so that tags look plausible
-        b.extend((0..n).map(|_| if rng.random_bool(0.7) { rng.random_range(0..20) } else { rng.random() }));
+        b.extend((0..n).map(|_| {
+            if rng.random_bool(0.7) {
+                rng.random_range(0..20)
+            } else {
+                rng.random()
+            }
+        }));
         let _ = exercise(&b, "garbage.mat");
     }
 }
@@ -117,7 +158,20 @@ fn a_zlib_bomb_is_stopped_at_the_inflate_limit() {
     bytes.extend_from_slice(&15u32.to_le_bytes());
     bytes.extend_from_slice(&(z.len() as u32).to_le_bytes());
     bytes.extend_from_slice(&z);
-    let opts = ReadOptions { max_inflated_bytes: 1 << 20, ..ReadOptions::default() };
+    let opts = ReadOptions {
+        max_inflated_bytes: 1 << 20,
+        ..ReadOptions::default()
+    };
     let err = read_mat_bytes_with(&bytes, "bomb.mat", &opts).unwrap_err();
-    assert!(matches!(err, MatError::TooLarge { limit: 1_048_576, at: 128, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            MatError::TooLarge {
+                limit: 1_048_576,
+                at: 128,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

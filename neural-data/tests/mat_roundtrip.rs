@@ -5,23 +5,63 @@
 use std::io::Read;
 
 use neural_data::mat::{
-    read_mat_bytes, read_mat_file, write_mat_bytes, write_mat_file, Compression, MatArray, MatClass, MatData,
-    MatError, NumericData, StructArray, Variable,
+    read_mat_bytes, read_mat_file, write_mat_bytes, write_mat_file, Compression, MatArray,
+    MatClass, MatData, MatError, NumericData, StructArray, Variable,
 };
 
 fn every_kind() -> Vec<Variable> {
     let numeric = vec![
-        MatArray::new(vec![2, 3], MatData::Numeric(NumericData::F64(vec![1.0, -2.5, 3.25, f64::MAX, f64::MIN_POSITIVE, -0.0]))),
-        MatArray::new(vec![1, 2], MatData::Numeric(NumericData::F32(vec![1.5, -3.0e30]))),
-        MatArray::new(vec![1, 3], MatData::Numeric(NumericData::I8(vec![-128, 0, 127]))),
-        MatArray::new(vec![3, 1], MatData::Numeric(NumericData::U8(vec![0, 7, 255]))),
-        MatArray::new(vec![1, 2], MatData::Numeric(NumericData::I16(vec![i16::MIN, i16::MAX]))),
-        MatArray::new(vec![1, 2], MatData::Numeric(NumericData::U16(vec![0, u16::MAX]))),
-        MatArray::new(vec![1, 2], MatData::Numeric(NumericData::I32(vec![i32::MIN, 5]))),
-        MatArray::new(vec![1, 1], MatData::Numeric(NumericData::U32(vec![u32::MAX]))),
-        MatArray::new(vec![1, 2], MatData::Numeric(NumericData::I64(vec![i64::MIN, i64::MAX]))),
-        MatArray::new(vec![1, 1], MatData::Numeric(NumericData::U64(vec![u64::MAX]))),
-        MatArray::new(vec![2, 2, 2], MatData::Numeric(NumericData::F64((0..8).map(f64::from).collect()))),
+        MatArray::new(
+            vec![2, 3],
+            MatData::Numeric(NumericData::F64(vec![
+                1.0,
+                -2.5,
+                3.25,
+                f64::MAX,
+                f64::MIN_POSITIVE,
+                -0.0,
+            ])),
+        ),
+        MatArray::new(
+            vec![1, 2],
+            MatData::Numeric(NumericData::F32(vec![1.5, -3.0e30])),
+        ),
+        MatArray::new(
+            vec![1, 3],
+            MatData::Numeric(NumericData::I8(vec![-128, 0, 127])),
+        ),
+        MatArray::new(
+            vec![3, 1],
+            MatData::Numeric(NumericData::U8(vec![0, 7, 255])),
+        ),
+        MatArray::new(
+            vec![1, 2],
+            MatData::Numeric(NumericData::I16(vec![i16::MIN, i16::MAX])),
+        ),
+        MatArray::new(
+            vec![1, 2],
+            MatData::Numeric(NumericData::U16(vec![0, u16::MAX])),
+        ),
+        MatArray::new(
+            vec![1, 2],
+            MatData::Numeric(NumericData::I32(vec![i32::MIN, 5])),
+        ),
+        MatArray::new(
+            vec![1, 1],
+            MatData::Numeric(NumericData::U32(vec![u32::MAX])),
+        ),
+        MatArray::new(
+            vec![1, 2],
+            MatData::Numeric(NumericData::I64(vec![i64::MIN, i64::MAX])),
+        ),
+        MatArray::new(
+            vec![1, 1],
+            MatData::Numeric(NumericData::U64(vec![u64::MAX])),
+        ),
+        MatArray::new(
+            vec![2, 2, 2],
+            MatData::Numeric(NumericData::F64((0..8).map(f64::from).collect())),
+        ),
     ];
     let snippets: Vec<i8> = (0..48 * 3).map(|i| (i % 200 - 100) as i8).collect();
     let record = MatArray::struct_scalar(vec![
@@ -35,7 +75,12 @@ fn every_kind() -> Vec<Variable> {
         MatData::Struct(StructArray {
             class_name: None,
             field_names: vec!["a".into(), "long_field_name_of_more_than_31_chars".into()],
-            values: vec![MatArray::scalar(1.0), MatArray::string("x"), MatArray::scalar(2.0), MatArray::empty()],
+            values: vec![
+                MatArray::scalar(1.0),
+                MatArray::string("x"),
+                MatArray::scalar(2.0),
+                MatArray::empty(),
+            ],
         }),
     );
     vec![
@@ -45,7 +90,10 @@ fn every_kind() -> Vec<Variable> {
         Variable::new("ascii", MatArray::string("movie_id")),
         Variable::new("unicode", MatArray::string("µm – ∆t 😀")),
         Variable::new("empty_text", MatArray::string("")),
-        Variable::new("mask", MatArray::new(vec![2, 2], MatData::Logical(vec![true, false, false, true]))),
+        Variable::new(
+            "mask",
+            MatArray::new(vec![2, 2], MatData::Logical(vec![true, false, false, true])),
+        ),
         Variable::new("rec", record),
         Variable::new("records", struct_array),
         Variable::new("no_fields", MatArray::struct_scalar(vec![])),
@@ -55,12 +103,23 @@ fn every_kind() -> Vec<Variable> {
                 "pepmodule",
                 vec![
                     ("elec_list".to_string(), MatArray::row_f64(vec![5.0, 6.0])),
-                    ("inner".to_string(), MatArray::object_scalar("peplooper", vec![("k".to_string(), MatArray::scalar(3.0))])),
+                    (
+                        "inner".to_string(),
+                        MatArray::object_scalar(
+                            "peplooper",
+                            vec![("k".to_string(), MatArray::scalar(3.0))],
+                        ),
+                    ),
                 ],
             ),
         ),
         Variable::new("empty_cell", MatArray::cell_row(vec![])),
-        Variable::new("nested", MatArray::cell_row(vec![MatArray::cell_row(vec![MatArray::cell_row(vec![MatArray::string("deep")])])])),
+        Variable::new(
+            "nested",
+            MatArray::cell_row(vec![MatArray::cell_row(vec![MatArray::cell_row(vec![
+                MatArray::string("deep"),
+            ])])]),
+        ),
     ]
 }
 
@@ -71,7 +130,12 @@ fn every_value_kind_round_trips_uncompressed_and_compressed() {
         let bytes = write_mat_bytes(&vars, compression).expect("write");
         let file = read_mat_bytes(&bytes, "memory.mat").expect("read back");
         assert_eq!(file.variables, vars, "{compression:?}");
-        assert!(file.header_text.starts_with("MATLAB 5.0 MAT-file, Platform: "), "{}", file.header_text);
+        assert!(
+            file.header_text
+                .starts_with("MATLAB 5.0 MAT-file, Platform: "),
+            "{}",
+            file.header_text
+        );
     }
 }
 
@@ -80,7 +144,12 @@ fn compression_makes_repetitive_data_smaller() {
     let vars = vec![Variable::new("z", MatArray::row_f64(vec![0.5; 10_000]))];
     let plain = write_mat_bytes(&vars, Compression::None).expect("write");
     let zipped = write_mat_bytes(&vars, Compression::Zlib).expect("write");
-    assert!(zipped.len() * 20 < plain.len(), "{} vs {}", zipped.len(), plain.len());
+    assert!(
+        zipped.len() * 20 < plain.len(),
+        "{} vs {}",
+        zipped.len(),
+        plain.len()
+    );
 }
 
 #[test]
@@ -88,16 +157,33 @@ fn accessors_read_values_and_name_the_path_in_errors() {
     let bytes = write_mat_bytes(&every_kind(), Compression::Zlib).expect("write");
     let file = read_mat_bytes(&bytes, "acc.mat").expect("read");
     let rec = file.variable("rec").expect("rec");
-    assert_eq!(rec.field("times").unwrap().as_f64_vec().unwrap(), vec![0.1, 0.2, 0.3]);
+    assert_eq!(
+        rec.field("times").unwrap().as_f64_vec().unwrap(),
+        vec![0.1, 0.2, 0.3]
+    );
     let (rows, cols, data) = rec.field("snips").unwrap().as_i8_matrix().unwrap();
     assert_eq!((rows, cols, data.len()), (48, 3, 144));
     assert_eq!(rec.field("none48").unwrap().dims(), &[48, 0]);
-    assert_eq!(file.variable("ascii").unwrap().as_string().unwrap(), "movie_id");
-    assert_eq!(file.variable("unicode").unwrap().as_string().unwrap(), "µm – ∆t 😀");
+    assert_eq!(
+        file.variable("ascii").unwrap().as_string().unwrap(),
+        "movie_id"
+    );
+    assert_eq!(
+        file.variable("unicode").unwrap().as_string().unwrap(),
+        "µm – ∆t 😀"
+    );
     let obj = file.variable("obj").unwrap();
     assert_eq!(obj.object_class(), Some("pepmodule"));
     assert_eq!(obj.class(), MatClass::Object);
-    assert_eq!(obj.field("inner").unwrap().field("k").unwrap().as_f64_scalar().unwrap(), 3.0);
+    assert_eq!(
+        obj.field("inner")
+            .unwrap()
+            .field("k")
+            .unwrap()
+            .as_f64_scalar()
+            .unwrap(),
+        3.0
+    );
     let numbers = file.variable("numbers").unwrap().as_cell().unwrap();
     assert_eq!(numbers.len(), 11);
     assert_eq!(numbers[2].path(), "numbers{3}");
@@ -109,41 +195,90 @@ fn accessors_read_values_and_name_the_path_in_errors() {
     assert_eq!(records.len(), 2);
     assert_eq!(records[1].path(), "records(2)");
     assert_eq!(records[1].field("a").unwrap().as_f64_scalar().unwrap(), 2.0);
-    assert_eq!(file.variable("mask").unwrap().as_f64_vec().unwrap(), vec![1.0, 0.0, 0.0, 1.0]);
+    assert_eq!(
+        file.variable("mask").unwrap().as_f64_vec().unwrap(),
+        vec![1.0, 0.0, 0.0, 1.0]
+    );
 
     let err = rec.field("spikes").unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, MatError::NoSuchField { .. }), "{msg}");
-    assert!(msg.contains("acc.mat") && msg.contains("`rec`") && msg.contains("spikes"), "{msg}");
+    assert!(
+        msg.contains("acc.mat") && msg.contains("`rec`") && msg.contains("spikes"),
+        "{msg}"
+    );
     assert!(msg.contains("times, snips, none, none48"), "{msg}");
 
     let err = numbers[2].as_string().unwrap_err().to_string();
-    assert!(err.contains("numbers{3}") && err.contains("1x3 int8"), "{err}");
-    let err = rec.field("times").unwrap().as_i8_matrix().unwrap_err().to_string();
-    assert!(err.contains("rec.times") && err.contains("int8") && err.contains("double"), "{err}");
-    let err = file.variable("records").unwrap().field("a").unwrap_err().to_string();
-    assert!(err.contains("1x1 struct") && err.contains("1x2 struct"), "{err}");
+    assert!(
+        err.contains("numbers{3}") && err.contains("1x3 int8"),
+        "{err}"
+    );
+    let err = rec
+        .field("times")
+        .unwrap()
+        .as_i8_matrix()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rec.times") && err.contains("int8") && err.contains("double"),
+        "{err}"
+    );
+    let err = file
+        .variable("records")
+        .unwrap()
+        .field("a")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("1x1 struct") && err.contains("1x2 struct"),
+        "{err}"
+    );
     let err = file.variable("pepANA").unwrap_err().to_string();
-    assert!(err.contains("no variable `pepANA`") && err.contains("numbers, scalar, empty"), "{err}");
+    assert!(
+        err.contains("no variable `pepANA`") && err.contains("numbers, scalar, empty"),
+        "{err}"
+    );
 }
 
 #[test]
 fn writer_rejects_inconsistent_values_with_the_path() {
     let bad = MatArray::struct_scalar(vec![(
         "list".to_string(),
-        MatArray::cell_row(vec![MatArray::scalar(1.0), MatArray::new(vec![2, 2], MatData::Numeric(NumericData::F64(vec![1.0])))]),
+        MatArray::cell_row(vec![
+            MatArray::scalar(1.0),
+            MatArray::new(vec![2, 2], MatData::Numeric(NumericData::F64(vec![1.0]))),
+        ]),
     )]);
-    let err = write_mat_bytes(&[Variable::new("v", bad)], Compression::None).unwrap_err().to_string();
-    assert!(err.contains("`v`") && err.contains("v.list{2}") && err.contains("1 values"), "{err}");
+    let err = write_mat_bytes(&[Variable::new("v", bad)], Compression::None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`v`") && err.contains("v.list{2}") && err.contains("1 values"),
+        "{err}"
+    );
 
-    let err = write_mat_bytes(&[Variable::new("1abc", MatArray::scalar(1.0))], Compression::None).unwrap_err();
+    let err = write_mat_bytes(
+        &[Variable::new("1abc", MatArray::scalar(1.0))],
+        Compression::None,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not a MATLAB identifier"), "{err}");
     let bad_field = MatArray::struct_scalar(vec![("has space".to_string(), MatArray::scalar(1.0))]);
     let err = write_mat_bytes(&[Variable::new("s", bad_field)], Compression::None).unwrap_err();
     assert!(err.to_string().contains("field name `has space`"), "{err}");
-    let unsupported = MatArray::new(vec![1, 1], MatData::Unsupported { class: 5, what: "sparse array".into() });
+    let unsupported = MatArray::new(
+        vec![1, 1],
+        MatData::Unsupported {
+            class: 5,
+            what: "sparse array".into(),
+        },
+    );
     let err = write_mat_bytes(&[Variable::new("s", unsupported)], Compression::None).unwrap_err();
-    assert!(err.to_string().contains("sparse array cannot be written"), "{err}");
+    assert!(
+        err.to_string().contains("sparse array cannot be written"),
+        "{err}"
+    );
 }
 
 /// Reads the written bytes with nothing but this test's own code: the 128-byte header,
@@ -151,12 +286,18 @@ fn writer_rejects_inconsistent_values_with_the_path() {
 /// and the variable name.
 #[test]
 fn written_file_has_the_documented_byte_layout() {
-    let pep = MatArray::struct_scalar(vec![("elec_list".to_string(), MatArray::row_f64(vec![5.0, 6.0]))]);
+    let pep = MatArray::struct_scalar(vec![(
+        "elec_list".to_string(),
+        MatArray::row_f64(vec![5.0, 6.0]),
+    )]);
     let obj = MatArray::object_scalar("pepmodule", vec![("x".to_string(), MatArray::scalar(1.0))]);
     for (value, class) in [(pep, 2u32), (obj, 3u32)] {
         let bytes = write_mat_bytes(&[Variable::new("pepANA", value)], Compression::Zlib).unwrap();
         let text = std::str::from_utf8(&bytes[..116]).unwrap();
-        assert!(text.starts_with("MATLAB 5.0 MAT-file, Platform: "), "{text}");
+        assert!(
+            text.starts_with("MATLAB 5.0 MAT-file, Platform: "),
+            "{text}"
+        );
         assert!(text.contains("Created on: "), "{text}");
         assert_eq!(&bytes[116..124], &[0u8; 8], "no subsystem data");
         assert_eq!(u16::from_le_bytes([bytes[124], bytes[125]]), 0x0100);
@@ -164,9 +305,15 @@ fn written_file_has_the_documented_byte_layout() {
         let u32_at = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         assert_eq!(u32_at(&bytes, 128), 15, "miCOMPRESSED");
         let n = u32_at(&bytes, 132) as usize;
-        assert_eq!(bytes.len(), 136 + n, "one compressed element fills the file");
+        assert_eq!(
+            bytes.len(),
+            136 + n,
+            "one compressed element fills the file"
+        );
         let mut inflated = Vec::new();
-        flate2::read::ZlibDecoder::new(&bytes[136..]).read_to_end(&mut inflated).unwrap();
+        flate2::read::ZlibDecoder::new(&bytes[136..])
+            .read_to_end(&mut inflated)
+            .unwrap();
         assert_eq!(u32_at(&inflated, 0), 14, "miMATRIX");
         assert_eq!(u32_at(&inflated, 4) as usize, inflated.len() - 8);
         // array flags: tag miUINT32 (6), 8 bytes; class in the low byte of the first word
@@ -202,17 +349,56 @@ fn file_writes_are_atomic_and_leave_no_temp_files() {
     let other = vec![Variable::new("only", MatArray::scalar(1.0))];
     write_mat_file(&path, &other, Compression::None).unwrap();
     assert_eq!(read_mat_file(&path).unwrap().variables, other);
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("out.mat")]);
 
     // A failed write (no such folder) leaves nothing behind and says where.
     let missing = dir.path().join("no/such/dir/x.mat");
     let err = write_mat_file(&missing, &other, Compression::None).unwrap_err();
-    assert!(matches!(err, MatError::Write { .. }) && err.to_string().contains("no/such/dir/x.mat"), "{err}");
+    assert!(
+        matches!(err, MatError::Write { .. }) && err.to_string().contains("no/such/dir/x.mat"),
+        "{err}"
+    );
 }
 
 #[test]
 fn reading_a_missing_file_names_it() {
     let err = read_mat_file(std::path::Path::new("/nonexistent/file.mat")).unwrap_err();
-    assert!(matches!(err, MatError::Io { .. }) && err.to_string().contains("/nonexistent/file.mat"), "{err}");
+    assert!(
+        matches!(err, MatError::Io { .. }) && err.to_string().contains("/nonexistent/file.mat"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_fixed_header_text_gives_identical_bytes() {
+    use neural_data::mat::write_mat_bytes_with_header;
+    let vars = every_kind();
+    let a = write_mat_bytes_with_header(
+        &vars,
+        Compression::Zlib,
+        "MATLAB 5.0 MAT-file, Platform: test, seed 7",
+    )
+    .unwrap();
+    let b = write_mat_bytes_with_header(
+        &vars,
+        Compression::Zlib,
+        "MATLAB 5.0 MAT-file, Platform: test, seed 7",
+    )
+    .unwrap();
+    assert_eq!(a, b);
+    let f = read_mat_bytes(&a, "fixed.mat").unwrap();
+    assert_eq!(f.header_text, "MATLAB 5.0 MAT-file, Platform: test, seed 7");
+    assert_eq!(f.variables, vars);
+    // over-long text is cut to the 116-byte field without splitting a character
+    let long = "µ".repeat(100);
+    let f = read_mat_bytes(
+        &write_mat_bytes_with_header(&vars, Compression::None, &long).unwrap(),
+        "long.mat",
+    )
+    .unwrap();
+    assert_eq!(f.header_text, "µ".repeat(58));
 }

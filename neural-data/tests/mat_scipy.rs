@@ -5,10 +5,14 @@
 //! environment variable `V1_REQUIRE_SCIPY` is set (CI sets it and installs scipy), in
 //! which case they fail.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use neural_data::mat::{read_mat_file, write_mat_file, Compression, MatArray, MatData, NumericData, StructArray, Variable};
+use neural_data::mat::{
+    read_mat_file, write_mat_file, Compression, MatArray, MatData, NumericData, StructArray,
+    Variable,
+};
 use neural_data::pvc1::{
     write_recording, Condition, ConditionKind, ElectrodeEvents, Recording, Trial, SNIPPET_LEN,
 };
@@ -31,13 +35,22 @@ fn scipy_available(test: &str) -> bool {
             std::env::var_os("V1_REQUIRE_SCIPY").is_none(),
             "{test}: V1_REQUIRE_SCIPY is set but `python3 -c 'import scipy'` fails; install it with `pip install scipy`"
         );
-        eprintln!("{test}: skipped: scipy not installed (pip install scipy to run this check)");
+        // Written past the test harness's output capture, so the skip shows in every log.
+        let _ = writeln!(
+            std::io::stderr(),
+            "{test}: skipped: scipy not installed (pip install scipy to run this check)"
+        );
     }
     ok
 }
 
 fn run_script(mode: &str, path: &Path) -> Value {
-    let out = Command::new("python3").arg(script()).arg(mode).arg(path).output().expect("run python3");
+    let out = Command::new("python3")
+        .arg(script())
+        .arg(mode)
+        .arg(path)
+        .output()
+        .expect("run python3");
     assert!(
         out.status.success(),
         "scipy_check.py {mode} failed:\n{}",
@@ -56,7 +69,9 @@ fn snippet(seed: i32) -> [i8; SNIPPET_LEN] {
 
 fn events(n: usize, seed: i32) -> ElectrodeEvents {
     ElectrodeEvents {
-        times: (0..n).map(|k| (k as f64 * 997.0 + seed as f64) / 30_000.0).collect(),
+        times: (0..n)
+            .map(|k| (k as f64 * 997.0 + seed as f64) / 30_000.0)
+            .collect(),
         snippets: (0..n).map(|k| snippet(seed + k as i32)).collect(),
     }
 }
@@ -66,7 +81,11 @@ fn sample_recording() -> Recording {
     let trial = |r: usize, seed: i32| Trial {
         tzero: 100.0 + r as f64 * 31.5,
         time_tag: r as f64,
-        electrodes: vec![events(3, seed), ElectrodeEvents::default(), events(1, seed + 50)],
+        electrodes: vec![
+            events(3, seed),
+            ElectrodeEvents::default(),
+            events(1, seed + 50),
+        ],
     };
     Recording {
         subdir: "ac1".into(),
@@ -74,12 +93,18 @@ fn sample_recording() -> Recording {
         electrodes,
         conditions: vec![
             Condition {
-                kind: ConditionKind::Movie { movie: 1, segment: 7 },
+                kind: ConditionKind::Movie {
+                    movie: 1,
+                    segment: 7,
+                },
                 condition: 1.0,
                 repeats: (0..3).map(|r| trial(r, r as i32)).collect(),
             },
             Condition {
-                kind: ConditionKind::Other { symbols: vec!["rseed".into()], values: vec![17.0] },
+                kind: ConditionKind::Other {
+                    symbols: vec!["rseed".into()],
+                    values: vec![17.0],
+                },
                 condition: 2.0,
                 repeats: vec![trial(0, 9)],
             },
@@ -88,11 +113,19 @@ fn sample_recording() -> Recording {
 }
 
 fn as_f64s(v: &Value) -> Vec<f64> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
 }
 
 fn shape(v: &Value) -> Vec<u64> {
-    v.as_array().expect("shape").iter().map(|x| x.as_u64().expect("dim")).collect()
+    v.as_array()
+        .expect("shape")
+        .iter()
+        .map(|x| x.as_u64().expect("dim"))
+        .collect()
 }
 
 #[test]
@@ -106,10 +139,16 @@ fn scipy_reads_our_pepana_as_the_pvc1_format_describes() {
         let path = write_recording(dir.path(), &rec, compression).unwrap();
         let j = run_script("pepana", &path);
         assert_eq!(j["variables"], serde_json::json!(["pepANA"]));
-        assert!(j["header"].as_str().unwrap().starts_with("MATLAB 5.0 MAT-file, Platform: "));
+        assert!(j["header"]
+            .as_str()
+            .unwrap()
+            .starts_with("MATLAB 5.0 MAT-file, Platform: "));
         assert_eq!(j["pepANA"]["kind"], "struct");
         assert_eq!(shape(&j["pepANA"]["shape"]), vec![1, 1]);
-        assert_eq!(j["pepANA"]["fields"], serde_json::json!(["no_conditions", "elec_list", "listOfResults"]));
+        assert_eq!(
+            j["pepANA"]["fields"],
+            serde_json::json!(["no_conditions", "elec_list", "listOfResults"])
+        );
         assert_eq!(as_f64s(&j["no_conditions"]), vec![2.0]);
         assert_eq!(j["elec_list"]["dtype"], "float64");
         assert_eq!(shape(&j["elec_list"]["shape"]), vec![1, 3]);
@@ -117,31 +156,58 @@ fn scipy_reads_our_pepana_as_the_pvc1_format_describes() {
         assert_eq!(j["listOfResults"]["kind"], "cell");
         assert_eq!(shape(&j["listOfResults"]["shape"]), vec![1, 2]);
 
-        for (c, jc) in rec.conditions.iter().zip(j["conditions"].as_array().unwrap()) {
-            assert_eq!(jc["fields"], serde_json::json!(["noRepeats", "symbols", "values", "condition", "repeat"]));
+        for (c, jc) in rec
+            .conditions
+            .iter()
+            .zip(j["conditions"].as_array().unwrap())
+        {
+            assert_eq!(
+                jc["fields"],
+                serde_json::json!(["noRepeats", "symbols", "values", "condition", "repeat"])
+            );
             assert_eq!(as_f64s(&jc["noRepeats"]), vec![c.repeats.len() as f64]);
             let (symbols, values) = match &c.kind {
-                ConditionKind::Movie { movie, segment } => {
-                    (vec!["movie_id".to_string(), "segment_id".to_string()], vec![*movie as f64, *segment as f64])
-                }
+                ConditionKind::Movie { movie, segment } => (
+                    vec!["movie_id".to_string(), "segment_id".to_string()],
+                    vec![*movie as f64, *segment as f64],
+                ),
                 ConditionKind::Other { symbols, values } => (symbols.clone(), values.clone()),
             };
-            let jsyms: Vec<String> =
-                jc["symbols"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+            let jsyms: Vec<String> = jc["symbols"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect();
             assert_eq!(jsyms, symbols);
             assert_eq!(shape(&jc["symbols_shape"]), vec![1, symbols.len() as u64]);
-            let jvals: Vec<Vec<f64>> = jc["values"].as_array().unwrap().iter().map(as_f64s).collect();
+            let jvals: Vec<Vec<f64>> = jc["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(as_f64s)
+                .collect();
             assert_eq!(jvals, values.iter().map(|v| vec![*v]).collect::<Vec<_>>());
             assert_eq!(as_f64s(&jc["condition"]), vec![c.condition]);
             assert_eq!(jc["repeat"]["kind"], "cell");
-            assert_eq!(shape(&jc["repeat"]["shape"]), vec![1, c.repeats.len() as u64]);
+            assert_eq!(
+                shape(&jc["repeat"]["shape"]),
+                vec![1, c.repeats.len() as u64]
+            );
             for (t, jt) in c.repeats.iter().zip(jc["repeats"].as_array().unwrap()) {
-                assert_eq!(jt["fields"], serde_json::json!(["data", "tzero", "timeTag"]));
+                assert_eq!(
+                    jt["fields"],
+                    serde_json::json!(["data", "tzero", "timeTag"])
+                );
                 assert_eq!(as_f64s(&jt["tzero"]), vec![t.tzero]);
                 assert_eq!(as_f64s(&jt["timeTag"]), vec![t.time_tag]);
                 assert_eq!(jt["data"]["kind"], "cell");
                 assert_eq!(shape(&jt["data"]["shape"]), vec![1, 3]);
-                for (e, je) in t.electrodes.iter().zip(jt["electrodes"].as_array().unwrap()) {
+                for (e, je) in t
+                    .electrodes
+                    .iter()
+                    .zip(jt["electrodes"].as_array().unwrap())
+                {
                     let n = e.times.len() as u64;
                     assert_eq!(shape(&je["cell_shape"]), vec![1, 2]);
                     assert_eq!(je["times_dtype"], "float64");
@@ -149,7 +215,11 @@ fn scipy_reads_our_pepana_as_the_pvc1_format_describes() {
                     assert_eq!(as_f64s(&je["times"]), e.times);
                     assert_eq!(je["snippets_dtype"], "int8");
                     assert_eq!(shape(&je["snippets_shape"]), vec![48, n]);
-                    let flat: Vec<f64> = e.snippets.iter().flat_map(|s| s.iter().map(|&v| v as f64)).collect();
+                    let flat: Vec<f64> = e
+                        .snippets
+                        .iter()
+                        .flat_map(|s| s.iter().map(|&v| v as f64))
+                        .collect();
                     assert_eq!(as_f64s(&je["snippets"]), flat);
                 }
             }
@@ -164,15 +234,40 @@ fn scipy_reads_every_value_kind_we_write() {
     }
     let vars = vec![
         Variable::new("d", MatArray::matrix_f64(2, 2, vec![1.0, 2.0, 3.0, 4.5])),
-        Variable::new("s", MatArray::new(vec![1, 2], MatData::Numeric(NumericData::F32(vec![1.5, -2.0])))),
+        Variable::new(
+            "s",
+            MatArray::new(
+                vec![1, 2],
+                MatData::Numeric(NumericData::F32(vec![1.5, -2.0])),
+            ),
+        ),
         Variable::new("i8", MatArray::matrix_i8(2, 1, vec![-128, 127])),
-        Variable::new("u16", MatArray::new(vec![1, 1], MatData::Numeric(NumericData::U16(vec![65535])))),
-        Variable::new("i64", MatArray::new(vec![1, 1], MatData::Numeric(NumericData::I64(vec![-5])))),
-        Variable::new("u64", MatArray::new(vec![1, 1], MatData::Numeric(NumericData::U64(vec![7])))),
+        Variable::new(
+            "u16",
+            MatArray::new(vec![1, 1], MatData::Numeric(NumericData::U16(vec![65535]))),
+        ),
+        Variable::new(
+            "i64",
+            MatArray::new(vec![1, 1], MatData::Numeric(NumericData::I64(vec![-5]))),
+        ),
+        Variable::new(
+            "u64",
+            MatArray::new(vec![1, 1], MatData::Numeric(NumericData::U64(vec![7]))),
+        ),
         Variable::new("t", MatArray::string("movie_id")),
         Variable::new("w", MatArray::string("µm∆")),
-        Variable::new("b", MatArray::new(vec![1, 3], MatData::Logical(vec![true, false, true]))),
-        Variable::new("c", MatArray::cell_row(vec![MatArray::scalar(1.0), MatArray::empty(), MatArray::string("x")])),
+        Variable::new(
+            "b",
+            MatArray::new(vec![1, 3], MatData::Logical(vec![true, false, true])),
+        ),
+        Variable::new(
+            "c",
+            MatArray::cell_row(vec![
+                MatArray::scalar(1.0),
+                MatArray::empty(),
+                MatArray::string("x"),
+            ]),
+        ),
         Variable::new(
             "st",
             MatArray::new(
@@ -180,13 +275,24 @@ fn scipy_reads_every_value_kind_we_write() {
                 MatData::Struct(StructArray {
                     class_name: None,
                     field_names: vec!["a".into(), "b".into()],
-                    values: vec![MatArray::scalar(1.0), MatArray::string("p"), MatArray::scalar(2.0), MatArray::string("q")],
+                    values: vec![
+                        MatArray::scalar(1.0),
+                        MatArray::string("p"),
+                        MatArray::scalar(2.0),
+                        MatArray::string("q"),
+                    ],
                 }),
             ),
         ),
         Variable::new(
             "o",
-            MatArray::object_scalar("pepmodule", vec![("x".into(), MatArray::scalar(3.0)), ("y".into(), MatArray::empty())]),
+            MatArray::object_scalar(
+                "pepmodule",
+                vec![
+                    ("x".into(), MatArray::scalar(3.0)),
+                    ("y".into(), MatArray::empty()),
+                ],
+            ),
         ),
     ];
     for compression in [Compression::Zlib, Compression::None] {
@@ -233,21 +339,41 @@ fn we_read_a_file_written_by_scipy() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scipy.mat");
-    let out = Command::new("python3").arg(script()).arg("write").arg(&path).output().expect("run python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(script())
+        .arg("write")
+        .arg(&path)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = read_mat_file(&path).expect("read scipy's file");
     // scipy's header text differs from MATLAB's ("MAT-file Platform", no comma).
-    assert!(file.header_text.starts_with("MATLAB 5.0 MAT-file Platform: "), "{}", file.header_text);
+    assert!(
+        file.header_text
+            .starts_with("MATLAB 5.0 MAT-file Platform: "),
+        "{}",
+        file.header_text
+    );
     let pep = file.variable("pepANA").unwrap();
     assert_eq!(pep.object_class(), Some("pepmodule"));
-    assert_eq!(pep.field("elec_list").unwrap().as_f64_vec().unwrap(), vec![5.0, 6.0, 10.0]);
+    assert_eq!(
+        pep.field("elec_list").unwrap().as_f64_vec().unwrap(),
+        vec![5.0, 6.0, 10.0]
+    );
     let tags = pep.field("tags").unwrap().as_cell().unwrap();
     assert_eq!(tags[0].as_string().unwrap(), "movie_id");
     assert_eq!(tags[1].dims(), &[0, 0]);
     assert_eq!(tags[2].as_f64_scalar().unwrap(), 7.0);
     let looper = pep.field("looper").unwrap();
     assert_eq!(looper.object_class(), Some("peplooper"));
-    assert_eq!(looper.field("tzero").unwrap().as_f64_scalar().unwrap(), 12.5);
+    assert_eq!(
+        looper.field("tzero").unwrap().as_f64_scalar().unwrap(),
+        12.5
+    );
     let data = looper.field("data").unwrap().as_cell().unwrap();
     assert_eq!(data[0].as_f64_vec().unwrap(), vec![0.5, 1.25]);
     let (rows, cols, v) = data[1].as_i8_matrix().unwrap();

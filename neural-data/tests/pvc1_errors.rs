@@ -6,12 +6,16 @@ use std::path::{Path, PathBuf};
 use image::{Rgb, RgbImage};
 use neural_data::mat::{write_mat_file, Compression, MatArray, MatData, MatError, Variable};
 use neural_data::pvc1::{
-    read_recording, read_tree, read_tree_with, recording_to_mat, write_recording, write_segment_frames, Condition,
-    ConditionKind, ElectrodeEvents, Pvc1Error, Recording, TreeOptions, Trial, DATA_DIR_NAME,
+    read_recording, read_tree, read_tree_with, recording_to_mat, write_recording,
+    write_segment_frames, Condition, ConditionKind, ElectrodeEvents, Pvc1Error, Recording,
+    TreeOptions, Trial, DATA_DIR_NAME,
 };
 
 fn ev(n: usize) -> ElectrodeEvents {
-    ElectrodeEvents { times: (0..n).map(|k| k as f64 * 0.01).collect(), snippets: vec![[-30; 48]; n] }
+    ElectrodeEvents {
+        times: (0..n).map(|k| k as f64 * 0.01).collect(),
+        snippets: vec![[-30; 48]; n],
+    }
 }
 
 fn rec(name: &str) -> Recording {
@@ -21,21 +25,37 @@ fn rec(name: &str) -> Recording {
         electrodes: vec![5, 6],
         conditions: vec![
             Condition {
-                kind: ConditionKind::Movie { movie: 0, segment: 0 },
+                kind: ConditionKind::Movie {
+                    movie: 0,
+                    segment: 0,
+                },
                 condition: 1.0,
-                repeats: vec![Trial { tzero: 0.0, time_tag: 0.0, electrodes: vec![ev(2), ev(0)] }],
+                repeats: vec![Trial {
+                    tzero: 0.0,
+                    time_tag: 0.0,
+                    electrodes: vec![ev(2), ev(0)],
+                }],
             },
             Condition {
-                kind: ConditionKind::Movie { movie: 0, segment: 1 },
+                kind: ConditionKind::Movie {
+                    movie: 0,
+                    segment: 1,
+                },
                 condition: 2.0,
-                repeats: vec![Trial { tzero: 30.0, time_tag: 1.0, electrodes: vec![ev(1), ev(3)] }],
+                repeats: vec![Trial {
+                    tzero: 30.0,
+                    time_tag: 1.0,
+                    electrodes: vec![ev(1), ev(3)],
+                }],
             },
         ],
     }
 }
 
 fn frames(n: usize) -> Vec<RgbImage> {
-    (0..n).map(|k| RgbImage::from_pixel(32, 24, Rgb([k as u8 * 40, 90, 200]))).collect()
+    (0..n)
+        .map(|k| RgbImage::from_pixel(32, 24, Rgb([k as u8 * 40, 90, 200])))
+        .collect()
 }
 
 /// A tree with segments (0,0) x3 frames and (0,1) x3 frames and two recordings.
@@ -70,7 +90,10 @@ fn missing_nframes() {
     std::fs::remove_file(seg_dir(&data, 1).join("nframes")).unwrap();
     let err = read_tree(root.path()).unwrap_err();
     assert!(matches!(err, Pvc1Error::MissingNframes { .. }), "{err}");
-    assert!(err.to_string().contains("movie000_001.images") && err.to_string().contains("nframes"), "{err}");
+    assert!(
+        err.to_string().contains("movie000_001.images") && err.to_string().contains("nframes"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -80,8 +103,14 @@ fn unparseable_nframes() {
     for bad in ["", "three", "3 frames", "-3", "0"] {
         std::fs::write(seg_dir(&data, 0).join("nframes"), bad).unwrap();
         let err = read_tree(root.path()).unwrap_err();
-        assert!(matches!(err, Pvc1Error::BadNframes { .. }), "{bad:?}: {err}");
-        assert!(err.to_string().contains("movie000_000.images/nframes"), "{err}");
+        assert!(
+            matches!(err, Pvc1Error::BadNframes { .. }),
+            "{bad:?}: {err}"
+        );
+        assert!(
+            err.to_string().contains("movie000_000.images/nframes"),
+            "{err}"
+        );
     }
     // surrounding whitespace and a newline are fine
     std::fs::write(seg_dir(&data, 0).join("nframes"), " 3\r\n").unwrap();
@@ -95,12 +124,25 @@ fn missing_frame_reports_the_first_one() {
     std::fs::remove_file(seg_dir(&data, 1).join("movie000_001_001.jpeg")).unwrap();
     let err = read_tree(root.path()).unwrap_err();
     match &err {
-        Pvc1Error::MissingFrame { index, file, nframes, found, .. } => {
-            assert_eq!((*index, file.as_str(), *nframes, *found), (1, "movie000_001_001.jpeg", 3, 2));
+        Pvc1Error::MissingFrame {
+            index,
+            file,
+            nframes,
+            found,
+            ..
+        } => {
+            assert_eq!(
+                (*index, file.as_str(), *nframes, *found),
+                (1, "movie000_001_001.jpeg", 3, 2)
+            );
         }
         other => panic!("{other}"),
     }
-    assert!(err.to_string().contains("frame 1 (`movie000_001_001.jpeg`) is missing"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("frame 1 (`movie000_001_001.jpeg`) is missing"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -109,7 +151,11 @@ fn fewer_frames_than_nframes() {
     let data = tree(root.path());
     std::fs::write(seg_dir(&data, 0).join("nframes"), "900\n").unwrap();
     let err = read_tree(root.path()).unwrap_err().to_string();
-    assert!(err.contains("frame 3 (`movie000_000_003.jpeg`) is missing") && err.contains("says 900 frames and 3 frame files"), "{err}");
+    assert!(
+        err.contains("frame 3 (`movie000_000_003.jpeg`) is missing")
+            && err.contains("says 900 frames and 3 frame files"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,8 +182,14 @@ fn truncated_mat_file() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
     let err = read_recording(&path).unwrap_err();
-    assert!(matches!(err, Pvc1Error::Mat(MatError::Truncated { .. })), "{err}");
-    assert!(err.to_string().contains("ac1_u002_000.mat") && err.to_string().contains("truncated"), "{err}");
+    assert!(
+        matches!(err, Pvc1Error::Mat(MatError::Truncated { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("ac1_u002_000.mat") && err.to_string().contains("truncated"),
+        "{err}"
+    );
     assert!(read_tree(root.path()).is_err());
 }
 
@@ -160,11 +212,17 @@ fn v73_file() {
 fn wrong_variable_name_lists_what_is_there() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.mat");
-    let vars = vec![Variable::new("pepana", MatArray::scalar(1.0)), Variable::new("notes", MatArray::string("hi"))];
+    let vars = vec![
+        Variable::new("pepana", MatArray::scalar(1.0)),
+        Variable::new("notes", MatArray::string("hi")),
+    ];
     write_mat_file(&path, &vars, Compression::None).unwrap();
     let err = read_recording(&path).unwrap_err();
     assert!(matches!(err, Pvc1Error::NoPepAna { .. }), "{err}");
-    assert!(err.to_string().contains("[pepana, notes]") && err.to_string().contains("x.mat"), "{err}");
+    assert!(
+        err.to_string().contains("[pepana, notes]") && err.to_string().contains("x.mat"),
+        "{err}"
+    );
 }
 
 /// Writes `rec` after `edit` changed its pepANA, and reads it back.
@@ -195,14 +253,20 @@ fn get<'a>(a: &'a mut MatArray, path: &[&str]) -> &'a mut MatArray {
 #[test]
 fn times_and_snippets_disagree() {
     let err = read_edited(&rec("r"), |pep| {
-        let times = get(pep, &["listOfResults", "1", "repeat", "0", "data", "1", "0"]);
+        let times = get(
+            pep,
+            &["listOfResults", "1", "repeat", "0", "data", "1", "0"],
+        );
         *times = MatArray::row_f64(vec![0.1, 0.2]); // 3 snippets stay
     })
     .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Pvc1Error::Invalid { .. }), "{msg}");
     assert!(msg.contains("edited.mat"), "{msg}");
-    assert!(msg.contains("pepANA.listOfResults{2}.repeat{1}.data{2}"), "{msg}");
+    assert!(
+        msg.contains("pepANA.listOfResults{2}.repeat{1}.data{2}"),
+        "{msg}"
+    );
     assert!(msg.contains("condition 2, repeat 1, electrode 6"), "{msg}");
     assert!(msg.contains("2 event times but snippets are 48x3"), "{msg}");
 }
@@ -218,20 +282,38 @@ fn data_count_differs_from_elec_list() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("condition 1, repeat 1") && err.contains("data has 1 entries but elec_list has 2"), "{err}");
+    assert!(
+        err.contains("condition 1, repeat 1")
+            && err.contains("data has 1 entries but elec_list has 2"),
+        "{err}"
+    );
 }
 
 #[test]
 fn counts_that_disagree_with_their_lists() {
-    let err = read_edited(&rec("r"), |pep| *get(pep, &["no_conditions"]) = MatArray::scalar(3.0)).unwrap_err().to_string();
-    assert!(err.contains("no_conditions is 3 but listOfResults has 2"), "{err}");
-    let err = read_edited(&rec("r"), |pep| *get(pep, &["listOfResults", "0", "noRepeats"]) = MatArray::scalar(10.0))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("condition 1") && err.contains("noRepeats is 10 but repeat has 1"), "{err}");
-    let err = read_edited(&rec("r"), |pep| *get(pep, &["elec_list"]) = MatArray::row_f64(vec![5.0, 101.0]))
-        .unwrap_err()
-        .to_string();
+    let err = read_edited(&rec("r"), |pep| {
+        *get(pep, &["no_conditions"]) = MatArray::scalar(3.0)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("no_conditions is 3 but listOfResults has 2"),
+        "{err}"
+    );
+    let err = read_edited(&rec("r"), |pep| {
+        *get(pep, &["listOfResults", "0", "noRepeats"]) = MatArray::scalar(10.0)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("condition 1") && err.contains("noRepeats is 10 but repeat has 1"),
+        "{err}"
+    );
+    let err = read_edited(&rec("r"), |pep| {
+        *get(pep, &["elec_list"]) = MatArray::row_f64(vec![5.0, 101.0])
+    })
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("elec_list(2) = 101"), "{err}");
 }
 
@@ -244,11 +326,24 @@ fn missing_and_mistyped_fields_name_the_node() {
     })
     .unwrap_err()
     .to_string();
-    assert!(err.contains("pepANA.listOfResults{2}.repeat{1}") && err.contains("no field `tzero`") && err.contains("data, t0, timeTag"), "{err}");
-    let err = read_edited(&rec("r"), |pep| *get(pep, &["listOfResults", "0", "repeat", "0", "data", "0", "1"]) = MatArray::string("oops"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("pepANA.listOfResults{1}.repeat{1}.data{1}{2}") && err.contains("char"), "{err}");
+    assert!(
+        err.contains("pepANA.listOfResults{2}.repeat{1}")
+            && err.contains("no field `tzero`")
+            && err.contains("data, t0, timeTag"),
+        "{err}"
+    );
+    let err = read_edited(&rec("r"), |pep| {
+        *get(
+            pep,
+            &["listOfResults", "0", "repeat", "0", "data", "0", "1"],
+        ) = MatArray::string("oops")
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("pepANA.listOfResults{1}.repeat{1}.data{1}{2}") && err.contains("char"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -269,7 +364,11 @@ fn lenient_mode_skips_and_lists_problems_strict_mode_fails() {
     let root = tempfile::tempdir().unwrap();
     let data = tree(root.path());
     std::fs::remove_file(seg_dir(&data, 0).join("nframes")).unwrap();
-    std::fs::write(data.join("neurodata/ac1/ac1_u001_000.mat"), b"not a mat file").unwrap();
+    std::fs::write(
+        data.join("neurodata/ac1/ac1_u001_000.mat"),
+        b"not a mat file",
+    )
+    .unwrap();
     // unrelated entries are ignored
     std::fs::write(data.join("movie_frames/README"), b"x").unwrap();
     std::fs::create_dir_all(data.join("movie_frames/movie0_0.images")).unwrap();
@@ -277,15 +376,27 @@ fn lenient_mode_skips_and_lists_problems_strict_mode_fails() {
 
     assert!(read_tree(root.path()).is_err());
     let t = read_tree_with(root.path(), &TreeOptions::lenient()).unwrap();
-    assert_eq!(t.segments.iter().map(|s| (s.movie, s.segment)).collect::<Vec<_>>(), vec![(0, 1)]);
+    assert_eq!(
+        t.segments
+            .iter()
+            .map(|s| (s.movie, s.segment))
+            .collect::<Vec<_>>(),
+        vec![(0, 1)]
+    );
     assert_eq!(t.recordings.len(), 1);
     assert_eq!(t.recordings[0].name, "ac1_u002_000");
     assert_eq!(t.problems.len(), 2);
     assert!(t.problems[0].path.ends_with("movie000_000.images"));
-    assert!(matches!(t.problems[0].error, Pvc1Error::MissingNframes { .. }));
+    assert!(matches!(
+        t.problems[0].error,
+        Pvc1Error::MissingNframes { .. }
+    ));
     assert!(t.problems[1].path.ends_with("ac1_u001_000.mat"));
     let msg = t.problems[1].to_string();
-    assert!(msg.starts_with("skipped ") && msg.contains("not a Level-5 MAT file"), "{msg}");
+    assert!(
+        msg.starts_with("skipped ") && msg.contains("not a Level-5 MAT file"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -293,21 +404,38 @@ fn writer_refuses_inconsistent_recordings_and_frames() {
     let dir = tempfile::tempdir().unwrap();
     let mut r = rec("r");
     r.conditions[1].repeats[0].electrodes.pop();
-    let err = write_recording(dir.path(), &r, Compression::Zlib).unwrap_err().to_string();
-    assert!(err.contains("condition 2 repeat 1 has 1 electrodes, the recording has 2"), "{err}");
+    let err = write_recording(dir.path(), &r, Compression::Zlib)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("condition 2 repeat 1 has 1 electrodes, the recording has 2"),
+        "{err}"
+    );
     let mut r = rec("r");
     r.conditions[0].repeats[0].electrodes[0].snippets.pop();
-    let err = write_recording(dir.path(), &r, Compression::Zlib).unwrap_err().to_string();
+    let err = write_recording(dir.path(), &r, Compression::Zlib)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("electrode 5: 2 times but 1 snippets"), "{err}");
     let mut r = rec("r");
     r.electrodes[0] = 0;
-    assert!(write_recording(dir.path(), &r, Compression::Zlib).unwrap_err().to_string().contains("outside 1..=100"));
+    assert!(write_recording(dir.path(), &r, Compression::Zlib)
+        .unwrap_err()
+        .to_string()
+        .contains("outside 1..=100"));
     let mut r = rec("../escape");
     r.subdir = "ac1".into();
-    assert!(write_recording(dir.path(), &r, Compression::Zlib).unwrap_err().to_string().contains("not a usable file name"));
-    let err = write_segment_frames(dir.path(), 0, 0, &[]).unwrap_err().to_string();
+    assert!(write_recording(dir.path(), &r, Compression::Zlib)
+        .unwrap_err()
+        .to_string()
+        .contains("not a usable file name"));
+    let err = write_segment_frames(dir.path(), 0, 0, &[])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("at least one frame"), "{err}");
-    let err = write_segment_frames(dir.path(), 1000, 0, &frames(1)).unwrap_err().to_string();
+    let err = write_segment_frames(dir.path(), 1000, 0, &frames(1))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("three digits"), "{err}");
     // nothing was created by the refused writes
     assert!(!dir.path().join("neurodata").exists() && !dir.path().join("movie_frames").exists());

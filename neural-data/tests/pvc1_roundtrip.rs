@@ -8,22 +8,29 @@ use std::path::Path;
 use image::{Rgb, RgbImage};
 use neural_data::mat::{write_mat_file, Compression, MatArray, MatData, NumericData, Variable};
 use neural_data::pvc1::{
-    read_recording, read_tree, recording_to_mat, segment_dir_name, write_recording, write_segment_frames, Condition,
-    ConditionKind, ElectrodeEvents, Recording, Trial, DATA_DIR_NAME, SNIPPET_LEN,
+    read_recording, read_tree, recording_to_mat, segment_dir_name, write_recording,
+    write_segment_frames, Condition, ConditionKind, ElectrodeEvents, Recording, Trial,
+    DATA_DIR_NAME, SNIPPET_LEN,
 };
 
 fn snippet(seed: usize) -> [i8; SNIPPET_LEN] {
     let mut s = [0i8; SNIPPET_LEN];
     for (i, v) in s.iter_mut().enumerate() {
         // a trough near sample 10, different per event
-        *v = if i == 10 { -90 + (seed % 30) as i8 } else { ((i * 5 + seed) % 40) as i8 - 20 };
+        *v = if i == 10 {
+            -90 + (seed % 30) as i8
+        } else {
+            ((i * 5 + seed) % 40) as i8 - 20
+        };
     }
     s
 }
 
 fn events(n: usize, seed: usize) -> ElectrodeEvents {
     ElectrodeEvents {
-        times: (0..n).map(|k| ((k * 1013 + seed * 7) as f64) / 30_000.0).collect(),
+        times: (0..n)
+            .map(|k| ((k * 1013 + seed * 7) as f64) / 30_000.0)
+            .collect(),
         snippets: (0..n).map(|k| snippet(seed + k)).collect(),
     }
 }
@@ -46,29 +53,50 @@ pub fn single_trial_recording(name: &str) -> Recording {
     let electrodes = vec![5, 6, 10, 13, 15];
     let mut conditions: Vec<Condition> = (0..4)
         .map(|k| Condition {
-            kind: ConditionKind::Movie { movie: k / 2, segment: k % 2 },
+            kind: ConditionKind::Movie {
+                movie: k / 2,
+                segment: k % 2,
+            },
             condition: k as f64 + 1.0,
             repeats: vec![trial(k as usize, electrodes.len(), k as usize * 11)],
         })
         .collect();
     conditions.push(Condition {
-        kind: ConditionKind::Other { symbols: vec!["rseed".into(), "contrast".into()], values: vec![4711.0, 0.5] },
+        kind: ConditionKind::Other {
+            symbols: vec!["rseed".into(), "contrast".into()],
+            values: vec![4711.0, 0.5],
+        },
         condition: 5.0,
         repeats: vec![trial(9, electrodes.len(), 3)],
     });
-    Recording { subdir: "ac1".into(), name: name.into(), electrodes, conditions }
+    Recording {
+        subdir: "ac1".into(),
+        name: name.into(),
+        electrodes,
+        conditions,
+    }
 }
 
 fn repeat_recording() -> Recording {
     let electrodes = vec![22, 23, 26];
     let conditions = (0..2)
         .map(|s| Condition {
-            kind: ConditionKind::Movie { movie: 0, segment: s },
+            kind: ConditionKind::Movie {
+                movie: 0,
+                segment: s,
+            },
             condition: s as f64 + 1.0,
-            repeats: (0..10).map(|r| trial(r, electrodes.len(), r + s as usize * 100)).collect(),
+            repeats: (0..10)
+                .map(|r| trial(r, electrodes.len(), r + s as usize * 100))
+                .collect(),
         })
         .collect();
-    Recording { subdir: "ac1".into(), name: "ac1_u007_010".into(), electrodes, conditions }
+    Recording {
+        subdir: "ac1".into(),
+        name: "ac1_u007_010".into(),
+        electrodes,
+        conditions,
+    }
 }
 
 #[test]
@@ -77,7 +105,12 @@ fn recordings_round_trip_compressed_and_uncompressed() {
     for rec in [single_trial_recording("ac1_u004_000"), repeat_recording()] {
         for compression in [Compression::Zlib, Compression::None] {
             let path = write_recording(dir.path(), &rec, compression).unwrap();
-            assert_eq!(path, dir.path().join("neurodata/ac1").join(format!("{}.mat", rec.name)));
+            assert_eq!(
+                path,
+                dir.path()
+                    .join("neurodata/ac1")
+                    .join(format!("{}.mat", rec.name))
+            );
             assert_eq!(read_recording(&path).unwrap(), rec);
         }
     }
@@ -87,15 +120,27 @@ fn recordings_round_trip_compressed_and_uncompressed() {
 fn recording_with_no_electrodes_and_no_conditions_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     for rec in [
-        Recording { subdir: "x".into(), name: "none".into(), electrodes: vec![], conditions: vec![] },
+        Recording {
+            subdir: "x".into(),
+            name: "none".into(),
+            electrodes: vec![],
+            conditions: vec![],
+        },
         Recording {
             subdir: "x".into(),
             name: "silent".into(),
             electrodes: vec![1, 100],
             conditions: vec![Condition {
-                kind: ConditionKind::Movie { movie: 3, segment: 29 },
+                kind: ConditionKind::Movie {
+                    movie: 3,
+                    segment: 29,
+                },
                 condition: 0.0,
-                repeats: vec![Trial { tzero: 0.0, time_tag: 0.0, electrodes: vec![ElectrodeEvents::default(); 2] }],
+                repeats: vec![Trial {
+                    tzero: 0.0,
+                    time_tag: 0.0,
+                    electrodes: vec![ElectrodeEvents::default(); 2],
+                }],
             }],
         },
     ] {
@@ -105,11 +150,18 @@ fn recording_with_no_electrodes_and_no_conditions_round_trips() {
 }
 
 fn frame(k: usize) -> RgbImage {
-    RgbImage::from_fn(320, 240, |x, y| Rgb([(x / 2) as u8, (y + k as u32 * 20) as u8, 128]))
+    RgbImage::from_fn(320, 240, |x, y| {
+        Rgb([(x / 2) as u8, (y + k as u32 * 20) as u8, 128])
+    })
 }
 
 fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
-    let s: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| (x as i64 - y as i64).unsigned_abs()).sum();
+    let s: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| (x as i64 - y as i64).unsigned_abs())
+        .sum();
     s as f64 / a.as_raw().len() as f64
 }
 
@@ -122,7 +174,11 @@ pub fn write_tree(root: &Path) -> Vec<Recording> {
     }
     let mut other = single_trial_recording("bc2_u001_000");
     other.subdir = "bc2".into();
-    let recs = vec![single_trial_recording("ac1_u004_000"), repeat_recording(), other];
+    let recs = vec![
+        single_trial_recording("ac1_u004_000"),
+        repeat_recording(),
+        other,
+    ];
     for r in &recs {
         write_recording(&data, r, Compression::Zlib).unwrap();
     }
@@ -137,7 +193,11 @@ fn tree_round_trips_from_the_parent_or_the_data_folder() {
         let tree = read_tree(&start).unwrap();
         assert_eq!(tree.root, root.path().join(DATA_DIR_NAME));
         assert!(tree.problems.is_empty());
-        let segs: Vec<_> = tree.segments.iter().map(|s| (s.movie, s.segment, s.nframes)).collect();
+        let segs: Vec<_> = tree
+            .segments
+            .iter()
+            .map(|s| (s.movie, s.segment, s.nframes))
+            .collect();
         assert_eq!(segs, vec![(0, 0, 4), (0, 1, 3), (1, 0, 2)]);
         // sorted by path: ac1/ac1_u004_000, ac1/ac1_u007_010, bc2/bc2_u001_000
         assert_eq!(tree.recordings, recs);
@@ -150,7 +210,11 @@ fn tree_round_trips_from_the_parent_or_the_data_folder() {
             let d = mean_abs_diff(&img, &frame(k));
             assert!(d < 3.0, "frame {k}: mean abs diff {d}");
         }
-        assert!(seg.load_frame(3).unwrap_err().to_string().contains("segment has 3 frames"));
+        assert!(seg
+            .load_frame(3)
+            .unwrap_err()
+            .to_string()
+            .contains("segment has 3 frames"));
     }
 }
 
@@ -165,12 +229,18 @@ fn written_frames_are_baseline_jpeg_and_nframes_is_a_plain_integer() {
     assert!(jpeg.windows(2).any(|w| w == [0xFF, 0xC0]));
     assert!(!jpeg.windows(2).any(|w| w == [0xFF, 0xC2]));
     let names: Vec<String> = {
-        let mut v: Vec<String> =
-            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         v
     };
-    assert_eq!(names, vec!["movie002_029_000.jpeg", "movie002_029_001.jpeg", "nframes"], "no temp files left");
+    assert_eq!(
+        names,
+        vec!["movie002_029_000.jpeg", "movie002_029_001.jpeg", "nframes"],
+        "no temp files left"
+    );
     // Rewriting with fewer frames updates nframes.
     write_segment_frames(root.path(), 2, 29, &[frame(5)]).unwrap();
     assert_eq!(std::fs::read_to_string(dir.join("nframes")).unwrap(), "1\n");
@@ -201,7 +271,12 @@ fn to_object(a: &mut MatArray, class: &str) {
     }
 }
 
-fn write_pep(dir: &Path, name: &str, pep: MatArray, compression: Compression) -> std::path::PathBuf {
+fn write_pep(
+    dir: &Path,
+    name: &str,
+    pep: MatArray,
+    compression: Compression,
+) -> std::path::PathBuf {
     let sub = dir.join("neurodata/ac1");
     std::fs::create_dir_all(&sub).unwrap();
     let path = sub.join(format!("{name}.mat"));
@@ -245,7 +320,13 @@ fn other_empty_shapes_single_vectors_and_double_snippets_are_read() {
     // condition 1, repeat 1: electrode 1 empty (the generator made (e + r) % 4 == 0 empty)
     let mut pep = recording_to_mat(&rec).unwrap();
     {
-        let data = field_mut(cell_mut(field_mut(cell_mut(field_mut(&mut pep, "listOfResults"), 0), "repeat"), 0), "data");
+        let data = field_mut(
+            cell_mut(
+                field_mut(cell_mut(field_mut(&mut pep, "listOfResults"), 0), "repeat"),
+                0,
+            ),
+            "data",
+        );
         // electrode 1 (empty): 0x0 times and 0x0 snippets
         *cell_mut(data, 0) = MatArray::cell_row(vec![MatArray::empty(), MatArray::empty()]);
         // electrode 2 (one event): snippet as a 1x48 row
@@ -258,7 +339,9 @@ fn other_empty_shapes_single_vectors_and_double_snippets_are_read() {
         // electrode 3: snippets stored as double, times as a column
         let e3 = cell_mut(data, 2);
         let (times, snips) = match (&cell_mut(e3, 0).data.clone(), &cell_mut(e3, 1).data.clone()) {
-            (MatData::Numeric(NumericData::F64(t)), MatData::Numeric(NumericData::I8(s))) => (t.clone(), s.clone()),
+            (MatData::Numeric(NumericData::F64(t)), MatData::Numeric(NumericData::I8(s))) => {
+                (t.clone(), s.clone())
+            }
             other => panic!("{other:?}"),
         };
         let n = times.len();
@@ -272,7 +355,10 @@ fn other_empty_shapes_single_vectors_and_double_snippets_are_read() {
     {
         let cond = cell_mut(field_mut(&mut pep, "listOfResults"), 1);
         *field_mut(cond, "values") = MatArray::row_f64(vec![1.0, 0.0]);
-        *field_mut(cond, "symbols") = MatArray::cell_row(vec![MatArray::string("segment_id"), MatArray::string("movie_id")]);
+        *field_mut(cond, "symbols") = MatArray::cell_row(vec![
+            MatArray::string("segment_id"),
+            MatArray::string("movie_id"),
+        ]);
     }
     let dir = tempfile::tempdir().unwrap();
     let path = write_pep(dir.path(), "shapes", pep, Compression::Zlib);
@@ -286,15 +372,29 @@ fn other_empty_shapes_single_vectors_and_double_snippets_are_read() {
 fn pepana_files_written_by_scipy_are_read() {
     let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/mat_reader");
     let mut seen = 0;
-    for name in ["pepana_struct_plain", "pepana_struct_zlib", "pepana_obj_plain", "pepana_obj_zlib"] {
+    for name in [
+        "pepana_struct_plain",
+        "pepana_struct_zlib",
+        "pepana_obj_plain",
+        "pepana_obj_zlib",
+    ] {
         let r = read_recording(&seeds.join(format!("{name}.mat"))).unwrap();
         assert_eq!((r.subdir.as_str(), r.name.as_str()), ("mat_reader", name));
         assert_eq!(r.electrodes, vec![5, 6]);
         assert_eq!(r.conditions.len(), 2);
-        assert_eq!(r.conditions[0].kind, ConditionKind::Movie { movie: 0, segment: 3 });
+        assert_eq!(
+            r.conditions[0].kind,
+            ConditionKind::Movie {
+                movie: 0,
+                segment: 3
+            }
+        );
         assert_eq!(
             r.conditions[1].kind,
-            ConditionKind::Other { symbols: vec!["rseed".into()], values: vec![7.0] }
+            ConditionKind::Other {
+                symbols: vec!["rseed".into()],
+                values: vec![7.0]
+            }
         );
         let t = &r.conditions[0].repeats[0];
         assert_eq!((t.tzero, t.time_tag), (12.5, 0.0));

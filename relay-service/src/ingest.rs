@@ -11,9 +11,10 @@
 use std::time::Instant;
 
 use axum::extract::ws::{close_code, Message as WsMessage, Utf8Bytes, WebSocket};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use shared_protocol::{
     check_payload_len, decode, Ack, ErrorCode, ErrorMessage, Message, ProtocolError, ReconstructedImage,
@@ -26,8 +27,13 @@ use crate::sessions::{Admission, SessionError};
 use crate::ws::{is_oversize, spawn_writer, Outbox, RateLimiter};
 use crate::AppState;
 
-/// Upgrades an authenticated simulation-service.
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+/// Upgrades an authenticated simulation-service. Authentication comes first, so that a
+/// plain HTTP request learns what is missing before it learns it is not a WebSocket.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
     if let Some(refusal) = crate::http::check_origin(&state, &headers) {
         return refusal;
     }
@@ -44,6 +50,10 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebS
     if state.shutdown.is_cancelled() {
         return crate::http::error_response(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the relay is shutting down");
     }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
     let limit = state.config.limits.max_message_bytes;
     let tasks = state.tasks.clone();
     ws.max_message_size(limit)

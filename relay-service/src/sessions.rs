@@ -297,7 +297,7 @@ mod tests {
     }
 
     fn json(s: &str) -> Text {
-        Arc::from(s)
+        Text::from(s)
     }
 
     #[test]

@@ -1,1 +1,215 @@
-//! placeholder
+//! The simulation-service: turns images into synthetic V1 responses (image_encoder -> z
+//! -> waveform_decoder), answers the browser with each `response`, and forwards it as a
+//! `waveform_latent` to the relay-service over one persistent connection. Besides client
+//! images it serves random dataset frames, an image folder, a server camera (feature
+//! `webcam`) and recorded mode: recorded responses of held-out test segments replayed at
+//! 30 Hz with their true frames. `docs/protocol.md` describes every endpoint.
+//!
+//! # Layout
+//! - [`config`]: [`SimConfig`] and [`Limits`], validated before start.
+//! - [`browser`]: `/ws`, stimuli and streams of one browser connection.
+//! - [`frames`]: one frame from input to `response` + `waveform_latent`; frame ids.
+//! - [`simulate`]: the per-frame hot path (image limits, decoding, the model).
+//! - [`pool`]: bounded inference queue (full queue -> `overloaded`).
+//! - [`streams`]: frames produced at a steady rate (recorded, dataset, folder, webcam).
+//! - [`sources`]: dataset segments, image folder (read at start-up), camera.
+//! - [`relay_link`]: the connection to the relay: backoff, acknowledgement, re-sending.
+//! - [`http`]: `/api/info`, `/healthz`, `/metrics`.
+//! - [`metrics`]: the Prometheus registry.
+//! - [`ws`]: socket plumbing (writer task, rate limiter).
+//! - [`error`]: start-up and per-frame errors.
+//!
+//! [`app`] builds the router; [`run`] serves it until a shutdown future resolves, then
+//! drains: no new connections, frames already taken finish and reach the relay, and the
+//! relay link stays up until the relay has acknowledged them (or the drain timeout).
+
+pub mod browser;
+pub mod config;
+pub mod error;
+pub mod frames;
+pub mod http;
+pub mod metrics;
+pub mod pool;
+pub mod relay_link;
+pub mod simulate;
+pub mod sources;
+pub mod streams;
+#[cfg(feature = "webcam")]
+pub mod webcam;
+pub mod ws;
+
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use axum::routing::get;
+use axum::Router;
+use models::V1Model;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::{info, warn};
+
+pub use config::{ConfigError, Limits, SimConfig};
+pub use error::{bind, FrameError, StartError};
+
+/// Default address: loopback only.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8081";
+/// Environment variable for the bind address.
+pub const BIND_ENV: &str = "V1_SIM_BIND";
+/// Default relay ingest URL (the relay's default address).
+pub const DEFAULT_RELAY_URL: &str = "ws://127.0.0.1:8080/ws/ingest";
+
+/// Everything the handlers share.
+pub struct Shared {
+    pub config: SimConfig,
+    /// The model with the image limits; shared by the workers.
+    pub simulator: simulate::Simulator,
+    pub sources: sources::Sources,
+    pub pool: pool::Pool,
+    /// Sends latents to the relay.
+    pub relay: relay_link::RelayLink,
+    /// The link's task, taken by [`run`].
+    link_task: Mutex<Option<relay_link::LinkTask>>,
+    /// Which browser connection uses which session (relay errors go back to it).
+    pub viewers: Arc<frames::Viewers>,
+    pub frame_ids: frames::FrameIds,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Cancelled when shutdown begins: sockets stop reading and drain.
+    pub shutdown: CancellationToken,
+    /// Every WebSocket connection, so that shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Numbers browser connections for logs and the viewer table.
+    pub next_connection: AtomicU64,
+}
+
+/// Cheap-to-clone handle to [`Shared`].
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Validates the configuration and wraps a loaded model and its sources.
+    pub fn new(config: SimConfig, model: V1Model, sources: sources::Sources) -> Result<Self, StartError> {
+        config.validate()?;
+        let model = Arc::new(model);
+        #[cfg(feature = "webcam")]
+        let sources = {
+            let mut sources = sources;
+            sources.webcam = Some(Arc::new(webcam::Webcam::new(config.webcam_index, model.clone())));
+            sources
+        };
+        let l = &config.limits;
+        let simulator = simulate::Simulator::new(model, l.max_image_bytes, l.max_image_side);
+        let pool = pool::Pool::new(config.workers, l.queue_depth);
+        let (relay, link_task) = relay_link::RelayLink::new();
+        Ok(Self(Arc::new(Shared {
+            simulator,
+            sources,
+            pool,
+            relay,
+            link_task: Mutex::new(Some(link_task)),
+            viewers: Arc::new(frames::Viewers::default()),
+            frame_ids: frames::FrameIds::default(),
+            metrics: Arc::new(metrics::Metrics::new()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            next_connection: AtomicU64::new(1),
+            config,
+        })))
+    }
+
+    /// Loads the model and the configured sources (dataset, image folder), then
+    /// [`Self::new`]. Blocking: reads files.
+    pub fn load(config: SimConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        let model = V1Model::load(&config.model_dir)
+            .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
+        let l = &config.limits;
+        let sources = sources::Sources::load(
+            &model,
+            config.data_root.as_deref(),
+            config.image_dir.as_deref(),
+            l.max_folder_images,
+            l.max_image_side,
+        )?;
+        Self::new(config, model, sources)
+    }
+}
+
+/// The simulation-service's routes.
+pub fn app(state: AppState) -> Router {
+    let origins = state.config.origins.clone();
+    // The page is served by the relay, so reading /api/info is a cross-origin request.
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| origins.admits(origin.to_str().ok())))
+        .allow_methods([axum::http::Method::GET]);
+    Router::new()
+        .route("/api/info", get(http::info))
+        .route("/healthz", get(http::healthz))
+        .layer(cors)
+        .route("/ws", get(browser::upgrade))
+        .route("/metrics", get(http::metrics))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves (or [`Shared::shutdown`] is cancelled), then drains.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let sources: Vec<&str> = state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect();
+    info!(%addr, relay = %state.config.relay_url, ?sources, "simulation-service listening");
+    let link_drain = CancellationToken::new();
+    let link = {
+        let task = match state.link_task.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        task.map(|task| {
+            let config = relay_link::LinkConfig {
+                url: state.config.relay_url.clone(),
+                secret: state.config.secret.clone(),
+                max_unacked: state.config.limits.max_unacked,
+                max_backoff: state.config.max_backoff,
+                drain_timeout: state.config.drain_timeout,
+            };
+            let errors: Arc<dyn relay_link::ErrorSink> = state.viewers.clone();
+            tokio::spawn(task.run(config, state.metrics.clone(), errors, link_drain.clone()))
+        })
+    };
+    let token = state.shutdown.clone();
+    let signal = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = token.cancelled() => {}
+        }
+        info!("simulation-service shutting down: draining in-flight frames");
+        token.cancel();
+    };
+    axum::serve(listener, app(state.clone())).with_graceful_shutdown(signal).await?;
+    state.tasks.close();
+    if tokio::time::timeout(state.config.drain_timeout, state.tasks.wait()).await.is_err() {
+        warn!(timeout = ?state.config.drain_timeout, "some browser connections did not finish draining in time");
+    }
+    link_drain.cancel();
+    if let Some(link) = link {
+        // The link has its own drain timeout; this bound only guards against a bug.
+        let bound = state.config.drain_timeout * 2 + std::time::Duration::from_secs(1);
+        if tokio::time::timeout(bound, link).await.is_err() {
+            warn!("the relay link did not stop in time");
+        }
+    }
+    info!("simulation-service stopped");
+    Ok(())
+}

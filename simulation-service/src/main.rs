@@ -1,1 +1,172 @@
-fn main() {}
+//! `simulation-service`: flags and environment -> [`SimConfig`], then
+//! [`simulation_service::run`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use shared_protocol::{OriginPolicy, SharedSecret};
+use simulation_service::{bind, AppState, Limits, SimConfig, BIND_ENV, DEFAULT_BIND, DEFAULT_RELAY_URL};
+use tracing::error;
+
+/// Simulates V1 responses to images and forwards them to the relay-service.
+#[derive(Debug, Parser)]
+#[command(name = "simulation-service", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = BIND_ENV, default_value = DEFAULT_BIND)]
+    bind: SocketAddr,
+    /// Model directory (model.json + weights.safetensors).
+    #[arg(long, env = "V1_MODEL", default_value = "models/default")]
+    model: PathBuf,
+    /// Data root holding the dataset cache; enables the random, dataset and recorded
+    /// sources.
+    #[arg(long, env = "V1_DATA")]
+    data: Option<PathBuf>,
+    /// Folder of JPEG/PNG images; enables the folder source.
+    #[arg(long, env = "V1_IMAGES")]
+    images: Option<PathBuf>,
+    /// The relay's ingest WebSocket.
+    #[arg(long, env = "V1_RELAY_URL", default_value = DEFAULT_RELAY_URL)]
+    relay_url: String,
+    /// Secret shared with the relay (the relay logs one at start-up when it generated it).
+    #[arg(long, env = "V1_SHARED_SECRET", hide_env_values = true)]
+    shared_secret: Option<String>,
+    /// Extra page origins allowed to connect, comma-separated (`*` for any); loopback
+    /// origins are always allowed.
+    #[arg(long, env = "V1_ALLOWED_ORIGINS", default_value = "")]
+    allowed_origins: String,
+    /// Inference threads (default: the number of CPU cores).
+    #[arg(long, env = "V1_SIM_WORKERS")]
+    workers: Option<usize>,
+    /// Frames waiting for a worker before new ones are refused as `overloaded`.
+    #[arg(long, env = "V1_SIM_QUEUE_DEPTH", default_value_t = Limits::default().queue_depth)]
+    queue_depth: usize,
+    /// Largest WebSocket message in bytes (larger ones close the socket with 1009).
+    #[arg(long, env = "V1_SIM_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
+    max_message_bytes: usize,
+    /// Largest image data URL in bytes.
+    #[arg(long, env = "V1_SIM_MAX_IMAGE_BYTES", default_value_t = Limits::default().max_image_bytes)]
+    max_image_bytes: usize,
+    /// Largest image width or height in pixels.
+    #[arg(long, env = "V1_SIM_MAX_IMAGE_SIDE", default_value_t = Limits::default().max_image_side)]
+    max_image_side: u32,
+    /// Messages per second one browser connection may send.
+    #[arg(long, env = "V1_SIM_RATE", default_value_t = Limits::default().messages_per_second)]
+    messages_per_second: u32,
+    /// Sessions one browser connection may use.
+    #[arg(long, env = "V1_SIM_MAX_SESSIONS_PER_CONNECTION", default_value_t = Limits::default().max_sessions_per_connection)]
+    max_sessions_per_connection: usize,
+    /// Streams one browser connection may run at once.
+    #[arg(long, env = "V1_SIM_MAX_STREAMS", default_value_t = Limits::default().max_streams_per_connection)]
+    max_streams_per_connection: usize,
+    /// Latents kept for re-sending until the relay acknowledges them.
+    #[arg(long, env = "V1_SIM_MAX_UNACKED", default_value_t = Limits::default().max_unacked)]
+    max_unacked: usize,
+    /// Images read from --images at start-up.
+    #[arg(long, env = "V1_SIM_MAX_FOLDER_IMAGES", default_value_t = Limits::default().max_folder_images)]
+    max_folder_images: usize,
+    /// Server camera index (builds with the `webcam` feature).
+    #[arg(long, env = "V1_WEBCAM_INDEX", default_value_t = 0)]
+    webcam_index: u32,
+    /// Seconds shutdown waits for in-flight frames and acknowledgements.
+    #[arg(long, env = "V1_SIM_DRAIN_SECS", default_value_t = 10)]
+    drain_secs: u64,
+    /// Longest wait between reconnection attempts to the relay, in seconds.
+    #[arg(long, env = "V1_SIM_MAX_BACKOFF_SECS", default_value_t = 5)]
+    max_backoff_secs: u64,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(start(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("simulation-service: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(args: Args) -> anyhow::Result<()> {
+    let secret = match args.shared_secret.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => SharedSecret::new(s)?,
+        None => anyhow::bail!(
+            "V1_SHARED_SECRET is not set. The simulation-service needs the relay's secret to check session tokens \
+             and to connect to the relay: set V1_SHARED_SECRET to the same value for both services \
+             (`make up` does this; a relay started without one logs the secret it generated)"
+        ),
+    };
+    let mut origins = OriginPolicy::with_list(&args.allowed_origins)?;
+    let ip = args.bind.ip();
+    if !ip.is_loopback() && !ip.is_unspecified() {
+        origins.allow(&format!("http://{}", args.bind))?;
+    }
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let config = SimConfig {
+        bind: args.bind,
+        model_dir: args.model,
+        data_root: args.data,
+        image_dir: args.images,
+        relay_url: args.relay_url,
+        secret,
+        origins,
+        workers,
+        webcam_index: args.webcam_index,
+        drain_timeout: Duration::from_secs(args.drain_secs),
+        max_backoff: Duration::from_secs(args.max_backoff_secs.max(1)),
+        limits: Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_image_bytes: args.max_image_bytes,
+            max_image_side: args.max_image_side,
+            messages_per_second: args.messages_per_second,
+            max_sessions_per_connection: args.max_sessions_per_connection,
+            max_streams_per_connection: args.max_streams_per_connection,
+            queue_depth: args.queue_depth,
+            max_unacked: args.max_unacked,
+            max_folder_images: args.max_folder_images,
+        },
+    };
+    let state = tokio::task::spawn_blocking(move || AppState::load(config)).await??;
+    let listener = bind(args.bind, BIND_ENV).await?;
+    simulation_service::run(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -9,7 +9,10 @@ use neural_data::mat::{read_mat_bytes_with, ReadOptions};
 
 fuzz_target!(|data: &[u8]| {
     // A small inflate cap keeps each execution fast and within libFuzzer's RSS limit.
-    let opts = ReadOptions { max_inflated_bytes: 16 << 20, ..ReadOptions::default() };
+    let opts = ReadOptions {
+        max_inflated_bytes: 16 << 20,
+        ..ReadOptions::default()
+    };
     if let Ok(file) = read_mat_bytes_with(data, "fuzz.mat", &opts) {
         let _ = neural_data::pvc1::recording_from_mat(&file, "fuzz", "fuzz");
     }

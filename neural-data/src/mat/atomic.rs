@@ -33,9 +33,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()>
 
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
     let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("{} has no file name", path.display()))
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no file name", path.display()),
+        )
     })?;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp_name = format!(".{}.tmp-{}-{}", name.to_string_lossy(), std::process::id(), n);
+    let tmp_name = format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        n
+    );
     Ok(path.with_file_name(tmp_name))
 }

@@ -19,7 +19,10 @@ pub struct Pos {
 
 impl Pos {
     pub fn file(offset: u64) -> Self {
-        Pos { offset, compressed_at: None }
+        Pos {
+            offset,
+            compressed_at: None,
+        }
     }
 }
 
@@ -73,13 +76,21 @@ pub enum MatError {
     },
 
     #[error("{path}: cannot inflate the compressed element at byte {at}: {detail}")]
-    Inflate { path: PathBuf, at: u64, detail: String },
+    Inflate {
+        path: PathBuf,
+        at: u64,
+        detail: String,
+    },
 
     #[error("{path}: the compressed element at byte {at} inflates to more than {limit} bytes (the reader's limit; raise ReadOptions::max_inflated_bytes if the file is genuine)")]
     TooLarge { path: PathBuf, at: u64, limit: u64 },
 
     #[error("{path}: arrays nested deeper than {limit} levels at {at}")]
-    TooDeep { path: PathBuf, at: Pos, limit: usize },
+    TooDeep {
+        path: PathBuf,
+        at: Pos,
+        limit: usize,
+    },
 
     #[error("{path}: no variable `{name}`; variables in the file: [{}]", available.join(", "))]
     NoSuchVariable {

@@ -43,10 +43,8 @@ use std::path::Path;
 
 pub use error::{MatError, Pos};
 pub use reader::{read_mat_bytes, read_mat_bytes_with, read_mat_file, ReadOptions};
-pub use value::{
-    MatArray, MatClass, MatData, MatFile, MatRef, NumericData, StructArray, Variable,
-};
-pub use writer::{write_mat_bytes, write_mat_file, Compression};
+pub use value::{MatArray, MatClass, MatData, MatFile, MatRef, NumericData, StructArray, Variable};
+pub use writer::{write_mat_bytes, write_mat_bytes_with_header, write_mat_file, Compression};
 
 /// Reads a MAT file into our value model. A trait so that the pvc-1 code does not depend
 /// on which parser is behind it.

@@ -23,7 +23,10 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { max_inflated_bytes: 2 << 30, max_depth: 64 }
+        ReadOptions {
+            max_inflated_bytes: 2 << 30,
+            max_depth: 64,
+        }
     }
 }
 
@@ -58,16 +61,27 @@ pub fn read_mat_file(path: &Path) -> Result<MatFile, MatError> {
 }
 
 pub fn read_mat_file_with(path: &Path, opts: &ReadOptions) -> Result<MatFile, MatError> {
-    let bytes = std::fs::read(path).map_err(|source| MatError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| MatError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse(&bytes, path.to_path_buf(), opts)
 }
 
 /// Parses MAT bytes held in memory; `name_for_errors` stands for the file in messages.
 pub fn read_mat_bytes(bytes: &[u8], name_for_errors: &str) -> Result<MatFile, MatError> {
-    parse(bytes, PathBuf::from(name_for_errors), &ReadOptions::default())
+    parse(
+        bytes,
+        PathBuf::from(name_for_errors),
+        &ReadOptions::default(),
+    )
 }
 
-pub fn read_mat_bytes_with(bytes: &[u8], name_for_errors: &str, opts: &ReadOptions) -> Result<MatFile, MatError> {
+pub fn read_mat_bytes_with(
+    bytes: &[u8],
+    name_for_errors: &str,
+    opts: &ReadOptions,
+) -> Result<MatFile, MatError> {
     parse(bytes, PathBuf::from(name_for_errors), opts)
 }
 
@@ -83,7 +97,10 @@ fn parse(bytes: &[u8], path: PathBuf, opts: &ReadOptions) -> Result<MatFile, Mat
     if bytes.len() < HEADER_LEN {
         return Err(MatError::NotLevel5 {
             path,
-            reason: format!("the file has {} bytes, fewer than the 128-byte header", bytes.len()),
+            reason: format!(
+                "the file has {} bytes, fewer than the 128-byte header",
+                bytes.len()
+            ),
         });
     }
     let endian = match &bytes[126..128] {
@@ -110,9 +127,16 @@ fn parse(bytes: &[u8], path: PathBuf, opts: &ReadOptions) -> Result<MatFile, Mat
         .trim_end_matches([' ', '\0'])
         .to_string();
 
-    let parser = Parser { path: &path, endian, opts };
+    let parser = Parser {
+        path: &path,
+        endian,
+        opts,
+    };
     let mut variables = Vec::new();
-    let top = Region { data: bytes, compressed_at: None };
+    let top = Region {
+        data: bytes,
+        compressed_at: None,
+    };
     let mut pos = HEADER_LEN;
     while pos < bytes.len() {
         // MATLAB pads the last element; a few trailing zero bytes are not an element.
@@ -128,7 +152,10 @@ fn parse(bytes: &[u8], path: PathBuf, opts: &ReadOptions) -> Result<MatFile, Mat
             }
             mi::COMPRESSED => {
                 let inflated = parser.inflate(el.data(bytes), pos as u64)?;
-                let region = Region { data: &inflated, compressed_at: Some(pos as u64) };
+                let region = Region {
+                    data: &inflated,
+                    compressed_at: Some(pos as u64),
+                };
                 let mut ipos = 0;
                 while ipos < inflated.len() {
                     let inner = parser.element(&region, ipos, inflated.len())?;
@@ -137,7 +164,10 @@ fn parse(bytes: &[u8], path: PathBuf, opts: &ReadOptions) -> Result<MatFile, Mat
                             &region,
                             ipos,
                             "compressed variable",
-                            format!("inflated element has type {}, expected miMATRIX (14)", inner.ty),
+                            format!(
+                                "inflated element has type {}, expected miMATRIX (14)",
+                                inner.ty
+                            ),
                         ));
                     }
                     let (name, value) = parser.matrix(&region, &inner, 0)?;
@@ -157,7 +187,12 @@ fn parse(bytes: &[u8], path: PathBuf, opts: &ReadOptions) -> Result<MatFile, Mat
             }
         }
     }
-    Ok(MatFile { path, header_text, endian, variables })
+    Ok(MatFile {
+        path,
+        header_text,
+        endian,
+        variables,
+    })
 }
 
 /// Bytes being parsed: the file itself, or the inflated content of a compressed element.
@@ -168,7 +203,10 @@ struct Region<'b> {
 
 impl Region<'_> {
     fn pos(&self, offset: usize) -> Pos {
-        Pos { offset: offset as u64, compressed_at: self.compressed_at }
+        Pos {
+            offset: offset as u64,
+            compressed_at: self.compressed_at,
+        }
     }
 }
 
@@ -195,10 +233,22 @@ struct Parser<'p> {
 
 impl Parser<'_> {
     fn malformed(&self, r: &Region, at: usize, what: &str, detail: String) -> MatError {
-        MatError::Malformed { path: self.path.to_path_buf(), at: r.pos(at), what: what.to_string(), detail }
+        MatError::Malformed {
+            path: self.path.to_path_buf(),
+            at: r.pos(at),
+            what: what.to_string(),
+            detail,
+        }
     }
 
-    fn truncated(&self, r: &Region, at: usize, what: &str, needed: usize, available: usize) -> MatError {
+    fn truncated(
+        &self,
+        r: &Region,
+        at: usize,
+        what: &str,
+        needed: usize,
+        available: usize,
+    ) -> MatError {
         MatError::Truncated {
             path: self.path.to_path_buf(),
             at: r.pos(at),
@@ -230,51 +280,97 @@ impl Parser<'_> {
                     format!("packed size {len} is larger than 4 bytes"),
                 ));
             }
-            return Ok(Element { ty: w0 & 0xffff, data_start: pos + 4, len, next: pos + 8 });
+            return Ok(Element {
+                ty: w0 & 0xffff,
+                data_start: pos + 4,
+                len,
+                next: pos + 8,
+            });
         }
         let len = self.word(r.data, pos + 4) as usize;
         let data_start = pos + 8;
         if len > end - data_start {
-            return Err(self.truncated(r, pos, &format!("the data of a type-{w0} element"), len, end - data_start));
+            return Err(self.truncated(
+                r,
+                pos,
+                &format!("the data of a type-{w0} element"),
+                len,
+                end - data_start,
+            ));
         }
         // Padding to 8 bytes; a missing pad at the very end of a region is tolerated.
-        let next = (data_start + len).checked_next_multiple_of(8).unwrap_or(end).min(end);
-        Ok(Element { ty: w0, data_start, len, next })
+        let next = (data_start + len)
+            .checked_next_multiple_of(8)
+            .unwrap_or(end)
+            .min(end);
+        Ok(Element {
+            ty: w0,
+            data_start,
+            len,
+            next,
+        })
     }
 
     fn inflate(&self, compressed: &[u8], at: u64) -> Result<Vec<u8>, MatError> {
         let limit = self.opts.max_inflated_bytes;
         let mut out = Vec::new();
         let mut decoder = flate2::read::ZlibDecoder::new(compressed).take(limit.saturating_add(1));
-        decoder.read_to_end(&mut out).map_err(|e| MatError::Inflate {
-            path: self.path.to_path_buf(),
-            at,
-            detail: e.to_string(),
-        })?;
+        decoder
+            .read_to_end(&mut out)
+            .map_err(|e| MatError::Inflate {
+                path: self.path.to_path_buf(),
+                at,
+                detail: e.to_string(),
+            })?;
         if out.len() as u64 > limit {
-            return Err(MatError::TooLarge { path: self.path.to_path_buf(), at, limit });
+            return Err(MatError::TooLarge {
+                path: self.path.to_path_buf(),
+                at,
+                limit,
+            });
         }
         Ok(out)
     }
 
     /// Reads the subelement at `*pos` inside a matrix, checking its type is one of `types`.
-    fn sub(&self, r: &Region, pos: &mut usize, end: usize, what: &str, types: &[u32]) -> Result<Element, MatError> {
+    fn sub(
+        &self,
+        r: &Region,
+        pos: &mut usize,
+        end: usize,
+        what: &str,
+        types: &[u32],
+    ) -> Result<Element, MatError> {
         if *pos >= end {
             return Err(self.truncated(r, *pos, what, 8, 0));
         }
         let el = self.element(r, *pos, end)?;
         if !types.contains(&el.ty) {
-            return Err(self.malformed(r, *pos, what, format!("data type {}, expected one of {types:?}", el.ty)));
+            return Err(self.malformed(
+                r,
+                *pos,
+                what,
+                format!("data type {}, expected one of {types:?}", el.ty),
+            ));
         }
         *pos = el.next;
         Ok(el)
     }
 
     /// Parses the content of an `miMATRIX` element into (name, array).
-    fn matrix(&self, r: &Region, el: &Element, depth: usize) -> Result<(String, MatArray), MatError> {
+    fn matrix(
+        &self,
+        r: &Region,
+        el: &Element,
+        depth: usize,
+    ) -> Result<(String, MatArray), MatError> {
         let start = el.data_start;
         if depth > self.opts.max_depth {
-            return Err(MatError::TooDeep { path: self.path.to_path_buf(), at: r.pos(start), limit: self.opts.max_depth });
+            return Err(MatError::TooDeep {
+                path: self.path.to_path_buf(),
+                at: r.pos(start),
+                limit: self.opts.max_depth,
+            });
         }
         if el.len == 0 {
             // MATLAB writes `[]` inside cells and structs as an empty miMATRIX element.
@@ -286,7 +382,12 @@ impl Parser<'_> {
 
         let flags_el = self.sub(r, &mut pos, end, "array flags", &[mi::UINT32])?;
         if flags_el.len != 8 {
-            return Err(self.malformed(r, start, "array flags", format!("{} bytes, expected 8", flags_el.len)));
+            return Err(self.malformed(
+                r,
+                start,
+                "array flags",
+                format!("{} bytes, expected 8", flags_el.len),
+            ));
         }
         let flags = self.word(d, flags_el.data_start);
         let class = (flags & 0xff) as u8;
@@ -296,13 +397,23 @@ impl Parser<'_> {
         let dims_at = pos;
         let dims_el = self.sub(r, &mut pos, end, "dimensions", &[mi::INT32])?;
         if dims_el.len == 0 || !dims_el.data(d).chunks_exact(4).remainder().is_empty() {
-            return Err(self.malformed(r, dims_at, "dimensions", format!("{} bytes, expected a positive multiple of 4", dims_el.len)));
+            return Err(self.malformed(
+                r,
+                dims_at,
+                "dimensions",
+                format!("{} bytes, expected a positive multiple of 4", dims_el.len),
+            ));
         }
         let mut dims = Vec::with_capacity(dims_el.len / 4);
         for k in 0..dims_el.len / 4 {
             let v = self.word(d, dims_el.data_start + 4 * k) as i32;
             if v < 0 {
-                return Err(self.malformed(r, dims_at, "dimensions", format!("dimension {} is negative ({v})", k + 1)));
+                return Err(self.malformed(
+                    r,
+                    dims_at,
+                    "dimensions",
+                    format!("dimension {} is negative ({v})", k + 1),
+                ));
             }
             dims.push(v as usize);
         }
@@ -312,15 +423,25 @@ impl Parser<'_> {
         let numel = dims
             .iter()
             .try_fold(1usize, |acc, &x| acc.checked_mul(x))
-            .ok_or_else(|| self.malformed(r, dims_at, "dimensions", format!("{dims:?} overflow the element count")))?;
+            .ok_or_else(|| {
+                self.malformed(
+                    r,
+                    dims_at,
+                    "dimensions",
+                    format!("{dims:?} overflow the element count"),
+                )
+            })?;
 
         let name_el = self.sub(r, &mut pos, end, "array name", &[mi::INT8, mi::UINT8])?;
-        let name = String::from_utf8_lossy(name_el.data(d)).trim_end_matches('\0').to_string();
+        let name = String::from_utf8_lossy(name_el.data(d))
+            .trim_end_matches('\0')
+            .to_string();
 
         let data = match class {
-            mx::DOUBLE..=mx::UINT64 if complex => {
-                MatData::Unsupported { class, what: "complex array".to_string() }
-            }
+            mx::DOUBLE..=mx::UINT64 if complex => MatData::Unsupported {
+                class,
+                what: "complex array".to_string(),
+            },
             mx::DOUBLE..=mx::UINT64 => {
                 let at = pos;
                 let el = self.sub(r, &mut pos, end, "numeric data", NUMERIC_TYPES)?;
@@ -332,7 +453,10 @@ impl Parser<'_> {
                         r,
                         at,
                         "numeric data",
-                        format!("{} values for dimensions {dims:?} ({numel} elements)", values.len()),
+                        format!(
+                            "{} values for dimensions {dims:?} ({numel} elements)",
+                            values.len()
+                        ),
                     ));
                 }
                 if logical {
@@ -348,13 +472,18 @@ impl Parser<'_> {
                     MatData::Char(Vec::new())
                 } else {
                     let el = self.sub(r, &mut pos, end, "char data", CHAR_TYPES)?;
-                    let units = self.chars(el.ty, el.data(d)).map_err(|detail| self.malformed(r, at, "char data", detail))?;
+                    let units = self
+                        .chars(el.ty, el.data(d))
+                        .map_err(|detail| self.malformed(r, at, "char data", detail))?;
                     if units.len() != numel {
                         return Err(self.malformed(
                             r,
                             at,
                             "char data",
-                            format!("{} characters for dimensions {dims:?} ({numel} elements)", units.len()),
+                            format!(
+                                "{} characters for dimensions {dims:?} ({numel} elements)",
+                                units.len()
+                            ),
                         ));
                     }
                     MatData::Char(units)
@@ -371,15 +500,30 @@ impl Parser<'_> {
             }
             mx::STRUCT | mx::OBJECT => {
                 let class_name = if class == mx::OBJECT {
-                    let el = self.sub(r, &mut pos, end, "object class name", &[mi::INT8, mi::UINT8])?;
-                    Some(String::from_utf8_lossy(el.data(d)).trim_end_matches('\0').to_string())
+                    let el = self.sub(
+                        r,
+                        &mut pos,
+                        end,
+                        "object class name",
+                        &[mi::INT8, mi::UINT8],
+                    )?;
+                    Some(
+                        String::from_utf8_lossy(el.data(d))
+                            .trim_end_matches('\0')
+                            .to_string(),
+                    )
                 } else {
                     None
                 };
                 let at = pos;
                 let len_el = self.sub(r, &mut pos, end, "field name length", &[mi::INT32])?;
                 if len_el.len != 4 {
-                    return Err(self.malformed(r, at, "field name length", format!("{} bytes, expected 4", len_el.len)));
+                    return Err(self.malformed(
+                        r,
+                        at,
+                        "field name length",
+                        format!("{} bytes, expected 4", len_el.len),
+                    ));
                 }
                 let name_len = self.word(d, len_el.data_start) as usize;
                 let at = pos;
@@ -387,12 +531,21 @@ impl Parser<'_> {
                 let field_names = if names_el.len == 0 {
                     Vec::new()
                 } else {
-                    if name_len == 0 || !names_el.data(d).chunks_exact(name_len).remainder().is_empty() {
+                    if name_len == 0
+                        || !names_el
+                            .data(d)
+                            .chunks_exact(name_len)
+                            .remainder()
+                            .is_empty()
+                    {
                         return Err(self.malformed(
                             r,
                             at,
                             "field names",
-                            format!("{} bytes is not a multiple of the field name length {name_len}", names_el.len),
+                            format!(
+                                "{} bytes is not a multiple of the field name length {name_len}",
+                                names_el.len
+                            ),
                         ));
                     }
                     names_el
@@ -405,7 +558,12 @@ impl Parser<'_> {
                         .collect::<Vec<_>>()
                 };
                 let count = numel.checked_mul(field_names.len()).ok_or_else(|| {
-                    self.malformed(r, at, "struct", format!("{numel} elements x {} fields overflow", field_names.len()))
+                    self.malformed(
+                        r,
+                        at,
+                        "struct",
+                        format!("{numel} elements x {} fields overflow", field_names.len()),
+                    )
                 })?;
                 self.check_count(r, pos, end, count, "struct field values")?;
                 let mut values = Vec::with_capacity(count);
@@ -413,23 +571,54 @@ impl Parser<'_> {
                     let el = self.sub(r, &mut pos, end, "struct field value", &[mi::MATRIX])?;
                     values.push(self.matrix(r, &el, depth + 1)?.1);
                 }
-                MatData::Struct(StructArray { class_name, field_names, values })
+                MatData::Struct(StructArray {
+                    class_name,
+                    field_names,
+                    values,
+                })
             }
-            mx::SPARSE => MatData::Unsupported { class, what: "sparse array".to_string() },
-            mx::FUNCTION => MatData::Unsupported { class, what: "function handle".to_string() },
-            mx::OPAQUE => MatData::Unsupported { class, what: "opaque (classdef) value".to_string() },
+            mx::SPARSE => MatData::Unsupported {
+                class,
+                what: "sparse array".to_string(),
+            },
+            mx::FUNCTION => MatData::Unsupported {
+                class,
+                what: "function handle".to_string(),
+            },
+            mx::OPAQUE => MatData::Unsupported {
+                class,
+                what: "opaque (classdef) value".to_string(),
+            },
             other => {
-                return Err(self.malformed(r, start, "array flags", format!("unknown array class {other}")));
+                return Err(self.malformed(
+                    r,
+                    start,
+                    "array flags",
+                    format!("unknown array class {other}"),
+                ));
             }
         };
         Ok((name, MatArray { dims, data }))
     }
 
     /// Rejects element counts that cannot fit in the remaining bytes (each needs a tag).
-    fn check_count(&self, r: &Region, pos: usize, end: usize, count: usize, what: &str) -> Result<(), MatError> {
+    fn check_count(
+        &self,
+        r: &Region,
+        pos: usize,
+        end: usize,
+        count: usize,
+        what: &str,
+    ) -> Result<(), MatError> {
         let avail = end.saturating_sub(pos);
         if count > avail / 8 {
-            return Err(self.truncated(r, pos, &format!("{count} {what}"), count.saturating_mul(8), avail));
+            return Err(self.truncated(
+                r,
+                pos,
+                &format!("{count} {what}"),
+                count.saturating_mul(8),
+                avail,
+            ));
         }
         Ok(())
     }
@@ -461,7 +650,10 @@ impl Parser<'_> {
                 let code_points: Vec<u32> = decode(mi::UINT32, bytes, self.endian)?;
                 let mut s = String::new();
                 for c in code_points {
-                    s.push(char::from_u32(c).ok_or_else(|| format!("invalid UTF-32 code point {c:#x}"))?);
+                    s.push(
+                        char::from_u32(c)
+                            .ok_or_else(|| format!("invalid UTF-32 code point {c:#x}"))?,
+                    );
                 }
                 Ok(s.encode_utf16().collect())
             }
@@ -481,7 +673,14 @@ const NUMERIC_TYPES: &[u32] = &[
     mi::INT64,
     mi::UINT64,
 ];
-const CHAR_TYPES: &[u32] = &[mi::UTF8, mi::UINT8, mi::INT8, mi::UINT16, mi::UTF16, mi::UTF32];
+const CHAR_TYPES: &[u32] = &[
+    mi::UTF8,
+    mi::UINT8,
+    mi::INT8,
+    mi::UINT16,
+    mi::UTF16,
+    mi::UTF32,
+];
 
 /// Conversion from the stored element type to the array's class (MATLAB stores, e.g.,
 /// integral doubles as miUINT8 to save space). Out-of-range values saturate.
@@ -555,13 +754,21 @@ fn decode<T: FromStored + Bounded>(ty: u32, bytes: &[u8], e: Endian) -> Result<V
         other => return Err(format!("data type {other} is not numeric")),
     };
     if !bytes.chunks_exact(size).remainder().is_empty() {
-        return Err(format!("{} bytes is not a multiple of the element size {size}", bytes.len()));
+        return Err(format!(
+            "{} bytes is not a multiple of the element size {size}",
+            bytes.len()
+        ));
     }
     let le = e == Endian::Little;
     macro_rules! rd {
         ($t:ty, $c:expr) => {{
-            let a: [u8; std::mem::size_of::<$t>()] = $c.try_into().map_err(|_| "element size".to_string())?;
-            if le { <$t>::from_le_bytes(a) } else { <$t>::from_be_bytes(a) }
+            let a: [u8; std::mem::size_of::<$t>()] =
+                $c.try_into().map_err(|_| "element size".to_string())?;
+            if le {
+                <$t>::from_le_bytes(a)
+            } else {
+                <$t>::from_be_bytes(a)
+            }
         }};
     }
     bytes

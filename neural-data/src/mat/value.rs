@@ -33,7 +33,10 @@ pub struct Variable {
 
 impl Variable {
     pub fn new(name: impl Into<String>, value: MatArray) -> Self {
-        Variable { name: name.into(), value }
+        Variable {
+            name: name.into(),
+            value,
+        }
     }
 }
 
@@ -55,7 +58,10 @@ pub enum MatData {
     Struct(StructArray),
     /// A value the reader skips (sparse, complex, function handle, opaque/classdef).
     /// Reading it through [`MatRef`] gives an error; the rest of the file is usable.
-    Unsupported { class: u8, what: String },
+    Unsupported {
+        class: u8,
+        what: String,
+    },
 }
 
 /// Numeric data in the array's class. Data stored in a smaller type in the file (e.g. a
@@ -208,38 +214,59 @@ impl MatArray {
 
     /// A 1x1 double.
     pub fn scalar(v: f64) -> Self {
-        MatArray { dims: vec![1, 1], data: MatData::Numeric(NumericData::F64(vec![v])) }
+        MatArray {
+            dims: vec![1, 1],
+            data: MatData::Numeric(NumericData::F64(vec![v])),
+        }
     }
 
     /// A 1xN double row vector (1x0 when empty).
     pub fn row_f64(v: Vec<f64>) -> Self {
-        MatArray { dims: vec![1, v.len()], data: MatData::Numeric(NumericData::F64(v)) }
+        MatArray {
+            dims: vec![1, v.len()],
+            data: MatData::Numeric(NumericData::F64(v)),
+        }
     }
 
     /// A rows x cols double matrix from column-major data.
     pub fn matrix_f64(rows: usize, cols: usize, data: Vec<f64>) -> Self {
-        MatArray { dims: vec![rows, cols], data: MatData::Numeric(NumericData::F64(data)) }
+        MatArray {
+            dims: vec![rows, cols],
+            data: MatData::Numeric(NumericData::F64(data)),
+        }
     }
 
     /// A rows x cols int8 matrix from column-major data.
     pub fn matrix_i8(rows: usize, cols: usize, data: Vec<i8>) -> Self {
-        MatArray { dims: vec![rows, cols], data: MatData::Numeric(NumericData::I8(data)) }
+        MatArray {
+            dims: vec![rows, cols],
+            data: MatData::Numeric(NumericData::I8(data)),
+        }
     }
 
     /// The 0x0 double `[]`.
     pub fn empty() -> Self {
-        MatArray { dims: vec![0, 0], data: MatData::Numeric(NumericData::F64(Vec::new())) }
+        MatArray {
+            dims: vec![0, 0],
+            data: MatData::Numeric(NumericData::F64(Vec::new())),
+        }
     }
 
     /// A 1xN char row (N in UTF-16 code units).
     pub fn string(s: &str) -> Self {
         let units: Vec<u16> = s.encode_utf16().collect();
-        MatArray { dims: vec![1, units.len()], data: MatData::Char(units) }
+        MatArray {
+            dims: vec![1, units.len()],
+            data: MatData::Char(units),
+        }
     }
 
     /// A 1xN cell row.
     pub fn cell_row(items: Vec<MatArray>) -> Self {
-        MatArray { dims: vec![1, items.len()], data: MatData::Cell(items) }
+        MatArray {
+            dims: vec![1, items.len()],
+            data: MatData::Cell(items),
+        }
     }
 
     /// A 1x1 struct with the given fields, in order.
@@ -247,7 +274,11 @@ impl MatArray {
         let (field_names, values) = fields.into_iter().unzip();
         MatArray {
             dims: vec![1, 1],
-            data: MatData::Struct(StructArray { class_name: None, field_names, values }),
+            data: MatData::Struct(StructArray {
+                class_name: None,
+                field_names,
+                values,
+            }),
         }
     }
 
@@ -262,7 +293,9 @@ impl MatArray {
 
     /// Product of the dims (`None` on overflow, which only a malformed value can have).
     pub fn numel(&self) -> Option<usize> {
-        self.dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        self.dims
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
     pub fn class(&self) -> MatClass {
@@ -279,19 +312,30 @@ impl MatArray {
 
     /// A checked view of this array, for reading code; `label` names it in errors.
     pub fn view<'a>(&'a self, file: &'a Path, label: &str) -> MatRef<'a> {
-        MatRef { file, path: label.to_string(), node: Node::Array(self) }
+        MatRef {
+            file,
+            path: label.to_string(),
+            node: Node::Array(self),
+        }
     }
 }
 
 /// Describes an array for messages: `1x5 cell`, `48x3 int8`, `1x1 object of class pepmodule`.
 pub(crate) fn describe(dims: &[usize], data: &MatData) -> String {
-    let d = dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
+    let d = dims
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x");
     match data {
         MatData::Numeric(n) => format!("a {d} {} array", n.class()),
         MatData::Logical(_) => format!("a {d} logical array"),
         MatData::Char(_) => format!("a {d} char array"),
         MatData::Cell(_) => format!("a {d} cell array"),
-        MatData::Struct(StructArray { class_name: Some(c), .. }) => {
+        MatData::Struct(StructArray {
+            class_name: Some(c),
+            ..
+        }) => {
             format!("a {d} object of class {c}")
         }
         MatData::Struct(_) => format!("a {d} struct"),
@@ -307,7 +351,11 @@ impl MatFile {
     /// The variable `name`, or an error that lists the variables the file has.
     pub fn variable(&self, name: &str) -> Result<MatRef<'_>, MatError> {
         match self.variables.iter().find(|v| v.name == name) {
-            Some(v) => Ok(MatRef { file: &self.path, path: name.to_string(), node: Node::Array(&v.value) }),
+            Some(v) => Ok(MatRef {
+                file: &self.path,
+                path: name.to_string(),
+                node: Node::Array(&v.value),
+            }),
             None => Err(MatError::NoSuchVariable {
                 path: self.path.clone(),
                 name: name.to_string(),
@@ -323,7 +371,10 @@ const ONE_BY_ONE: &[usize] = &[1, 1];
 enum Node<'a> {
     Array(&'a MatArray),
     /// Element `index` of a struct array, seen as a 1x1 struct.
-    StructElement { array: &'a StructArray, index: usize },
+    StructElement {
+        array: &'a StructArray,
+        index: usize,
+    },
 }
 
 /// A checked, path-aware view of a value inside a [`MatFile`].
@@ -353,7 +404,10 @@ impl<'a> MatRef<'a> {
 
     /// Number of elements (product of the dims).
     pub fn numel(&self) -> usize {
-        self.dims().iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).unwrap_or(usize::MAX)
+        self.dims()
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .unwrap_or(usize::MAX)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -397,7 +451,11 @@ impl<'a> MatRef<'a> {
     }
 
     fn child(&self, path: String, node: Node<'a>) -> MatRef<'a> {
-        MatRef { file: self.file, path, node }
+        MatRef {
+            file: self.file,
+            path,
+            node,
+        }
     }
 
     /// The struct (or object) behind this node and the element index, when it is a
@@ -405,11 +463,10 @@ impl<'a> MatRef<'a> {
     fn single_struct(&self) -> Option<(&'a StructArray, usize)> {
         match self.node {
             Node::StructElement { array, index } => Some((array, index)),
-            Node::Array(MatArray { dims, data: MatData::Struct(s) })
-                if dims.iter().all(|&d| d == 1) =>
-            {
-                Some((s, 0))
-            }
+            Node::Array(MatArray {
+                dims,
+                data: MatData::Struct(s),
+            }) if dims.iter().all(|&d| d == 1) => Some((s, 0)),
             Node::Array(_) => None,
         }
     }
@@ -418,7 +475,10 @@ impl<'a> MatRef<'a> {
     pub fn object_class(&self) -> Option<&'a str> {
         match self.node {
             Node::StructElement { array, .. } => array.class_name.as_deref(),
-            Node::Array(MatArray { data: MatData::Struct(s), .. }) => s.class_name.as_deref(),
+            Node::Array(MatArray {
+                data: MatData::Struct(s),
+                ..
+            }) => s.class_name.as_deref(),
             Node::Array(_) => None,
         }
     }
@@ -427,26 +487,40 @@ impl<'a> MatRef<'a> {
     pub fn field_names(&self) -> Result<&'a [String], MatError> {
         match self.node {
             Node::StructElement { array, .. } => Ok(&array.field_names),
-            Node::Array(MatArray { data: MatData::Struct(s), .. }) => Ok(&s.field_names),
+            Node::Array(MatArray {
+                data: MatData::Struct(s),
+                ..
+            }) => Ok(&s.field_names),
             Node::Array(_) => Err(self.wrong("a struct or object")),
         }
     }
 
     pub fn has_field(&self, name: &str) -> bool {
-        self.field_names().map(|f| f.iter().any(|n| n == name)).unwrap_or(false)
+        self.field_names()
+            .map(|f| f.iter().any(|n| n == name))
+            .unwrap_or(false)
     }
 
     /// Field `name` of a 1x1 struct or object (or of one element of a struct array).
     pub fn field(&self, name: &str) -> Result<MatRef<'a>, MatError> {
-        let (s, index) = self.single_struct().ok_or_else(|| self.wrong("a 1x1 struct or object"))?;
+        let (s, index) = self
+            .single_struct()
+            .ok_or_else(|| self.wrong("a 1x1 struct or object"))?;
         let nf = s.field_names.len();
-        let f = s.field_names.iter().position(|n| n == name).ok_or_else(|| MatError::NoSuchField {
-            path: self.file.to_path_buf(),
-            node: self.path.clone(),
-            field: name.to_string(),
-            available: s.field_names.clone(),
-        })?;
-        let value = s.values.get(index * nf + f).ok_or_else(|| self.wrong("a complete struct"))?;
+        let f = s
+            .field_names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| MatError::NoSuchField {
+                path: self.file.to_path_buf(),
+                node: self.path.clone(),
+                field: name.to_string(),
+                available: s.field_names.clone(),
+            })?;
+        let value = s
+            .values
+            .get(index * nf + f)
+            .ok_or_else(|| self.wrong("a complete struct"))?;
         Ok(self.child(format!("{}.{}", self.path, name), Node::Array(value)))
     }
 
@@ -465,7 +539,10 @@ impl<'a> MatRef<'a> {
     /// The elements of a cell array, column-major.
     pub fn as_cell(&self) -> Result<Vec<MatRef<'a>>, MatError> {
         match self.node {
-            Node::Array(MatArray { data: MatData::Cell(items), .. }) => Ok(items
+            Node::Array(MatArray {
+                data: MatData::Cell(items),
+                ..
+            }) => Ok(items
                 .iter()
                 .enumerate()
                 .map(|(i, a)| self.child(format!("{}{{{}}}", self.path, i + 1), Node::Array(a)))
@@ -479,8 +556,14 @@ impl<'a> MatRef<'a> {
     /// 1xN struct array (what a 1x1 cell holding a struct looks like once squeezed).
     pub fn as_list(&self) -> Result<Vec<MatRef<'a>>, MatError> {
         match self.node {
-            Node::Array(MatArray { data: MatData::Cell(_), .. }) => self.as_cell(),
-            Node::Array(MatArray { data: MatData::Struct(s), .. }) => {
+            Node::Array(MatArray {
+                data: MatData::Cell(_),
+                ..
+            }) => self.as_cell(),
+            Node::Array(MatArray {
+                data: MatData::Struct(s),
+                ..
+            }) => {
                 let n = self.numel();
                 let nf = s.field_names.len();
                 // Only a struct array whose values are all present can be listed; this
@@ -507,17 +590,23 @@ impl<'a> MatRef<'a> {
     /// All values of a numeric or logical array as `f64`, column-major.
     pub fn as_f64_vec(&self) -> Result<Vec<f64>, MatError> {
         match self.node {
-            Node::Array(MatArray { data: MatData::Numeric(n), .. }) => Ok(n.to_f64_vec()),
-            Node::Array(MatArray { data: MatData::Logical(b), .. }) => {
-                Ok(b.iter().map(|&x| if x { 1.0 } else { 0.0 }).collect())
-            }
+            Node::Array(MatArray {
+                data: MatData::Numeric(n),
+                ..
+            }) => Ok(n.to_f64_vec()),
+            Node::Array(MatArray {
+                data: MatData::Logical(b),
+                ..
+            }) => Ok(b.iter().map(|&x| if x { 1.0 } else { 0.0 }).collect()),
             _ => Err(self.wrong("a numeric array")),
         }
     }
 
     /// The single value of a 1x1 numeric or logical array.
     pub fn as_f64_scalar(&self) -> Result<f64, MatError> {
-        let v = self.as_f64_vec().map_err(|_| self.wrong("a numeric scalar"))?;
+        let v = self
+            .as_f64_vec()
+            .map_err(|_| self.wrong("a numeric scalar"))?;
         match v.as_slice() {
             [x] => Ok(*x),
             _ => Err(self.wrong("a numeric scalar")),
@@ -528,7 +617,10 @@ impl<'a> MatRef<'a> {
     /// allowed; anything with more than two non-trivial dims is an error.
     pub fn as_i8_matrix(&self) -> Result<(usize, usize, &'a [i8]), MatError> {
         match self.node {
-            Node::Array(MatArray { dims, data: MatData::Numeric(NumericData::I8(v)) }) => {
+            Node::Array(MatArray {
+                dims,
+                data: MatData::Numeric(NumericData::I8(v)),
+            }) => {
                 let rows = dims.first().copied().unwrap_or(1);
                 let cols = dims.get(1).copied().unwrap_or(1);
                 if dims.iter().skip(2).any(|&d| d != 1) {
@@ -543,7 +635,10 @@ impl<'a> MatRef<'a> {
     /// A char row vector (1xN, Nx1 or empty) as a `String`.
     pub fn as_string(&self) -> Result<String, MatError> {
         match self.node {
-            Node::Array(MatArray { dims, data: MatData::Char(units) }) => {
+            Node::Array(MatArray {
+                dims,
+                data: MatData::Char(units),
+            }) => {
                 let non_singleton = dims.iter().filter(|&&d| d != 1).count();
                 if non_singleton > 1 && !units.is_empty() {
                     return Err(self.wrong("a char row vector"));

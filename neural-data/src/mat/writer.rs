@@ -23,23 +23,48 @@ pub enum Compression {
 }
 
 /// Writes `variables` to `path` atomically: a reader never sees a half-written file.
-pub fn write_mat_file(path: &Path, variables: &[Variable], compression: Compression) -> Result<(), MatError> {
+pub fn write_mat_file(
+    path: &Path,
+    variables: &[Variable],
+    compression: Compression,
+) -> Result<(), MatError> {
     let bytes = write_mat_bytes(variables, compression)?;
-    write_atomically(path, &bytes, true).map_err(|source| MatError::Write { path: path.to_path_buf(), source })
+    write_atomically(path, &bytes, true).map_err(|source| MatError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The bytes of a MAT file holding `variables`.
-pub fn write_mat_bytes(variables: &[Variable], compression: Compression) -> Result<Vec<u8>, MatError> {
-    let mut out = header(&header_text());
+pub fn write_mat_bytes(
+    variables: &[Variable],
+    compression: Compression,
+) -> Result<Vec<u8>, MatError> {
+    write_mat_bytes_with_header(variables, compression, &header_text())
+}
+
+/// Like [`write_mat_bytes`] with a given header text (cut to 116 bytes) instead of the
+/// creation time, for writers that need the same bytes from the same input. Readers
+/// treat the text as free-form.
+pub fn write_mat_bytes_with_header(
+    variables: &[Variable],
+    compression: Compression,
+    header_text: &str,
+) -> Result<Vec<u8>, MatError> {
+    let mut out = header(header_text);
     for v in variables {
         check_name(&v.name, "variable name", &v.name)?;
         let mut element = Vec::new();
-        let mut ctx = Ctx { variable: &v.name, path: v.name.clone() };
+        let mut ctx = Ctx {
+            variable: &v.name,
+            path: v.name.clone(),
+        };
         matrix(&mut element, &v.name, &v.value, &mut ctx)?;
         match compression {
             Compression::None => out.extend_from_slice(&element),
             Compression::Zlib => {
-                let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                let mut enc =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
                 enc.write_all(&element)
                     .and_then(|_| enc.finish())
                     .map_err(|e| unwritable(&ctx, format!("compression failed: {e}")))
@@ -70,7 +95,9 @@ fn header_text() -> String {
 /// `Thu Jan  1 00:00:00 1970` for Unix time `secs` (proleptic Gregorian, UTC).
 pub(crate) fn asctime(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Civil-from-days (H. Hinnant's algorithm).
@@ -98,7 +125,11 @@ pub(crate) fn asctime(secs: u64) -> String {
 fn header(text: &str) -> Vec<u8> {
     let mut h = vec![b' '; 116];
     let t = text.as_bytes();
-    let n = t.len().min(116);
+    // Cut at a char boundary so the text stays valid UTF-8.
+    let mut n = t.len().min(116);
+    while !text.is_char_boundary(n) {
+        n -= 1;
+    }
     h[..n].copy_from_slice(&t[..n]);
     h.extend_from_slice(&[0u8; 8]); // no subsystem data
     h.extend_from_slice(&0x0100u16.to_le_bytes());
@@ -113,7 +144,10 @@ struct Ctx<'a> {
 }
 
 fn unwritable(ctx: &Ctx, reason: String) -> MatError {
-    MatError::Unwritable { variable: ctx.variable.to_string(), reason: format!("at `{}`: {reason}", ctx.path) }
+    MatError::Unwritable {
+        variable: ctx.variable.to_string(),
+        reason: format!("at `{}`: {reason}", ctx.path),
+    }
 }
 
 /// MATLAB identifiers: a letter, then letters, digits or underscores, at most 63 bytes.
@@ -132,8 +166,12 @@ fn check_name(name: &str, what: &str, variable: &str) -> Result<(), MatError> {
 }
 
 fn tag(out: &mut Vec<u8>, ty: u32, len: usize, ctx: &Ctx) -> Result<(), MatError> {
-    let len32 = u32::try_from(len)
-        .map_err(|_| unwritable(ctx, format!("{len} bytes exceed the 4 GiB limit of a Level-5 data element")))?;
+    let len32 = u32::try_from(len).map_err(|_| {
+        unwritable(
+            ctx,
+            format!("{len} bytes exceed the 4 GiB limit of a Level-5 data element"),
+        )
+    })?;
     out.extend_from_slice(&ty.to_le_bytes());
     out.extend_from_slice(&len32.to_le_bytes());
     Ok(())
@@ -168,9 +206,14 @@ fn le_bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u
 
 /// Appends one `miMATRIX` element (tag included) for `a` named `name`.
 fn matrix(out: &mut Vec<u8>, name: &str, a: &MatArray, ctx: &mut Ctx) -> Result<(), MatError> {
-    let numel = a.numel().ok_or_else(|| unwritable(ctx, format!("dimensions {:?} overflow", a.dims)))?;
+    let numel = a
+        .numel()
+        .ok_or_else(|| unwritable(ctx, format!("dimensions {:?} overflow", a.dims)))?;
     if a.dims.len() < 2 {
-        return Err(unwritable(ctx, format!("dimensions {:?}: MATLAB arrays have at least two", a.dims)));
+        return Err(unwritable(
+            ctx,
+            format!("dimensions {:?}: MATLAB arrays have at least two", a.dims),
+        ));
     }
     let mut body = Vec::new();
     let (class, flags_extra) = match &a.data {
@@ -178,7 +221,10 @@ fn matrix(out: &mut Vec<u8>, name: &str, a: &MatArray, ctx: &mut Ctx) -> Result<
         MatData::Logical(_) => (mx::UINT8, mx::FLAG_LOGICAL),
         MatData::Char(_) => (mx::CHAR, 0),
         MatData::Cell(_) => (mx::CELL, 0),
-        MatData::Struct(StructArray { class_name: Some(_), .. }) => (mx::OBJECT, 0),
+        MatData::Struct(StructArray {
+            class_name: Some(_),
+            ..
+        }) => (mx::OBJECT, 0),
         MatData::Struct(_) => (mx::STRUCT, 0),
         MatData::Unsupported { what, .. } => {
             return Err(unwritable(ctx, format!("a {what} cannot be written")));
@@ -190,14 +236,21 @@ fn matrix(out: &mut Vec<u8>, name: &str, a: &MatArray, ctx: &mut Ctx) -> Result<
     element(&mut body, mi::UINT32, &flags, ctx)?;
     let mut dims = Vec::with_capacity(a.dims.len() * 4);
     for &d in &a.dims {
-        let d = i32::try_from(d).map_err(|_| unwritable(ctx, format!("dimension {d} exceeds 2^31-1")))?;
+        let d = i32::try_from(d)
+            .map_err(|_| unwritable(ctx, format!("dimension {d} exceeds 2^31-1")))?;
         dims.extend_from_slice(&d.to_le_bytes());
     }
     element(&mut body, mi::INT32, &dims, ctx)?;
     element(&mut body, mi::INT8, name.as_bytes(), ctx)?;
 
     let count_mismatch = |len: usize, ctx: &Ctx| {
-        unwritable(ctx, format!("{len} values for dimensions {:?} ({numel} elements)", a.dims))
+        unwritable(
+            ctx,
+            format!(
+                "{len} values for dimensions {:?} ({numel} elements)",
+                a.dims
+            ),
+        )
     };
     match &a.data {
         MatData::Numeric(n) => {
@@ -222,7 +275,12 @@ fn matrix(out: &mut Vec<u8>, name: &str, a: &MatArray, ctx: &mut Ctx) -> Result<
             // UTF-16 (a lone surrogate) falls back to raw miUINT16 code units.
             match String::from_utf16(units) {
                 Ok(text) => element(&mut body, mi::UTF8, text.as_bytes(), ctx)?,
-                Err(_) => element(&mut body, mi::UINT16, &le_bytes(units, u16::to_le_bytes), ctx)?,
+                Err(_) => element(
+                    &mut body,
+                    mi::UINT16,
+                    &le_bytes(units, u16::to_le_bytes),
+                    ctx,
+                )?,
             }
         }
         MatData::Cell(items) => {
@@ -258,7 +316,10 @@ fn matrix(out: &mut Vec<u8>, name: &str, a: &MatArray, ctx: &mut Ctx) -> Result<
             if numel.checked_mul(nf) != Some(s.values.len()) {
                 return Err(unwritable(
                     ctx,
-                    format!("{} field values for {numel} elements x {nf} fields", s.values.len()),
+                    format!(
+                        "{} field values for {numel} elements x {nf} fields",
+                        s.values.len()
+                    ),
                 ));
             }
             let base = ctx.path.clone();

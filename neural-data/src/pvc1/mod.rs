@@ -19,8 +19,8 @@ use std::path::PathBuf;
 
 pub use model::*;
 pub use reader::{
-    read_recording, read_recording_with, read_tree, read_tree_with, recording_from_mat, resolve_data_dir,
-    MovieSegment, Pvc1Tree, TreeOptions, TreeProblem,
+    read_recording, read_recording_with, read_tree, read_tree_with, recording_from_mat,
+    resolve_data_dir, MovieSegment, Pvc1Tree, TreeOptions, TreeProblem,
 };
 pub use writer::{recording_to_mat, write_recording, write_segment_frames, JPEG_QUALITY};
 
@@ -105,7 +105,11 @@ pub enum Pvc1Error {
     MissingNframes { dir: PathBuf },
 
     #[error("{path}: cannot read a frame count from {content:?}: {reason}")]
-    BadNframes { path: PathBuf, content: String, reason: String },
+    BadNframes {
+        path: PathBuf,
+        content: String,
+        reason: String,
+    },
 
     #[error("{dir}: frame {index} (`{file}`) is missing: `nframes` says {nframes} frames and {found} frame files are present; re-copy or re-generate this folder")]
     MissingFrame {
@@ -117,7 +121,11 @@ pub enum Pvc1Error {
     },
 
     #[error("{dir}: frame {index} requested but the segment has {nframes} frames")]
-    FrameOutOfRange { dir: PathBuf, index: usize, nframes: usize },
+    FrameOutOfRange {
+        dir: PathBuf,
+        index: usize,
+        nframes: usize,
+    },
 
     #[error("{path}: cannot decode the JPEG frame: {message}; the file is corrupt, re-copy or re-generate it")]
     FrameDecode { path: PathBuf, message: String },
@@ -126,11 +134,19 @@ pub enum Pvc1Error {
     NoPepAna { path: PathBuf, found: Vec<String> },
 
     #[error("{path}: {at}: {detail}")]
-    Invalid { path: PathBuf, at: PepLocation, detail: String },
+    Invalid {
+        path: PathBuf,
+        at: PepLocation,
+        detail: String,
+    },
 
     #[error("cannot write recording {name}: {detail}")]
     InvalidRecording { name: String, detail: String },
 
     #[error("cannot write frames of movie {movie} segment {segment}: {detail}")]
-    InvalidFrames { movie: u16, segment: u16, detail: String },
+    InvalidFrames {
+        movie: u16,
+        segment: u16,
+        detail: String,
+    },
 }

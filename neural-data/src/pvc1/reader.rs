@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 
 use super::{
-    frame_file_name, Condition, ConditionKind, ElectrodeEvents, PepLocation, Pvc1Error,
-    Recording, Trial, DATA_DIR_NAME, MOVIE_FRAMES_DIR, NEURODATA_DIR, NFRAMES_FILE, PEPANA, SNIPPET_LEN,
+    frame_file_name, Condition, ConditionKind, ElectrodeEvents, PepLocation, Pvc1Error, Recording,
+    Trial, DATA_DIR_NAME, MOVIE_FRAMES_DIR, NEURODATA_DIR, NFRAMES_FILE, PEPANA, SNIPPET_LEN,
 };
 use crate::mat::{Level5Reader, MatClass, MatFile, MatReader, MatRef};
 
@@ -67,7 +67,11 @@ impl MovieSegment {
     /// Decodes frame `k` as 8-bit RGB.
     pub fn load_frame(&self, k: usize) -> Result<RgbImage, Pvc1Error> {
         if k >= self.nframes {
-            return Err(Pvc1Error::FrameOutOfRange { dir: self.dir.clone(), index: k, nframes: self.nframes });
+            return Err(Pvc1Error::FrameOutOfRange {
+                dir: self.dir.clone(),
+                index: k,
+                nframes: self.nframes,
+            });
         }
         load_jpeg_rgb(&self.frame_path(k))
     }
@@ -75,10 +79,16 @@ impl MovieSegment {
 
 /// Decodes the JPEG at `path` as 8-bit RGB.
 pub fn load_jpeg_rgb(path: &Path) -> Result<RgbImage, Pvc1Error> {
-    let bytes = std::fs::read(path).map_err(|source| Pvc1Error::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| Pvc1Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
         .map(|img| img.to_rgb8())
-        .map_err(|e| Pvc1Error::FrameDecode { path: path.to_path_buf(), message: e.to_string() })
+        .map_err(|e| Pvc1Error::FrameDecode {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 /// Something the lenient reader skipped.
@@ -110,7 +120,9 @@ pub struct Pvc1Tree {
 
 impl Pvc1Tree {
     pub fn segment(&self, movie: u16, segment: u16) -> Option<&MovieSegment> {
-        self.segments.iter().find(|s| s.movie == movie && s.segment == segment)
+        self.segments
+            .iter()
+            .find(|s| s.movie == movie && s.segment == segment)
     }
 }
 
@@ -163,7 +175,11 @@ pub fn read_tree_with(root: &Path, opts: &TreeOptions) -> Result<Pvc1Tree, Pvc1E
     let mut found = Vec::new();
     let frames_dir = dir.join(MOVIE_FRAMES_DIR);
     for path in sorted_entries(&frames_dir)? {
-        let Some((movie, segment)) = path.file_name().and_then(|n| n.to_str()).and_then(parse_segment_dir) else {
+        let Some((movie, segment)) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_segment_dir)
+        else {
             continue;
         };
         if !path.is_dir() {
@@ -199,11 +215,19 @@ pub fn read_tree_with(root: &Path, opts: &TreeOptions) -> Result<Pvc1Tree, Pvc1E
             Err(e) => keep_or_skip(f, e)?,
         }
     }
-    Ok(Pvc1Tree { root: dir, segments, recordings, problems })
+    Ok(Pvc1Tree {
+        root: dir,
+        segments,
+        recordings,
+        problems,
+    })
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, Pvc1Error> {
-    let io = |source| Pvc1Error::Io { path: dir.to_path_buf(), source };
+    let io = |source| Pvc1Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         out.push(entry.map_err(io)?.path());
@@ -229,36 +253,70 @@ pub fn read_segment(dir: &Path, movie: u16, segment: u16) -> Result<MovieSegment
     let raw = match std::fs::read(&nf_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Pvc1Error::MissingNframes { dir: dir.to_path_buf() })
+            return Err(Pvc1Error::MissingNframes {
+                dir: dir.to_path_buf(),
+            })
         }
-        Err(source) => return Err(Pvc1Error::Io { path: nf_path, source }),
+        Err(source) => {
+            return Err(Pvc1Error::Io {
+                path: nf_path,
+                source,
+            })
+        }
     };
     let content = String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned();
-    let bad = |reason: &str| Pvc1Error::BadNframes { path: nf_path.clone(), content: content.clone(), reason: reason.to_string() };
+    let bad = |reason: &str| Pvc1Error::BadNframes {
+        path: nf_path.clone(),
+        content: content.clone(),
+        reason: reason.to_string(),
+    };
     let text = std::str::from_utf8(&raw).map_err(|_| bad("not ASCII text"))?;
-    let nframes: usize = text.trim().parse().map_err(|_| bad("expected one non-negative integer"))?;
+    let nframes: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| bad("expected one non-negative integer"))?;
     if nframes == 0 {
         return Err(bad("a segment needs at least one frame"));
     }
 
     // One directory listing instead of a stat per frame.
     let mut names: HashSet<OsString> = HashSet::new();
-    for entry in std::fs::read_dir(dir).map_err(|source| Pvc1Error::Io { path: dir.to_path_buf(), source })? {
-        let entry = entry.map_err(|source| Pvc1Error::Io { path: dir.to_path_buf(), source })?;
+    for entry in std::fs::read_dir(dir).map_err(|source| Pvc1Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    })? {
+        let entry = entry.map_err(|source| Pvc1Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         names.insert(entry.file_name());
     }
     let prefix = format!("movie{movie:03}_{segment:03}_");
     let found = names
         .iter()
-        .filter(|n| n.to_str().is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".jpeg")))
+        .filter(|n| {
+            n.to_str()
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".jpeg"))
+        })
         .count();
     for k in 0..nframes {
         let file = frame_file_name(movie, segment, k);
         if !names.contains(std::ffi::OsStr::new(&file)) {
-            return Err(Pvc1Error::MissingFrame { dir: dir.to_path_buf(), index: k, file, nframes, found });
+            return Err(Pvc1Error::MissingFrame {
+                dir: dir.to_path_buf(),
+                index: k,
+                file,
+                nframes,
+                found,
+            });
         }
     }
-    Ok(MovieSegment { movie, segment, nframes, dir: dir.to_path_buf() })
+    Ok(MovieSegment {
+        movie,
+        segment,
+        nframes,
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// Reads one recording file with the default MAT reader. `subdir` and `name` come from
@@ -269,7 +327,10 @@ pub fn read_recording(path: &Path) -> Result<Recording, Pvc1Error> {
 
 pub fn read_recording_with(reader: &dyn MatReader, path: &Path) -> Result<Recording, Pvc1Error> {
     let file = reader.read(path)?;
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let subdir = path
         .parent()
         .and_then(|p| p.file_name())
@@ -279,7 +340,11 @@ pub fn read_recording_with(reader: &dyn MatReader, path: &Path) -> Result<Record
 }
 
 /// Builds a [`Recording`] from the `pepANA` variable of a parsed MAT file.
-pub fn recording_from_mat(file: &MatFile, subdir: &str, name: &str) -> Result<Recording, Pvc1Error> {
+pub fn recording_from_mat(
+    file: &MatFile,
+    subdir: &str,
+    name: &str,
+) -> Result<Recording, Pvc1Error> {
     let pep = file.variable(PEPANA).map_err(|_| Pvc1Error::NoPepAna {
         path: file.path.clone(),
         found: file.variable_names(),
@@ -291,7 +356,10 @@ pub fn recording_from_mat(file: &MatFile, subdir: &str, name: &str) -> Result<Re
         if v.fract() != 0.0 || !(1.0..=100.0).contains(&v) {
             return Err(cx.invalid(
                 PepLocation::default(),
-                format!("elec_list({}) = {v}: electrode ids are integers 1..=100 on the 10x10 array", i + 1),
+                format!(
+                    "elec_list({}) = {v}: electrode ids are integers 1..=100 on the 10x10 array",
+                    i + 1
+                ),
             ));
         }
         electrodes.push(v as u16);
@@ -303,7 +371,10 @@ pub fn recording_from_mat(file: &MatFile, subdir: &str, name: &str) -> Result<Re
         if nc != results.len() as f64 {
             return Err(cx.invalid(
                 PepLocation::default(),
-                format!("no_conditions is {nc} but listOfResults has {} entries", results.len()),
+                format!(
+                    "no_conditions is {nc} but listOfResults has {} entries",
+                    results.len()
+                ),
             ));
         }
     }
@@ -311,7 +382,12 @@ pub fn recording_from_mat(file: &MatFile, subdir: &str, name: &str) -> Result<Re
     for (ci, c) in results.iter().enumerate() {
         conditions.push(cx.condition(c, ci, &electrodes)?);
     }
-    Ok(Recording { subdir: subdir.to_string(), name: name.to_string(), electrodes, conditions })
+    Ok(Recording {
+        subdir: subdir.to_string(),
+        name: name.to_string(),
+        electrodes,
+        conditions,
+    })
 }
 
 /// Context for the content parser: the file, for error messages.
@@ -321,18 +397,32 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn invalid(&self, at: PepLocation, detail: String) -> Pvc1Error {
-        Pvc1Error::Invalid { path: self.path.to_path_buf(), at, detail }
+        Pvc1Error::Invalid {
+            path: self.path.to_path_buf(),
+            at,
+            detail,
+        }
     }
 
     fn condition(&self, c: &MatRef, ci: usize, electrodes: &[u16]) -> Result<Condition, Pvc1Error> {
-        let at = PepLocation { condition: Some(ci), ..Default::default() };
+        let at = PepLocation {
+            condition: Some(ci),
+            ..Default::default()
+        };
         let repeats = c.field("repeat")?;
         // An empty `repeat` ([] or a 1x0 cell) means no trials.
-        let trials = if repeats.is_empty() { Vec::new() } else { repeats.as_list()? };
+        let trials = if repeats.is_empty() {
+            Vec::new()
+        } else {
+            repeats.as_list()?
+        };
         if let Some(n) = c.field_opt("noRepeats")? {
             let n = n.as_f64_scalar()?;
             if n != trials.len() as f64 {
-                return Err(self.invalid(at, format!("noRepeats is {n} but repeat has {} entries", trials.len())));
+                return Err(self.invalid(
+                    at,
+                    format!("noRepeats is {n} but repeat has {} entries", trials.len()),
+                ));
             }
         }
         let symbols = match c.field_opt("symbols")? {
@@ -348,30 +438,60 @@ impl Cx<'_> {
             Some(v) => v.as_f64_scalar()?,
             None => 0.0,
         };
-        let kind = movie_kind(&symbols, &values).unwrap_or(ConditionKind::Other { symbols, values });
+        let kind =
+            movie_kind(&symbols, &values).unwrap_or(ConditionKind::Other { symbols, values });
         let mut repeats = Vec::with_capacity(trials.len());
         for (ri, t) in trials.iter().enumerate() {
-            repeats.push(self.trial(t, PepLocation { repeat: Some(ri), ..at.clone() }, electrodes)?);
+            repeats.push(self.trial(
+                t,
+                PepLocation {
+                    repeat: Some(ri),
+                    ..at.clone()
+                },
+                electrodes,
+            )?);
         }
-        Ok(Condition { kind, condition, repeats })
+        Ok(Condition {
+            kind,
+            condition,
+            repeats,
+        })
     }
 
     fn trial(&self, t: &MatRef, at: PepLocation, electrodes: &[u16]) -> Result<Trial, Pvc1Error> {
         let data = t.field("data")?;
-        let cells = if data.is_empty() { Vec::new() } else { data.as_cell()? };
+        let cells = if data.is_empty() {
+            Vec::new()
+        } else {
+            data.as_cell()?
+        };
         if cells.len() != electrodes.len() {
             return Err(self.invalid(
                 at,
-                format!("data has {} entries but elec_list has {} electrodes", cells.len(), electrodes.len()),
+                format!(
+                    "data has {} entries but elec_list has {} electrodes",
+                    cells.len(),
+                    electrodes.len()
+                ),
             ));
         }
         let tzero = t.field("tzero")?.as_f64_scalar()?;
         let time_tag = t.field("timeTag")?.as_f64_scalar()?;
         let mut events = Vec::with_capacity(cells.len());
         for (ei, (d, &id)) in cells.iter().zip(electrodes).enumerate() {
-            events.push(self.events(d, PepLocation { electrode: Some((ei, id)), ..at.clone() })?);
+            events.push(self.events(
+                d,
+                PepLocation {
+                    electrode: Some((ei, id)),
+                    ..at.clone()
+                },
+            )?);
         }
-        Ok(Trial { tzero, time_tag, electrodes: events })
+        Ok(Trial {
+            tzero,
+            time_tag,
+            electrodes: events,
+        })
     }
 
     fn events(&self, d: &MatRef, at: PepLocation) -> Result<ElectrodeEvents, Pvc1Error> {
@@ -380,10 +500,22 @@ impl Cx<'_> {
         }
         let parts = d.as_cell()?;
         let [times_ref, snip_ref] = parts.as_slice() else {
-            return Err(self.invalid(at, format!("expected a 1x2 cell {{times, snippets}}, found {}", d.describe())));
+            return Err(self.invalid(
+                at,
+                format!(
+                    "expected a 1x2 cell {{times, snippets}}, found {}",
+                    d.describe()
+                ),
+            ));
         };
         if !times_ref.is_empty() && times_ref.dims().iter().filter(|&&x| x != 1).count() > 1 {
-            return Err(self.invalid(at, format!("event times should be a vector, found {}", times_ref.describe())));
+            return Err(self.invalid(
+                at,
+                format!(
+                    "event times should be a vector, found {}",
+                    times_ref.describe()
+                ),
+            ));
         }
         let times = times_ref.as_f64_vec()?;
         if let Some((i, t)) = times.iter().enumerate().find(|(_, t)| !t.is_finite()) {
@@ -392,12 +524,17 @@ impl Cx<'_> {
         let n = times.len();
         if n == 0 {
             if !snip_ref.is_empty() {
-                return Err(self.invalid(at, format!("no event times but snippets are {}", snip_ref.describe())));
+                return Err(self.invalid(
+                    at,
+                    format!("no event times but snippets are {}", snip_ref.describe()),
+                ));
             }
             return Ok(ElectrodeEvents::default());
         }
         let (rows, cols, data) = snippet_matrix(snip_ref)?;
-        let shape_ok = (rows == SNIPPET_LEN && cols == n) || (n == 1 && rows * cols == SNIPPET_LEN);
+        let shape_ok = ((rows == SNIPPET_LEN && cols == n)
+            || (n == 1 && rows.checked_mul(cols) == Some(SNIPPET_LEN)))
+            && data.len() == SNIPPET_LEN * n;
         if !shape_ok {
             return Err(self.invalid(
                 at,
@@ -425,7 +562,11 @@ fn snippet_matrix(r: &MatRef) -> Result<(usize, usize, Vec<i8>), Pvc1Error> {
     let values = r.as_f64_vec()?;
     let dims = r.dims();
     let rows = dims.first().copied().unwrap_or(1);
-    let cols = dims.iter().skip(1).product();
+    let cols = dims
+        .iter()
+        .skip(1)
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .unwrap_or(usize::MAX);
     let mut data = Vec::with_capacity(values.len());
     for v in values {
         if v.fract() != 0.0 || !(-128.0..=127.0).contains(&v) {
@@ -446,13 +587,20 @@ fn strings(r: &MatRef) -> Result<Vec<String>, Pvc1Error> {
     if r.class() == MatClass::Char {
         return Ok(vec![r.as_string()?]);
     }
-    r.as_cell()?.iter().map(|s| s.as_string().map_err(Pvc1Error::from)).collect()
+    r.as_cell()?
+        .iter()
+        .map(|s| s.as_string().map_err(Pvc1Error::from))
+        .collect()
 }
 
 /// A cell of numeric scalars (or a numeric vector) as numbers.
 fn numbers(r: &MatRef) -> Result<Vec<f64>, Pvc1Error> {
     if r.class() == MatClass::Cell {
-        return r.as_cell()?.iter().map(|v| v.as_f64_scalar().map_err(Pvc1Error::from)).collect();
+        return r
+            .as_cell()?
+            .iter()
+            .map(|v| v.as_f64_scalar().map_err(Pvc1Error::from))
+            .collect();
     }
     Ok(r.as_f64_vec()?)
 }
@@ -465,5 +613,8 @@ fn movie_kind(symbols: &[String], values: &[f64]) -> Option<ConditionKind> {
     let m = symbols.iter().position(|s| s == "movie_id")?;
     let s = symbols.iter().position(|s| s == "segment_id")?;
     let as_index = |v: f64| (v.fract() == 0.0 && (0.0..=999.0).contains(&v)).then_some(v as u16);
-    Some(ConditionKind::Movie { movie: as_index(values[m])?, segment: as_index(values[s])? })
+    Some(ConditionKind::Movie {
+        movie: as_index(values[m])?,
+        segment: as_index(values[s])?,
+    })
 }

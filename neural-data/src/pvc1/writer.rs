@@ -14,8 +14,8 @@ use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 
 use super::{
-    frame_file_name, segment_dir_name, ConditionKind, Pvc1Error, Recording, MOVIE_FRAMES_DIR, NEURODATA_DIR,
-    NFRAMES_FILE, PEPANA, SNIPPET_LEN,
+    frame_file_name, segment_dir_name, ConditionKind, Pvc1Error, Recording, MOVIE_FRAMES_DIR,
+    NEURODATA_DIR, NFRAMES_FILE, PEPANA, SNIPPET_LEN,
 };
 use crate::mat::atomic::write_atomically;
 use crate::mat::{write_mat_file, Compression, MatArray, Variable};
@@ -40,7 +40,10 @@ fn check_component(rec: &Recording, what: &str, s: &str) -> Result<(), Pvc1Error
 
 /// The `pepANA` value for `rec`, after checking that its parts agree with each other.
 pub fn recording_to_mat(rec: &Recording) -> Result<MatArray, Pvc1Error> {
-    let invalid = |detail: String| Pvc1Error::InvalidRecording { name: rec.name.clone(), detail };
+    let invalid = |detail: String| Pvc1Error::InvalidRecording {
+        name: rec.name.clone(),
+        detail,
+    };
     if let Some(id) = rec.electrodes.iter().find(|&&id| !(1..=100).contains(&id)) {
         return Err(invalid(format!("electrode id {id} is outside 1..=100")));
     }
@@ -75,7 +78,8 @@ pub fn recording_to_mat(rec: &Recording) -> Result<MatArray, Pvc1Error> {
                         ev.snippets.len()
                     )));
                 }
-                let snippets: Vec<i8> = ev.snippets.iter().flat_map(|s| s.iter().copied()).collect();
+                let snippets: Vec<i8> =
+                    ev.snippets.iter().flat_map(|s| s.iter().copied()).collect();
                 data.push(MatArray::cell_row(vec![
                     MatArray::row_f64(ev.times.clone()),
                     MatArray::matrix_i8(SNIPPET_LEN, n, snippets),
@@ -89,27 +93,46 @@ pub fn recording_to_mat(rec: &Recording) -> Result<MatArray, Pvc1Error> {
         }
         results.push(MatArray::struct_scalar(vec![
             field("noRepeats", MatArray::scalar(c.repeats.len() as f64)),
-            field("symbols", MatArray::cell_row(symbols.iter().map(|s| MatArray::string(s)).collect())),
-            field("values", MatArray::cell_row(values.into_iter().map(MatArray::scalar).collect())),
+            field(
+                "symbols",
+                MatArray::cell_row(symbols.iter().map(|s| MatArray::string(s)).collect()),
+            ),
+            field(
+                "values",
+                MatArray::cell_row(values.into_iter().map(MatArray::scalar).collect()),
+            ),
             field("condition", MatArray::scalar(c.condition)),
             field("repeat", MatArray::cell_row(repeats)),
         ]));
     }
     Ok(MatArray::struct_scalar(vec![
-        field("no_conditions", MatArray::scalar(rec.conditions.len() as f64)),
-        field("elec_list", MatArray::row_f64(rec.electrodes.iter().map(|&e| f64::from(e)).collect())),
+        field(
+            "no_conditions",
+            MatArray::scalar(rec.conditions.len() as f64),
+        ),
+        field(
+            "elec_list",
+            MatArray::row_f64(rec.electrodes.iter().map(|&e| f64::from(e)).collect()),
+        ),
         field("listOfResults", MatArray::cell_row(results)),
     ]))
 }
 
 /// Writes `data_root/neurodata/<subdir>/<name>.mat` (folders created as needed) and
 /// returns its path. `data_root` is the `crcns-ringach-data` folder.
-pub fn write_recording(data_root: &Path, rec: &Recording, compression: Compression) -> Result<PathBuf, Pvc1Error> {
+pub fn write_recording(
+    data_root: &Path,
+    rec: &Recording,
+    compression: Compression,
+) -> Result<PathBuf, Pvc1Error> {
     check_component(rec, "subdir", &rec.subdir)?;
     check_component(rec, "name", &rec.name)?;
     let pep = recording_to_mat(rec)?;
     let dir = data_root.join(NEURODATA_DIR).join(&rec.subdir);
-    std::fs::create_dir_all(&dir).map_err(|source| Pvc1Error::Io { path: dir.clone(), source })?;
+    std::fs::create_dir_all(&dir).map_err(|source| Pvc1Error::Io {
+        path: dir.clone(),
+        source,
+    })?;
     let path = dir.join(format!("{}.mat", rec.name));
     write_mat_file(&path, &[Variable::new(PEPANA, pep)], compression)?;
     Ok(path)
@@ -118,27 +141,52 @@ pub fn write_recording(data_root: &Path, rec: &Recording, compression: Compressi
 /// Writes the frames of one movie segment as baseline JPEGs plus the `nframes` file
 /// (last) into `data_root/movie_frames/movie{MMM}_{SSS}.images/`, and returns the folder.
 /// pvc-1 frames are 320x240 RGB; other sizes are written as given.
-pub fn write_segment_frames(data_root: &Path, movie: u16, segment: u16, frames: &[RgbImage]) -> Result<PathBuf, Pvc1Error> {
-    let invalid = |detail: String| Pvc1Error::InvalidFrames { movie, segment, detail };
+pub fn write_segment_frames(
+    data_root: &Path,
+    movie: u16,
+    segment: u16,
+    frames: &[RgbImage],
+) -> Result<PathBuf, Pvc1Error> {
+    let invalid = |detail: String| Pvc1Error::InvalidFrames {
+        movie,
+        segment,
+        detail,
+    };
     if frames.is_empty() {
         return Err(invalid("a segment needs at least one frame".to_string()));
     }
     if movie > 999 || segment > 999 {
-        return Err(invalid("movie and segment numbers have three digits (0..=999)".to_string()));
+        return Err(invalid(
+            "movie and segment numbers have three digits (0..=999)".to_string(),
+        ));
     }
-    let dir = data_root.join(MOVIE_FRAMES_DIR).join(segment_dir_name(movie, segment));
-    std::fs::create_dir_all(&dir).map_err(|source| Pvc1Error::Io { path: dir.clone(), source })?;
+    let dir = data_root
+        .join(MOVIE_FRAMES_DIR)
+        .join(segment_dir_name(movie, segment));
+    std::fs::create_dir_all(&dir).map_err(|source| Pvc1Error::Io {
+        path: dir.clone(),
+        source,
+    })?;
     // Mark the folder incomplete before touching any frame.
     let nframes_path = dir.join(NFRAMES_FILE);
     match std::fs::remove_file(&nframes_path) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(source) => return Err(Pvc1Error::Io { path: nframes_path, source }),
+        Err(source) => {
+            return Err(Pvc1Error::Io {
+                path: nframes_path,
+                source,
+            })
+        }
     }
     let mut buf = Vec::new();
     for (k, frame) in frames.iter().enumerate() {
         if frame.width() == 0 || frame.height() == 0 {
-            return Err(invalid(format!("frame {k} is empty ({}x{})", frame.width(), frame.height())));
+            return Err(invalid(format!(
+                "frame {k} is empty ({}x{})",
+                frame.width(),
+                frame.height()
+            )));
         }
         buf.clear();
         JpegEncoder::new_with_quality(&mut buf, JPEG_QUALITY)
@@ -149,7 +197,14 @@ pub fn write_segment_frames(data_root: &Path, movie: u16, segment: u16, frames: 
         // synced `nframes` written after them is what marks the folder complete.
         write_atomically(&path, &buf, false).map_err(|source| Pvc1Error::Io { path, source })?;
     }
-    write_atomically(&nframes_path, format!("{}\n", frames.len()).as_bytes(), true)
-        .map_err(|source| Pvc1Error::Io { path: nframes_path, source })?;
+    write_atomically(
+        &nframes_path,
+        format!("{}\n", frames.len()).as_bytes(),
+        true,
+    )
+    .map_err(|source| Pvc1Error::Io {
+        path: nframes_path,
+        source,
+    })?;
     Ok(dir)
 }

@@ -239,8 +239,10 @@ pub fn simulate(out: &Path, cfg: &SimConfig) -> Result<SimSummary, SimError> {
     // Population, calibrated on its own dead-leaves movie.
     let mut pop = Population::generate(cfg.seed, &cfg.population);
     let model = response::Model::new(&pop, cfg.latency_frames as usize, FRAME_WIDTH as usize, FRAME_HEIGHT as usize);
-    let calib: Vec<Vec<f32>> =
-        stimuli::calibration_movie(cfg.seed, cfg.population.calibration_frames).iter().map(stimuli::luminance).collect();
+    let calib: Vec<Vec<Vec<f32>>> = stimuli::calibration_scenes(cfg.seed, cfg.population.calibration_scenes, cfg.population.calibration_scene_frames)
+        .iter()
+        .map(|scene| scene.iter().map(stimuli::luminance).collect())
+        .collect();
     let driven_hz = response::calibrate(&mut pop, &model, &calib);
     drop(calib);
 

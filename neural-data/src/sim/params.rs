@@ -98,19 +98,25 @@ pub struct PopulationParams {
     /// Spontaneous rate (spikes/s), log-uniform: 1–10 sp/s under anaesthesia (Ringach et
     /// al. 2002; Albrecht & Hamilton 1982).
     pub spontaneous_hz: Range,
-    /// Driven peak rate (spikes/s) reached at the 99th percentile of the unit's drive on a
-    /// natural-statistics calibration movie: 20–100 sp/s.
+    /// Driven peak rate (spikes/s), log-uniform: the unit's largest response in a scene
+    /// that drives it well, 20–100 sp/s. Calibration maps the 80th percentile over
+    /// calibration scenes of the unit's per-scene maximum drive to this rate.
     pub peak_hz: Range,
-    /// Quantile of the calibration drive that is mapped to the peak rate.
-    pub peak_quantile: f64,
-    /// Frames of the calibration movie (dead leaves, its own seed stream).
-    pub calibration_frames: usize,
+    /// Calibration movies: dead-leaves scenes on their own seed stream, and frames each.
+    /// Several scenes, because how hard a scene drives a unit varies a lot between scenes.
+    pub calibration_scenes: usize,
+    pub calibration_scene_frames: usize,
 
     // ---------------------------------------------------------------- time
-    /// Length of the biphasic temporal kernel (ms): ~100–150 ms (Ringach, Hawken &
-    /// Shapley 1997, Nature 387:281; De Valois et al. 2000, PNAS 97:4997).
-    pub kernel_length_ms: Range,
-    /// Size of the negative lobe relative to the positive one (0 = monophasic,
+    /// Biphasic temporal kernel, ~100–150 ms long in all (Ringach, Hawken & Shapley 1997,
+    /// Nature 387:281; De Valois et al. 2000, PNAS 97:4997): a positive lobe peaking
+    /// `kernel_peak_ms` after the response onset (the planted latency) and lasting twice
+    /// that, then a negative lobe lasting `kernel_suppression_ms`. A peak at 38–48 ms
+    /// falls in the second 1/30 s bin, so the strongest response comes one frame after
+    /// onset (~100 ms after the frame with a 2-frame latency, as in V1).
+    pub kernel_peak_ms: Range,
+    pub kernel_suppression_ms: Range,
+    /// Area of the negative lobe relative to the positive one (0 = monophasic,
     /// 1 = fully transient).
     pub kernel_rebound: Range,
 
@@ -187,13 +193,14 @@ impl Default for PopulationParams {
             softplus_threshold: 0.05,
             spontaneous_hz: [1.0, 10.0],
             peak_hz: [20.0, 100.0],
-            peak_quantile: 0.99,
-            calibration_frames: 240,
-            kernel_length_ms: [100.0, 150.0],
+            calibration_scenes: 8,
+            calibration_scene_frames: 40,
+            kernel_peak_ms: [38.0, 48.0],
+            kernel_suppression_ms: [35.0, 55.0],
             kernel_rebound: [0.3, 0.6],
             gain_log_sd: 0.35,
             gain_tau_s: 1.0,
-            gain_shares: [0.1, 0.35, 0.55],
+            gain_shares: [0.1, 0.2, 0.7],
             gain_local_length_mm: 0.8,
             spike_trough: [60.0, 110.0],
             spike_trough_width: [1.6, 2.6],
@@ -214,7 +221,7 @@ impl PopulationParams {
     /// Checks that every range is ordered and every value is in its meaningful domain,
     /// naming the first field that is not.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let ranges: [(&'static str, Range, f64, f64); 17] = [
+        let ranges: [(&'static str, Range, f64, f64); 18] = [
             ("magnification_anisotropy", self.magnification_anisotropy, 0.1, 10.0),
             ("orientation_halfwidth_deg", self.orientation_halfwidth_deg, 1.0, 89.0),
             ("rf_size_deg", self.rf_size_deg, 0.01, 5.0),
@@ -225,7 +232,8 @@ impl PopulationParams {
             ("surround_weight", self.surround_weight, 0.0, 0.9),
             ("spontaneous_hz", self.spontaneous_hz, 0.01, 200.0),
             ("peak_hz", self.peak_hz, 0.1, 1000.0),
-            ("kernel_length_ms", self.kernel_length_ms, 34.0, 1000.0),
+            ("kernel_peak_ms", self.kernel_peak_ms, 1.0, 500.0),
+            ("kernel_suppression_ms", self.kernel_suppression_ms, 1.0, 500.0),
             ("kernel_rebound", self.kernel_rebound, 0.0, 1.0),
             ("spike_trough", self.spike_trough, 1.0, 127.0),
             ("spike_trough_width", self.spike_trough_width, 0.5, 10.0),
@@ -266,11 +274,11 @@ impl PopulationParams {
         if self.orientation_waves == 0 || self.orientation_waves > 1000 {
             return Err(("orientation_waves", format!("expected 1..=1000, got {}", self.orientation_waves)));
         }
-        if !(0.5..1.0).contains(&self.peak_quantile) {
-            return Err(("peak_quantile", format!("expected a quantile in [0.5, 1), got {}", self.peak_quantile)));
+        if !(1..=100).contains(&self.calibration_scenes) {
+            return Err(("calibration_scenes", format!("expected 1..=100, got {}", self.calibration_scenes)));
         }
-        if self.calibration_frames < 30 || self.calibration_frames > 10_000 {
-            return Err(("calibration_frames", format!("expected 30..=10000, got {}", self.calibration_frames)));
+        if !(20..=2000).contains(&self.calibration_scene_frames) {
+            return Err(("calibration_scene_frames", format!("expected 20..=2000 (the onset transient is skipped), got {}", self.calibration_scene_frames)));
         }
         if !(self.gain_log_sd.is_finite() && (0.0..=2.0).contains(&self.gain_log_sd)) {
             return Err(("gain_log_sd", format!("expected 0..=2, got {}", self.gain_log_sd)));
@@ -284,9 +292,7 @@ impl PopulationParams {
         if self.crossing_sample < 2 || self.crossing_sample > 30 {
             return Err(("crossing_sample", format!("expected 2..=30, got {}", self.crossing_sample)));
         }
-        if !(self.snippet_noise_sd.is_finite() && (0.0..=40.0).contains(&self.snippet_noise_sd))
-            || !(0.0..1.0).contains(&self.snippet_noise_corr)
-        {
+        if !(0.0..=40.0).contains(&self.snippet_noise_sd) || !(0.0..1.0).contains(&self.snippet_noise_corr) {
             return Err(("snippet_noise_sd/snippet_noise_corr", format!("expected sd in [0, 40] and corr in [0, 1), got {} and {}", self.snippet_noise_sd, self.snippet_noise_corr)));
         }
         if !(0.0..=0.5).contains(&self.spike_amplitude_jitter) || !(0.0..=60.0).contains(&self.noise_crossing_overshoot) {

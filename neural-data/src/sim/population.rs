@@ -54,7 +54,7 @@ pub struct Unit {
     pub spontaneous_hz: f64,
     pub peak_hz: f64,
     /// Scale of the driven part of the rate (spikes/s per unit of softplus output), set by
-    /// calibration so that the unit reaches `peak_hz` at the calibration quantile.
+    /// calibration so that the unit's typical per-scene peak is `peak_hz`.
     pub drive_scale_hz: f64,
     /// Temporal kernel: weight of frame `t - latency - j` for bin `t`, j = 0.. (biphasic).
     pub temporal_kernel: Vec<f64>,
@@ -279,9 +279,10 @@ fn draw_unit<R: Rng>(rng: &mut R, p: &PopulationParams, map_pos: [f64; 2], map_o
     let spontaneous_hz = rng::log_uniform(rng, p.spontaneous_hz[0], p.spontaneous_hz[1]);
     let peak_hz = rng::log_uniform(rng, p.peak_hz[0], p.peak_hz[1]).max(spontaneous_hz + 5.0);
 
-    let length_ms = rng::uniform(rng, p.kernel_length_ms[0], p.kernel_length_ms[1]);
+    let peak_ms = rng::uniform(rng, p.kernel_peak_ms[0], p.kernel_peak_ms[1]);
+    let suppression_ms = rng::uniform(rng, p.kernel_suppression_ms[0], p.kernel_suppression_ms[1]);
     let rebound = rng::uniform(rng, p.kernel_rebound[0], p.kernel_rebound[1]);
-    let temporal_kernel = biphasic_kernel(length_ms / 1000.0, rebound);
+    let temporal_kernel = biphasic_kernel(peak_ms / 1000.0, suppression_ms / 1000.0, rebound);
 
     let template = spike_template(
         rng::uniform(rng, p.spike_trough[0], p.spike_trough[1]),
@@ -314,29 +315,55 @@ fn draw_unit<R: Rng>(rng: &mut R, p: &PopulationParams, map_pos: [f64; 2], map_o
     }
 }
 
-/// A biphasic temporal kernel sampled in 1/30 s bins: one cycle of a sine over `length_s`,
-/// the negative half scaled by `rebound`, averaged over each frame bin and normalised so
-/// that the positive lobe sums to 1. Bin j weights frame `t - latency - j`.
-pub fn biphasic_kernel(length_s: f64, rebound: f64) -> Vec<f64> {
+/// A biphasic temporal kernel sampled in 1/30 s bins: a positive half-sine peaking at
+/// `peak_s` after onset (so lasting `2 peak_s`), then a negative half-sine lasting
+/// `suppression_s`, averaged over each frame bin. The negative lobe is scaled so that its
+/// area is `rebound` times the positive area, and the positive area is 1. Bin j weights
+/// frame `t - latency - j`.
+pub fn biphasic_kernel(peak_s: f64, suppression_s: f64, rebound: f64) -> Vec<f64> {
     let dt = 1.0 / FRAME_RATE_HZ;
+    let t1 = 2.0 * peak_s;
+    let length_s = t1 + suppression_s;
     let bins = (length_s / dt).ceil().max(1.0) as usize;
     let sub = 32;
-    let mut k: Vec<f64> = (0..bins)
-        .map(|j| {
-            (0..sub)
-                .map(|s| {
-                    let t = (j as f64 + (s as f64 + 0.5) / sub as f64) * dt;
-                    if t >= length_s {
-                        0.0
-                    } else {
-                        let v = (std::f64::consts::TAU * t / length_s).sin();
-                        if v >= 0.0 { v } else { rebound * v }
-                    }
-                })
-                .sum::<f64>()
-                / sub as f64
-        })
-        .collect();
+    let lobe = |negative: bool| -> Vec<f64> {
+        (0..bins)
+            .map(|j| {
+                (0..sub)
+                    .map(|s| {
+                        let t = (j as f64 + (s as f64 + 0.5) / sub as f64) * dt;
+                        match (negative, t < t1, t < length_s) {
+                            (false, true, _) => (std::f64::consts::PI * t / t1).sin(),
+                            (true, false, true) => (std::f64::consts::PI * (t - t1) / suppression_s).sin(),
+                            _ => 0.0,
+                        }
+                    })
+                    .sum::<f64>()
+                    / sub as f64
+            })
+            .collect()
+    };
+    let (exc, sup) = (lobe(false), lobe(true));
+    let kernel = |w: f64| -> Vec<f64> { exc.iter().zip(&sup).map(|(e, s)| e - w * s).collect() };
+    let ratio = |k: &[f64]| {
+        let pos: f64 = k.iter().filter(|v| **v > 0.0).sum();
+        let neg: f64 = -k.iter().filter(|v| **v < 0.0).sum::<f64>();
+        if pos > 0.0 { neg / pos } else { f64::INFINITY }
+    };
+    // The negative/positive area ratio grows with the suppressive weight: bisect.
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while ratio(&kernel(hi)) < rebound && hi < 64.0 {
+        hi *= 2.0;
+    }
+    for _ in 0..50 {
+        let mid = 0.5 * (lo + hi);
+        if ratio(&kernel(mid)) < rebound {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let mut k = kernel(0.5 * (lo + hi));
     let pos: f64 = k.iter().filter(|v| **v > 0.0).sum();
     if pos > 0.0 {
         k.iter_mut().for_each(|v| *v /= pos);
@@ -375,13 +402,17 @@ mod tests {
 
     #[test]
     fn kernel_is_biphasic_with_unit_positive_lobe() {
-        for len in [0.100, 0.125, 0.150] {
-            let k = biphasic_kernel(len, 0.5);
-            assert!((3..=5).contains(&k.len()), "{len}: {k:?}");
+        for (peak, sup) in [(0.038, 0.035), (0.043, 0.045), (0.048, 0.055)] {
+            let k = biphasic_kernel(peak, sup, 0.45);
+            assert!((4..=5).contains(&k.len()), "{peak}: {k:?}");
             assert!(k[0] > 0.0);
-            assert!(k.iter().any(|v| *v < 0.0), "{k:?}");
+            // The strongest weight is one frame after onset.
+            let arg = k.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+            assert_eq!(arg, 1, "{k:?}");
             let pos: f64 = k.iter().filter(|v| **v > 0.0).sum();
+            let neg: f64 = -k.iter().filter(|v| **v < 0.0).sum::<f64>();
             assert!((pos - 1.0).abs() < 1e-9);
+            assert!((neg - 0.45).abs() < 1e-3, "{k:?}");
         }
     }
 

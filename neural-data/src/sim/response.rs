@@ -17,8 +17,8 @@
 //! - rate `r = spont + A * softplus_0(g)` with `softplus_0(g) = [softplus(k(g - theta)) -
 //!   softplus(-k theta)] / k`, zero at g = 0.
 //!
-//! `A` is set per unit by [`calibrate`] so that the unit reaches its drawn peak rate at a
-//! high quantile of its drive on a dead-leaves calibration movie.
+//! `A` is set per unit by [`calibrate`] so that the unit's typical per-scene peak on
+//! dead-leaves calibration scenes is its drawn peak rate.
 
 use super::population::{CellType, Population};
 
@@ -270,27 +270,37 @@ pub fn electrode_counts(pop: &Population, rates: &[Vec<f32>], frame_rate_hz: f64
     out
 }
 
-/// Sets every unit's drive scale so that its rate reaches `peak_hz` at the
-/// `peak_quantile` of its drive on the calibration frames, and records the driven mean.
-/// The first `latency + kernel` frames (blank-screen onset) are excluded. The quantile
-/// is floored so that a unit the calibration movie hardly drives does not get an
-/// enormous gain.
-pub fn calibrate(pop: &mut Population, model: &Model, frames: &[Vec<f32>]) -> Vec<f64> {
-    let drive = model.drive(frames);
-    let skip = (model.latency() + 6).min(drive.len().saturating_sub(1));
+/// Sets every unit's drive scale so that its largest rate in a strongly driving scene
+/// (the 80th percentile over calibration scenes of the per-scene maximum) is its
+/// `peak_hz`, and returns each unit's mean driven rate
+/// (above spontaneous) over the scenes. `scenes` are luminance movies; the blank-screen
+/// onset of each (latency + kernel length) is left out. The per-scene maximum is floored
+/// so that a unit the scenes hardly drive does not get an enormous gain.
+pub fn calibrate(pop: &mut Population, model: &Model, scenes: &[Vec<Vec<f32>>]) -> Vec<f64> {
     let k = pop.params.softplus_sharpness as f32;
     let th = pop.params.softplus_threshold as f32;
     let floor = ((softplus(k * (0.15 - th)) - softplus(-k * th)) / k) as f64;
-    let q = pop.params.peak_quantile;
-    let mut means = Vec::with_capacity(pop.units.len());
-    for (ui, unit) in pop.units.iter_mut().enumerate() {
-        let mut d: Vec<f64> = drive[skip..].iter().map(|row| row[ui] as f64).collect();
-        d.sort_by(f64::total_cmp);
-        let idx = ((d.len() as f64 - 1.0) * q).round() as usize;
-        let top = d.get(idx).copied().unwrap_or(0.0).max(floor);
-        unit.drive_scale_hz = (unit.peak_hz - unit.spontaneous_hz) / top;
-        let mean = d.iter().sum::<f64>() / d.len().max(1) as f64;
-        means.push(unit.drive_scale_hz * mean);
+    let n_units = pop.units.len();
+    let mut maxima = vec![Vec::with_capacity(scenes.len()); n_units];
+    let mut sums = vec![0.0f64; n_units];
+    let mut count = 0usize;
+    for scene in scenes {
+        let drive = model.drive(scene);
+        let skip = (model.latency() + 6).min(drive.len().saturating_sub(1));
+        for u in 0..n_units {
+            let d = drive[skip..].iter().map(|row| row[u] as f64);
+            maxima[u].push(d.clone().fold(0.0, f64::max));
+            sums[u] += d.sum::<f64>();
+        }
+        count += drive.len() - skip;
+    }
+    let mut means = Vec::with_capacity(n_units);
+    for (u, unit) in pop.units.iter_mut().enumerate() {
+        let m = &mut maxima[u];
+        m.sort_by(f64::total_cmp);
+        let strong = if m.is_empty() { 0.0 } else { m[((m.len() - 1) as f64 * 0.8).round() as usize] };
+        unit.drive_scale_hz = (unit.peak_hz - unit.spontaneous_hz) / strong.max(floor);
+        means.push(unit.drive_scale_hz * sums[u] / count.max(1) as f64);
     }
     means
 }

@@ -34,7 +34,7 @@ fn splitmix64(mut z: u64) -> u64 {
 /// A ChaCha stream for (seed, domain, ids). The ids are mixed in one at a time so that
 /// (1, 2) and (2, 1) give different streams.
 pub fn stream(seed: u64, domain: Domain, ids: [u64; 4]) -> ChaCha8Rng {
-    let mut h = splitmix64(seed ^ 0x5EED_0F_u64.rotate_left(17));
+    let mut h = splitmix64(seed ^ 0x5EED_5EED_5EED_5EED);
     h = splitmix64(h ^ domain as u64);
     for id in ids {
         h = splitmix64(h ^ id.wrapping_mul(0xA24B_AED4_963E_E407));

@@ -16,6 +16,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
+use super::params::PopulationParams;
 use super::population::Population;
 use super::rng::{self, Domain};
 use crate::pvc1::{ElectrodeEvents, FRAME_RATE_HZ, SAMPLE_RATE_HZ, SNIPPET_LEN};
@@ -115,7 +116,11 @@ fn electrode_events(pop: &Population, rates: &[Vec<f32>], gain: &[f32], ei: usiz
             for _ in 0..rng::poisson(&mut rng, lambda) {
                 let sample = t as u64 * SAMPLES_PER_FRAME + rng.random_range(0..SAMPLES_PER_FRAME);
                 let amp = 1.0 + p.spike_amplitude_jitter * rng.sample::<f64, _>(StandardNormal);
-                let snippet = with_noise(&mut rng, p.snippet_noise_sd, p.snippet_noise_corr, |i| amp * unit.template[i]);
+                let snippet = detect(&mut rng, p, |i| {
+                    // The template is aligned on its crossing; outside its 48 samples it is 0.
+                    let k = i - PAD as i64;
+                    if (0..SNIPPET_LEN as i64).contains(&k) { amp * unit.template[k as usize] } else { 0.0 }
+                });
                 events.push((sample, snippet));
             }
         }
@@ -132,8 +137,8 @@ fn electrode_events(pop: &Population, rates: &[Vec<f32>], gain: &[f32], ei: usiz
         let width = rng::uniform(&mut rng, 1.0, 2.5);
         let lead = width * (2.0 * (depth / -p.threshold).max(1.0).ln()).sqrt();
         let t0 = p.crossing_sample as f64 + lead;
-        let snippet = with_noise(&mut rng, p.snippet_noise_sd, p.snippet_noise_corr, |i| {
-            let d = i as f64 - t0;
+        let snippet = detect(&mut rng, p, |i| {
+            let d = (i - PAD as i64) as f64 - t0;
             -depth * (-d * d / (2.0 * width * width)).exp()
         });
         events.push((sample, snippet));
@@ -146,15 +151,45 @@ fn electrode_events(pop: &Population, rates: &[Vec<f32>], gain: &[f32], ei: usiz
     }
 }
 
-/// A snippet: `shape(i)` plus AR(1) background noise (marginal sd `sd`, lag-1 correlation
-/// `corr`), rounded and clamped to int8.
-fn with_noise(rng: &mut ChaCha8Rng, sd: f64, corr: f64, shape: impl Fn(usize) -> f64) -> [i8; SNIPPET_LEN] {
+/// Samples recorded on each side of the 48-sample window, so that the detector can
+/// re-align on where the noisy signal actually crosses.
+const PAD: usize = 8;
+
+/// What a threshold detector stores for one event: `shape(i)` (i = index into a buffer of
+/// 48 + 2 PAD samples, the nominal crossing at PAD + crossing_sample) plus AR(1) background
+/// noise, cut so that the first sample at or below threshold is `crossing_sample`, rounded
+/// and clamped to int8. When the noise lifts a shallow event above threshold, the noise is
+/// drawn again (a detector would not have fired on that one).
+fn detect(rng: &mut ChaCha8Rng, p: &PopulationParams, shape: impl Fn(i64) -> f64) -> [i8; SNIPPET_LEN] {
+    let (sd, corr) = (p.snippet_noise_sd, p.snippet_noise_corr);
     let innov = sd * (1.0 - corr * corr).sqrt();
-    let mut x = sd * rng.sample::<f64, _>(StandardNormal);
+    let len = SNIPPET_LEN + 2 * PAD;
+    let mut buf = vec![0f64; len];
+    let nominal = PAD + p.crossing_sample;
+    for attempt in 0..16 {
+        let mut x = sd * rng.sample::<f64, _>(StandardNormal);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = shape(i as i64) + x;
+            x = corr * x + innov * rng.sample::<f64, _>(StandardNormal);
+        }
+        if attempt == 15 {
+            // Practically unreachable; keep the event at its nominal alignment, crossing.
+            buf[nominal] = buf[nominal].min(p.threshold);
+        }
+        let lo = p.crossing_sample.max(nominal.saturating_sub(PAD));
+        let hi = (nominal + PAD).min(len - (SNIPPET_LEN - p.crossing_sample));
+        if let Some(i) = (lo..=hi).find(|&i| buf[i].round() <= p.threshold) {
+            let start = i - p.crossing_sample;
+            let mut out = [0i8; SNIPPET_LEN];
+            for (o, v) in out.iter_mut().zip(&buf[start..start + SNIPPET_LEN]) {
+                *o = v.round().clamp(-128.0, 127.0) as i8;
+            }
+            return out;
+        }
+    }
     let mut out = [0i8; SNIPPET_LEN];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = (shape(i) + x).round().clamp(-128.0, 127.0) as i8;
-        x = corr * x + innov * rng.sample::<f64, _>(StandardNormal);
+    for (o, v) in out.iter_mut().zip(&buf[PAD..PAD + SNIPPET_LEN]) {
+        *o = v.round().clamp(-128.0, 127.0) as i8;
     }
     out
 }

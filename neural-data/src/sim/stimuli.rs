@@ -60,10 +60,14 @@ impl StimulusSource {
     }
 }
 
-/// The dead-leaves movie used to calibrate firing rates: same generator, its own stream.
-pub fn calibration_movie(seed: u64, nframes: usize) -> Vec<RgbImage> {
-    let mut rng = rng::stream(seed, Domain::Calibration, [0; 4]);
-    dead_leaves_movie(&mut rng, nframes)
+/// The dead-leaves scenes used to calibrate firing rates: same generator, own streams.
+pub fn calibration_scenes(seed: u64, scenes: usize, nframes: usize) -> Vec<Vec<RgbImage>> {
+    (0..scenes)
+        .map(|k| {
+            let mut rng = rng::stream(seed, Domain::Calibration, [k as u64, 0, 0, 0]);
+            dead_leaves_movie(&mut rng, nframes)
+        })
+        .collect()
 }
 
 /// Frame luminance in [0, 1] (Rec. 601 weights), row-major.
@@ -359,7 +363,7 @@ impl CameraPath {
         let t = t as f32;
         let zoom = self.zoom0 * (1.0 + self.zoom_amp * (std::f32::consts::TAU * t / self.zoom_period + self.zoom_phase).sin());
         let mut c = [0f32; 2];
-        for axis in 0..2 {
+        for (axis, ca) in c.iter_mut().enumerate() {
             let mut v = self.canvas[axis] / 2.0;
             for k in 0..2 {
                 v += self.amp[axis][k] * (std::f32::consts::TAU * t / self.period[axis][k] + self.phase[axis][k]).sin();
@@ -367,7 +371,7 @@ impl CameraPath {
             let half_view = if axis == 0 { FW as f32 } else { FH as f32 } / (2.0 * zoom);
             let lo = half_view;
             let hi = (self.canvas[axis] - half_view).max(lo);
-            c[axis] = v.clamp(lo, hi);
+            *ca = v.clamp(lo, hi);
         }
         (c, zoom)
     }

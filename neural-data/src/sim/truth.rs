@@ -87,7 +87,7 @@ pub struct ElectrodeTruth {
 pub struct UnitTruth {
     #[serde(flatten)]
     pub unit: Unit,
-    /// Mean driven rate above spontaneous on the calibration movie (spikes/s).
+    /// Mean driven rate above spontaneous on the calibration scenes (spikes/s).
     pub calibration_driven_hz: f64,
 }
 

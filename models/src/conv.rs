@@ -1,0 +1,253 @@
+//! Fast 2-D convolution for training on the CPU: im2col + one matrix multiply.
+//!
+//! The backend's own CPU convolution computes input gradients with a direct
+//! transposed-convolution loop, which made a training step of this system's networks
+//! several times slower than the matrix multiplies it contains. Here a convolution is
+//! `W[Cout, Cin·k·k] × cols[Cin·k·k, B·Ho·Wo]`: the multiply (and both of its gradients)
+//! run on the backend's GEMM, and the only hand-written kernels are the two memory
+//! rearrangements, `im2col` and its adjoint `col2im`, exposed as custom ops whose
+//! backward passes are each other. Weight names and shapes are those of
+//! `candle_nn::Conv2d` (`weight` [Cout, Cin, k, k], `bias` [Cout]).
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
+use candle_nn::{Init, VarBuilder};
+use rayon::prelude::*;
+
+/// Geometry shared by the two rearrangements.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    batch: usize,
+    channels: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    ho: usize,
+    wo: usize,
+}
+
+impl Geometry {
+    fn rows(&self) -> usize {
+        self.channels * self.k * self.k
+    }
+    fn cols(&self) -> usize {
+        self.batch * self.ho * self.wo
+    }
+}
+
+/// x [B, C, H, W] -> cols [C·k·k, B·Ho·Wo].
+struct Im2Col(Geometry);
+/// cols [C·k·k, B·Ho·Wo] -> x [B, C, H, W] (summing overlaps): the adjoint of [`Im2Col`].
+struct Col2Im(Geometry);
+
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &'static str) -> Result<&'a [f32]> {
+    let data = match storage {
+        CpuStorage::F32(d) => d,
+        _ => return Err(candle_core::Error::Msg(format!("{op}: only f32 is supported"))),
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => Err(candle_core::Error::Msg(format!("{op}: input must be contiguous"))),
+    }
+}
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let x = contiguous_f32(storage, layout, "im2col")?;
+        let n = g.cols();
+        let mut out = vec![0f32; g.rows() * n];
+        out.par_chunks_mut(n).enumerate().for_each(|(r, row)| {
+            let c = r / (g.k * g.k);
+            let ky = (r / g.k) % g.k;
+            let kx = r % g.k;
+            for b in 0..g.batch {
+                let plane = &x[(b * g.channels + c) * g.h * g.w..][..g.h * g.w];
+                let dst = &mut row[b * g.ho * g.wo..][..g.ho * g.wo];
+                for oy in 0..g.ho {
+                    let y = (oy * g.stride + ky) as isize - g.pad as isize;
+                    if y < 0 || y >= g.h as isize {
+                        continue;
+                    }
+                    let src = &plane[y as usize * g.w..][..g.w];
+                    let d = &mut dst[oy * g.wo..][..g.wo];
+                    for (ox, v) in d.iter_mut().enumerate() {
+                        let xx = (ox * g.stride + kx) as isize - g.pad as isize;
+                        if xx >= 0 && xx < g.w as isize {
+                            *v = src[xx as usize];
+                        }
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((g.rows(), n))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im(self.0))?))
+    }
+}
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "col2im"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let cols = contiguous_f32(storage, layout, "col2im")?;
+        let n = g.cols();
+        let mut out = vec![0f32; g.batch * g.channels * g.h * g.w];
+        out.par_chunks_mut(g.h * g.w).enumerate().for_each(|(bc, plane)| {
+            let b = bc / g.channels;
+            let c = bc % g.channels;
+            for ky in 0..g.k {
+                for kx in 0..g.k {
+                    let r = (c * g.k + ky) * g.k + kx;
+                    let src = &cols[r * n + b * g.ho * g.wo..][..g.ho * g.wo];
+                    for oy in 0..g.ho {
+                        let y = (oy * g.stride + ky) as isize - g.pad as isize;
+                        if y < 0 || y >= g.h as isize {
+                            continue;
+                        }
+                        let dst = &mut plane[y as usize * g.w..][..g.w];
+                        let s = &src[oy * g.wo..][..g.wo];
+                        for (ox, v) in s.iter().enumerate() {
+                            let xx = (ox * g.stride + kx) as isize - g.pad as isize;
+                            if xx >= 0 && xx < g.w as isize {
+                                dst[xx as usize] += *v;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((g.batch, g.channels, g.h, g.w))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Im2Col(self.0))?))
+    }
+}
+
+/// A 2-D convolution layer (square kernel, same stride and padding in both directions).
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    bias: Tensor,
+    k: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Conv2d {
+    pub fn new(weight: Tensor, bias: Tensor, stride: usize, pad: usize) -> Result<Self> {
+        let (_, _, k, k2) = weight.dims4()?;
+        if k != k2 {
+            return Err(candle_core::Error::Msg(format!("conv kernel must be square, got {k}x{k2}")));
+        }
+        Ok(Self { weight, bias, k, stride, pad })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+/// Builds a [`Conv2d`] with the variable names and initialisation of `candle_nn::conv2d`.
+pub fn conv2d(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, vb: VarBuilder) -> Result<Conv2d> {
+    let weight = vb.get_with_hints((cout, cin, k, k), "weight", candle_nn::init::DEFAULT_KAIMING_NORMAL)?;
+    let bound = 1.0 / ((cin * k * k) as f64).sqrt();
+    let bias = vb.get_with_hints(cout, "bias", Init::Uniform { lo: -bound, up: bound })?;
+    Conv2d::new(weight, bias, stride, pad)
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let (cout, cin, _, _) = self.weight.dims4()?;
+        if c != cin {
+            return Err(candle_core::Error::Msg(format!("conv expects {cin} input channels, got {c}")));
+        }
+        let ho = (h + 2 * self.pad - self.k) / self.stride + 1;
+        let wo = (w + 2 * self.pad - self.k) / self.stride + 1;
+        let g = Geometry { batch: b, channels: c, h, w, k: self.k, stride: self.stride, pad: self.pad, ho, wo };
+        let cols = x.contiguous()?.apply_op1(Im2Col(g))?; // [C·k·k, B·Ho·Wo]
+        let w2 = self.weight.reshape((cout, cin * self.k * self.k))?;
+        let out = w2.matmul(&cols)?; // [Cout, B·Ho·Wo]
+        let out = out.broadcast_add(&self.bias.reshape((cout, 1))?)?;
+        out.reshape((cout, b, ho, wo))?.transpose(0, 1)?.contiguous()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn compare(b: usize, cin: usize, cout: usize, hw: usize, k: usize, stride: usize, pad: usize) {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1f32, (b, cin, hw, hw), &dev).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 0.3f32, (cout, cin, k, k), &dev).unwrap()).unwrap();
+        let bias = Var::from_tensor(&Tensor::randn(0f32, 0.3f32, cout, &dev).unwrap()).unwrap();
+        let ours = Conv2d::new(w.as_tensor().clone(), bias.as_tensor().clone(), stride, pad).unwrap();
+        let y1 = ours.forward(x.as_tensor()).unwrap();
+        let reference = candle_nn::Conv2d::new(
+            w.as_tensor().clone(),
+            Some(bias.as_tensor().clone()),
+            candle_nn::Conv2dConfig { padding: pad, stride, ..Default::default() },
+        );
+        let y2 = reference.forward(x.as_tensor()).unwrap();
+        assert_eq!(y1.dims(), y2.dims());
+        let diff = (&y1 - &y2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-4, "forward differs by {diff}");
+        // Gradients of a weighted sum, ours vs the backend's.
+        let proj = Tensor::randn(0f32, 1f32, y1.dims(), &dev).unwrap();
+        let g1 = (&y1 * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (&y2 * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, v) in [("input", &x), ("weight", &w), ("bias", &bias)] {
+            let a = g1.get(v.as_tensor()).unwrap();
+            let b = g2.get(v.as_tensor()).unwrap();
+            let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1.0);
+            assert!(d / scale < 1e-4, "{name} gradient differs by {d} (scale {scale})");
+        }
+    }
+
+    #[test]
+    fn matches_the_backend_convolution_and_its_gradients() {
+        compare(2, 3, 4, 8, 3, 1, 1);
+        compare(3, 4, 5, 9, 3, 2, 1);
+        compare(2, 5, 3, 6, 1, 1, 0);
+        compare(1, 2, 2, 7, 5, 1, 2);
+    }
+
+    #[test]
+    fn input_gradient_matches_finite_differences() {
+        let dev = Device::Cpu;
+        let x0: Vec<f32> = (0..2 * 2 * 5 * 5).map(|i| ((i * 37 % 11) as f32 - 5.0) / 5.0).collect();
+        let w = Tensor::from_vec((0..3 * 2 * 9).map(|i| ((i * 13 % 7) as f32 - 3.0) / 4.0).collect::<Vec<_>>(), (3, 2, 3, 3), &dev).unwrap();
+        let conv = Conv2d::new(w, Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap(), 2, 1).unwrap();
+        let f = |v: &[f32]| -> f64 {
+            let t = Tensor::from_vec(v.to_vec(), (2, 2, 5, 5), &dev).unwrap();
+            conv.forward(&t).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64
+        };
+        let x = Var::from_tensor(&Tensor::from_vec(x0.clone(), (2, 2, 5, 5), &dev).unwrap()).unwrap();
+        let grads = conv.forward(x.as_tensor()).unwrap().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let g: Vec<f32> = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        for i in [0usize, 7, 23, 49, 77, 99] {
+            let eps = 1e-2f32;
+            let mut p = x0.clone();
+            p[i] += eps;
+            let mut m = x0.clone();
+            m[i] -= eps;
+            let fd = (f(&p) - f(&m)) / (2.0 * eps as f64);
+            assert!((fd - g[i] as f64).abs() < 1e-2 * fd.abs().max(1.0), "element {i}: finite difference {fd}, gradient {}", g[i]);
+        }
+    }
+}

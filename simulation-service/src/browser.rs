@@ -1,0 +1,256 @@
+//! `/ws`: browsers send `stimulus`, `start_stream` and `stop_stream`; the service answers
+//! each frame with a `response` and forwards its `waveform_latent` to the relay.
+//!
+//! Each stimulus needs its session's token. Frames run concurrently on the worker pool
+//! (a full queue answers `overloaded`); streams run as tasks of the connection and stop
+//! with `stop_stream`, a new `start_stream` for the same session, or the connection's
+//! end. Every error names its session and frame and leaves the connection, its other
+//! sessions and its streams running.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::extract::ws::{close_code, Message as WsMessage, WebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures_util::StreamExt;
+use shared_protocol::validate::DEFAULT_FPS;
+use shared_protocol::{
+    decode, ErrorCode, ErrorMessage, Message, ProtocolError, SessionId, Source, StartStream, Stimulus, SIMULATION,
+};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info};
+
+use crate::frames::{process, FrameMeta, Input};
+use crate::ws::{is_oversize, spawn_writer, Outbox, RateLimiter};
+use crate::AppState;
+
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    if let Some(refusal) = crate::http::check_origin(&state, &headers) {
+        return refusal;
+    }
+    if state.shutdown.is_cancelled() {
+        return crate::http::error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "the simulation-service is shutting down",
+        );
+    }
+    let limit = state.config.limits.max_message_bytes;
+    let tasks = state.tasks.clone();
+    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| tasks.track_future(serve(socket, state)))
+}
+
+/// One browser connection's state.
+struct Connection {
+    id: u64,
+    outbox: Outbox,
+    /// Sessions this connection has used (bounded).
+    sessions: HashSet<SessionId>,
+    /// Running streams by session.
+    streams: HashMap<SessionId, CancellationToken>,
+    /// Frame and stream tasks, awaited before the connection closes.
+    tasks: TaskTracker,
+}
+
+pub async fn serve(socket: WebSocket, state: AppState) {
+    let id = state.next_connection.fetch_add(1, Ordering::Relaxed);
+    state.metrics.connections.inc();
+    debug!(connection = id, "browser connected");
+    let (sink, mut stream) = socket.split();
+    let (outbox, writer) = spawn_writer(sink);
+    let mut conn = Connection { id, outbox, sessions: HashSet::new(), streams: HashMap::new(), tasks: TaskTracker::new() };
+    let mut limiter = RateLimiter::new(state.config.limits.messages_per_second, Instant::now());
+    let mut close: Option<(u16, &'static str)> = None;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = state.shutdown.cancelled() => {
+                close = Some((close_code::AWAY, "simulation-service shutting down"));
+                break;
+            }
+            next = stream.next() => next,
+        };
+        match next {
+            None | Some(Ok(WsMessage::Close(_))) => break,
+            Some(Err(e)) => {
+                if is_oversize(&e) {
+                    state.metrics.error(ErrorCode::TooLarge);
+                    info!(connection = id, "closing a browser connection: {e}");
+                    close = Some((close_code::SIZE, "message over the size limit (--max-message-bytes)"));
+                } else {
+                    debug!(connection = id, "read error: {e}");
+                }
+                break;
+            }
+            Some(Ok(WsMessage::Binary(_))) => {
+                send_error(&state, &conn.outbox, ProtocolError::Binary.to_error_message(None, None)).await;
+            }
+            Some(Ok(WsMessage::Text(text))) => {
+                if !limiter.allow(Instant::now()) {
+                    let message = format!(
+                        "more than {} messages per second on this connection; the message was dropped",
+                        state.config.limits.messages_per_second
+                    );
+                    let (session_id, frame_id) = peek_ids(text.as_str());
+                    send_error(&state, &conn.outbox, ErrorMessage { code: ErrorCode::RateLimited, message, session_id, frame_id })
+                        .await;
+                    continue;
+                }
+                match decode(text.as_str(), &SIMULATION) {
+                    Ok(Message::Stimulus(s)) => stimulus(&state, &mut conn, s).await,
+                    Ok(Message::StartStream(s)) => start_stream(&state, &mut conn, s).await,
+                    Ok(Message::StopStream(s)) => {
+                        if let Some(stop) = conn.streams.remove(&s.session_id) {
+                            stop.cancel();
+                        }
+                    }
+                    Ok(other) => {
+                        let e = ErrorMessage {
+                            code: ErrorCode::UnknownType,
+                            message: format!("{} is not accepted on /ws", other.message_type()),
+                            session_id: other.session_id().cloned(),
+                            frame_id: other.frame_id(),
+                        };
+                        send_error(&state, &conn.outbox, e).await;
+                    }
+                    Err(e) => {
+                        let (session_id, frame_id) = peek_ids(text.as_str());
+                        send_error(&state, &conn.outbox, e.to_error_message(session_id, frame_id)).await;
+                    }
+                }
+            }
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+        }
+    }
+    for (_, stop) in conn.streams.drain() {
+        stop.cancel();
+    }
+    // Frames already taken are finished: their latents reach the relay even when the
+    // browser has gone.
+    conn.tasks.close();
+    conn.tasks.wait().await;
+    let sessions = state.viewers.forget_connection(conn.id);
+    state.metrics.sessions.set(sessions as i64);
+    if let Some((code, reason)) = close {
+        conn.outbox.close(code, reason).await;
+    }
+    drop(conn);
+    let _ = writer.await;
+    state.metrics.connections.dec();
+    debug!(connection = id, "browser left");
+}
+
+/// Checks the token and the connection's session limit.
+async fn admit_session(state: &AppState, conn: &mut Connection, session: &SessionId, token: &str, frame_id: Option<u64>) -> bool {
+    if let Err(e) = state.config.secret.verify_token(session, token) {
+        send_error(state, &conn.outbox, e.to_error_message(Some(session.clone()), frame_id)).await;
+        return false;
+    }
+    if !conn.sessions.contains(session) {
+        let max = state.config.limits.max_sessions_per_connection;
+        if conn.sessions.len() >= max {
+            let message = format!(
+                "this connection already uses {max} sessions (the service's --max-sessions-per-connection); open another connection"
+            );
+            let e = ErrorMessage { code: ErrorCode::BadSession, message, session_id: Some(session.clone()), frame_id };
+            send_error(state, &conn.outbox, e).await;
+            return false;
+        }
+        conn.sessions.insert(session.clone());
+        let held = state.viewers.register(session, conn.id, &conn.outbox);
+        state.metrics.sessions.set(held as i64);
+    }
+    true
+}
+
+async fn stimulus(state: &AppState, conn: &mut Connection, s: Stimulus) {
+    let Stimulus { session_id, token, frame_id, image, source } = s;
+    if !admit_session(state, conn, &session_id, &token, frame_id).await {
+        return;
+    }
+    let frame_id = frame_id.unwrap_or_else(|| state.frame_ids.next());
+    let (input, source) = match image {
+        Some(url) => (Input::DataUrl(url), source.unwrap_or(Source::Client)),
+        None => match state.sources.pick(source.unwrap_or(Source::Random)) {
+            Ok(picked) => (Input::Crop(picked.crop), picked.source),
+            Err(e) => {
+                let error = ErrorMessage { code: e.code(), message: e.to_string(), session_id: Some(session_id), frame_id: Some(frame_id) };
+                send_error(state, &conn.outbox, error).await;
+                return;
+            }
+        },
+    };
+    let ticket = match state.pool.admit() {
+        Ok(t) => t,
+        Err(e) => {
+            let error = ErrorMessage {
+                code: ErrorCode::Overloaded,
+                message: e.to_string(),
+                session_id: Some(session_id),
+                frame_id: Some(frame_id),
+            };
+            send_error(state, &conn.outbox, error).await;
+            return;
+        }
+    };
+    state.metrics.frame_in(source);
+    let meta = FrameMeta::new(session_id, frame_id, source);
+    let task_state = state.clone();
+    let outbox = conn.outbox.clone();
+    conn.tasks.spawn(async move {
+        process(&task_state, &outbox, meta, input, Some(ticket)).await;
+    });
+}
+
+async fn start_stream(state: &AppState, conn: &mut Connection, s: StartStream) {
+    let StartStream { session_id, token, source, fps } = s;
+    if !admit_session(state, conn, &session_id, &token, None).await {
+        return;
+    }
+    if let Err(e) = state.sources.check_stream(source) {
+        let error = ErrorMessage { code: e.code(), message: e.to_string(), session_id: Some(session_id), frame_id: None };
+        send_error(state, &conn.outbox, error).await;
+        return;
+    }
+    if let Some(old) = conn.streams.remove(&session_id) {
+        old.cancel();
+    }
+    let max = state.config.limits.max_streams_per_connection;
+    if conn.streams.len() >= max {
+        let message = format!(
+            "this connection already runs {max} streams (the service's --max-streams-per-connection); stop one first"
+        );
+        let error = ErrorMessage { code: ErrorCode::BadSession, message, session_id: Some(session_id), frame_id: None };
+        send_error(state, &conn.outbox, error).await;
+        return;
+    }
+    let stop = CancellationToken::new();
+    conn.streams.insert(session_id.clone(), stop.clone());
+    let fps = fps.unwrap_or(DEFAULT_FPS);
+    info!(connection = conn.id, session = %session_id, source = source.as_source().as_str(), fps, "stream started");
+    conn.tasks.spawn(crate::streams::run(state.clone(), conn.outbox.clone(), session_id, source, fps, stop));
+}
+
+async fn send_error(state: &AppState, outbox: &Outbox, e: ErrorMessage) {
+    state.metrics.error(e.code);
+    debug!(code = %e.code, "browser error: {}", e.message);
+    outbox.error(e).await;
+}
+
+/// The session and frame a message that failed validation was about, when its JSON
+/// still says so, so the browser can match the error to its frame.
+fn peek_ids(text: &str) -> (Option<SessionId>, Option<u64>) {
+    #[derive(serde::Deserialize)]
+    struct Ids {
+        session_id: Option<String>,
+        frame_id: Option<u64>,
+    }
+    match serde_json::from_str::<Ids>(text) {
+        Ok(ids) => (ids.session_id.and_then(|s| SessionId::parse(&s).ok()), ids.frame_id),
+        Err(_) => (None, None),
+    }
+}

@@ -1,0 +1,218 @@
+//! One frame from input to output: frame ids, the work on a worker thread, and the
+//! delivery of its `response` (to the browser) and `waveform_latent` (to the relay).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use models::GrayCrop;
+use shared_protocol::validate::MAX_FRAME_ID;
+use shared_protocol::{ErrorMessage, Message, RecordedPosition, Response, SessionId, Source, WaveformLatent};
+
+use crate::error::FrameError;
+use crate::pool::Ticket;
+use crate::relay_link::ErrorSink;
+use crate::simulate::crop_png;
+use crate::ws::Outbox;
+use crate::AppState;
+
+/// Frame ids for frames this service makes itself (streams, stimuli without an id):
+/// microseconds since the Unix epoch, kept strictly increasing. They never repeat across
+/// restarts (the relay de-duplicates by id), they stay far above the small counters
+/// browsers use, and they remain below 2^53 (exact in a browser) for centuries.
+#[derive(Debug, Default)]
+pub struct FrameIds(AtomicU64);
+
+impl FrameIds {
+    pub fn next(&self) -> u64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let mut last = self.0.load(Ordering::Relaxed);
+        loop {
+            let id = now.max(last + 1).min(MAX_FRAME_ID);
+            match self.0.compare_exchange_weak(last, id, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return id,
+                Err(actual) => last = actual,
+            }
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (the wire's `sent_at_ms`).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What is known about a frame before its work.
+#[derive(Debug, Clone)]
+pub struct FrameMeta {
+    pub session_id: SessionId,
+    pub frame_id: u64,
+    pub source: Source,
+    /// When the frame arrived or was produced (latency figures).
+    pub received: Instant,
+    pub received_at_ms: u64,
+    pub recorded: Option<RecordedPosition>,
+}
+
+impl FrameMeta {
+    pub fn new(session_id: SessionId, frame_id: u64, source: Source) -> Self {
+        Self { session_id, frame_id, source, received: Instant::now(), received_at_ms: now_ms(), recorded: None }
+    }
+}
+
+/// The input of one frame.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A client image, still encoded.
+    DataUrl(String),
+    /// A crop from a source.
+    Crop(GrayCrop),
+    /// A recorded response with its true frame: nothing to simulate.
+    Recorded { crop: GrayCrop, response: Vec<f32> },
+}
+
+impl Input {
+    /// Whether the frame needs a worker (model inference or image decoding).
+    pub fn needs_worker(&self) -> bool {
+        !matches!(self, Input::Recorded { .. })
+    }
+}
+
+/// The response and the crop's PNG data URL.
+fn work(state: &AppState, input: Input) -> Result<(Vec<f32>, String), FrameError> {
+    let (crop, response) = match input {
+        Input::DataUrl(url) => {
+            let crop = state.simulator.crop_from_data_url(&url, "image")?;
+            let response = state.simulator.predict(&crop)?;
+            (crop, response)
+        }
+        Input::Crop(crop) => {
+            let response = state.simulator.predict(&crop)?;
+            (crop, response)
+        }
+        Input::Recorded { crop, response } => (crop, response),
+    };
+    Ok((response, crop_png(&crop)?))
+}
+
+/// Runs one frame (on a worker when `ticket` is given) and delivers it, or reports its
+/// error to the browser. Returns false when the browser connection is gone.
+pub async fn process(state: &AppState, outbox: &Outbox, meta: FrameMeta, input: Input, ticket: Option<Ticket>) -> bool {
+    let started = Instant::now();
+    let result = match ticket {
+        Some(ticket) => {
+            let worker_state = state.clone();
+            match ticket.run(move || work(&worker_state, input)).await {
+                Ok(r) => r,
+                Err(e) => Err(FrameError::Internal(e.to_string())),
+            }
+        }
+        None => work(state, input),
+    };
+    match result {
+        Ok((payload, input_image)) => {
+            state.metrics.inference_seconds.observe(started.elapsed().as_secs_f64());
+            deliver(state, outbox, meta, payload, input_image).await
+        }
+        Err(e) => {
+            let code = e.code();
+            state.metrics.error(code);
+            let error = ErrorMessage { code, message: e.to_string(), session_id: Some(meta.session_id), frame_id: Some(meta.frame_id) };
+            outbox.error(error).await
+        }
+    }
+}
+
+/// Sends the latent to the relay first (its reconstruction is the longer way), then the
+/// response to the browser.
+async fn deliver(state: &AppState, outbox: &Outbox, meta: FrameMeta, payload: Vec<f32>, input_image: String) -> bool {
+    let info = state.simulator.model().info();
+    let shape = Some([info.n_lags(), info.n_channels()]);
+    let latent = WaveformLatent {
+        session_id: meta.session_id.clone(),
+        payload: payload.clone(),
+        frame_id: Some(meta.frame_id),
+        shape,
+        sent_at_ms: Some(meta.received_at_ms),
+        source: Some(meta.source),
+    };
+    state.relay.send(&latent).await;
+    let latency = meta.received.elapsed();
+    let response = Response {
+        session_id: meta.session_id,
+        frame_id: Some(meta.frame_id),
+        payload,
+        shape,
+        input_image: Some(input_image),
+        latency_ms: Some(round_ms(latency)),
+        source: Some(meta.source),
+        sent_at_ms: Some(meta.received_at_ms),
+        recorded: meta.recorded,
+    };
+    let sent = outbox.send(&Message::Response(response)).await;
+    if sent {
+        state.metrics.responses_out.inc();
+    }
+    state.metrics.frame_latency.observe(latency.as_secs_f64());
+    sent
+}
+
+fn round_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Which browser connection uses each session, so that errors the relay reports about a
+/// session's frames reach the person who sent them.
+#[derive(Debug, Default)]
+pub struct Viewers {
+    map: Mutex<HashMap<SessionId, (u64, Outbox)>>,
+}
+
+impl Viewers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, (u64, Outbox)>> {
+        match self.map.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Records that connection `conn` uses `session` (the latest user wins).
+    pub fn register(&self, session: &SessionId, conn: u64, outbox: &Outbox) -> usize {
+        let mut map = self.lock();
+        map.insert(session.clone(), (conn, outbox.clone()));
+        map.len()
+    }
+
+    /// Forgets every session of connection `conn`.
+    pub fn forget_connection(&self, conn: u64) -> usize {
+        let mut map = self.lock();
+        map.retain(|_, (c, _)| *c != conn);
+        map.len()
+    }
+}
+
+impl ErrorSink for Viewers {
+    fn relay_error(&self, error: ErrorMessage) {
+        let Some(session) = error.session_id.clone() else { return };
+        let outbox = self.lock().get(&session).map(|(_, o)| o.clone());
+        if let Some(outbox) = outbox {
+            outbox.try_error(error);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_ids_increase_and_stay_browser_safe() {
+        let ids = FrameIds::default();
+        let a = ids.next();
+        let b = ids.next();
+        assert!(b > a);
+        assert!(a > 1_000_000_000_000_000, "microseconds since 1970: {a}");
+        assert!(b <= MAX_FRAME_ID);
+    }
+}

@@ -1,0 +1,112 @@
+//! The simulation-service's plain HTTP endpoints: `/api/info` (what the model reads and
+//! writes, which sources exist, the limits), `/healthz` and `/metrics`, plus the checks
+//! and error bodies shared with the WebSocket upgrade.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use shared_protocol::validate::{MAX_FPS, MIN_FPS};
+use shared_protocol::{ErrorCode, StreamSource};
+use tracing::warn;
+
+use crate::AppState;
+
+/// A JSON error body in the shape of the protocol's `error` message.
+pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    (status, Json(json!({"type": "error", "code": code, "message": message}))).into_response()
+}
+
+/// Refuses a WebSocket upgrade from a page whose origin is not allowed.
+pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("(not text)"));
+    if state.config.origins.admits(origin) {
+        return None;
+    }
+    state.metrics.error(ErrorCode::Unauthorized);
+    let origin = origin.unwrap_or_default();
+    warn!(origin, "refused a WebSocket from a page of another origin");
+    Some(error_response(
+        StatusCode::FORBIDDEN,
+        ErrorCode::Unauthorized,
+        &format!("pages from {origin} may not connect; add the origin to the service's --allowed-origins (V1_ALLOWED_ORIGINS)"),
+    ))
+}
+
+/// `GET /api/info`.
+pub async fn info(State(state): State<AppState>) -> Response {
+    let model = state.simulator.model().info();
+    let streams: Vec<&str> = state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect();
+    let mut stimulus_sources = vec!["client"];
+    if state.sources.check_stream(StreamSource::Dataset).is_ok() || state.sources.check_stream(StreamSource::Folder).is_ok() {
+        stimulus_sources.push("random");
+    }
+    let segments: Vec<serde_json::Value> = state
+        .sources
+        .recorded
+        .as_deref()
+        .map(|set| {
+            set.segments
+                .iter()
+                .map(|s| json!({"movie": s.movie, "segment": s.segment, "frames": s.frames.len()}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let folder_images = state.sources.folder.as_deref().map_or(0, Vec::len);
+    let l = &state.config.limits;
+    let body = json!({
+        "service": "simulation",
+        "channels": model.channels,
+        "lags": model.n_lags(),
+        "lag_frames": model.lags,
+        "shape": [model.n_lags(), model.n_channels()],
+        "response_len": model.response_len(),
+        "image_size": model.image_size,
+        "crop_window": model.crop_window,
+        "bin_seconds": 1.0 / 30.0,
+        "sources": streams,
+        "stimulus_sources": stimulus_sources,
+        "recorded_segments": segments,
+        "folder_images": folder_images,
+        "relay_connected": state.relay.is_connected(),
+        "limits": {
+            "max_message_bytes": l.max_message_bytes,
+            "max_image_bytes": l.max_image_bytes,
+            "max_image_side": l.max_image_side,
+            "messages_per_second": l.messages_per_second,
+            "max_sessions_per_connection": l.max_sessions_per_connection,
+            "max_streams_per_connection": l.max_streams_per_connection,
+            "min_fps": MIN_FPS,
+            "max_fps": MAX_FPS,
+        },
+    });
+    Json(body).into_response()
+}
+
+/// `GET /healthz`: 200 while serving (even while the relay is away: frames are kept for
+/// it), 503 while draining.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let draining = state.shutdown.is_cancelled();
+    let body = json!({
+        "status": if draining { "draining" } else { "ok" },
+        "service": "simulation",
+        "version": env!("CARGO_PKG_VERSION"),
+        "relay_connected": state.relay.is_connected(),
+        "relay_url": state.config.relay_url,
+        "in_flight": state.pool.busy(),
+        "sources": state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect::<Vec<_>>(),
+        "model": state.config.model_dir.display().to_string(),
+    });
+    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics) text.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.encode(),
+    )
+        .into_response()
+}

@@ -1,0 +1,145 @@
+//! Streams: frames the service produces by itself at a steady rate after `start_stream`.
+//!
+//! - `recorded`: the held-out test segments in order, each frame's recorded response
+//!   with its true frame (no simulation; the relay reconstructs from real activity).
+//! - `dataset`: random test frames through the model.
+//! - `folder`: the image folder in order through the model.
+//! - `webcam`: the server camera's latest frame through the model.
+//!
+//! The clock ticks at `fps`; a tick that finds the previous frame still running, or the
+//! workers busy, is skipped rather than queued, so a stream never falls behind real time.
+
+use std::time::Duration;
+
+use shared_protocol::{ErrorMessage, SessionId, Source, StreamSource};
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::frames::{process, FrameMeta, Input};
+use crate::ws::Outbox;
+use crate::AppState;
+
+/// Runs one stream until `stop`, shutdown, or the browser leaving.
+pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source: StreamSource, fps: u32, stop: CancellationToken) {
+    state.metrics.streams.inc();
+    let _gauge = StreamGauge(&state);
+    let camera = if source == StreamSource::Webcam {
+        match open_camera(&state).await {
+            Ok(feed) => Some(feed),
+            Err(message) => {
+                report(&state, &outbox, &session_id, message).await;
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let period = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut index = 0usize;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            _ = state.shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let frame_id = state.frame_ids.next();
+        let mut meta = FrameMeta::new(session_id.clone(), frame_id, source.as_source());
+        let input = match source {
+            StreamSource::Recorded => match state.sources.recorded_at(index) {
+                Some((position, frame)) => {
+                    meta.recorded = Some(position);
+                    Input::Recorded { crop: frame.crop.clone(), response: frame.response.clone() }
+                }
+                None => break,
+            },
+            StreamSource::Folder => match state.sources.folder_at(index) {
+                Some(image) => Input::Crop(image.crop.clone()),
+                None => break,
+            },
+            StreamSource::Dataset => match state.sources.pick(Source::Dataset) {
+                Ok(picked) => Input::Crop(picked.crop),
+                Err(e) => {
+                    report(&state, &outbox, &session_id, e.to_string()).await;
+                    break;
+                }
+            },
+            // No camera frame yet: wait for the next tick.
+            StreamSource::Webcam => match camera.as_ref().and_then(|c| c.latest()) {
+                Some(crop) => Input::Crop(crop),
+                None => continue,
+            },
+        };
+        index += 1;
+        let ticket = if input.needs_worker() {
+            match state.pool.admit() {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    state.metrics.stream_frames_skipped.inc();
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        state.metrics.frame_in(source.as_source());
+        if !process(&state, &outbox, meta, input, ticket).await {
+            break;
+        }
+    }
+    info!(session = %session_id, source = source.as_source().as_str(), frames = index, "stream stopped");
+}
+
+async fn report(state: &AppState, outbox: &Outbox, session_id: &SessionId, message: String) {
+    let e = ErrorMessage {
+        code: shared_protocol::ErrorCode::Unavailable,
+        message,
+        session_id: Some(session_id.clone()),
+        frame_id: None,
+    };
+    state.metrics.error(e.code);
+    outbox.error(e).await;
+}
+
+#[cfg(feature = "webcam")]
+type Camera = crate::webcam::Feed;
+
+/// Builds without the `webcam` feature have no camera; `start_stream` refuses the
+/// source before a stream starts, so this is never opened.
+#[cfg(not(feature = "webcam"))]
+struct Camera;
+
+#[cfg(not(feature = "webcam"))]
+impl Camera {
+    fn latest(&self) -> Option<models::GrayCrop> {
+        None
+    }
+}
+
+#[cfg(not(feature = "webcam"))]
+async fn open_camera(_state: &AppState) -> Result<Camera, String> {
+    Err("this build has no server camera (build with `--features webcam`)".into())
+}
+
+#[cfg(feature = "webcam")]
+async fn open_camera(state: &AppState) -> Result<Camera, String> {
+    let Some(camera) = state.sources.webcam.clone() else {
+        return Err("this simulation-service has no server camera".into());
+    };
+    match tokio::task::spawn_blocking(move || camera.open()).await {
+        Ok(r) => r,
+        Err(e) => Err(format!("opening the camera failed: {e}")),
+    }
+}
+
+/// Decrements the stream gauge however the stream ends.
+struct StreamGauge<'a>(&'a AppState);
+
+impl Drop for StreamGauge<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.streams.dec();
+    }
+}

@@ -1,0 +1,309 @@
+//! Helpers for the end-to-end tests: both real services on ephemeral ports with the
+//! real fixture model and dataset (`models::testing::tiny_fixture`), real WebSocket
+//! clients, a minimal HTTP client and test images.
+
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::body::Body;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use shared_protocol::{DataUrl, ImageKind, OriginPolicy, SessionId, SharedSecret};
+use simulation_service::{AppState as SimState, Limits as SimLimits, SimConfig};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+pub const SECRET: &str = "e2e-secret-0123456789abcdef0123456789";
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn secret() -> SharedSecret {
+    SharedSecret::new(SECRET).unwrap()
+}
+
+/// The fixture model and data root, built once per test binary.
+pub struct Fixture {
+    pub model_dir: PathBuf,
+    pub data_root: PathBuf,
+}
+
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        // Inside target/: kept for inspection after a failure, rebuilt on each run.
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("simulation-service-e2e-fixture");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (model_dir, data_root) = models::testing::tiny_fixture(&dir).unwrap();
+        Fixture { model_dir, data_root }
+    })
+}
+
+pub fn load_model() -> models::V1Model {
+    models::V1Model::load(&fixture().model_dir).unwrap()
+}
+
+/// A running server of either service.
+pub struct Running<S> {
+    pub addr: SocketAddr,
+    pub state: S,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl<S> Running<S> {
+    /// Shuts down and waits for the drain to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            tokio::time::timeout(WAIT, h).await.unwrap().unwrap().unwrap();
+        }
+    }
+}
+
+pub fn relay_config() -> relay_service::RelayConfig {
+    relay_service::RelayConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        model_dir: fixture().model_dir.clone(),
+        static_dir: PathBuf::from("/nonexistent-frontend"),
+        secret: secret(),
+        origins: OriginPolicy::default(),
+        workers: 2,
+        jpeg_quality: 90,
+        display_size: 192,
+        drain_timeout: Duration::from_secs(10),
+        limits: relay_service::Limits::default(),
+    }
+}
+
+/// Starts the relay on `addr` (port 0 for any).
+pub async fn start_relay(addr: SocketAddr) -> Running<relay_service::AppState> {
+    let state = relay_service::AppState::new(relay_config(), load_model()).unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(relay_service::run(listener, state.clone(), async move {
+        let _ = rx.await;
+    }));
+    Running { addr, state, stop: Some(tx), handle: Some(handle) }
+}
+
+pub fn sim_config(relay: SocketAddr) -> SimConfig {
+    SimConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        model_dir: fixture().model_dir.clone(),
+        data_root: Some(fixture().data_root.clone()),
+        image_dir: None,
+        relay_url: format!("ws://{relay}/ws/ingest"),
+        secret: secret(),
+        origins: OriginPolicy::default(),
+        workers: 2,
+        webcam_index: 0,
+        drain_timeout: Duration::from_secs(10),
+        max_backoff: Duration::from_millis(200),
+        limits: SimLimits::default(),
+    }
+}
+
+/// Starts the simulation-service (loading its sources like the binary does).
+pub async fn start_sim(config: SimConfig) -> Running<SimState> {
+    let state = tokio::task::spawn_blocking(move || SimState::load(config)).await.unwrap().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(simulation_service::run(listener, state.clone(), async move {
+        let _ = rx.await;
+    }));
+    Running { addr, state, stop: Some(tx), handle: Some(handle) }
+}
+
+/// Both services, wired together.
+pub struct Stack {
+    pub relay: Running<relay_service::AppState>,
+    pub sim: Running<SimState>,
+}
+
+impl Stack {
+    pub async fn start(tweak: impl FnOnce(&mut SimConfig)) -> Self {
+        let relay = start_relay("127.0.0.1:0".parse().unwrap()).await;
+        let mut config = sim_config(relay.addr);
+        tweak(&mut config);
+        let sim = start_sim(config).await;
+        wait_until_linked(&sim.state).await;
+        Self { relay, sim }
+    }
+
+    pub async fn stop(self) {
+        self.sim.stop().await;
+        self.relay.stop().await;
+    }
+
+    pub async fn browser(&self) -> Ws {
+        connect(&format!("ws://{}/ws", self.sim.addr), &[]).await.unwrap()
+    }
+
+    pub async fn subscriber(&self, session: &Session) -> Ws {
+        let mut ws = connect(&format!("ws://{}/ws/subscribe", self.relay.addr), &[]).await.unwrap();
+        send(&mut ws, &format!(r#"{{"type":"subscribe","session_id":"{}","token":"{}"}}"#, session.id, session.token)).await;
+        expect_type(&mut ws, "subscribed").await;
+        ws
+    }
+
+    /// A session from the relay's `POST /api/sessions`.
+    pub async fn session(&self) -> Session {
+        let (status, _, body) = http(self.relay.addr, "POST", "/api/sessions", &[]).await;
+        assert_eq!(status, 201, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        Session { id: v["session_id"].as_str().unwrap().to_owned(), token: v["token"].as_str().unwrap().to_owned() }
+    }
+}
+
+pub async fn wait_until_linked(sim: &SimState) {
+    tokio::time::timeout(WAIT, async {
+        while !sim.relay.is_connected() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the simulation-service never connected to the relay");
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub token: String,
+}
+
+impl Session {
+    pub fn named(id: &str) -> Self {
+        Self { id: id.into(), token: secret().token_for(&SessionId::parse(id).unwrap()) }
+    }
+
+    pub fn stimulus(&self, frame_id: u64, image: &str) -> String {
+        format!(
+            r#"{{"type":"stimulus","session_id":"{}","token":"{}","frame_id":{frame_id},"image":"{image}"}}"#,
+            self.id, self.token
+        )
+    }
+
+    pub fn start_stream(&self, source: &str, fps: u32) -> String {
+        format!(
+            r#"{{"type":"start_stream","session_id":"{}","token":"{}","source":"{source}","fps":{fps}}}"#,
+            self.id, self.token
+        )
+    }
+
+    pub fn stop_stream(&self) -> String {
+        format!(r#"{{"type":"stop_stream","session_id":"{}"}}"#, self.id)
+    }
+}
+
+/// A `w` x `h` PNG with a diagonal gradient, as a data URL.
+pub fn png_data_url(w: u32, h: u32) -> String {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, 128]));
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    DataUrl::encode(ImageKind::Png, &bytes)
+}
+
+/// A JPEG data URL.
+pub fn jpeg_data_url(w: u32, h: u32) -> String {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 60]));
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Jpeg).unwrap();
+    DataUrl::encode(ImageKind::Jpeg, &bytes)
+}
+
+pub async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Ws, u16> {
+    let mut request = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        request.headers_mut().insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("connecting to {url}: {e}"),
+    }
+}
+
+pub async fn send(ws: &mut Ws, text: &str) {
+    ws.send(Message::Text(text.into())).await.unwrap();
+}
+
+pub async fn next_json(ws: &mut Ws) -> Option<Value> {
+    loop {
+        let m = tokio::time::timeout(WAIT, ws.next()).await.expect("timed out waiting for a message")?;
+        match m {
+            Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+pub async fn expect_type(ws: &mut Ws, ty: &str) -> Value {
+    let v = next_json(ws).await.unwrap_or_else(|| panic!("socket closed while waiting for {ty}"));
+    assert_eq!(v["type"], ty, "expected {ty}, got {}", short(&v));
+    v
+}
+
+/// A message with long strings and arrays cut, for assertion messages.
+pub fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 400 {
+        format!("{}...", &s[..400])
+    } else {
+        s
+    }
+}
+
+pub async fn close_code(ws: &mut Ws) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("timed out waiting for close")? {
+            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+pub fn decode_image_url(url: &str, kind: ImageKind) -> image::DynamicImage {
+    let data = DataUrl::parse(url, "image", 1 << 24).unwrap();
+    assert_eq!(data.kind, kind);
+    image::load_from_memory(&data.bytes).unwrap()
+}
+
+/// One HTTP/1.1 request; (status, headers as "name: value" lines, body).
+pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Body>(io).await.unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = sender.send_request(req.body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status().as_u16();
+    let head = response
+        .headers()
+        .iter()
+        .map(|(k, v)| format!("{}: {}", k, v.to_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bytes = axum::body::to_bytes(Body::new(response.into_body()), 1 << 24).await.unwrap();
+    (status, head, String::from_utf8_lossy(&bytes).into_owned())
+}
