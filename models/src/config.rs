@@ -160,6 +160,10 @@ impl TrainConfig {
                 decoder_channels: [16, 8],
             };
             cfg.data.image_size = 32;
+            // Seconds of data are too little for the STA estimates: fix the crop (around
+            // the simulator's population footprint) and the lags.
+            cfg.data.crop = Some([136, 76, 112, 112]);
+            cfg.data.lags = Some(vec![2, 3, 4]);
             cfg.phase1.max_epochs = 3;
             cfg.phase1.batch_size = 32;
             cfg.phase2.max_epochs = 3;

@@ -8,13 +8,9 @@ use crate::config::{TrainConfig, TrainPreset};
 use crate::error::{ModelError, Result};
 use crate::pipeline::V1Model;
 
-/// The build configuration of the fixtures: the small preset's, with the crop and lags
-/// fixed so the fixture does not depend on estimates from its few seconds of data.
+/// The configuration of the fixtures: the small preset (crop and lags fixed).
 pub fn fixture_config() -> TrainConfig {
-    let mut cfg = TrainConfig::preset(TrainPreset::Small);
-    cfg.data.crop = Some([136, 76, 112, 112]);
-    cfg.data.lags = Some(vec![2, 3, 4]);
-    cfg
+    TrainConfig::preset(TrainPreset::Small)
 }
 
 /// Writes `dir/data` (simulated small dataset + cache) and `dir/model` (an untrained,

@@ -8,8 +8,9 @@
 //!    test split; a seeded hash of (movie, segment) picks validation; the rest trains.
 //! 4. Decode every frame once: grayscale, 2x2 de-interlacing, and bin the spike counts of
 //!    every channel into 1/30 s bins (optionally spikes only, by 2-means on snippet troughs).
-//! 5. Estimate latency and receptive fields from contrast-energy STAs on the training split
-//!    ([`crate::rf`]); the lags and the crop window follow unless the config fixes them.
+//! 5. Estimate the response latency from the onset transient and receptive fields from
+//!    contrast-energy STAs on the training split ([`crate::rf`]); the lags (from the onset
+//!    on) and the crop window follow unless the config fixes them.
 //! 6. Cut crops and full frames, gather responses at the lags, attach the simulator's
 //!    noise-free rates when `ground_truth/` is present, and write the cache.
 
@@ -35,7 +36,7 @@ pub struct BuildConfig {
     /// Margin added on each side of the estimated footprint (frame pixels).
     pub crop_margin_px: u32,
     /// Explicit response lags (frames after the frame onset); absent = `n_lags` lags
-    /// starting one frame before the estimated peak lag.
+    /// starting at the estimated response latency.
     pub lags: Option<Vec<u32>>,
     pub n_lags: usize,
     /// Largest lag searched when estimating the latency (frames).
@@ -554,11 +555,29 @@ pub fn build(input: &TreeInput, cfg: &BuildConfig, progress: bool) -> Result<(Da
             .collect();
         acc.add_segment(&maps, &counts_by_seg[k], seg.nframes, cfg.drop_onset_frames);
     }
-    let est = rf::estimate(&acc.finish(), n_ch, gw, gh, max_lag);
+    let mut est = rf::estimate(&acc.finish(), n_ch, gw, gh, max_lag);
+    // Response latency from the onset transient: each segment starts after a blank screen,
+    // so the population rate stays at its spontaneous level until the latency, then jumps.
+    let onset_bins = (max_lag + 4).min(segments.iter().map(|s| s.nframes).min().unwrap_or(0));
+    let mut onset_curve = vec![0f64; onset_bins];
+    let mut n_onsets = 0f64;
+    for (k, seg) in segments.iter().enumerate() {
+        if split_of(seg.movie, seg.segment) != Split::Train {
+            continue;
+        }
+        n_onsets += 1.0;
+        for (b, v) in onset_curve.iter_mut().enumerate() {
+            *v += counts_by_seg[k][b * n_ch..(b + 1) * n_ch].iter().map(|&x| x as f64).sum::<f64>();
+        }
+    }
+    onset_curve.iter_mut().for_each(|v| *v /= n_onsets.max(1.0));
+    est.onset_latency = rf::onset_latency(&onset_curve);
+    est.onset_curve = onset_curve.iter().map(|v| *v as f32).collect();
     let lags: Vec<u32> = match &cfg.lags {
         Some(l) => l.clone(),
         None => {
-            let first = est.peak_lag.saturating_sub(1);
+            // From the response onset on: the positive lobe of V1's temporal kernel follows it.
+            let first = est.onset_latency.unwrap_or(est.peak_lag.saturating_sub(1));
             (first..first + cfg.n_lags as u32).collect()
         }
     };

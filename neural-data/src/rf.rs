@@ -9,7 +9,8 @@
 
 /// Contrast-energy map of a grayscale image (row-major, `width` x `height`, values in
 /// [0,1]) on a grid of `cell`-pixel blocks: mean over each block of (p - local mean)^2,
-/// where the local mean is taken over the 3x3 neighbourhood.
+/// where the local mean is taken over the 5x5 neighbourhood (on the de-interlaced frame,
+/// periods up to ~10 pixels, i.e. the 1–8 c/deg of V1 cells at 32 px/deg).
 pub fn energy_map(pixels: &[f32], width: usize, height: usize, cell: usize) -> (Vec<f32>, usize, usize) {
     let gw = width / cell;
     let gh = height / cell;
@@ -18,11 +19,11 @@ pub fn energy_map(pixels: &[f32], width: usize, height: usize, cell: usize) -> (
         return (out, gw, gh);
     }
     for y in 0..gh * cell {
-        let y0 = y.saturating_sub(1);
-        let y1 = (y + 1).min(height - 1);
+        let y0 = y.saturating_sub(2);
+        let y1 = (y + 2).min(height - 1);
         for x in 0..gw * cell {
-            let x0 = x.saturating_sub(1);
-            let x1 = (x + 1).min(width - 1);
+            let x0 = x.saturating_sub(2);
+            let x1 = (x + 2).min(width - 1);
             let mut s = 0f32;
             let mut n = 0f32;
             for yy in y0..=y1 {
@@ -142,6 +143,10 @@ pub struct RfEstimate {
     /// Per lag, the summed STA of the reliable channels at their RF centres.
     pub lag_power: Vec<f32>,
     pub channels: Vec<ChannelRf>,
+    /// Response latency (frames) from the onset transient, when the onset is visible.
+    pub onset_latency: Option<u32>,
+    /// Mean population count per bin after segment onset (training segments).
+    pub onset_curve: Vec<f32>,
     /// Bounding box [x0, y0, x1, y1] (grid cells, inclusive) of the reliable channels' RF
     /// centres, or None when no channel is reliable.
     pub footprint: Option<[f32; 4]>,
@@ -226,11 +231,32 @@ pub fn estimate(sta: &[f32], n_channels: usize, grid_w: usize, grid_h: usize, ma
         }
         Some(b)
     };
-    RfEstimate { peak_lag: peak_lag as u32, peak_lag_interpolated, lag_power, channels, footprint }
+    RfEstimate { peak_lag: peak_lag as u32, peak_lag_interpolated, lag_power, channels, onset_latency: None, onset_curve: Vec::new(), footprint }
+}
+
+/// Latency from the mean population count per bin after a segment's onset: the first bin
+/// whose count rises above the first bin's by a quarter of the curve's largest rise (the
+/// kernel's first bin carries only part of its weight, so half the rise comes a bin late). None when the
+/// curve never rises (no visible onset).
+pub fn onset_latency(curve: &[f64]) -> Option<u32> {
+    let base = *curve.first()?;
+    let peak = curve.iter().copied().fold(f64::MIN, f64::max);
+    if !(peak > base) {
+        return None;
+    }
+    curve.iter().position(|&v| v - base > 0.25 * (peak - base)).map(|b| b as u32)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn onset_latency_finds_the_first_bin_of_the_rise() {
+        assert_eq!(super::onset_latency(&[10.0, 10.5, 11.0, 30.0, 40.0, 35.0]), Some(3));
+        assert_eq!(super::onset_latency(&[67.0, 67.0, 81.0, 97.0, 96.0]), Some(2));
+        assert_eq!(super::onset_latency(&[5.0, 5.0, 5.0]), None);
+        assert_eq!(super::onset_latency(&[]), None);
+    }
+
     use super::*;
 
     #[test]

@@ -250,20 +250,18 @@ fn firing_rates_are_in_the_stated_ranges() {
     // Noise-only electrodes fire at their noise-crossing rate.
     assert!(bad.abs() < 2.0, "noise-only electrodes: median excess {bad}");
 
-    // Noise-free rates: per electrode the spread between quiet and driven bins.
+    // Noise-free rates: every good electrode is driven well above its spontaneous level
+    // somewhere in the movies (its units peak at 20–100 sp/s each).
     let mut peaks = Vec::new();
-    for (m, s) in f.truth.segments() {
-        let r = f.truth.rates(m, s).unwrap();
-        for e in t.electrodes.iter().filter(|e| e.good) {
-            let mut v: Vec<f64> = r.electrode(e.id).unwrap().iter().map(|x| *x as f64 * FRAME_RATE_HZ).collect();
-            v.sort_by(f64::total_cmp);
-            let spont: f64 = e.units.iter().map(|u| u.unit.spontaneous_hz).sum();
-            peaks.push((v[v.len() * 95 / 100] - spont) / e.units.len() as f64);
-        }
+    for e in t.electrodes.iter().filter(|e| e.good) {
+        let spont: f64 = e.units.iter().map(|u| u.unit.spontaneous_hz).sum();
+        let max = f.truth.segments().flat_map(|(m, s)| f.truth.rates(m, s).unwrap().electrode(e.id).unwrap()).fold(0f32, f32::max);
+        peaks.push(max as f64 * FRAME_RATE_HZ - spont);
     }
     let p = median(&mut peaks);
-    eprintln!("median spike rate of good electrodes {good:.1}/s, noise-only excess {bad:.2}/s, driven 95th percentile per unit {p:.1}/s");
-    assert!((8.0..=100.0).contains(&p), "median driven 95th-percentile rate per unit {p}");
+    eprintln!("median spike rate of good electrodes {good:.1}/s, noise-only excess {bad:.2}/s, median driven peak of good electrodes {p:.1}/s");
+    assert!((20.0..=250.0).contains(&p), "median driven peak of good electrodes {p}");
+    assert!(peaks[0] > 5.0, "an electrode is never driven: {}", peaks[0]);
 }
 
 /// Fano factor of multi-unit counts in 1/3 s windows over the 10 repeats: ~1.5–2 under

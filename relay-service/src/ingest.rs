@@ -8,6 +8,7 @@
 //! replies go out as they finish. A bad frame gets an `error` naming its session and
 //! frame and never disturbs the connection's other frames.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::{close_code, Message as WsMessage, Utf8Bytes, WebSocket};
@@ -20,6 +21,7 @@ use shared_protocol::{
     check_payload_len, decode, Ack, ErrorCode, ErrorMessage, Message, ProtocolError, ReconstructedImage,
     WaveformLatent, RELAY_INGEST,
 };
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
@@ -69,7 +71,10 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     info!("simulation-service connected to /ws/ingest");
     let (sink, mut stream) = socket.split();
     let (outbox, writer) = spawn_writer(sink);
-    let frames = TaskTracker::new();
+    let frames = Frames {
+        tasks: TaskTracker::new(),
+        slots: Arc::new(Semaphore::new(reply_slots(&state))),
+    };
     let mut limiter = RateLimiter::new(state.config.limits.ingest_messages_per_second, Instant::now());
     let mut close: Option<(u16, &'static str)> = None;
     loop {
@@ -113,8 +118,8 @@ pub async fn serve(socket: WebSocket, state: AppState) {
         }
     }
     // Frames already accepted are reconstructed and buffered even if the sender is gone.
-    frames.close();
-    frames.wait().await;
+    frames.tasks.close();
+    frames.tasks.wait().await;
     if let Some((code, reason)) = close {
         outbox.close(code, reason).await;
     }
@@ -124,7 +129,15 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     info!("simulation-service left /ws/ingest");
 }
 
-async fn handle_text(state: &AppState, outbox: &Outbox, frames: &TaskTracker, text: Utf8Bytes, received: Instant) {
+/// The frames of one connection: their tasks, and a bound on how many may be unanswered
+/// at once. The worker queue bounds the work; this also bounds the replies waiting for a
+/// sender that does not read them.
+struct Frames {
+    tasks: TaskTracker,
+    slots: Arc<Semaphore>,
+}
+
+async fn handle_text(state: &AppState, outbox: &Outbox, frames: &Frames, text: Utf8Bytes, received: Instant) {
     let latent = match decode(text.as_str(), &RELAY_INGEST) {
         Ok(Message::WaveformLatent(l)) => l,
         Ok(other) => {
@@ -167,6 +180,15 @@ async fn handle_text(state: &AppState, outbox: &Outbox, frames: &TaskTracker, te
         }
         return;
     }
+    let Ok(slot) = frames.slots.clone().try_acquire_owned() else {
+        state.sessions.abandon(&latent.session_id, latent.frame_id);
+        let message = format!(
+            "this connection has {} frames waiting for their replies; read the replies, or send fewer frames",
+            reply_slots(state)
+        );
+        send_error(state, outbox, error(ErrorCode::Overloaded, message, (Some(latent.session_id), latent.frame_id))).await;
+        return;
+    };
     let ticket = match state.pool.admit() {
         Ok(t) => t,
         Err(e) => {
@@ -180,18 +202,26 @@ async fn handle_text(state: &AppState, outbox: &Outbox, frames: &TaskTracker, te
     state.metrics.in_flight.inc();
     let state = state.clone();
     let outbox = outbox.clone();
-    frames.spawn(async move {
+    frames.tasks.spawn(async move {
+        let _slot = slot;
         let WaveformLatent { session_id, payload, frame_id, sent_at_ms, .. } = latent;
         let reconstructor = state.reconstructor.clone();
-        let started = Instant::now();
-        let result = ticket.run(move || reconstructor.reconstruct(&payload)).await;
+        let result = ticket
+            .run(move || {
+                let started = Instant::now();
+                let image = reconstructor.reconstruct(&payload);
+                (image, started.elapsed())
+            })
+            .await;
         state.metrics.in_flight.dec();
         let image = match result {
-            Ok(Ok(url)) => url,
-            Ok(Err(e)) => return fail(&state, &outbox, session_id, frame_id, e.to_string()).await,
+            Ok((Ok(url), compute)) => {
+                state.metrics.reconstruct_seconds.observe(compute.as_secs_f64());
+                url
+            }
+            Ok((Err(e), _)) => return fail(&state, &outbox, session_id, frame_id, e.to_string()).await,
             Err(e) => return fail(&state, &outbox, session_id, frame_id, e.to_string()).await,
         };
-        state.metrics.reconstruct_seconds.observe(started.elapsed().as_secs_f64());
         let latency = received.elapsed();
         let reply = Message::ReconstructedImage(ReconstructedImage {
             session_id: session_id.clone(),
@@ -244,4 +274,11 @@ pub fn peek_ids(text: &str) -> (Option<shared_protocol::SessionId>, Option<u64>)
         Ok(ids) => (ids.session_id.and_then(|s| shared_protocol::SessionId::parse(&s).ok()), ids.frame_id),
         Err(_) => (None, None),
     }
+}
+
+/// Frames one connection may have unanswered: twice what the workers can hold, so that
+/// under plain overload the worker queue refuses first (with the more useful message)
+/// and this bound only catches a peer that stops reading.
+fn reply_slots(state: &AppState) -> usize {
+    2 * (state.config.workers + state.config.limits.queue_depth)
 }

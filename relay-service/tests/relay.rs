@@ -311,3 +311,30 @@ async fn shutdown_drains_frames_already_accepted() {
     assert_eq!(replies as u64, accepted, "every accepted frame was answered before the close");
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn the_binary_explains_start_up_errors() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_relay-service"))
+            .args(args)
+            .env("V1_SHARED_SECRET", SECRET)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, stderr) = run(&["--model", "/nonexistent/model", "--bind", "127.0.0.1:0"]);
+    assert!(!ok);
+    assert!(stderr.contains("cannot load the model from /nonexistent/model") && stderr.contains("v1 train"), "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    seed_model().save(dir.path()).unwrap();
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (ok, stderr) = run(&["--model", dir.path().to_str().unwrap(), "--bind", &addr]);
+    assert!(!ok);
+    assert!(stderr.contains("already in use") && stderr.contains("V1_RELAY_BIND"), "{stderr}");
+
+    let (ok, stderr) = run(&["--model", dir.path().to_str().unwrap(), "--bind", "127.0.0.1:0", "--jpeg-quality", "0"]);
+    assert!(!ok);
+    assert!(stderr.contains("jpeg quality is 0; it must be between 1 and 100"), "{stderr}");
+}

@@ -29,37 +29,40 @@ pub struct WeakSecret {
 
 /// The secret shared by the relay and the simulation-services.
 #[derive(Clone)]
-pub struct SharedSecret(Vec<u8>);
+pub struct SharedSecret {
+    bytes: Vec<u8>,
+    /// HMAC keyed with the secret, prepared once and cloned per token.
+    keyed: HmacSha256,
+}
 
 impl std::fmt::Debug for SharedSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret itself.
-        write!(f, "SharedSecret({} bytes)", self.0.len())
+        write!(f, "SharedSecret({} bytes)", self.bytes.len())
     }
 }
 
 impl SharedSecret {
     pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, WeakSecret> {
         let bytes = secret.into();
+        let weak = WeakSecret { got: bytes.len(), min: MIN_SECRET_LEN };
         if bytes.len() < MIN_SECRET_LEN {
-            return Err(WeakSecret { got: bytes.len(), min: MIN_SECRET_LEN });
+            return Err(weak);
         }
-        Ok(Self(bytes))
+        // HMAC accepts keys of every length, so this only fails if that ever changes.
+        let keyed = HmacSha256::new_from_slice(&bytes).map_err(|_| weak)?;
+        Ok(Self { bytes, keyed })
     }
 
     /// A secret from 32 random bytes, written as 64 hex digits (so it can be passed on
     /// in an environment variable).
-    pub fn from_random_bytes(bytes: [u8; 32]) -> (Self, String) {
+    pub fn from_random_bytes(bytes: [u8; 32]) -> Result<(Self, String), WeakSecret> {
         let text = hex::encode(bytes);
-        (Self(text.clone().into_bytes()), text)
+        Ok((Self::new(text.clone())?, text))
     }
 
     fn mac(&self) -> HmacSha256 {
-        // HMAC takes keys of any length; this cannot fail.
-        match HmacSha256::new_from_slice(&self.0) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC accepts keys of every length"),
-        }
+        self.keyed.clone()
     }
 
     /// The token of `session`: HMAC-SHA256(secret, session id), lowercase hex.
@@ -87,12 +90,12 @@ impl SharedSecret {
         let Some(given) = value.strip_prefix("Bearer ").map(str::trim) else { return false };
         // ct_eq on slices of different lengths is false without comparing bytes; the
         // length of the secret is not what needs hiding.
-        bool::from(given.as_bytes().ct_eq(&self.0))
+        bool::from(given.as_bytes().ct_eq(&self.bytes))
     }
 
     /// The `Authorization` header value that [`Self::verify_bearer`] accepts.
     pub fn bearer_header(&self) -> String {
-        format!("Bearer {}", String::from_utf8_lossy(&self.0))
+        format!("Bearer {}", String::from_utf8_lossy(&self.bytes))
     }
 }
 
@@ -152,7 +155,7 @@ mod tests {
     #[test]
     fn short_secrets_are_refused_and_never_printed() {
         assert_eq!(SharedSecret::new("short").unwrap_err(), WeakSecret { got: 5, min: MIN_SECRET_LEN });
-        let (s, text) = SharedSecret::from_random_bytes([7; 32]);
+        let (s, text) = SharedSecret::from_random_bytes([7; 32]).unwrap();
         assert_eq!(text.len(), 64);
         assert!(!format!("{s:?}").contains(&text));
     }

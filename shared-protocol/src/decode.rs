@@ -58,8 +58,8 @@ pub fn decode(text: &str, endpoint: &Endpoint) -> Result<Message, ProtocolError>
         Ok(message) => {
             let ty = message.message_type();
             if !endpoint.accepts.contains(&ty) {
-                return Err(ProtocolError::UnknownType {
-                    got: ty.as_str().to_owned(),
+                return Err(ProtocolError::NotAccepted {
+                    got: ty,
                     endpoint: endpoint.name.to_owned(),
                     expected: endpoint.expected(),
                 });
@@ -91,7 +91,8 @@ fn explain(text: &str, e: &serde_json::Error, endpoint: &Endpoint) -> ProtocolEr
     };
     match MessageType::from_wire(&kind) {
         Some(ty) if endpoint.accepts.contains(&ty) => ProtocolError::BadFields { message_type: ty, detail: strip_position(e) },
-        _ => ProtocolError::UnknownType { got: shorten(&kind), endpoint: endpoint.name.to_owned(), expected: endpoint.expected() },
+        Some(ty) => ProtocolError::NotAccepted { got: ty, endpoint: endpoint.name.to_owned(), expected: endpoint.expected() },
+        None => ProtocolError::UnknownType { got: shorten(&kind), endpoint: endpoint.name.to_owned(), expected: endpoint.expected() },
     }
 }
 

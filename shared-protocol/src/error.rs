@@ -86,6 +86,8 @@ pub enum ProtocolError {
     MissingType { expected: String },
     #[error("unknown message type {got:?}; {endpoint} accepts {expected}")]
     UnknownType { got: String, endpoint: String, expected: String },
+    #[error("{got} messages are not accepted here; {endpoint} accepts {expected}")]
+    NotAccepted { got: MessageType, endpoint: String, expected: String },
     #[error("{message_type}: {detail}")]
     BadFields { message_type: MessageType, detail: String },
     #[error("session_id {got:?} {reason}")]
@@ -126,7 +128,7 @@ impl ProtocolError {
             | ProtocolError::EmptyPayload { .. }
             | ProtocolError::OutOfRange { .. }
             | ProtocolError::StimulusSource { .. } => ErrorCode::BadMessage,
-            ProtocolError::UnknownType { .. } => ErrorCode::UnknownType,
+            ProtocolError::UnknownType { .. } | ProtocolError::NotAccepted { .. } => ErrorCode::UnknownType,
             ProtocolError::BadSession { .. } => ErrorCode::BadSession,
             ProtocolError::PayloadTooLong { .. } | ProtocolError::ImageTooLarge { .. } => ErrorCode::TooLarge,
             ProtocolError::ShapeMismatch { .. } | ProtocolError::PayloadLength { .. } => ErrorCode::PayloadLength,

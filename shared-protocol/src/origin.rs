@@ -67,7 +67,7 @@ impl OriginPolicy {
         if self.allow_loopback && is_loopback_origin(&normal) {
             return true;
         }
-        self.allowed.iter().any(|a| *a == normal)
+        self.allowed.contains(&normal)
     }
 }
 

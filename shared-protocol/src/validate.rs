@@ -94,7 +94,7 @@ pub fn check_payload(ty: MessageType, payload: &[f32]) -> Result<(), ProtocolErr
 
 fn check_shape(ty: MessageType, shape: Option<[usize; 2]>, len: usize) -> Result<(), ProtocolError> {
     if let Some(shape) = shape {
-        let expected = shape[0].checked_mul(shape[1]).unwrap_or(usize::MAX);
+        let expected = shape[0].saturating_mul(shape[1]);
         if expected != len {
             return Err(ProtocolError::ShapeMismatch { message_type: ty, shape, expected, got: len });
         }

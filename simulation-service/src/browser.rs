@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::{close_code, Message as WsMessage, WebSocket};
@@ -20,6 +21,7 @@ use shared_protocol::validate::DEFAULT_FPS;
 use shared_protocol::{
     decode, ErrorCode, ErrorMessage, Message, ProtocolError, SessionId, Source, StartStream, Stimulus, SIMULATION,
 };
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
@@ -54,6 +56,9 @@ struct Connection {
     streams: HashMap<SessionId, CancellationToken>,
     /// Frame and stream tasks, awaited before the connection closes.
     tasks: TaskTracker,
+    /// Frames taken and not yet answered. The worker queue bounds the work; this also
+    /// bounds the responses waiting for a browser that does not read them.
+    slots: Arc<Semaphore>,
 }
 
 pub async fn serve(socket: WebSocket, state: AppState) {
@@ -62,7 +67,9 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     debug!(connection = id, "browser connected");
     let (sink, mut stream) = socket.split();
     let (outbox, writer) = spawn_writer(sink);
-    let mut conn = Connection { id, outbox, sessions: HashSet::new(), streams: HashMap::new(), tasks: TaskTracker::new() };
+    let slots = Arc::new(Semaphore::new(reply_slots(&state)));
+    let mut conn =
+        Connection { id, outbox, sessions: HashSet::new(), streams: HashMap::new(), tasks: TaskTracker::new(), slots };
     let mut limiter = RateLimiter::new(state.config.limits.messages_per_second, Instant::now());
     let mut close: Option<(u16, &'static str)> = None;
     loop {
@@ -184,6 +191,15 @@ async fn stimulus(state: &AppState, conn: &mut Connection, s: Stimulus) {
             }
         },
     };
+    let Ok(slot) = conn.slots.clone().try_acquire_owned() else {
+        let message = format!(
+            "this connection has {} frames waiting for their responses; read the responses, or send fewer frames",
+            reply_slots(state)
+        );
+        let error = ErrorMessage { code: ErrorCode::Overloaded, message, session_id: Some(session_id), frame_id: Some(frame_id) };
+        send_error(state, &conn.outbox, error).await;
+        return;
+    };
     let ticket = match state.pool.admit() {
         Ok(t) => t,
         Err(e) => {
@@ -202,6 +218,7 @@ async fn stimulus(state: &AppState, conn: &mut Connection, s: Stimulus) {
     let task_state = state.clone();
     let outbox = conn.outbox.clone();
     conn.tasks.spawn(async move {
+        let _slot = slot;
         process(&task_state, &outbox, meta, input, Some(ticket)).await;
     });
 }
@@ -253,4 +270,11 @@ fn peek_ids(text: &str) -> (Option<SessionId>, Option<u64>) {
         Ok(ids) => (ids.session_id.and_then(|s| SessionId::parse(&s).ok()), ids.frame_id),
         Err(_) => (None, None),
     }
+}
+
+/// Frames one connection may have unanswered: twice what the workers can hold, so that
+/// under plain overload the worker queue refuses first (with the more useful message)
+/// and this bound only catches a peer that stops reading.
+fn reply_slots(state: &AppState) -> usize {
+    2 * (state.config.workers + state.config.limits.queue_depth)
 }

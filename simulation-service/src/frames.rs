@@ -99,22 +99,26 @@ fn work(state: &AppState, input: Input) -> Result<(Vec<f32>, String), FrameError
 /// Runs one frame (on a worker when `ticket` is given) and delivers it, or reports its
 /// error to the browser. Returns false when the browser connection is gone.
 pub async fn process(state: &AppState, outbox: &Outbox, meta: FrameMeta, input: Input, ticket: Option<Ticket>) -> bool {
-    let started = Instant::now();
+    let timed = |state: &AppState, input: Input| {
+        let started = Instant::now();
+        let r = work(state, input);
+        (r, started.elapsed())
+    };
     let result = match ticket {
         Some(ticket) => {
             let worker_state = state.clone();
-            match ticket.run(move || work(&worker_state, input)).await {
-                Ok(r) => r,
+            match ticket.run(move || timed(&worker_state, input)).await {
+                Ok((r, compute)) => {
+                    state.metrics.inference_seconds.observe(compute.as_secs_f64());
+                    r
+                }
                 Err(e) => Err(FrameError::Internal(e.to_string())),
             }
         }
-        None => work(state, input),
+        None => timed(state, input).0,
     };
     match result {
-        Ok((payload, input_image)) => {
-            state.metrics.inference_seconds.observe(started.elapsed().as_secs_f64());
-            deliver(state, outbox, meta, payload, input_image).await
-        }
+        Ok((payload, input_image)) => deliver(state, outbox, meta, payload, input_image).await,
         Err(e) => {
             let code = e.code();
             state.metrics.error(code);

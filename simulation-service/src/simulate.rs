@@ -127,18 +127,25 @@ mod tests {
 
     #[test]
     fn a_header_claiming_a_huge_image_is_refused_without_allocating_it() {
-        // A valid PNG signature and IHDR chunk for 100000 x 100000 pixels and nothing else.
+        // A valid PNG for 100000 x 100000 pixels with a tiny (empty) image data chunk.
         let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
         let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(b"IHDR");
         ihdr.extend_from_slice(&100_000u32.to_be_bytes());
         ihdr.extend_from_slice(&100_000u32.to_be_bytes());
         ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
-        png.extend_from_slice(&13u32.to_be_bytes());
-        png.extend_from_slice(&ihdr);
-        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        chunk(&mut png, b"IHDR", &ihdr);
+        chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(&mut png, b"IEND", &[]);
         let e = decode_image(&png, "image", 4096).unwrap_err();
         assert!(matches!(e, FrameError::ImageTooLarge { width: 100_000, height: 100_000, .. }), "{e:?}");
+    }
+
+    fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&crc32(&body).to_be_bytes());
     }
 
     #[test]

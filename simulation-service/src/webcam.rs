@@ -118,6 +118,8 @@ fn capture(index: u32, model: Arc<V1Model>, shared: Arc<Shared>, ready: mpsc::Se
     info!(index, "server camera opened");
     let _ = ready.send(Ok(()));
     let mut failures = 0u32;
+    // Log the first failure of a run of failures, then every hundredth.
+    let mut next_log = 1u32;
     while !shared.stop.load(Ordering::Acquire) {
         let crop = camera
             .frame()
@@ -127,6 +129,7 @@ fn capture(index: u32, model: Arc<V1Model>, shared: Arc<Shared>, ready: mpsc::Se
         match crop {
             Ok(crop) => {
                 failures = 0;
+                next_log = 1;
                 match shared.latest.lock() {
                     Ok(mut g) => *g = Some(crop),
                     Err(p) => *p.into_inner() = Some(crop),
@@ -134,8 +137,9 @@ fn capture(index: u32, model: Arc<V1Model>, shared: Arc<Shared>, ready: mpsc::Se
             }
             Err(e) => {
                 failures += 1;
-                if failures == 1 || failures % 100 == 0 {
+                if failures >= next_log {
                     warn!(index, failures, "camera frame failed: {e}");
+                    next_log = failures + 100;
                 }
                 std::thread::sleep(Duration::from_millis(30));
             }

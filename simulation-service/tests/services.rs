@@ -194,23 +194,30 @@ async fn random_dataset_frames_and_an_image_folder_are_sources_too() {
     stack.stop().await;
 }
 
-/// A PNG whose header claims `w` x `h` pixels and that holds nothing else.
+/// A valid PNG that claims `w` x `h` pixels but holds an empty image data chunk: small
+/// on the wire, huge if decoded.
 fn png_header_only(w: u32, h: u32) -> String {
+    fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        let mut crc = 0xffff_ffffu32;
+        for &b in &body {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&(!crc).to_be_bytes());
+    }
     let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&w.to_be_bytes());
+    let mut ihdr = w.to_be_bytes().to_vec();
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    png.extend_from_slice(&13u32.to_be_bytes());
-    png.extend_from_slice(&ihdr);
-    let mut crc = 0xffff_ffffu32;
-    for &b in &ihdr {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-        }
-    }
-    png.extend_from_slice(&(!crc).to_be_bytes());
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(&mut png, b"IEND", &[]);
     shared_protocol::DataUrl::encode(ImageKind::Png, &png)
 }
 

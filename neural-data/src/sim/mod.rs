@@ -8,7 +8,9 @@
 //! segments are simulated in parallel and the bytes are the same for the same seed.
 //!
 //! Nothing half-written is ever visible: the dataset is built in `out/.partial-<pid>/`
-//! and moved into place at the end, `ground_truth/` (with its `COMPLETE` marker) last.
+//! and moved into place at the end, `ground_truth/` (with its `COMPLETE` marker) last. A
+//! failed run removes its staging folder; a killed one leaves it behind (it is never
+//! read, and can be deleted).
 //!
 //! # Layout
 //! - [`params`]: [`PopulationParams`], every number of the model with its source;

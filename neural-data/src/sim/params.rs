@@ -91,17 +91,22 @@ pub struct PopulationParams {
     /// Surround window size as a multiple of the RF size: the suppressive surround is
     /// ~2–3x the classical RF (Cavanaugh et al. 2002).
     pub surround_scale: f64,
-    /// Softplus output: rate = spont + A * [softplus(k (g - theta)) - softplus(-k theta)] / k
-    /// where g is the normalised drive. `softplus_sharpness` is k, `softplus_threshold` theta.
+    /// Softplus output d = [softplus(k (g - theta)) - softplus(-k theta)] / k of the
+    /// normalised drive g, then rate = spont + R (1 - exp(-A d / R)) with R = peak - spont:
+    /// linear in d for weak drive, saturating at the peak rate. `softplus_sharpness` is
+    /// k, `softplus_threshold` theta.
     pub softplus_sharpness: f64,
     pub softplus_threshold: f64,
     /// Spontaneous rate (spikes/s), log-uniform: 1–10 sp/s under anaesthesia (Ringach et
     /// al. 2002; Albrecht & Hamilton 1982).
     pub spontaneous_hz: Range,
-    /// Driven peak rate (spikes/s), log-uniform: the unit's largest response in a scene
-    /// that drives it well, 20–100 sp/s. Calibration maps the 80th percentile over
-    /// calibration scenes of the unit's per-scene maximum drive to this rate.
+    /// Driven peak rate (spikes/s), log-uniform: the ceiling of the unit's rate, 20–100
+    /// sp/s (Albrecht & Hamilton 1982; Ringach et al. 2002).
     pub peak_hz: Range,
+    /// Calibration: the median over calibration scenes of the unit's per-scene largest
+    /// drive is mapped to this fraction of the way from spontaneous to peak rate, so that
+    /// a typical scene drives each unit close to (but not past) its ceiling.
+    pub calibration_level: f64,
     /// Calibration movies: dead-leaves scenes on their own seed stream, and frames each.
     /// Several scenes, because how hard a scene drives a unit varies a lot between scenes.
     pub calibration_scenes: usize,
@@ -193,7 +198,8 @@ impl Default for PopulationParams {
             softplus_threshold: 0.05,
             spontaneous_hz: [1.0, 10.0],
             peak_hz: [20.0, 100.0],
-            calibration_scenes: 8,
+            calibration_level: 0.9,
+            calibration_scenes: 12,
             calibration_scene_frames: 40,
             kernel_peak_ms: [38.0, 48.0],
             kernel_suppression_ms: [35.0, 55.0],
@@ -273,6 +279,9 @@ impl PopulationParams {
         }
         if self.orientation_waves == 0 || self.orientation_waves > 1000 {
             return Err(("orientation_waves", format!("expected 1..=1000, got {}", self.orientation_waves)));
+        }
+        if !(0.05..=0.99).contains(&self.calibration_level) {
+            return Err(("calibration_level", format!("expected a fraction in [0.05, 0.99], got {}", self.calibration_level)));
         }
         if !(1..=100).contains(&self.calibration_scenes) {
             return Err(("calibration_scenes", format!("expected 1..=100, got {}", self.calibration_scenes)));

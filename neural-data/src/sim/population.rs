@@ -50,11 +50,11 @@ pub struct Unit {
     /// Weights of the orientation pool and of the surround in the normalisation signal.
     pub pool_weight: f64,
     pub surround_weight: f64,
-    /// Spontaneous and driven peak rate (spikes/s).
+    /// Spontaneous rate and the ceiling of the rate (spikes/s).
     pub spontaneous_hz: f64,
     pub peak_hz: f64,
-    /// Scale of the driven part of the rate (spikes/s per unit of softplus output), set by
-    /// calibration so that the unit's typical per-scene peak is `peak_hz`.
+    /// Gain of the driven part of the rate for weak drive (spikes/s per unit of softplus
+    /// output), set by calibration (see `response`).
     pub drive_scale_hz: f64,
     /// Temporal kernel: weight of frame `t - latency - j` for bin `t`, j = 0.. (biphasic).
     pub temporal_kernel: Vec<f64>,

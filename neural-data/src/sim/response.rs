@@ -14,13 +14,14 @@
 //! - normalisation `g = c^n / (c50^n + (1 - a_o - a_s) c^n + a_o P + a_s S_t^n)` with `P` the
 //!   mean `c^n` over the units of the 3x3 electrode neighbourhood (all orientations of
 //!   the map) and `S_t` the surround contrast low-passed by the kernel's positive lobe;
-//! - rate `r = spont + A * softplus_0(g)` with `softplus_0(g) = [softplus(k(g - theta)) -
-//!   softplus(-k theta)] / k`, zero at g = 0.
+//! - output `d = [softplus(k(g - theta)) - softplus(-k theta)] / k` (zero at g = 0) and
+//!   rate `r = spont + R (1 - exp(-A d / R))`, `R = peak - spont`: linear (`A d`) for weak
+//!   drive, saturating at the unit's peak rate (a firing-rate ceiling).
 //!
-//! `A` is set per unit by [`calibrate`] so that the unit's typical per-scene peak on
-//! dead-leaves calibration scenes is its drawn peak rate.
+//! `A` is set per unit by [`calibrate`] so that a typical dead-leaves scene drives the
+//! unit to `calibration_level` (90%) of the way from its spontaneous to its peak rate.
 
-use super::population::{CellType, Population};
+use super::population::{CellType, Population, Unit};
 
 /// One linear filter (a Gabor, or one of a quadrature pair) on a box of the frame.
 #[derive(Debug, Clone)]
@@ -243,6 +244,12 @@ fn softplus(x: f32) -> f32 {
     }
 }
 
+/// The rate (spikes/s) of a unit for output drive `d` (see the module docs).
+pub fn rate(u: &Unit, d: f64) -> f64 {
+    let range = (u.peak_hz - u.spontaneous_hz).max(1e-9);
+    u.spontaneous_hz + range * (1.0 - (-u.drive_scale_hz * d / range).exp())
+}
+
 /// Rates (spikes/s) of every unit in every bin from the drive: [nframes][unit].
 pub fn unit_rates(pop: &Population, drive: &[Vec<f32>]) -> Vec<Vec<f32>> {
     drive
@@ -250,7 +257,7 @@ pub fn unit_rates(pop: &Population, drive: &[Vec<f32>]) -> Vec<Vec<f32>> {
         .map(|row| {
             row.iter()
                 .zip(&pop.units)
-                .map(|(d, u)| (u.spontaneous_hz + u.drive_scale_hz * *d as f64) as f32)
+                .map(|(d, u)| rate(u, *d as f64) as f32)
                 .collect()
         })
         .collect()
@@ -270,37 +277,40 @@ pub fn electrode_counts(pop: &Population, rates: &[Vec<f32>], frame_rate_hz: f64
     out
 }
 
-/// Sets every unit's drive scale so that its largest rate in a strongly driving scene
-/// (the 80th percentile over calibration scenes of the per-scene maximum) is its
-/// `peak_hz`, and returns each unit's mean driven rate
-/// (above spontaneous) over the scenes. `scenes` are luminance movies; the blank-screen
-/// onset of each (latency + kernel length) is left out. The per-scene maximum is floored
-/// so that a unit the scenes hardly drive does not get an enormous gain.
+/// Sets every unit's drive gain `A` so that the median over calibration scenes of its
+/// per-scene largest drive reaches `calibration_level` of the way from spontaneous to
+/// peak rate, and returns each unit's mean driven rate (above spontaneous) over the
+/// scenes. `scenes` are luminance movies; the blank-screen onset of each (latency +
+/// kernel length) is left out. The per-scene drive is floored so that a unit the scenes
+/// hardly drive does not get an enormous gain.
 pub fn calibrate(pop: &mut Population, model: &Model, scenes: &[Vec<Vec<f32>>]) -> Vec<f64> {
     let k = pop.params.softplus_sharpness as f32;
     let th = pop.params.softplus_threshold as f32;
     let floor = ((softplus(k * (0.15 - th)) - softplus(-k * th)) / k) as f64;
+    // 1 - exp(-x) = level  <=>  x = -ln(1 - level)
+    let x_level = -(1.0 - pop.params.calibration_level).ln();
     let n_units = pop.units.len();
-    let mut maxima = vec![Vec::with_capacity(scenes.len()); n_units];
-    let mut sums = vec![0.0f64; n_units];
-    let mut count = 0usize;
-    for scene in scenes {
-        let drive = model.drive(scene);
-        let skip = (model.latency() + 6).min(drive.len().saturating_sub(1));
-        for u in 0..n_units {
-            let d = drive[skip..].iter().map(|row| row[u] as f64);
-            maxima[u].push(d.clone().fold(0.0, f64::max));
-            sums[u] += d.sum::<f64>();
-        }
-        count += drive.len() - skip;
-    }
+    let drives: Vec<Vec<Vec<f32>>> = scenes
+        .iter()
+        .map(|scene| {
+            let d = model.drive(scene);
+            let skip = (model.latency() + 6).min(d.len().saturating_sub(1));
+            d[skip..].to_vec()
+        })
+        .collect();
     let mut means = Vec::with_capacity(n_units);
     for (u, unit) in pop.units.iter_mut().enumerate() {
-        let m = &mut maxima[u];
-        m.sort_by(f64::total_cmp);
-        let strong = if m.is_empty() { 0.0 } else { m[((m.len() - 1) as f64 * 0.8).round() as usize] };
-        unit.drive_scale_hz = (unit.peak_hz - unit.spontaneous_hz) / strong.max(floor);
-        means.push(unit.drive_scale_hz * sums[u] / count.max(1) as f64);
+        let mut maxima: Vec<f64> =
+            drives.iter().map(|scene| scene.iter().map(|row| row[u] as f64).fold(0.0, f64::max)).collect();
+        maxima.sort_by(f64::total_cmp);
+        let typical = maxima.get(maxima.len() / 2).copied().unwrap_or(0.0).max(floor);
+        let range = (unit.peak_hz - unit.spontaneous_hz).max(1e-9);
+        unit.drive_scale_hz = x_level * range / typical;
+        let (sum, n) = drives
+            .iter()
+            .flatten()
+            .fold((0.0, 0usize), |(s, n), row| (s + rate(unit, row[u] as f64) - unit.spontaneous_hz, n + 1));
+        means.push(sum / n.max(1) as f64);
     }
     means
 }

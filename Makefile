@@ -1,0 +1,74 @@
+# The two commands: `make up` runs the whole system, `make test` runs every test.
+# Everything else here is a step of those two, or a research task (data, train, eval, bench).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+DATA ?= data/default
+MODEL ?= models/default
+REPORT ?= models/default/report
+BINS := target/release/v1 target/release/relay-service target/release/simulation-service
+
+.PHONY: up test deps build frontend data train-default eval-default bench test-rust test-frontend test-e2e compose-test compose-config fuzz clean-data
+
+## Run the whole system: relay-service (http://127.0.0.1:8080, serves the page) and
+## simulation-service (127.0.0.1:8081). Ctrl-C stops both.
+up: build frontend data
+	./scripts/up.sh
+
+## Every test: Rust (unit + integration, real servers), frontend unit tests, and the
+## end-to-end test in Chromium against the real services.
+test: build frontend test-rust test-frontend test-e2e
+
+## System packages the tests need (Debian/Ubuntu, as root or with sudo).
+deps:
+	./scripts/install-deps.sh
+
+build:
+	$(CARGO) build --release --workspace --bins
+
+frontend: frontend/dist/index.html
+
+frontend/dist/index.html: frontend/package-lock.json $(shell find frontend/src -type f 2>/dev/null) frontend/index.html
+	cd frontend && npm ci --no-audit --no-fund && npm run build
+
+## The default simulated dataset (generated once, ~2 minutes).
+data: $(DATA)/ground_truth/COMPLETE
+
+$(DATA)/ground_truth/COMPLETE:
+	target/release/v1 simulate --out $(DATA) --preset default
+
+## Reproduce the shipped default weights and their evaluation report.
+train-default: build data
+	target/release/v1 train --data $(DATA) --out $(MODEL) --preset default
+	$(MAKE) eval-default
+
+eval-default: build data
+	target/release/v1 eval --data $(DATA) --model $(MODEL) --out $(REPORT)
+
+test-rust:
+	$(CARGO) test --release --workspace
+
+test-frontend: frontend
+	cd frontend && npm test
+
+test-e2e: build frontend
+	./scripts/e2e.sh
+
+## Benchmarks (figures go to BENCHMARKS.md by hand, with machine and date).
+bench: build
+	target/release/v1 bench data
+	target/release/v1 bench train
+	target/release/v1 bench infer --model $(MODEL)
+
+compose-config:
+	./scripts/compose-test.sh --config-only
+
+## docker compose up for real (podman), and a round trip through the stack.
+compose-test:
+	./scripts/compose-test.sh
+
+fuzz:
+	cd neural-data/fuzz && cargo fuzz run --sanitizer none -O -a mat_reader -- -max_total_time=600
+
+clean-data:
+	rm -rf $(DATA)

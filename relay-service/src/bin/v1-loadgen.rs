@@ -1,0 +1,301 @@
+//! `v1-loadgen`: drives running services the way browsers do and measures end-to-end
+//! latency. It starts nothing itself.
+//!
+//! Per session: `POST /api/sessions` on the relay, a subscriber on the relay's
+//! `/ws/subscribe`, and a browser connection to the simulation-service's `/ws` that sends
+//! a `stimulus` (an image data URL) every 1/fps seconds. End-to-end latency is the time
+//! from sending a stimulus to receiving its `reconstructed_image` on the subscriber:
+//! decoding, both networks, JPEG encoding and both hops. A frame that never comes back
+//! within the grace period after the run is lost.
+//!
+//! With `--sweep 1,2,4,8` it runs each session count in turn and reports the largest that
+//! holds the frame rate (at least 98% of frames back, none lost) with p99 under
+//! `--p99-limit-ms`. Output: one JSON object per run on stdout, then a summary.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use axum::body::Body;
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use shared_protocol::{DataUrl, ImageKind};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Parser)]
+#[command(name = "v1-loadgen", about = "Drives running relay and simulation services with N sessions and reports latency")]
+struct Args {
+    /// The relay's address (host:port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    relay: SocketAddr,
+    /// The simulation-service's address (host:port).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    sim: SocketAddr,
+    /// Concurrent sessions (ignored with --sweep).
+    #[arg(long, default_value_t = 1)]
+    sessions: usize,
+    /// Session counts to run in turn, e.g. 1,2,4,8,12.
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<usize>,
+    /// Frames per second per session.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Seconds of sending per run.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of sending before measuring (not counted).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Seconds to wait for the last frames after sending stops.
+    #[arg(long, default_value_t = 3.0)]
+    grace: f64,
+    /// Width and height of the JPEG each stimulus carries (a webcam-like frame).
+    #[arg(long, default_value_t = 320)]
+    width: u32,
+    #[arg(long, default_value_t = 240)]
+    height: u32,
+    /// The p99 bound a run must stay under to count as held.
+    #[arg(long, default_value_t = 100.0)]
+    p99_limit_ms: f64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.fps == 0 || args.fps > 30 {
+        bail!("--fps must be between 1 and 30 (the protocol's stream rates)");
+    }
+    if !(args.duration > 0.0 && args.duration <= 600.0) {
+        bail!("--duration must be between 0 and 600 seconds");
+    }
+    let image = Arc::new(test_image(args.width, args.height)?);
+    let counts = if args.sweep.is_empty() { vec![args.sessions] } else { args.sweep.clone() };
+    let mut results = Vec::new();
+    for n in counts {
+        if n == 0 || n > 256 {
+            bail!("session counts must be between 1 and 256, got {n}");
+        }
+        let r = run(&args, n, image.clone()).await?;
+        println!("{}", serde_json::to_string(&r)?);
+        eprintln!(
+            "{n:>3} sessions: sent {:>6} received {:>6} lost {:>4} errors {:>3} | p50 {:>6.1} ms p99 {:>6.1} ms | {:>5.1} fps/session | {}",
+            r["sent"],
+            r["received"],
+            r["lost"],
+            r["errors"],
+            r["latency_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+            r["latency_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
+            r["fps_per_session"].as_f64().unwrap_or(0.0),
+            if r["held"].as_bool() == Some(true) { "held" } else { "NOT held" },
+        );
+        let held = r["held"].as_bool() == Some(true);
+        results.push(r);
+        if !held && !args.sweep.is_empty() {
+            break;
+        }
+    }
+    let best = results.iter().filter(|r| r["held"].as_bool() == Some(true)).filter_map(|r| r["sessions"].as_u64()).max();
+    let summary = json!({
+        "summary": {
+            "fps": args.fps,
+            "image": format!("{}x{} JPEG", args.width, args.height),
+            "p99_limit_ms": args.p99_limit_ms,
+            "largest_sessions_held": best,
+        }
+    });
+    println!("{}", serde_json::to_string(&summary)?);
+    match best {
+        Some(n) => eprintln!("largest session count holding {} fps with p99 < {} ms: {n}", args.fps, args.p99_limit_ms),
+        None => eprintln!("no session count held {} fps with p99 < {} ms", args.fps, args.p99_limit_ms),
+    }
+    Ok(())
+}
+
+/// A webcam-like JPEG: a gradient with some texture.
+fn test_image(w: u32, h: u32) -> anyhow::Result<String> {
+    if w == 0 || h == 0 || w > 4096 || h > 4096 {
+        bail!("--width/--height must be between 1 and 4096");
+    }
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let t = ((x * 7 + y * 13) % 64) as u8;
+        image::Rgb([(x * 255 / w) as u8 ^ t, (y * 255 / h) as u8, 128u8.wrapping_add(t)])
+    });
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Jpeg)?;
+    Ok(DataUrl::encode(ImageKind::Jpeg, &bytes))
+}
+
+/// Sent times of frames not yet back, per session.
+type Pending = Arc<Mutex<HashMap<u64, Instant>>>;
+
+#[derive(Default)]
+struct Tally {
+    sent: u64,
+    received: u64,
+    errors: u64,
+    latencies_ms: Vec<f64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+async fn run(args: &Args, n: usize, image: Arc<String>) -> anyhow::Result<Value> {
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let start_at = Instant::now() + Duration::from_millis(500);
+    let measure_from = start_at + Duration::from_secs_f64(args.warmup);
+    let stop_at = measure_from + Duration::from_secs_f64(args.duration);
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (session, token) = new_session(args.relay).await?;
+        let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
+
+        let (mut sub, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/subscribe", args.relay))
+            .await
+            .context("connecting to the relay's /ws/subscribe")?;
+        sub.send(Message::Text(json!({"type": "subscribe", "session_id": session, "token": token}).to_string().into()))
+            .await?;
+        let first = sub.next().await.ok_or_else(|| anyhow!("the relay closed the subscription"))??;
+        if !first.to_text().unwrap_or_default().contains("\"subscribed\"") {
+            bail!("subscribe failed: {first}");
+        }
+        let (browser, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", args.sim))
+            .await
+            .context("connecting to the simulation-service's /ws")?;
+        let (mut to_sim, mut from_sim) = browser.split();
+
+        // Subscriber: match reconstructions to their send times.
+        let sub_pending = pending.clone();
+        let sub_tally = tally.clone();
+        let grace = stop_at + Duration::from_secs_f64(args.grace);
+        tasks.push(tokio::spawn(async move {
+            while let Ok(Some(Ok(m))) = tokio::time::timeout_at(grace.into(), sub.next()).await {
+                let Ok(text) = m.to_text() else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(text) else { continue };
+                if v["type"] == "reconstructed_image" {
+                    let Some(f) = v["frame_id"].as_u64() else { continue };
+                    if let Some(sent) = lock(&sub_pending).remove(&f) {
+                        let mut t = lock(&sub_tally);
+                        t.received += 1;
+                        t.latencies_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
+                    }
+                } else if v["type"] == "error" {
+                    lock(&sub_tally).errors += 1;
+                }
+                if Instant::now() > stop_at && lock(&sub_pending).is_empty() {
+                    break;
+                }
+            }
+        }));
+        // Browser reader: count errors, drop responses.
+        let read_tally = tally.clone();
+        let read_pending = pending.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Ok(Some(Ok(m))) = tokio::time::timeout_at(grace.into(), from_sim.next()).await {
+                let Ok(text) = m.to_text() else { continue };
+                if text.starts_with("{\"type\":\"error\"") || text.contains("\"type\":\"error\"") {
+                    if let Ok(v) = serde_json::from_str::<Value>(text) {
+                        if let Some(f) = v["frame_id"].as_u64() {
+                            lock(&read_pending).remove(&f);
+                        }
+                        eprintln!("simulation error: {}", v["message"]);
+                    }
+                    lock(&read_tally).errors += 1;
+                }
+            }
+        }));
+        // Sender: one stimulus per tick; only frames after the warm-up are measured.
+        let period = Duration::from_secs_f64(1.0 / f64::from(args.fps));
+        let send_tally = tally.clone();
+        let image = image.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(start_at.into(), period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut frame_id = 0u64;
+            loop {
+                tick.tick().await;
+                let now = Instant::now();
+                if now >= stop_at {
+                    break;
+                }
+                frame_id += 1;
+                let text = format!(
+                    r#"{{"type":"stimulus","session_id":"{session}","token":"{token}","frame_id":{frame_id},"image":"{image}"}}"#
+                );
+                let measured = now >= measure_from;
+                if measured {
+                    lock(&pending).insert(frame_id, Instant::now());
+                }
+                if to_sim.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+                if measured {
+                    lock(&send_tally).sent += 1;
+                }
+            }
+            // Keep the socket open until the grace period ends.
+            tokio::time::sleep_until(grace.into()).await;
+            let _ = to_sim.close().await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let t = lock(&tally);
+    let mut lat = t.latencies_ms.clone();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |q: f64| -> Option<f64> {
+        if lat.is_empty() {
+            None
+        } else {
+            let i = ((q * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1;
+            Some((lat[i] * 100.0).round() / 100.0)
+        }
+    };
+    let lost = t.sent.saturating_sub(t.received);
+    let fps_per_session = t.received as f64 / args.duration / n as f64;
+    let p99 = pct(0.99);
+    let held = lost == 0 && t.received as f64 >= 0.98 * t.sent as f64 && p99.is_some_and(|p| p < args.p99_limit_ms);
+    Ok(json!({
+        "sessions": n,
+        "fps_target": args.fps,
+        "duration_s": args.duration,
+        "sent": t.sent,
+        "received": t.received,
+        "lost": lost,
+        "errors": t.errors,
+        "fps_per_session": (fps_per_session * 100.0).round() / 100.0,
+        "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": p99, "max": lat.last().copied()},
+        "held": held,
+    }))
+}
+
+/// `POST /api/sessions` on the relay.
+async fn new_session(relay: SocketAddr) -> anyhow::Result<(String, String)> {
+    let stream = TcpStream::connect(relay).await.with_context(|| format!("connecting to the relay at {relay}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Body>(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let request = hyper::Request::builder()
+        .method("POST")
+        .uri("/api/sessions")
+        .header("host", relay.to_string())
+        .body(Body::empty())?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 20).await?;
+    if status.as_u16() != 201 {
+        bail!("POST /api/sessions answered {status}: {}", String::from_utf8_lossy(&body));
+    }
+    let v: Value = serde_json::from_slice(&body)?;
+    let id = v["session_id"].as_str().ok_or_else(|| anyhow!("no session_id in {v}"))?;
+    let token = v["token"].as_str().ok_or_else(|| anyhow!("no token in {v}"))?;
+    Ok((id.to_owned(), token.to_owned()))
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# End-to-end test: the real relay-service and simulation-service, a small simulated dataset
+# and a small model trained on it, driven by Chromium through the built frontend.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+v1=target/release/v1
+echo "e2e: simulating a small dataset and training a small model in $work"
+"$v1" simulate --out "$work/data" --preset small >/dev/null
+"$v1" train --data "$work/data" --out "$work/model" --preset small --no-upper-bound >/dev/null 2>"$work/train.log" || { cat "$work/train.log"; exit 1; }
+export RELAY_BIN="$PWD/target/release/relay-service"
+export SIM_BIN="$PWD/target/release/simulation-service"
+export V1_MODEL_DIR="$work/model"
+export V1_DATA_DIR="$work/data"
+cd frontend
+npm run e2e
