@@ -38,9 +38,10 @@ pub struct PopulationParams {
     /// Anisotropy of the retinotopic map (ratio of magnification along the two array
     /// axes): V1 magnification is anisotropic by ~1.2–1.6 (Van Essen et al. 1984).
     pub magnification_anisotropy: Range,
-    /// Scatter of RF centres around the retinotopic map, as a fraction of the unit's RF
-    /// size (standard deviation per axis). Neighbouring RFs scatter by about half an RF
-    /// (Hubel & Wiesel 1974, J Comp Neurol 158:295).
+    /// Scatter of RF centres around the retinotopic map (standard deviation per axis, as a
+    /// fraction of the unit's RF size). Neighbouring RFs scatter by up to about half an RF
+    /// (Hubel & Wiesel 1974, J Comp Neurol 158:295); 0.3 keeps the population footprint
+    /// (union of RFs, +-2 sigma) near 110 px across with the 2 deg array span.
     pub rf_scatter_fraction: f64,
 
     // ---------------------------------------------------------------- orientation map

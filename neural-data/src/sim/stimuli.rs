@@ -32,7 +32,7 @@ const CANVAS_H: usize = FH * 3 / 2;
 const PHOTO_W: u32 = FRAME_WIDTH * 5 / 4;
 const PHOTO_H: u32 = FRAME_HEIGHT * 5 / 4;
 /// Blur of every frame (px, Gaussian sigma) for luma and for chroma: see `blur_to_image`.
-const LUMA_BLUR_SIGMA: f32 = 1.0;
+const LUMA_BLUR_SIGMA: f32 = 1.2;
 const CHROMA_BLUR_SIGMA: f32 = 2.0;
 
 /// Where the frames come from.
@@ -193,12 +193,12 @@ impl Leaf {
         let y = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2];
         colour.iter_mut().for_each(|c| *c = (*c * lum / y).clamp(0.0, 1.0));
         // Oriented 1/f texture: a random stretch makes grain, bark and grass-like texture.
-        let scale = rng::log_uniform(rng, 0.2, 1.5) as f32;
+        let scale = rng::log_uniform(rng, 0.1, 0.6) as f32;
         let stretch = rng::log_uniform(rng, 1.0, 4.0) as f32;
         let ta = rng::uniform(rng, 0.0, std::f64::consts::PI) as f32;
         let (tc, ts) = (ta.cos(), ta.sin());
         let tex = [[scale * tc, scale * ts], [-scale * stretch * ts, scale * stretch * tc]];
-        let texture_amp = 0.3 * rng.random::<f32>();
+        let texture_amp = 0.25 * rng.random::<f32>().powi(2);
         Leaf {
             kind,
             center,
@@ -267,7 +267,7 @@ fn dead_leaves(rng: &mut ChaCha8Rng, noise: &FractalNoise, width: usize, height:
         if uncovered == 0 {
             break;
         }
-        let r = leaf_radius(rng, 4.0, 150.0);
+        let r = leaf_radius(rng, 8.0, 300.0);
         let c = [
             rng::uniform(rng, -0.1 * width as f64, 1.1 * width as f64) as f32,
             rng::uniform(rng, -0.1 * height as f64, 1.1 * height as f64) as f32,
@@ -329,7 +329,7 @@ impl CameraPath {
         let (w, h) = (width as f32, height as f32);
         // Smallest zoom (frame px per canvas px) at which the view still fits.
         let z_fit = (FW as f32 / w).max(FH as f32 / h);
-        let zoom0 = z_fit.max(1.0) * rng::uniform(rng, 1.02, 1.25) as f32;
+        let zoom0 = z_fit.max(1.0) * rng::uniform(rng, 1.2, 1.6) as f32;
         let zoom_amp = rng::uniform(rng, 0.0, 0.06) as f32;
         let z_min = zoom0 * (1.0 - zoom_amp);
         let mut amp = [[0f32; 2]; 2];
