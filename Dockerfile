@@ -86,6 +86,7 @@ FROM debian:bookworm-slim AS runtime
 RUN set -eu; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl; \
+    apt-get clean; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --system --gid 10001 v1; \
     useradd --system --uid 10001 --gid v1 --home-dir /opt/v1 --no-create-home --shell /usr/sbin/nologin v1; \

@@ -38,6 +38,12 @@ if [ ! -f "$model/model.json" ] || [ ! -f "$model/weights.safetensors" ]; then
   say "Mount a trained model there (docker-compose.yml mounts \$V1_MODEL_DIR, default ./models/default) or set V1_MODEL."
   exit 1
 fi
+for f in "$model/model.json" "$model/weights.safetensors"; do
+  if [ ! -r "$f" ]; then
+    say "error: $f is not readable by uid $(id -u); make the model readable for everyone: chmod -R a+rX <model folder>"
+    exit 1
+  fi
+done
 
 case "$autogen" in
   0 | 1) ;;

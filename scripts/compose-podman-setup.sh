@@ -20,6 +20,8 @@
 #        V1_COMPOSE_WORK=/some/dir scripts/compose-podman-setup.sh
 # Then:  . "$W/env.sh"; $DC up -d --wait ...
 # Stop:  scripts/compose-podman-setup.sh --stop     (ends the socket service and the loop)
+# Wipe:  scripts/compose-podman-setup.sh --remove   (also deletes the work folder: images,
+#        build cache, stand-ins; the next run is a cold start)
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 W=${V1_COMPOSE_WORK:-$REPO/.ci-work/compose}
@@ -34,11 +36,29 @@ stop_background() {
     rm -f "$f"
   done
 }
-if [ "${1:-}" = "--stop" ]; then
-  stop_background
-  echo "compose-podman: socket service and health-check loop stopped"
-  exit 0
-fi
+case "${1:-}" in
+  "") ;;
+  --stop)
+    stop_background
+    echo "compose-podman: socket service and health-check loop stopped"
+    exit 0
+    ;;
+  --remove)
+    # Everything this script made: containers, images and build cache (several GB), the
+    # stand-in base images, the venv. The next run starts from scratch.
+    stop_background
+    if [ -f "$W/containers.conf" ] && command -v podman >/dev/null 2>&1; then
+      CONTAINERS_CONF=$W/containers.conf CONTAINERS_STORAGE_CONF=$W/storage.conf podman system reset -f >/dev/null 2>&1 || true
+    fi
+    rm -rf "$W"
+    echo "compose-podman: removed $W"
+    exit 0
+    ;;
+  *)
+    echo "usage: $0 [--stop | --remove]" >&2
+    exit 2
+    ;;
+esac
 
 if [ "$(id -u)" != 0 ]; then
   echo "error: run as root (it installs podman with apt-get and runs rootful podman)" >&2

