@@ -149,6 +149,7 @@ impl V1Model {
         let weights = dir.join("weights.safetensors");
         let tmp = tmp_path(&weights);
         self.varmap.save(&tmp)?;
+        make_readable(&tmp)?;
         std::fs::rename(&tmp, &weights).map_err(io_err(format!("renaming {} into place", tmp.display())))?;
         Ok(())
     }
@@ -352,6 +353,18 @@ fn tmp_path(p: &Path) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(format!(".tmp-{}", std::process::id()));
     PathBuf::from(s)
+}
+
+/// Model files are meant to be shared (services often run as another user, e.g. in a
+/// container): readable by everyone, like files written with the default umask.
+fn make_readable(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(io_err(format!("setting permissions of {}", path.display())))?;
+    }
+    Ok(())
 }
 
 /// Writes a file atomically: a temporary file in the same folder, then a rename.
