@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,30 +14,18 @@ use rand::Rng;
 use serde_json::json;
 use shared_protocol::{ErrorCode, SessionId};
 use tower_http::services::{ServeDir, ServeFile};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::sessions::SessionError;
 use crate::AppState;
 
-/// A JSON error body in the shape of the protocol's `error` message.
-pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    (status, Json(json!({"type": "error", "code": code, "message": message}))).into_response()
-}
+pub use service_kit::http::error_response;
 
 /// Refuses a WebSocket upgrade from a page whose origin is not allowed.
 pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("(not text)"));
-    if state.config.origins.admits(origin) {
-        return None;
-    }
+    let refusal = service_kit::http::check_origin(&state.config.origins, headers, "relay")?;
     state.metrics.error(ErrorCode::Unauthorized);
-    let origin = origin.unwrap_or_default();
-    warn!(origin, "refused a WebSocket from a page of another origin");
-    Some(error_response(
-        StatusCode::FORBIDDEN,
-        ErrorCode::Unauthorized,
-        &format!("pages from {origin} may not connect; add the origin to the relay's --allowed-origins (V1_ALLOWED_ORIGINS)"),
-    ))
+    Some(refusal)
 }
 
 /// `POST /api/sessions`: a new session id (128 random bits, hex) and its token.
@@ -72,7 +60,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     let info = state.reconstructor.model().info();
     let draining = state.shutdown.is_cancelled();
     let body = json!({
-        "status": if draining { "draining" } else { "ok" },
+        "status": service_kit::http::health_status(draining),
         "service": "relay",
         "version": env!("CARGO_PKG_VERSION"),
         "sessions": state.sessions.len(),
@@ -86,18 +74,13 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         },
         "frontend": state.frontend_built(),
     });
-    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (status, Json(body)).into_response()
+    service_kit::http::health_response(draining, body)
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.sessions.set(state.sessions.len() as i64);
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        state.metrics.encode(),
-    )
-        .into_response()
+    service_kit::http::metrics_response(state.metrics.encode())
 }
 
 const NOT_BUILT: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>V1 relay</title></head>\

@@ -11,12 +11,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::ws::{close_code, Message as WsMessage, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Utf8Bytes, WebSocket};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use shared_protocol::{
     check_payload_len, decode, Ack, ErrorCode, ErrorMessage, Message, ProtocolError, ReconstructedImage,
     WaveformLatent, RELAY_INGEST,
@@ -26,7 +25,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::sessions::{Admission, SessionError};
-use crate::ws::{is_oversize, spawn_writer, Outbox, RateLimiter};
+pub use crate::ws::peek_ids;
+use crate::ws::{accept, finish, split, End, Event, Outbox};
 use crate::AppState;
 
 /// Upgrades an authenticated simulation-service. Authentication comes first, so that a
@@ -58,9 +58,7 @@ pub async fn upgrade(
     };
     let limit = state.config.limits.max_message_bytes;
     let tasks = state.tasks.clone();
-    ws.max_message_size(limit)
-        .max_frame_size(limit)
-        .on_upgrade(move |socket| tasks.track_future(serve(socket, state)))
+    accept(ws, limit, &tasks, move |socket| serve(socket, state))
 }
 
 /// Serves one ingest connection until the peer leaves or the relay shuts down; then
@@ -69,62 +67,34 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     state.metrics.connection("ingest");
     state.metrics.ingest_connections.inc();
     info!("simulation-service connected to /ws/ingest");
-    let (sink, mut stream) = socket.split();
-    let (outbox, writer) = spawn_writer(sink);
-    let frames = Frames {
-        tasks: TaskTracker::new(),
-        slots: Arc::new(Semaphore::new(reply_slots(&state))),
-    };
-    let mut limiter = RateLimiter::new(state.config.limits.ingest_messages_per_second, Instant::now());
-    let mut close: Option<(u16, &'static str)> = None;
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = state.shutdown.cancelled() => {
-                close = Some((close_code::AWAY, "relay shutting down"));
-                break;
+    let rate = state.config.limits.ingest_messages_per_second;
+    let (mut reader, outbox, writer) = split(socket, rate, state.shutdown.clone());
+    let frames = Frames { tasks: TaskTracker::new(), slots: Arc::new(Semaphore::new(reply_slots(&state))) };
+    let close = loop {
+        match reader.next().await {
+            Ok(Event::Text { text, received }) => handle_text(&state, &outbox, &frames, text, received).await,
+            Ok(Event::RateLimited { text }) => {
+                let message = format!("more than {rate} messages per second on this connection; the frame was dropped");
+                send_error(&state, &outbox, error(ErrorCode::RateLimited, message, peek_ids(&text))).await;
             }
-            next = stream.next() => next,
-        };
-        match next {
-            None | Some(Ok(WsMessage::Close(_))) => break,
-            Some(Err(e)) => {
-                if is_oversize(&e) {
-                    state.metrics.error(ErrorCode::TooLarge);
-                    warn!("closing /ws/ingest: {e}");
-                    close = Some((close_code::SIZE, "message over the relay's size limit"));
-                } else {
-                    debug!("ingest read error: {e}");
+            Ok(Event::Binary) => send_error(&state, &outbox, ProtocolError::Binary.to_error_message(None, None)).await,
+            Err(end) => {
+                match &end {
+                    End::Oversize(e) => {
+                        state.metrics.error(ErrorCode::TooLarge);
+                        warn!("closing /ws/ingest: {e}");
+                    }
+                    End::Failed(e) => debug!("ingest read error: {e}"),
+                    End::Closed | End::Shutdown => {}
                 }
-                break;
+                break end.close_frame("relay shutting down", "message over the relay's size limit");
             }
-            Some(Ok(WsMessage::Binary(_))) => {
-                send_error(&state, &outbox, ProtocolError::Binary.to_error_message(None, None)).await;
-            }
-            Some(Ok(WsMessage::Text(text))) => {
-                let received = Instant::now();
-                if !limiter.allow(received) {
-                    let message = format!(
-                        "more than {} messages per second on this connection; the frame was dropped",
-                        state.config.limits.ingest_messages_per_second
-                    );
-                    let ids = peek_ids(&text);
-                    send_error(&state, &outbox, error(ErrorCode::RateLimited, message, ids)).await;
-                    continue;
-                }
-                handle_text(&state, &outbox, &frames, text, received).await;
-            }
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
         }
-    }
+    };
     // Frames already accepted are reconstructed and buffered even if the sender is gone.
     frames.tasks.close();
     frames.tasks.wait().await;
-    if let Some((code, reason)) = close {
-        outbox.close(code, reason).await;
-    }
-    drop(outbox);
-    let _ = writer.await;
+    finish(outbox, writer, close).await;
     state.metrics.ingest_connections.dec();
     info!("simulation-service left /ws/ingest");
 }
@@ -262,23 +232,7 @@ fn round_ms(ms: f64) -> f64 {
     (ms * 1000.0).round() / 1000.0
 }
 
-/// The session and frame a message that failed validation was about, when its JSON
-/// still says so, so the sender can match the error to its frame.
-pub fn peek_ids(text: &str) -> (Option<shared_protocol::SessionId>, Option<u64>) {
-    #[derive(serde::Deserialize)]
-    struct Ids {
-        session_id: Option<String>,
-        frame_id: Option<u64>,
-    }
-    match serde_json::from_str::<Ids>(text) {
-        Ok(ids) => (ids.session_id.and_then(|s| shared_protocol::SessionId::parse(&s).ok()), ids.frame_id),
-        Err(_) => (None, None),
-    }
-}
-
-/// Frames one connection may have unanswered: twice what the workers can hold, so that
-/// under plain overload the worker queue refuses first (with the more useful message)
-/// and this bound only catches a peer that stops reading.
+/// Frames one connection may have unanswered (see [`crate::ws::reply_slots`]).
 fn reply_slots(state: &AppState) -> usize {
-    2 * (state.config.workers + state.config.limits.queue_depth)
+    crate::ws::reply_slots(state.config.workers, state.config.limits.queue_depth)
 }

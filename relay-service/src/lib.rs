@@ -8,12 +8,12 @@
 //! - [`config`]: [`RelayConfig`] and [`Limits`], validated before start.
 //! - [`ingest`]: `/ws/ingest`, the per-frame hot path (authenticated by the shared secret).
 //! - [`reconstruct`]: response -> JPEG data URL, on a worker thread.
-//! - [`pool`]: bounded inference queue (full queue -> `overloaded`).
+//! - [`pool`]: bounded inference queue (full queue -> `overloaded`), from `service-kit`.
 //! - [`sessions`]: per-session buffer, de-duplication and fan-out; idle expiry.
 //! - [`subscribe`]: `/ws/subscribe` for browsers (token per session).
 //! - [`http`]: `POST /api/sessions`, `/healthz`, `/metrics`, the frontend.
 //! - [`metrics`]: the Prometheus registry.
-//! - [`ws`]: socket plumbing (writer task, rate limiter).
+//! - [`ws`]: socket plumbing (writer task, reader, rate limiter), from `service-kit`.
 //! - [`error`]: start-up errors.
 //!
 //! [`app`] builds the router; [`run`] serves it on a listener until a shutdown future
@@ -25,29 +25,28 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
-pub mod pool;
 pub mod reconstruct;
 pub mod sessions;
 pub mod subscribe;
-pub mod ws;
+
+pub use service_kit::{pool, ws};
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::{get, post};
 use axum::Router;
 use models::V1Model;
+use service_kit::serve::Drain;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
 pub use config::{ConfigError, Limits, RelayConfig};
-pub use error::{bind, StartError};
+pub use error::StartError;
+pub use service_kit::serve::{bind, BindError};
 
 /// Default address: loopback only, so nothing is exposed unless asked.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -69,15 +68,9 @@ pub struct Shared {
     pub tasks: TaskTracker,
 }
 
-/// Cheap-to-clone handle to [`Shared`].
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
+service_kit::state_handle! {
+    /// Cheap-to-clone handle to [`Shared`].
+    pub struct AppState(Shared);
 }
 
 impl AppState {
@@ -115,10 +108,7 @@ impl AppState {
 
 /// The relay's routes.
 pub fn app(state: AppState) -> Router {
-    let origins = state.config.origins.clone();
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin, _| origins.admits(origin.to_str().ok())))
-        .allow_methods([axum::http::Method::GET, axum::http::Method::POST]);
+    let cors = service_kit::http::cors(state.config.origins.clone(), [axum::http::Method::GET, axum::http::Method::POST]);
     let api = Router::new()
         .route("/api/sessions", post(http::create_session))
         .route("/healthz", get(http::healthz))
@@ -144,21 +134,8 @@ pub async fn run(
         warn!(dir = %state.config.static_dir.display(), "frontend not built: `/` shows how to build it (make frontend)");
     }
     state.tasks.spawn(expire_sessions(state.clone()));
-    let token = state.shutdown.clone();
-    let signal = async move {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = token.cancelled() => {}
-        }
-        info!("relay shutting down: draining in-flight frames");
-        token.cancel();
-    };
-    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(signal).await?;
-    state.tasks.close();
-    if tokio::time::timeout(state.config.drain_timeout, state.tasks.wait()).await.is_err() {
-        warn!(timeout = ?state.config.drain_timeout, "some connections did not finish draining in time");
-    }
+    let drain = Drain { token: state.shutdown.clone(), tasks: state.tasks.clone(), timeout: state.config.drain_timeout };
+    service_kit::serve::serve(listener, app(state.clone()), shutdown, &drain, "relay", "connections").await?;
     info!("relay stopped");
     Ok(())
 }

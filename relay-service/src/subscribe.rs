@@ -9,11 +9,10 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::extract::ws::{close_code, Message as WsMessage, WebSocket};
+use axum::extract::ws::WebSocket;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use futures_util::StreamExt;
 use shared_protocol::{
     decode, ErrorCode, ErrorMessage, Message, ProtocolError, SessionId, Subscribe, Subscribed, RELAY_SUBSCRIBE,
 };
@@ -21,9 +20,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::ingest::peek_ids;
 use crate::sessions::{SessionError, Subscription};
-use crate::ws::{is_oversize, spawn_writer, Outbox, RateLimiter};
+use crate::ws::{accept, finish, peek_ids, split, End, Event, Outbox};
 use crate::AppState;
 
 /// Largest message a subscriber sends (`subscribe` is tiny).
@@ -38,78 +36,51 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebS
     }
     let limit = MAX_SUBSCRIBER_MESSAGE.min(state.config.limits.max_message_bytes);
     let tasks = state.tasks.clone();
-    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| tasks.track_future(serve(socket, state)))
+    accept(ws, limit, &tasks, move |socket| serve(socket, state))
 }
 
 /// Serves one subscriber connection until it leaves or the relay shuts down.
 pub async fn serve(socket: WebSocket, state: AppState) {
     state.metrics.connection("subscribe");
-    let (sink, mut stream) = socket.split();
-    let (outbox, writer) = spawn_writer(sink);
+    let rate = state.config.limits.subscribe_messages_per_second;
+    let (mut reader, outbox, writer) = split(socket, rate, state.shutdown.clone());
     let mut forwarders: HashMap<SessionId, JoinHandle<()>> = HashMap::new();
-    let mut limiter = RateLimiter::new(state.config.limits.subscribe_messages_per_second, Instant::now());
-    let mut close: Option<(u16, &'static str)> = None;
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = state.shutdown.cancelled() => {
-                close = Some((close_code::AWAY, "relay shutting down"));
-                break;
+    let close = loop {
+        match reader.next().await {
+            Ok(Event::Text { text, received }) => match decode(text.as_str(), &RELAY_SUBSCRIBE) {
+                Ok(Message::Subscribe(sub)) => subscribe(&state, &outbox, &mut forwarders, sub, received).await,
+                Ok(other) => {
+                    let e = ErrorMessage {
+                        code: ErrorCode::UnknownType,
+                        message: format!("{} is not accepted on /ws/subscribe", other.message_type()),
+                        session_id: other.session_id().cloned(),
+                        frame_id: None,
+                    };
+                    send_error(&state, &outbox, e).await;
+                }
+                Err(e) => send_error(&state, &outbox, e.to_error_message(peek_ids(&text).0, None)).await,
+            },
+            Ok(Event::RateLimited { .. }) => {
+                let message = format!("more than {rate} messages per second on this connection; the message was dropped");
+                let e = ErrorMessage { code: ErrorCode::RateLimited, message, session_id: None, frame_id: None };
+                send_error(&state, &outbox, e).await;
             }
-            next = stream.next() => next,
-        };
-        match next {
-            None | Some(Ok(WsMessage::Close(_))) => break,
-            Some(Err(e)) => {
-                if is_oversize(&e) {
+            Ok(Event::Binary) => send_error(&state, &outbox, ProtocolError::Binary.to_error_message(None, None)).await,
+            Err(end) => {
+                if let End::Oversize(_) = end {
                     state.metrics.error(ErrorCode::TooLarge);
-                    close = Some((close_code::SIZE, "message over the subscriber size limit"));
                 }
-                debug!("subscriber read error: {e}");
-                break;
-            }
-            Some(Ok(WsMessage::Binary(_))) => {
-                send_error(&state, &outbox, ProtocolError::Binary.to_error_message(None, None)).await;
-            }
-            Some(Ok(WsMessage::Text(text))) => {
-                let now = Instant::now();
-                if !limiter.allow(now) {
-                    let message = format!(
-                        "more than {} messages per second on this connection; the message was dropped",
-                        state.config.limits.subscribe_messages_per_second
-                    );
-                    send_error(&state, &outbox, ErrorMessage { code: ErrorCode::RateLimited, message, session_id: None, frame_id: None })
-                        .await;
-                    continue;
+                if let End::Oversize(e) | End::Failed(e) = &end {
+                    debug!("subscriber read error: {e}");
                 }
-                match decode(text.as_str(), &RELAY_SUBSCRIBE) {
-                    Ok(Message::Subscribe(sub)) => subscribe(&state, &outbox, &mut forwarders, sub, now).await,
-                    Ok(other) => {
-                        let e = ErrorMessage {
-                            code: ErrorCode::UnknownType,
-                            message: format!("{} is not accepted on /ws/subscribe", other.message_type()),
-                            session_id: other.session_id().cloned(),
-                            frame_id: None,
-                        };
-                        send_error(&state, &outbox, e).await;
-                    }
-                    Err(e) => {
-                        let ids = peek_ids(&text);
-                        send_error(&state, &outbox, e.to_error_message(ids.0, None)).await;
-                    }
-                }
+                break end.close_frame("relay shutting down", "message over the subscriber size limit");
             }
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
         }
-    }
+    };
     for (_, f) in forwarders.drain() {
         f.abort();
     }
-    if let Some((code, reason)) = close {
-        outbox.close(code, reason).await;
-    }
-    drop(outbox);
-    let _ = writer.await;
+    finish(outbox, writer, close).await;
 }
 
 async fn subscribe(

@@ -10,13 +10,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::ws::{close_code, Message as WsMessage, WebSocket};
+use axum::extract::ws::WebSocket;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use futures_util::StreamExt;
 use shared_protocol::validate::DEFAULT_FPS;
 use shared_protocol::{
     decode, ErrorCode, ErrorMessage, Message, ProtocolError, SessionId, Source, StartStream, Stimulus, SIMULATION,
@@ -27,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use crate::frames::{process, FrameMeta, Input};
-use crate::ws::{is_oversize, spawn_writer, Outbox, RateLimiter};
+use crate::ws::{accept, finish, peek_ids, split, End, Event, Outbox};
 use crate::AppState;
 
 pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
@@ -43,7 +41,7 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebS
     }
     let limit = state.config.limits.max_message_bytes;
     let tasks = state.tasks.clone();
-    ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| tasks.track_future(serve(socket, state)))
+    accept(ws, limit, &tasks, move |socket| serve(socket, state))
 }
 
 /// One browser connection's state.
@@ -65,48 +63,32 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     let id = state.next_connection.fetch_add(1, Ordering::Relaxed);
     state.metrics.connections.inc();
     debug!(connection = id, "browser connected");
-    let (sink, mut stream) = socket.split();
-    let (outbox, writer) = spawn_writer(sink);
+    let rate = state.config.limits.messages_per_second;
+    let (mut reader, outbox, writer) = split(socket, rate, state.shutdown.clone());
     let slots = Arc::new(Semaphore::new(reply_slots(&state)));
     let mut conn =
         Connection { id, outbox, sessions: HashSet::new(), streams: HashMap::new(), tasks: TaskTracker::new(), slots };
-    let mut limiter = RateLimiter::new(state.config.limits.messages_per_second, Instant::now());
-    let mut close: Option<(u16, &'static str)> = None;
-    loop {
-        let next = tokio::select! {
-            biased;
-            _ = state.shutdown.cancelled() => {
-                close = Some((close_code::AWAY, "simulation-service shutting down"));
-                break;
-            }
-            next = stream.next() => next,
-        };
-        match next {
-            None | Some(Ok(WsMessage::Close(_))) => break,
-            Some(Err(e)) => {
-                if is_oversize(&e) {
-                    state.metrics.error(ErrorCode::TooLarge);
-                    info!(connection = id, "closing a browser connection: {e}");
-                    close = Some((close_code::SIZE, "message over the size limit (--max-message-bytes)"));
-                } else {
-                    debug!(connection = id, "read error: {e}");
+    let close = loop {
+        match reader.next().await {
+            Err(end) => {
+                match &end {
+                    End::Oversize(e) => {
+                        state.metrics.error(ErrorCode::TooLarge);
+                        info!(connection = id, "closing a browser connection: {e}");
+                    }
+                    End::Failed(e) => debug!(connection = id, "read error: {e}"),
+                    End::Closed | End::Shutdown => {}
                 }
-                break;
+                break end.close_frame("simulation-service shutting down", "message over the size limit (--max-message-bytes)");
             }
-            Some(Ok(WsMessage::Binary(_))) => {
-                send_error(&state, &conn.outbox, ProtocolError::Binary.to_error_message(None, None)).await;
+            Ok(Event::Binary) => send_error(&state, &conn.outbox, ProtocolError::Binary.to_error_message(None, None)).await,
+            Ok(Event::RateLimited { text }) => {
+                let message = format!("more than {rate} messages per second on this connection; the message was dropped");
+                let (session_id, frame_id) = peek_ids(text.as_str());
+                let e = ErrorMessage { code: ErrorCode::RateLimited, message, session_id, frame_id };
+                send_error(&state, &conn.outbox, e).await;
             }
-            Some(Ok(WsMessage::Text(text))) => {
-                if !limiter.allow(Instant::now()) {
-                    let message = format!(
-                        "more than {} messages per second on this connection; the message was dropped",
-                        state.config.limits.messages_per_second
-                    );
-                    let (session_id, frame_id) = peek_ids(text.as_str());
-                    send_error(&state, &conn.outbox, ErrorMessage { code: ErrorCode::RateLimited, message, session_id, frame_id })
-                        .await;
-                    continue;
-                }
+            Ok(Event::Text { text, .. }) => {
                 match decode(text.as_str(), &SIMULATION) {
                     Ok(Message::Stimulus(s)) => stimulus(&state, &mut conn, s).await,
                     Ok(Message::StartStream(s)) => start_stream(&state, &mut conn, s).await,
@@ -130,9 +112,8 @@ pub async fn serve(socket: WebSocket, state: AppState) {
                     }
                 }
             }
-            Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
         }
-    }
+    };
     for (_, stop) in conn.streams.drain() {
         stop.cancel();
     }
@@ -142,11 +123,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     conn.tasks.wait().await;
     let sessions = state.viewers.forget_connection(conn.id);
     state.metrics.sessions.set(sessions as i64);
-    if let Some((code, reason)) = close {
-        conn.outbox.close(code, reason).await;
-    }
-    drop(conn);
-    let _ = writer.await;
+    finish(conn.outbox, writer, close).await;
     state.metrics.connections.dec();
     debug!(connection = id, "browser left");
 }
@@ -258,23 +235,7 @@ async fn send_error(state: &AppState, outbox: &Outbox, e: ErrorMessage) {
     outbox.error(e).await;
 }
 
-/// The session and frame a message that failed validation was about, when its JSON
-/// still says so, so the browser can match the error to its frame.
-fn peek_ids(text: &str) -> (Option<SessionId>, Option<u64>) {
-    #[derive(serde::Deserialize)]
-    struct Ids {
-        session_id: Option<String>,
-        frame_id: Option<u64>,
-    }
-    match serde_json::from_str::<Ids>(text) {
-        Ok(ids) => (ids.session_id.and_then(|s| SessionId::parse(&s).ok()), ids.frame_id),
-        Err(_) => (None, None),
-    }
-}
-
-/// Frames one connection may have unanswered: twice what the workers can hold, so that
-/// under plain overload the worker queue refuses first (with the more useful message)
-/// and this bound only catches a peer that stops reading.
+/// Frames one connection may have unanswered (see [`crate::ws::reply_slots`]).
 fn reply_slots(state: &AppState) -> usize {
-    2 * (state.config.workers + state.config.limits.queue_depth)
+    crate::ws::reply_slots(state.config.workers, state.config.limits.queue_depth)
 }

@@ -1,7 +1,6 @@
 //! Errors: [`StartError`] (start-up: what failed and what to do) and [`FrameError`] (one
 //! frame could not be simulated; each maps to a wire error code).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use shared_protocol::{ErrorCode, ProtocolError};
@@ -18,18 +17,8 @@ pub enum StartError {
     Data { dir: PathBuf, source: models::ModelError },
     #[error("cannot use the image folder {dir} (--images / V1_IMAGES): {message}")]
     Images { dir: PathBuf, message: String },
-    #[error("cannot listen on {addr}: the address is already in use. Stop the other process, or choose another address with --bind (or {env})")]
-    AddrInUse { addr: SocketAddr, env: &'static str },
-    #[error("cannot listen on {addr}: {source}. Choose another address with --bind (or {env})")]
-    Bind { addr: SocketAddr, env: &'static str, source: std::io::Error },
-}
-
-/// Binds `addr`, turning the usual failures into advice.
-pub async fn bind(addr: SocketAddr, env: &'static str) -> Result<tokio::net::TcpListener, StartError> {
-    tokio::net::TcpListener::bind(addr).await.map_err(|source| match source.kind() {
-        std::io::ErrorKind::AddrInUse => StartError::AddrInUse { addr, env },
-        _ => StartError::Bind { addr, env, source },
-    })
+    #[error(transparent)]
+    Bind(#[from] service_kit::serve::BindError),
 }
 
 /// Why one frame could not be simulated.

@@ -3,35 +3,22 @@
 //! and error bodies shared with the WebSocket upgrade.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use shared_protocol::validate::{MAX_FPS, MIN_FPS};
 use shared_protocol::{ErrorCode, StreamSource};
-use tracing::warn;
 
 use crate::AppState;
 
-/// A JSON error body in the shape of the protocol's `error` message.
-pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    (status, Json(json!({"type": "error", "code": code, "message": message}))).into_response()
-}
+pub use service_kit::http::error_response;
 
 /// Refuses a WebSocket upgrade from a page whose origin is not allowed.
 pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let origin = headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("(not text)"));
-    if state.config.origins.admits(origin) {
-        return None;
-    }
+    let refusal = service_kit::http::check_origin(&state.config.origins, headers, "service")?;
     state.metrics.error(ErrorCode::Unauthorized);
-    let origin = origin.unwrap_or_default();
-    warn!(origin, "refused a WebSocket from a page of another origin");
-    Some(error_response(
-        StatusCode::FORBIDDEN,
-        ErrorCode::Unauthorized,
-        &format!("pages from {origin} may not connect; add the origin to the service's --allowed-origins (V1_ALLOWED_ORIGINS)"),
-    ))
+    Some(refusal)
 }
 
 /// `GET /api/info`.
@@ -89,7 +76,7 @@ pub async fn info(State(state): State<AppState>) -> Response {
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let draining = state.shutdown.is_cancelled();
     let body = json!({
-        "status": if draining { "draining" } else { "ok" },
+        "status": service_kit::http::health_status(draining),
         "service": "simulation",
         "version": env!("CARGO_PKG_VERSION"),
         "relay_connected": state.relay.is_connected(),
@@ -98,15 +85,10 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         "sources": state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect::<Vec<_>>(),
         "model": state.config.model_dir.display().to_string(),
     });
-    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (status, Json(body)).into_response()
+    service_kit::http::health_response(draining, body)
 }
 
 /// `GET /metrics`: Prometheus (OpenMetrics) text.
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        state.metrics.encode(),
-    )
-        .into_response()
+    service_kit::http::metrics_response(state.metrics.encode())
 }

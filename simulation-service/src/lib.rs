@@ -10,13 +10,13 @@
 //! - [`browser`]: `/ws`, stimuli and streams of one browser connection.
 //! - [`frames`]: one frame from input to `response` + `waveform_latent`; frame ids.
 //! - [`simulate`]: the per-frame hot path (image limits, decoding, the model).
-//! - [`pool`]: bounded inference queue (full queue -> `overloaded`).
+//! - [`pool`]: bounded inference queue (full queue -> `overloaded`), from `service-kit`.
 //! - [`streams`]: frames produced at a steady rate (recorded, dataset, folder, webcam).
 //! - [`sources`]: dataset segments, image folder (read at start-up), camera.
 //! - [`relay_link`]: the connection to the relay: backoff, acknowledgement, re-sending.
 //! - [`http`]: `/api/info`, `/healthz`, `/metrics`.
 //! - [`metrics`]: the Prometheus registry.
-//! - [`ws`]: socket plumbing (writer task, rate limiter).
+//! - [`ws`]: socket plumbing (writer task, reader, rate limiter), from `service-kit`.
 //! - [`error`]: start-up and per-frame errors.
 //!
 //! [`app`] builds the router; [`run`] serves it until a shutdown future resolves, then
@@ -29,31 +29,31 @@ pub mod error;
 pub mod frames;
 pub mod http;
 pub mod metrics;
-pub mod pool;
 pub mod relay_link;
 pub mod simulate;
 pub mod sources;
 pub mod streams;
 #[cfg(feature = "webcam")]
 pub mod webcam;
-pub mod ws;
+
+pub use service_kit::{pool, ws};
 
 use std::future::Future;
-use std::ops::Deref;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use axum::routing::get;
 use axum::Router;
 use models::V1Model;
+use service_kit::serve::Drain;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
 pub use config::{ConfigError, Limits, SimConfig};
-pub use error::{bind, FrameError, StartError};
+pub use error::{FrameError, StartError};
+pub use service_kit::serve::{bind, BindError};
 
 /// Default address: loopback only.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8081";
@@ -85,15 +85,9 @@ pub struct Shared {
     pub next_connection: AtomicU64,
 }
 
-/// Cheap-to-clone handle to [`Shared`].
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
+service_kit::state_handle! {
+    /// Cheap-to-clone handle to [`Shared`].
+    pub struct AppState(Shared);
 }
 
 impl AppState {
@@ -147,11 +141,8 @@ impl AppState {
 
 /// The simulation-service's routes.
 pub fn app(state: AppState) -> Router {
-    let origins = state.config.origins.clone();
     // The page is served by the relay, so reading /api/info is a cross-origin request.
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin, _| origins.admits(origin.to_str().ok())))
-        .allow_methods([axum::http::Method::GET]);
+    let cors = service_kit::http::cors(state.config.origins.clone(), [axum::http::Method::GET]);
     Router::new()
         .route("/api/info", get(http::info))
         .route("/healthz", get(http::healthz))
@@ -188,20 +179,8 @@ pub async fn run(
             tokio::spawn(task.run(config, state.metrics.clone(), errors, link_drain.clone()))
         })
     };
-    let token = state.shutdown.clone();
-    let signal = async move {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = token.cancelled() => {}
-        }
-        info!("simulation-service shutting down: draining in-flight frames");
-        token.cancel();
-    };
-    axum::serve(listener, app(state.clone())).with_graceful_shutdown(signal).await?;
-    state.tasks.close();
-    if tokio::time::timeout(state.config.drain_timeout, state.tasks.wait()).await.is_err() {
-        warn!(timeout = ?state.config.drain_timeout, "some browser connections did not finish draining in time");
-    }
+    let drain = Drain { token: state.shutdown.clone(), tasks: state.tasks.clone(), timeout: state.config.drain_timeout };
+    service_kit::serve::serve(listener, app(state.clone()), shutdown, &drain, "simulation-service", "browser connections").await?;
     link_drain.cancel();
     if let Some(link) = link {
         // The link has its own drain timeout; this bound only guards against a bug.

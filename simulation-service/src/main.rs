@@ -1,7 +1,6 @@
 //! `simulation-service`: flags and environment -> [`SimConfig`], then
 //! [`simulation_service::run`].
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +9,6 @@ use std::time::Duration;
 use clap::Parser;
 use shared_protocol::{OriginPolicy, SharedSecret};
 use simulation_service::{bind, AppState, Limits, SimConfig, BIND_ENV, DEFAULT_BIND, DEFAULT_RELAY_URL};
-use tracing::error;
 
 /// Simulates V1 responses to images and forwards them to the relay-service.
 #[derive(Debug, Parser)]
@@ -81,36 +79,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    // One frame is a batch of one: threads inside a single tensor operation cost more
-    // than they save, and frames already run in parallel on the workers. On 2 cores this
-    // took p99 at 8 sessions x 30 fps from 115 ms to 32 ms. An explicit setting wins.
-    // Set before any thread exists (the numeric backend reads it at every operation).
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", "1");
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    // Logging and one numeric thread per frame, before any thread exists.
+    service_kit::binary::init();
     let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            error!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(start(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("simulation-service: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::binary::run("simulation-service", start(args))
 }
 
 async fn start(args: Args) -> anyhow::Result<()> {
@@ -154,28 +126,6 @@ async fn start(args: Args) -> anyhow::Result<()> {
     };
     let state = tokio::task::spawn_blocking(move || AppState::load(config)).await??;
     let listener = bind(args.bind, BIND_ENV).await?;
-    simulation_service::run(listener, state, shutdown_signal()).await?;
+    simulation_service::run(listener, state, service_kit::serve::shutdown_signal()).await?;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }

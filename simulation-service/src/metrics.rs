@@ -10,21 +10,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+pub use service_kit::metrics::CodeLabel;
+use service_kit::metrics::latency_buckets;
 use shared_protocol::{ErrorCode, Source};
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct CodeLabel {
-    pub code: String,
-}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
     pub source: String,
-}
-
-/// Latency buckets in seconds, 0.5 ms to 2.5 s: a frame budget is 33 ms.
-fn latency_buckets() -> impl Iterator<Item = f64> {
-    [0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5].into_iter()
 }
 
 pub struct Metrics {
@@ -116,11 +108,11 @@ impl Metrics {
     }
 
     pub fn error(&self, code: ErrorCode) {
-        self.errors.get_or_create(&CodeLabel { code: code.as_str().to_owned() }).inc();
+        self.errors.get_or_create(&CodeLabel::of(code)).inc();
     }
 
     pub fn relay_error(&self, code: ErrorCode) {
-        self.relay_errors.get_or_create(&CodeLabel { code: code.as_str().to_owned() }).inc();
+        self.relay_errors.get_or_create(&CodeLabel::of(code)).inc();
     }
 
     pub fn frame_in(&self, source: Source) {
@@ -128,9 +120,6 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        service_kit::metrics::encode(&self.registry)
     }
 }

@@ -10,23 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::body::Body;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+pub use service_kit::testing::{close_code, connect, expect_type, next_json, send, short, Running, Ws, WAIT};
 use shared_protocol::{DataUrl, ImageKind, OriginPolicy, SessionId, SharedSecret};
 use simulation_service::{AppState as SimState, Limits as SimLimits, SimConfig};
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub const SECRET: &str = "e2e-secret-0123456789abcdef0123456789";
-pub const WAIT: Duration = Duration::from_secs(30);
 
 pub fn secret() -> SharedSecret {
     SharedSecret::new(SECRET).unwrap()
@@ -54,26 +43,6 @@ pub fn load_model() -> models::V1Model {
     models::V1Model::load(&fixture().model_dir).unwrap()
 }
 
-/// A running server of either service.
-pub struct Running<S> {
-    pub addr: SocketAddr,
-    pub state: S,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl<S> Running<S> {
-    /// Shuts down and waits for the drain to finish.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            tokio::time::timeout(WAIT, h).await.unwrap().unwrap().unwrap();
-        }
-    }
-}
-
 pub fn relay_config() -> relay_service::RelayConfig {
     relay_service::RelayConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -93,12 +62,11 @@ pub fn relay_config() -> relay_service::RelayConfig {
 pub async fn start_relay(addr: SocketAddr) -> Running<relay_service::AppState> {
     let state = relay_service::AppState::new(relay_config(), load_model()).unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(relay_service::run(listener, state.clone(), async move {
-        let _ = rx.await;
-    }));
-    Running { addr, state, stop: Some(tx), handle: Some(handle) }
+    Running::start(listener, state, |listener, state, stop| {
+        relay_service::run(listener, state, async move {
+            let _ = stop.await;
+        })
+    })
 }
 
 pub fn sim_config(relay: SocketAddr) -> SimConfig {
@@ -122,12 +90,11 @@ pub fn sim_config(relay: SocketAddr) -> SimConfig {
 pub async fn start_sim(config: SimConfig) -> Running<SimState> {
     let state = tokio::task::spawn_blocking(move || SimState::load(config)).await.unwrap().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(simulation_service::run(listener, state.clone(), async move {
-        let _ = rx.await;
-    }));
-    Running { addr, state, stop: Some(tx), handle: Some(handle) }
+    Running::start(listener, state, |listener, state, stop| {
+        simulation_service::run(listener, state, async move {
+            let _ = stop.await;
+        })
+    })
 }
 
 /// Both services, wired together.
@@ -227,59 +194,6 @@ pub fn jpeg_data_url(w: u32, h: u32) -> String {
     DataUrl::encode(ImageKind::Jpeg, &bytes)
 }
 
-pub async fn connect(url: &str, headers: &[(&str, &str)]) -> Result<Ws, u16> {
-    let mut request = url.into_client_request().unwrap();
-    for (k, v) in headers {
-        request.headers_mut().insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
-    }
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-        Err(e) => panic!("connecting to {url}: {e}"),
-    }
-}
-
-pub async fn send(ws: &mut Ws, text: &str) {
-    ws.send(Message::Text(text.into())).await.unwrap();
-}
-
-pub async fn next_json(ws: &mut Ws) -> Option<Value> {
-    loop {
-        let m = tokio::time::timeout(WAIT, ws.next()).await.expect("timed out waiting for a message")?;
-        match m {
-            Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).unwrap()),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => continue,
-        }
-    }
-}
-
-pub async fn expect_type(ws: &mut Ws, ty: &str) -> Value {
-    let v = next_json(ws).await.unwrap_or_else(|| panic!("socket closed while waiting for {ty}"));
-    assert_eq!(v["type"], ty, "expected {ty}, got {}", short(&v));
-    v
-}
-
-/// A message with long strings and arrays cut, for assertion messages.
-pub fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.len() > 400 {
-        format!("{}...", &s[..400])
-    } else {
-        s
-    }
-}
-
-pub async fn close_code(ws: &mut Ws) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("timed out waiting for close")? {
-            Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-            Ok(_) => continue,
-            Err(_) => return None,
-        }
-    }
-}
-
 pub fn decode_image_url(url: &str, kind: ImageKind) -> image::DynamicImage {
     let data = DataUrl::parse(url, "image", 1 << 24).unwrap();
     assert_eq!(data.kind, kind);
@@ -288,22 +202,6 @@ pub fn decode_image_url(url: &str, kind: ImageKind) -> image::DynamicImage {
 
 /// One HTTP/1.1 request; (status, headers as "name: value" lines, body).
 pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let io = hyper_util::rt::TokioIo::new(stream);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Body>(io).await.unwrap();
-    tokio::spawn(conn);
-    let mut req = hyper::Request::builder().method(method).uri(path).header("host", addr.to_string());
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = sender.send_request(req.body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status().as_u16();
-    let head = response
-        .headers()
-        .iter()
-        .map(|(k, v)| format!("{}: {}", k, v.to_str().unwrap_or_default()))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let bytes = axum::body::to_bytes(Body::new(response.into_body()), 1 << 24).await.unwrap();
-    (status, head, String::from_utf8_lossy(&bytes).into_owned())
+    let response = service_kit::testing::request(addr, method, path, headers).await;
+    (response.status, response.head(), response.body)
 }
