@@ -25,7 +25,8 @@ stop() {
   wait 2>/dev/null || true
   echo "stopped."
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 target/release/relay-service --bind "$RELAY_BIND" --model "$MODEL" --static-dir frontend/dist &
 pids+=($!)
 target/release/simulation-service --bind "$SIM_BIND" --model "$MODEL" --data "$DATA" --relay-url "ws://$RELAY_BIND/ws/ingest" &
