@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheMeta, Channel, Dataset, Split, CACHE_VERSION};
 use crate::error::{io_err, DataError};
-use crate::pvc1::{ConditionKind, ElectrodeEvents, Recording, FRAME_HEIGHT, FRAME_RATE_HZ, FRAME_WIDTH};
+use crate::pvc1::{ElectrodeEvents, Recording, FRAME_HEIGHT, FRAME_RATE_HZ, FRAME_WIDTH};
 use crate::rf::{self, StaAccumulator};
 
 /// How a pvc-1 tree becomes training pairs. Part of the training config file (`[data]`).
@@ -356,10 +356,7 @@ fn load_truth_rates(root: &Path) -> Result<Option<(HashMap<(u16, u16), (usize, V
 }
 
 fn movie_conditions(rec: &Recording) -> impl Iterator<Item = (u16, u16, &crate::pvc1::Condition)> {
-    rec.conditions.iter().filter_map(|c| match c.kind {
-        ConditionKind::Movie { movie, segment } => Some((movie, segment, c)),
-        ConditionKind::Other { .. } => None,
-    })
+    rec.movie_conditions()
 }
 
 fn is_repeat_file(rec: &Recording) -> bool {

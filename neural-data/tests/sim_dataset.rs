@@ -86,14 +86,7 @@ fn file_mix_is_like_the_real_data() {
         assert!(r.electrodes.windows(2).all(|w| w[0] < w[1]), "elec_list ascending");
         all.extend(r.electrodes.iter().copied());
         // Every movie segment plus exactly one non-movie `rseed` condition.
-        let movies: BTreeSet<(u16, u16)> = r
-            .conditions
-            .iter()
-            .filter_map(|c| match c.kind {
-                ConditionKind::Movie { movie, segment } => Some((movie, segment)),
-                ConditionKind::Other { .. } => None,
-            })
-            .collect();
+        let movies: BTreeSet<(u16, u16)> = r.movie_conditions().map(|(m, s, _)| (m, s)).collect();
         assert_eq!(movies.len(), 6);
         let others: Vec<_> = r.conditions.iter().filter(|c| matches!(c.kind, ConditionKind::Other { .. })).collect();
         assert_eq!(others.len(), 1);
@@ -107,14 +100,7 @@ fn file_mix_is_like_the_real_data() {
 
     let rep = repeat_file(&f.tree);
     assert_eq!(rep.electrodes.len(), 23);
-    let movies: BTreeSet<(u16, u16)> = rep
-        .conditions
-        .iter()
-        .filter_map(|c| match c.kind {
-            ConditionKind::Movie { movie, segment } => Some((movie, segment)),
-            ConditionKind::Other { .. } => None,
-        })
-        .collect();
+    let movies: BTreeSet<(u16, u16)> = rep.movie_conditions().map(|(m, s, _)| (m, s)).collect();
     assert_eq!(movies, [(0, 0), (0, 1), (1, 0), (1, 1)].into_iter().collect());
     assert!(rep.conditions.iter().all(|c| c.repeats.len() == 10));
     let good: BTreeSet<u16> = f.truth.truth.electrodes.iter().filter(|e| e.good).map(|e| e.id).collect();

@@ -35,6 +35,16 @@ pub struct Recording {
     pub conditions: Vec<Condition>,
 }
 
+impl Recording {
+    /// The movie conditions, as (movie, segment, condition); other conditions are skipped.
+    pub fn movie_conditions(&self) -> impl Iterator<Item = (u16, u16, &Condition)> {
+        self.conditions.iter().filter_map(|c| match c.kind {
+            ConditionKind::Movie { movie, segment } => Some((movie, segment, c)),
+            ConditionKind::Other { .. } => None,
+        })
+    }
+}
+
 /// What was shown in one condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConditionKind {
