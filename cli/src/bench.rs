@@ -35,6 +35,10 @@ pub enum BenchCommand {
         /// Channels of the synthetic population (default model: 100).
         #[arg(long, default_value_t = 100)]
         channels: usize,
+        /// Convolution implementation: `fast` (im2col + GEMM, what training uses),
+        /// `stock` (the backend's own conv2d, for comparison) or `both`.
+        #[arg(long, default_value = "both")]
+        conv: ConvArg,
     },
     /// Single-image latency (p50/p99) of the simulation and reconstruction paths.
     Infer {
@@ -43,6 +47,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 500)]
         iterations: usize,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConvArg {
+    Fast,
+    Stock,
+    Both,
+}
+
+impl ConvArg {
+    fn name(self) -> &'static str {
+        match self {
+            ConvArg::Fast => "fast",
+            ConvArg::Stock => "stock",
+            ConvArg::Both => "both",
+        }
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -56,26 +77,34 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Data { dir, small_only } => bench_data(dir, small_only),
-        BenchCommand::Train { batch, threads, steps, channels } => {
+        BenchCommand::Train { batch, threads, steps, channels, conv } => {
             if std::env::var_os("V1_BENCH_CHILD").is_some() {
+                models::conv::use_stock_backend(conv == ConvArg::Stock);
                 return bench_train_here(&batch, steps, channels);
             }
             let exe = std::env::current_exe().context("locating the v1 binary")?;
+            let convs: &[ConvArg] = match conv {
+                ConvArg::Both => &[ConvArg::Stock, ConvArg::Fast],
+                ConvArg::Fast => &[ConvArg::Fast],
+                ConvArg::Stock => &[ConvArg::Stock],
+            };
             let mut results = Vec::new();
-            for t in threads {
-                let out = std::process::Command::new(&exe)
-                    .args(["bench", "train", "--steps", &steps.to_string(), "--channels", &channels.to_string(), "--batch"])
-                    .arg(batch.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","))
-                    .env("V1_BENCH_CHILD", "1")
-                    .env("RAYON_NUM_THREADS", t.to_string())
-                    .output()
-                    .context("running the benchmark child process")?;
-                if !out.status.success() {
-                    anyhow::bail!("benchmark with {t} threads failed: {}", String::from_utf8_lossy(&out.stderr));
+            for &c in convs {
+                for &t in &threads {
+                    let out = std::process::Command::new(&exe)
+                        .args(["bench", "train", "--steps", &steps.to_string(), "--channels", &channels.to_string(), "--conv", c.name(), "--batch"])
+                        .arg(batch.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","))
+                        .env("V1_BENCH_CHILD", "1")
+                        .env("RAYON_NUM_THREADS", t.to_string())
+                        .output()
+                        .context("running the benchmark child process")?;
+                    if !out.status.success() {
+                        anyhow::bail!("benchmark with {t} threads ({} conv) failed: {}", c.name(), String::from_utf8_lossy(&out.stderr));
+                    }
+                    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing the child's JSON")?;
+                    eprintln!("conv {} threads {t}: {}", c.name(), v);
+                    results.push(json!({"conv": c.name(), "threads": t, "results": v}));
                 }
-                let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing the child's JSON")?;
-                eprintln!("threads {t}: {}", v);
-                results.push(json!({"threads": t, "results": v}));
             }
             println!("{}", serde_json::to_string_pretty(&json!({
                 "benchmark": "train_step_phase1",
@@ -106,16 +135,20 @@ fn bench_train_here(batches: &[usize], steps: usize, channels: usize) -> Result<
         response_mean: vec![1.0; lags * channels],
         response_std: vec![1.0; lags * channels],
     };
-    let model = models::V1Model::new(info, models::ArchConfig::default(), 1, &device)?;
+    let arch = models::ArchConfig::default();
+    let k = arch.clip_frames;
+    let model = models::V1Model::new(info, arch, 1, &device)?;
     let vars = model.vars_of(&["image_encoder", "waveform_decoder", "image_decoder"]);
     let mut opt = AdamW::new(vars, ParamsAdamW { lr: 1e-3, ..Default::default() })?;
     let nets = model.networks();
     let mut out = Vec::new();
     for &b in batches {
-        let x = Tensor::randn(0f32, 1f32, (b, 1, 48, 48), &device)?;
+        // A clip per sample in, its last frame as the image target (as in phase 1).
+        let clip = Tensor::randn(0f32, 1f32, (b, k, 48, 48), &device)?;
+        let x = clip.narrow(1, k - 1, 1)?.contiguous()?;
         let counts = Tensor::rand(0f32, 3f32, (b, lags * channels), &device)?.floor()?;
         let mut step = || -> Result<()> {
-            let z = nets.image_encoder.forward(&x)?;
+            let z = nets.image_encoder.forward(&clip)?;
             let rate = nets.waveform_decoder.forward(&z)?;
             let recon = nets.image_decoder.forward(&z)?;
             let loss = (models::waveform_decoder::poisson_loss(&rate, &counts)? + (recon - &x)?.sqr()?.mean_all()?)?;

@@ -135,9 +135,18 @@ fn train_config(config: Option<&Path>, preset: PresetArg) -> Result<models::Trai
 }
 
 fn load_dataset(data: &Path, cfg: &neural_data::BuildConfig, strict: bool) -> Result<neural_data::cache::Dataset> {
+    Ok(load_or_build_dataset(data, cfg, strict)?.0)
+}
+
+/// The dataset, and the build's summary (with its timing) when the cache was built now.
+fn load_or_build_dataset(
+    data: &Path,
+    cfg: &neural_data::BuildConfig,
+    strict: bool,
+) -> Result<(neural_data::cache::Dataset, Option<neural_data::build::BuildSummary>)> {
     let input = neural_data::build::read_input(data, strict)?;
     let (ds, summary) = neural_data::build::load_or_build(&input, cfg, true)?;
-    if let Some(s) = summary {
+    if let Some(s) = &summary {
         eprintln!(
             "built cache: {} samples ({} train / {} validation / {} test), {} channels, lags {:?}, crop {:?}, {:.0} frames/s",
             s.samples, s.train, s.validation, s.test, s.channels, s.lags, s.crop_window, s.frames_per_second
@@ -146,7 +155,7 @@ fn load_dataset(data: &Path, cfg: &neural_data::BuildConfig, strict: bool) -> Re
     for w in &ds.meta.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(ds)
+    Ok((ds, summary))
 }
 
 fn set_threads(n: usize) {
@@ -186,8 +195,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { data, json } => inspect::run(&data, json)?,
         Command::Build { data, config, preset, strict } => {
             let cfg = train_config(config.as_deref(), preset)?;
-            let ds = load_dataset(&data, &cfg.data, strict)?;
-            println!("{}", serde_json::to_string_pretty(&ds.summary(0.0, 0))?);
+            let (ds, built) = load_or_build_dataset(&data, &cfg.data, strict)?;
+            match built {
+                Some(summary) => println!("{}", serde_json::to_string_pretty(&summary)?),
+                None => {
+                    // Loaded from the cache: nothing was built, so there is no timing to report.
+                    let mut v = serde_json::to_value(ds.summary(0.0, 0))?;
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("seconds");
+                        o.remove("frames_per_second");
+                        o.insert("cached".into(), serde_json::Value::Bool(true));
+                    }
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+            }
         }
         Command::Train { data, out, config, preset, resume, no_upper_bound, init, phases } => {
             if phases.is_empty() || phases.iter().any(|p| *p != 1 && *p != 2) {

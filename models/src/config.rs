@@ -10,10 +10,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 
+/// Longest input clip (frames): 1 s at 30 Hz is far beyond V1's temporal integration.
+pub const MAX_CLIP_FRAMES: usize = 30;
+
 /// Sizes of the four networks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchConfig {
+    /// Frames the image encoder sees per sample: a short clip ending at the last frame
+    /// that can drive the latest predicted response bin (frame t + last lag - first lag),
+    /// so that the response's temporal integration (~100-150 ms in V1) is inside the
+    /// input. A single picture is presented as that picture held for the whole clip.
+    /// 1 = the frame alone.
+    pub clip_frames: usize,
+    /// The image encoder works on log luminance (see `image_encoder`): early vision's
+    /// adaptation to the mean luminance becomes a subtraction the first convolution can
+    /// represent exactly.
+    pub log_input: bool,
     /// Channels of the latent map z. z has shape [latent_channels, image_size/4, image_size/4]:
     /// a coarse spatial map, so that both the waveform decoder's per-electrode readout and the
     /// waveform encoder's "electrodes to image space" layer have a place to put each RF.
@@ -31,9 +44,11 @@ pub struct ArchConfig {
 impl Default for ArchConfig {
     fn default() -> Self {
         Self {
-            latent_channels: 8,
+            clip_frames: 7,
+            log_input: true,
+            latent_channels: 16,
             encoder_channels: [12, 24],
-            readout_features: 16,
+            readout_features: 24,
             waveform_hidden: 512,
             decoder_channels: [24, 12],
         }
@@ -55,6 +70,9 @@ pub struct Phase1Config {
     pub readout_l1: f64,
     /// Stop when the validation loss has not improved for this many epochs.
     pub patience: usize,
+    /// After an epoch without improvement the learning rate is multiplied by this (1 =
+    /// constant): a plateau is usually the step size, and a smaller one descends further.
+    pub lr_decay: f64,
 }
 
 impl Default for Phase1Config {
@@ -67,6 +85,7 @@ impl Default for Phase1Config {
             image_loss_weight: 1.0,
             readout_l1: 1e-4,
             patience: 3,
+            lr_decay: 0.3,
         }
     }
 }
@@ -93,6 +112,8 @@ pub struct Phase2Config {
     /// Standard deviation of Gaussian noise added to the normalised responses in training.
     pub input_noise: f64,
     pub patience: usize,
+    /// As `phase1.lr_decay`.
+    pub lr_decay: f64,
 }
 
 impl Default for Phase2Config {
@@ -108,6 +129,7 @@ impl Default for Phase2Config {
             synthetic_fraction: 0.25,
             input_noise: 0.1,
             patience: 4,
+            lr_decay: 0.3,
         }
     }
 }
@@ -153,6 +175,8 @@ impl TrainConfig {
         let mut cfg = Self::default();
         if preset == TrainPreset::Small {
             cfg.model = ArchConfig {
+                clip_frames: 3,
+                log_input: true,
                 latent_channels: 4,
                 encoder_channels: [8, 16],
                 readout_features: 8,
@@ -201,15 +225,21 @@ impl TrainConfig {
         if a.encoder_channels.contains(&0) || a.decoder_channels.contains(&0) {
             return Err("model channel counts must be positive".into());
         }
-        for (name, bs, lr) in [
-            ("phase1", self.phase1.batch_size, self.phase1.learning_rate),
-            ("phase2", self.phase2.batch_size, self.phase2.learning_rate),
+        if !(1..=MAX_CLIP_FRAMES).contains(&a.clip_frames) {
+            return Err(format!("model.clip_frames is {} but must be 1 to {MAX_CLIP_FRAMES}", a.clip_frames));
+        }
+        for (name, bs, lr, decay) in [
+            ("phase1", self.phase1.batch_size, self.phase1.learning_rate, self.phase1.lr_decay),
+            ("phase2", self.phase2.batch_size, self.phase2.learning_rate, self.phase2.lr_decay),
         ] {
             if bs == 0 {
                 return Err(format!("{name}.batch_size must be positive"));
             }
             if !(lr > 0.0 && lr.is_finite()) {
                 return Err(format!("{name}.learning_rate must be positive"));
+            }
+            if !(decay > 0.0 && decay <= 1.0) {
+                return Err(format!("{name}.lr_decay is {decay} but must be in (0, 1] (1 keeps the rate constant)"));
             }
         }
         if !(0.0..=1.0).contains(&self.phase2.synthetic_fraction) {

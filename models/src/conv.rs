@@ -13,6 +13,16 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
+/// When set, every [`Conv2d`] runs the backend's own convolution instead (same weights,
+/// same results): the reference that `v1 bench train --conv stock` measures against.
+static STOCK_BACKEND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Switches all [`Conv2d`] layers of this process between the im2col + GEMM path
+/// (`false`, the default) and the backend's stock convolution (`true`), for benchmarks.
+pub fn use_stock_backend(stock: bool) {
+    STOCK_BACKEND.store(stock, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Geometry shared by the two rearrangements.
 #[derive(Debug, Clone, Copy)]
 struct Geometry {
@@ -173,6 +183,10 @@ impl Module for Conv2d {
         let (cout, cin, _, _) = self.weight.dims4()?;
         if c != cin {
             return Err(candle_core::Error::Msg(format!("conv expects {cin} input channels, got {c}")));
+        }
+        if STOCK_BACKEND.load(std::sync::atomic::Ordering::Relaxed) {
+            let y = x.conv2d(&self.weight, self.pad, self.stride, 1, 1)?;
+            return y.broadcast_add(&self.bias.reshape((1, cout, 1, 1))?);
         }
         let ho = (h + 2 * self.pad - self.k) / self.stride + 1;
         let wo = (w + 2 * self.pad - self.k) / self.stride + 1;

@@ -82,6 +82,38 @@ pub fn crops_tensor(ds: &Dataset, idx: &[usize], device: &Device) -> Result<Tens
     Ok(Tensor::from_vec(v, (idx.len(), 1, s, s), device)?)
 }
 
+/// The input clip of every sample: `[n][frames]` sample indices (see
+/// `Dataset::clip_table`), for the offsets of a model's `clip_frames`.
+#[derive(Debug, Clone)]
+pub struct Clips {
+    pub frames: usize,
+    table: Vec<u32>,
+}
+
+impl Clips {
+    pub fn new(ds: &Dataset, info: &ModelInfo, frames: usize) -> Self {
+        Self { frames, table: ds.clip_table(&info.clip_offsets(frames)) }
+    }
+
+    /// The samples whose frames make up sample `i`'s clip, oldest first.
+    pub fn of(&self, i: usize) -> &[u32] {
+        &self.table[i * self.frames..][..self.frames]
+    }
+}
+
+/// Clips of `idx` as pixels in [0,1], [B, frames, S, S].
+pub fn clips_tensor(ds: &Dataset, clips: &Clips, idx: &[usize], device: &Device) -> Result<Tensor> {
+    let s = ds.meta.image_size;
+    let k = clips.frames;
+    let mut v = Vec::with_capacity(idx.len() * k * s * s);
+    for &i in idx {
+        for &j in clips.of(i) {
+            v.extend(ds.crop(j as usize).iter().map(|p| *p as f32 / 255.0));
+        }
+    }
+    Ok(Tensor::from_vec(v, (idx.len(), k, s, s), device)?)
+}
+
 /// Responses (counts) of `idx`, [B, L*C].
 pub fn responses_tensor(ds: &Dataset, idx: &[usize], device: &Device) -> Result<Tensor> {
     let n = ds.response_len();

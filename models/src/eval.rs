@@ -23,7 +23,7 @@ use serde::Serialize;
 use v1_metrics::figures;
 use v1_metrics::GrayImageF32;
 
-use crate::data::{crops_tensor, responses_tensor, truth_tensor};
+use crate::data::{clips_tensor, responses_tensor, truth_tensor, Clips};
 use crate::error::{io_err, ModelError, Result};
 use crate::pipeline::{write_atomic, V1Model};
 use crate::ridge::Ridge;
@@ -151,6 +151,18 @@ fn downsample2(px: &[u8], s: usize) -> Vec<f32> {
     out
 }
 
+/// 2x2 mean pooling of an s x s image of floats.
+fn downsample2_f32(px: &[f32], s: usize) -> Vec<f32> {
+    let h = s / 2;
+    let mut out = Vec::with_capacity(h * h);
+    for y in 0..h {
+        for x in 0..h {
+            out.push(0.25 * (px[2 * y * s + 2 * x] + px[2 * y * s + 2 * x + 1] + px[(2 * y + 1) * s + 2 * x] + px[(2 * y + 1) * s + 2 * x + 1]));
+        }
+    }
+    out
+}
+
 fn gray(w: usize, h: usize, px: Vec<f32>) -> Result<GrayImageF32> {
     GrayImageF32::new(w as u32, h as u32, px.into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
         .map_err(|e| ModelError::Invalid(e.to_string()))
@@ -219,16 +231,31 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let good_idx: Vec<usize> = (0..n_c).filter(|&c| good.get(c).copied().unwrap_or(true)).collect();
 
     // ---------------- Encoding ----------------
+    let clips = Clips::new(ds, info, model.clip_frames());
     let pred = batched(test.len(), |r| {
-        let x = model.crops_to_tensor_raw(&crops_tensor(ds, &test[r], &dev)?)?;
+        let x = model.crops_to_tensor_raw(&clips_tensor(ds, &clips, &test[r], &dev)?)?;
         Ok(model.predict_tensor(&x)?.flatten_all()?.to_vec1::<f32>()?)
     })?;
     let rec: Vec<f32> = test.iter().flat_map(|&i| ds.response(i).iter().copied()).collect();
     let truth: Option<Vec<f32>> = ds.truth.as_ref().map(|_| test.iter().flat_map(|&i| ds.truth_response(i).unwrap_or(&[]).iter().copied()).collect());
-    // Ridge encoding from 2x-downsampled pixels.
-    let feat = |idx: &[usize]| -> Vec<f32> { idx.iter().flat_map(|&i| downsample2(ds.crop(i), s)).collect() };
+    // Ridge encoding from the same clip the CNN sees: the sample's frame 2x-downsampled,
+    // and every frame of the clip 4x (a full-resolution clip would make the closed-form
+    // solve huge).
+    let feat = |idx: &[usize]| -> Vec<f32> {
+        idx.iter()
+            .flat_map(|&i| {
+                let mut f = downsample2(ds.crop(i), s);
+                if clips.frames > 1 {
+                    for &j in clips.of(i) {
+                        f.extend(downsample2_f32(&downsample2(ds.crop(j as usize), s), s / 2));
+                    }
+                }
+                f
+            })
+            .collect()
+    };
     let resp = |idx: &[usize]| -> Vec<f32> { idx.iter().flat_map(|&i| ds.response(i).iter().copied()).collect() };
-    let n_feat = (s / 2) * (s / 2);
+    let n_feat = feat(&test[..1]).len();
     let ridge_enc = Ridge::fit(&feat(&train), &resp(&train), &feat(&val), &resp(&val), n_feat, rlen, &LAMBDAS)?;
     let ridge_pred = ridge_enc.predict(&feat(&test))?;
 

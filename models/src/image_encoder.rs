@@ -1,9 +1,19 @@
-//! image_encoder: grayscale crop -> latent map z.
+//! image_encoder: grayscale clip -> latent map z.
+//!
+//! The input is a short clip of crops ([B, clip_frames, S, S], frames as channels, see
+//! `ArchConfig::clip_frames`): the first convolution weighs the frames, which is where
+//! the response's temporal integration is learned.
 //!
 //! A small residual CNN: two stride-2 stages take the S x S crop to an (S/4) x (S/4) map,
 //! a residual block in between adds depth at low cost, and a 1x1 convolution gives the
 //! latent channels. Two conv layers already capture most of V1 (science guide §2); the
 //! residual block is the "deeper helps a little".
+//!
+//! With `ArchConfig::log_input` the network first takes the logarithm of luminance.
+//! Early vision adapts to the local mean luminance (Weber's law: responses follow
+//! contrast, ΔI/I, not ΔI; Shapley & Enroth-Cugell 1984, Prog Retinal Res 3:263), a
+//! division a stack of ReLU convolutions can only approximate, while in log units it is a
+//! subtraction, which a convolution does exactly.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -12,8 +22,15 @@ use crate::conv::{conv2d, Conv2d};
 
 use crate::config::ArchConfig;
 
+/// Added to pixel values before the logarithm: black (0) maps to ln(0.02), about 4 natural
+/// log units below white, the range of a CRT's contrast.
+const LOG_FLOOR: f64 = 0.02;
+
 #[derive(Debug, Clone)]
 pub struct ImageEncoder {
+    /// Undoes the model's pixel normalisation before the logarithm: (mean, std), or None
+    /// for a linear input.
+    log_input: Option<(f64, f64)>,
     stem: Conv2d,
     down1: Conv2d,
     res_a: Conv2d,
@@ -23,10 +40,12 @@ pub struct ImageEncoder {
 }
 
 impl ImageEncoder {
-    pub fn new(arch: &ArchConfig, vb: VarBuilder) -> Result<Self> {
+    /// `pixel_mean` and `pixel_std` are the normalisation the input arrives in.
+    pub fn new(arch: &ArchConfig, pixel_mean: f32, pixel_std: f32, vb: VarBuilder) -> Result<Self> {
         let [c1, c2] = arch.encoder_channels;
         Ok(Self {
-            stem: conv2d(1, c1, 3, 1, 1, vb.pp("stem"))?,
+            log_input: arch.log_input.then_some((pixel_mean as f64, pixel_std as f64)),
+            stem: conv2d(arch.clip_frames, c1, 3, 1, 1, vb.pp("stem"))?,
             down1: conv2d(c1, c2, 3, 2, 1, vb.pp("down1"))?,
             res_a: conv2d(c2, c2, 3, 1, 1, vb.pp("res_a"))?,
             res_b: conv2d(c2, c2, 3, 1, 1, vb.pp("res_b"))?,
@@ -37,6 +56,16 @@ impl ImageEncoder {
 
     /// `x`: [B, 1, S, S] normalised pixels -> z: [B, latent_channels, S/4, S/4].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let logged;
+        let x = match self.log_input {
+            Some((mean, std)) => {
+                // Pixels back in [0, 1], then ln(p + LOG_FLOOR), centred on ln(mean).
+                let p = x.affine(std, mean)?.clamp(0f32, 1f32)?;
+                logged = (p + LOG_FLOOR)?.log()?.affine(1.0, -(mean + LOG_FLOOR).ln())?;
+                &logged
+            }
+            None => x,
+        };
         let h = self.stem.forward(x)?.relu()?;
         let h = self.down1.forward(&h)?.relu()?;
         let r = self.res_b.forward(&self.res_a.forward(&h)?.relu()?)?;

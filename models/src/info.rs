@@ -58,6 +58,16 @@ impl ModelInfo {
         self.channels.len()
     }
 
+    /// Frame offsets (relative to the sample's frame) of an input clip of `frames`
+    /// frames: it ends at the last frame that can drive the latest response bin, `last
+    /// lag - first lag` frames after the sample's frame.
+    pub fn clip_offsets(&self, frames: usize) -> Vec<i32> {
+        let first = self.lags.first().copied().unwrap_or(0) as i32;
+        let last = self.lags.last().copied().unwrap_or(0) as i32;
+        let end = last - first;
+        (0..frames as i32).map(|k| end - frames as i32 + 1 + k).collect()
+    }
+
     pub fn n_lags(&self) -> usize {
         self.lags.len()
     }

@@ -214,16 +214,45 @@ impl V1Model {
         Ok(x.broadcast_mul(&self.pixel_std)?.broadcast_add(&self.pixel_mean)?)
     }
 
-    /// Simulation path: image_encoder -> z -> waveform_decoder. Returns the predicted mean
-    /// counts, lag-major (`payload[l * channels + c]`).
+    /// Simulation path: image_encoder -> z -> waveform_decoder, for a picture held on the
+    /// screen for the model's whole input clip. Returns the predicted mean counts,
+    /// lag-major (`payload[l * channels + c]`).
     pub fn predict(&self, crop: &GrayCrop) -> Result<Vec<f32>> {
         let x = self.crops_to_tensor(&[crop])?;
         let r = self.predict_tensor(&x)?;
         Ok(r.flatten_all()?.to_vec1::<f32>()?)
     }
 
-    /// Batched simulation path on normalised pixels [B,1,S,S] -> [B, L*C].
+    /// Simulation path for a movie clip: `frames` are consecutive frames, oldest first,
+    /// exactly `clip_frames` of them, ending `last lag - first lag` frames after the frame
+    /// the response belongs to (see `ModelInfo::clip_offsets`).
+    pub fn predict_clip(&self, frames: &[&GrayCrop]) -> Result<Vec<f32>> {
+        let k = self.arch.clip_frames;
+        if frames.len() != k {
+            return Err(ModelError::Invalid(format!("the model reads clips of {k} frames, got {}", frames.len())));
+        }
+        let s = self.info.image_size;
+        let x = self.crops_to_tensor(frames)?.reshape((1, k, s, s))?;
+        let r = self.predict_tensor(&x)?;
+        Ok(r.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Frames per input clip of the image encoder.
+    pub fn clip_frames(&self) -> usize {
+        self.arch.clip_frames
+    }
+
+    /// Batched simulation path on normalised pixels: clips [B, clip_frames, S, S], or
+    /// single pictures [B, 1, S, S] which are held for the whole clip -> [B, L*C].
     pub fn predict_tensor(&self, x: &Tensor) -> Result<Tensor> {
+        let k = self.arch.clip_frames;
+        let held;
+        let x = if x.dim(1)? == 1 && k > 1 {
+            held = x.repeat((1, k, 1, 1))?;
+            &held
+        } else {
+            x
+        };
         let z = self.nets.image_encoder.forward(x)?;
         Ok(self.nets.waveform_decoder.forward(&z)?)
     }
@@ -280,7 +309,7 @@ fn build_networks(info: &ModelInfo, arch: &ArchConfig, varmap: &VarMap, device: 
     let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
     let grid = info.image_size / 4;
     Ok(Networks {
-        image_encoder: ImageEncoder::new(arch, vb.pp("image_encoder"))?,
+        image_encoder: ImageEncoder::new(arch, info.pixel_mean, info.pixel_std, vb.pp("image_encoder"))?,
         waveform_decoder: WaveformDecoder::new(arch, grid, info.n_lags(), info.n_channels(), vb.pp("waveform_decoder"))?,
         waveform_encoder: WaveformEncoder::new(arch, grid, info.response_len(), vb.pp("waveform_encoder"))?,
         image_decoder: ImageDecoder::new(arch, vb.pp("image_decoder"))?,

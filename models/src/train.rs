@@ -26,7 +26,7 @@ use rand_distr::{Distribution, Poisson};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
-use crate::data::{crops_tensor, model_info, responses_tensor, truth_tensor};
+use crate::data::{clips_tensor, crops_tensor, model_info, responses_tensor, truth_tensor, Clips};
 use crate::error::{io_err, ModelError, Result};
 use crate::pipeline::{write_atomic, V1Model};
 use crate::waveform_decoder::poisson_loss;
@@ -50,6 +50,9 @@ pub struct EpochLog {
     pub val_loss: f64,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// The learning rate of this epoch (it falls on plateaus, see `lr_decay`).
+    #[serde(default)]
+    pub learning_rate: f64,
     pub best: bool,
 }
 
@@ -62,6 +65,9 @@ struct CheckpointState {
     best_val: f64,
     bad_epochs: usize,
     done: bool,
+    /// The learning rate after the plateau decays so far (absent: the configured one).
+    #[serde(default)]
+    lr: Option<f64>,
 }
 
 /// Result of a training run.
@@ -147,7 +153,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
         }
         None => V1Model::new(info, cfg.model.clone(), cfg.seed, &device)?,
     };
-    let mut state = CheckpointState { phase: 1, epoch: 0, best_val: f64::INFINITY, bad_epochs: 0, done: false };
+    let mut state = CheckpointState { phase: 1, epoch: 0, best_val: f64::INFINITY, bad_epochs: 0, done: false, lr: None };
     if opts.resume && ckpt_dir.join("state.json").exists() {
         model = V1Model::load_on(&ckpt_dir, &device)?;
         let text = std::fs::read_to_string(ckpt_dir.join("state.json")).map_err(io_err("reading checkpoint state"))?;
@@ -163,6 +169,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
         .open(opts.out.join("train_log.jsonl"))
         .map_err(io_err("opening train_log.jsonl"))?;
 
+    let clips = Clips::new(ds, model.info(), model.clip_frames());
     let train_idx = ds.indices(Split::Train);
     let val_idx = ds.indices(Split::Validation);
     let val_idx = if val_idx.is_empty() { train_idx.iter().copied().step_by(10).collect() } else { val_idx };
@@ -180,18 +187,19 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
             continue;
         }
         if state.phase < phase {
-            state = CheckpointState { phase, epoch: 0, best_val: f64::INFINITY, bad_epochs: 0, done: false };
+            state = CheckpointState { phase, epoch: 0, best_val: f64::INFINITY, bad_epochs: 0, done: false, lr: None };
         }
-        let (max_epochs, batch, lr, wd, patience) = if phase == 1 {
+        let (max_epochs, batch, lr, wd, patience, lr_decay) = if phase == 1 {
             let p = &cfg.phase1;
-            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience)
+            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience, p.lr_decay)
         } else {
             let p = &cfg.phase2;
-            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience)
+            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience, p.lr_decay)
         };
+        let lr = state.lr.unwrap_or(lr);
         let vars = phase_vars(&model, phase);
         // Phase 2 keeps the image encoder frozen: its latents are computed once.
-        let z_all = if phase == 2 { Some(all_latents(&model, ds, &device)?) } else { None };
+        let z_all = if phase == 2 { Some(all_latents(&model, ds, &clips, &device)?) } else { None };
         let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr, weight_decay: wd, ..Default::default() })?;
         let mut best_weights = snapshot(&vars)?;
         if state.best_val.is_finite() && ckpt_dir.join("best.safetensors").exists() {
@@ -204,6 +212,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
         }
         while state.epoch < max_epochs && !state.done {
             let epoch = state.epoch;
+            let epoch_lr = opt.learning_rate();
             let t0 = std::time::Instant::now();
             let mut order = train_idx.clone();
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ ((phase as u64) << 40) ^ epoch as u64);
@@ -212,9 +221,9 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
             let (mut loss_sum, mut loss_n) = (0f64, 0f64);
             for chunk in order.chunks(batch) {
                 let loss = if phase == 1 {
-                    phase1_loss(&model, ds, chunk, cfg, &device)?
+                    phase1_loss(&model, ds, &clips, chunk, cfg, &device)?
                 } else {
-                    phase2_loss(&model, ds, chunk, cfg, &device, opts.source, &mut rng, z_all.as_ref())?
+                    phase2_loss(&model, ds, &clips, chunk, cfg, &device, opts.source, &mut rng, z_all.as_ref())?
                 };
                 opt.backward_step(&loss)?;
                 let l = loss.to_scalar::<f32>()? as f64;
@@ -233,7 +242,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
             let secs = t0.elapsed().as_secs_f64();
             images_seen += order.len();
             compute_secs += secs;
-            let val = validation_loss(&model, ds, &val_idx, cfg, &device, phase, opts.source)?;
+            let val = validation_loss(&model, ds, &clips, &val_idx, cfg, &device, phase, opts.source)?;
             let improved = val < state.best_val;
             if improved {
                 state.best_val = val;
@@ -241,6 +250,11 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
                 best_weights = snapshot(&vars)?;
             } else {
                 state.bad_epochs += 1;
+                if lr_decay < 1.0 {
+                    let next = opt.learning_rate() * lr_decay;
+                    opt.set_learning_rate(next);
+                    state.lr = Some(next);
+                }
             }
             state.epoch += 1;
             if state.bad_epochs >= patience {
@@ -253,6 +267,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
                 val_loss: val,
                 seconds: secs,
                 images_per_second: order.len() as f64 / secs.max(1e-9),
+                learning_rate: epoch_lr,
                 best: improved,
             };
             let line = serde_json::to_string(&entry).unwrap_or_default();
@@ -319,12 +334,13 @@ fn save_best(model: &V1Model, phase: u8, best: &[Tensor], dir: &Path) -> Result<
     Ok(())
 }
 
-fn phase1_loss(model: &V1Model, ds: &Dataset, idx: &[usize], cfg: &TrainConfig, device: &Device) -> Result<Tensor> {
-    let x01 = crops_tensor(ds, idx, device)?;
-    let x = model.crops_to_tensor_raw(&x01)?;
+fn phase1_loss(model: &V1Model, ds: &Dataset, clips: &Clips, idx: &[usize], cfg: &TrainConfig, device: &Device) -> Result<Tensor> {
+    let clip = model.crops_to_tensor_raw(&clips_tensor(ds, clips, idx, device)?)?;
+    // The image loss's target: the sample's own frame.
+    let x = model.crops_to_tensor_raw(&crops_tensor(ds, idx, device)?)?;
     let counts = responses_tensor(ds, idx, device)?;
     let nets = model.networks();
-    let z = nets.image_encoder.forward(&x)?;
+    let z = nets.image_encoder.forward(&clip)?;
     let rate = nets.waveform_decoder.forward(&z)?;
     let recon = nets.image_decoder.forward(&z)?;
     let l_pois = poisson_loss(&rate, &counts)?;
@@ -337,6 +353,7 @@ fn phase1_loss(model: &V1Model, ds: &Dataset, idx: &[usize], cfg: &TrainConfig, 
 fn phase2_loss(
     model: &V1Model,
     ds: &Dataset,
+    clips: &Clips,
     idx: &[usize],
     cfg: &TrainConfig,
     device: &Device,
@@ -347,13 +364,17 @@ fn phase2_loss(
     let p = &cfg.phase2;
     let nets = model.networks();
     let x01 = crops_tensor(ds, idx, device)?;
+    // The image loss's target: the sample's own frame.
     let x = model.crops_to_tensor_raw(&x01)?;
     let z_img = match z_all {
         Some(z) => {
             let ids = Tensor::from_vec(idx.iter().map(|&i| i as u32).collect::<Vec<u32>>(), idx.len(), device)?;
             z.index_select(&ids, 0)?
         }
-        None => nets.image_encoder.forward(&x)?.detach(),
+        None => {
+            let clip = model.crops_to_tensor_raw(&clips_tensor(ds, clips, idx, device)?)?;
+            nets.image_encoder.forward(&clip)?.detach()
+        }
     };
     let mut counts = match source {
         ResponseSource::Recorded => responses_tensor(ds, idx, device)?,
@@ -396,9 +417,11 @@ fn phase2_loss(
 
 /// Phase 1: Poisson + image loss on validation. Phase 2: pixel MSE of reconstructions
 /// from recorded (or noise-free) validation responses — the quantity that matters.
+#[allow(clippy::too_many_arguments)]
 fn validation_loss(
     model: &V1Model,
     ds: &Dataset,
+    clips: &Clips,
     idx: &[usize],
     cfg: &TrainConfig,
     device: &Device,
@@ -408,7 +431,7 @@ fn validation_loss(
     let (mut s, mut n) = (0f64, 0f64);
     for chunk in idx.chunks(256) {
         let l = if phase == 1 {
-            phase1_loss(model, ds, chunk, cfg, device)?
+            phase1_loss(model, ds, clips, chunk, cfg, device)?
         } else {
             let x01 = crops_tensor(ds, chunk, device)?;
             let counts = match source {
@@ -426,11 +449,11 @@ fn validation_loss(
 }
 
 /// Latents z_image of every sample (the frozen image encoder of phase 2), [N, Cz, G, G].
-fn all_latents(model: &V1Model, ds: &Dataset, device: &Device) -> Result<Tensor> {
+fn all_latents(model: &V1Model, ds: &Dataset, clips: &Clips, device: &Device) -> Result<Tensor> {
     let all: Vec<usize> = (0..ds.n).collect();
     let mut parts = Vec::new();
     for chunk in all.chunks(256) {
-        let x = model.crops_to_tensor_raw(&crops_tensor(ds, chunk, device)?)?;
+        let x = model.crops_to_tensor_raw(&clips_tensor(ds, clips, chunk, device)?)?;
         parts.push(model.networks().image_encoder.forward(&x)?.detach());
     }
     Ok(Tensor::cat(&parts, 0)?)

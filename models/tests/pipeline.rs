@@ -34,6 +34,19 @@ fn both_paths_run_and_check_their_inputs() {
     assert!(matches!(m.reconstruct(&bad), Err(ModelError::NonFinite { index: 5, .. })));
     let huge = image::DynamicImage::new_luma8(9000, 2);
     assert!(matches!(m.prepare_image(&huge), Err(ModelError::ImageSize { .. })));
+
+    // A still picture is that picture held for the whole input clip.
+    let k = m.clip_frames();
+    assert!(k > 1, "the fixture's model reads clips");
+    let held: Vec<&models::GrayCrop> = vec![&crop; k];
+    assert_eq!(m.predict_clip(&held).unwrap(), r);
+    // A clip whose frames differ gives another response; a clip of the wrong length is an error.
+    let other = m.prepare_image(&image::DynamicImage::new_luma8(40, 40)).unwrap();
+    let mut moving = held.clone();
+    moving[0] = &other;
+    assert_ne!(m.predict_clip(&moving).unwrap(), r);
+    let err = m.predict_clip(&held[1..]).unwrap_err().to_string();
+    assert!(err.contains(&format!("clips of {k} frames")), "{err}");
 }
 
 #[test]

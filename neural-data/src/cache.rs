@@ -137,6 +137,34 @@ impl Dataset {
         let n = self.response_len();
         self.truth.as_ref().map(|t| &t[i * n..][..n])
     }
+    /// For every sample and every frame offset, the sample showing that frame of the same
+    /// segment: `[n][offsets.len()]`, row-major. Where the segment has no such sample (its
+    /// first frames were dropped as the onset transient, or its last ones lack the later
+    /// response bins) the nearest frame towards the sample's own is used, as if the
+    /// picture had been held. This is how a model sees a short clip around each frame.
+    pub fn clip_table(&self, offsets: &[i32]) -> Vec<u32> {
+        let by_frame: HashMap<[u16; 3], u32> = self.index.iter().enumerate().map(|(i, k)| (*k, i as u32)).collect();
+        let mut out = Vec::with_capacity(self.n * offsets.len());
+        for (i, &[m, s, f]) in self.index.iter().enumerate() {
+            for &o in offsets {
+                let mut found = i as u32;
+                // Walk from the requested offset back towards 0 until a frame exists.
+                let mut k = o;
+                while k != 0 {
+                    let frame = f as i64 + k as i64;
+                    if let Ok(frame) = u16::try_from(frame) {
+                        if let Some(&j) = by_frame.get(&[m, s, frame]) {
+                            found = j;
+                            break;
+                        }
+                    }
+                    k -= k.signum();
+                }
+                out.push(found);
+            }
+        }
+        out
+    }
     /// Repeat r of repeated sample m: per channel, the count summed over the lag bins
     /// (NaN for channels the repeat file did not record).
     pub fn repeat_response(&self, r: usize, m: usize) -> &[f32] {

@@ -79,6 +79,29 @@ fn builder_recovers_planted_latency_and_receptive_fields() {
     assert!(!ds.repeat_samples.is_empty());
     assert!(ds.truth.is_some(), "noise-free rates attached");
 
+    // Clips: each offset finds the same segment's neighbouring frame; at a segment's first
+    // sample the missing earlier frame is the nearest one (the picture held).
+    let offsets = [-2, -1, 0, 1];
+    let table = ds.clip_table(&offsets);
+    assert_eq!(table.len(), ds.n * offsets.len());
+    let (mut inside, mut held) = (0, 0);
+    for i in 0..ds.n {
+        let [m, sg, f] = ds.index[i];
+        for (k, &o) in offsets.iter().enumerate() {
+            let [m2, s2, f2] = ds.index[table[i * offsets.len() + k] as usize];
+            assert_eq!((m2, s2), (m, sg), "clip of sample {i} leaves its segment");
+            if f2 as i32 == f as i32 + o {
+                inside += 1;
+            } else {
+                // Held: the frame is closer to the sample's own, on the same side.
+                let d = f2 as i32 - f as i32;
+                assert!(d.abs() < o.abs() && d * o >= 0, "sample {i} offset {o}: got frame {f2} for frame {f}");
+                held += 1;
+            }
+        }
+    }
+    assert!(inside > 10 * held && held > 0, "{inside} exact, {held} held");
+
     // Cache round trip.
     let path = dir.path().join("cache.safetensors");
     ds.save(&path).unwrap();

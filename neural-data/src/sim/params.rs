@@ -68,6 +68,18 @@ pub struct PopulationParams {
     /// model). ~40% simple in macaque V1 (Skottun et al. 1991, Vision Res 31:1079;
     /// Ringach et al. 2002).
     pub simple_fraction: f64,
+    /// Fraction of units (simple or complex) that also signal the luminance of their RF
+    /// relative to its surround. Many V1 neurons respond to uniform surfaces and track
+    /// their luminance or brightness, not only contrast edges (Kinoshita & Komatsu 2001,
+    /// J Neurophysiol 86:2559; Peng & Van Essen 2005, J Neurophysiol 93:1620, who found
+    /// such responses tuned to the luminance of a patch relative to its background). In the
+    /// model this is an unbalanced receptive field: besides its zero-mean Gabor the unit
+    /// weighs the mean luminance under its RF envelope against the surround mean.
+    pub luminance_fraction: f64,
+    /// Magnitude of that luminance weight, in the same contrast units as the Gabor drive
+    /// (a patch 50% brighter than its surround gives 0.5 times the weight). Its sign (ON
+    /// or OFF: brighter or darker than the surround) is drawn with equal odds.
+    pub luminance_weight: Range,
     /// RF size (deg): 4 sigma of the Gabor envelope across the bars, log-uniform.
     /// ~0.3–1 deg at 2–6 deg eccentricity (Ringach 2002, J Neurophysiol 88:455).
     pub rf_size_deg: Range,
@@ -188,6 +200,8 @@ impl Default for PopulationParams {
             unit_orientation_jitter_deg: 8.0,
             units_per_electrode: [2, 5],
             simple_fraction: 0.4,
+            luminance_fraction: 0.5,
+            luminance_weight: [0.5, 1.5],
             rf_size_deg: [0.3, 1.0],
             cycles_per_sigma: [0.32, 0.52],
             naka_rushton_n: [1.7, 2.5],
@@ -228,7 +242,8 @@ impl PopulationParams {
     /// Checks that every range is ordered and every value is in its meaningful domain,
     /// naming the first field that is not.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let ranges: [(&'static str, Range, f64, f64); 18] = [
+        let ranges: [(&'static str, Range, f64, f64); 19] = [
+            ("luminance_weight", self.luminance_weight, 0.0, 10.0),
             ("magnification_anisotropy", self.magnification_anisotropy, 0.1, 10.0),
             ("orientation_halfwidth_deg", self.orientation_halfwidth_deg, 1.0, 89.0),
             ("rf_size_deg", self.rf_size_deg, 0.01, 5.0),
@@ -270,6 +285,9 @@ impl PopulationParams {
         }
         if self.array_size != 10 {
             return Err(("array_size", format!("pvc-1 electrode ids are 1..=100 on a 10x10 array; expected 10, got {}", self.array_size)));
+        }
+        if !(0.0..=1.0).contains(&self.luminance_fraction) {
+            return Err(("luminance_fraction", format!("expected a fraction in [0, 1], got {}", self.luminance_fraction)));
         }
         if !(0.0..=1.0).contains(&self.good_fraction) || !(0.0..=1.0).contains(&self.simple_fraction) {
             return Err(("good_fraction/simple_fraction", format!("expected fractions in [0, 1], got {} and {}", self.good_fraction, self.simple_fraction)));

@@ -44,6 +44,11 @@ pub struct Unit {
     pub rf_size_px: f64,
     /// Orientation half-width at half height of the linear filter (deg).
     pub orientation_halfwidth_deg: f64,
+    /// Weight of the RF's mean luminance relative to its surround (contrast units; > 0
+    /// ON, < 0 OFF, 0 for a unit that signals contrast only). See
+    /// `PopulationParams::luminance_fraction`.
+    #[serde(default)]
+    pub luminance_weight: f64,
     /// Naka–Rushton exponent and semi-saturation contrast.
     pub nr_exponent: f64,
     pub c50: f64,
@@ -292,6 +297,12 @@ fn draw_unit<R: Rng>(rng: &mut R, p: &PopulationParams, map_pos: [f64; 2], map_o
         p.threshold,
         p.crossing_sample,
     );
+    let luminance_weight = if rng.random::<f64>() < p.luminance_fraction {
+        let sign = if rng.random::<bool>() { 1.0 } else { -1.0 };
+        sign * rng::uniform(rng, p.luminance_weight[0], p.luminance_weight[1])
+    } else {
+        0.0
+    };
 
     Unit {
         kind,
@@ -303,6 +314,7 @@ fn draw_unit<R: Rng>(rng: &mut R, p: &PopulationParams, map_pos: [f64; 2], map_o
         sigma_along_px: sigma_y_deg * ppd,
         rf_size_px: size_px,
         orientation_halfwidth_deg: hw,
+        luminance_weight,
         nr_exponent,
         c50,
         pool_weight,

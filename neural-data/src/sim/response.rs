@@ -5,12 +5,16 @@
 //!   size gives the local mean luminance `mu` and the local RMS contrast `S` (scaled so
 //!   that a full-field grating of contrast c gives S = c);
 //! - per unit the zero-mean Gabor filter(s) divided by `mu`: `l = (K . I) / mu`, in
-//!   contrast units (a matched grating of contrast c gives l = c).
+//!   contrast units (a matched grating of contrast c gives l = c);
+//! - for units with a luminance signal, the mean luminance under the RF envelope `E`
+//!   against the surround mean, weighted: `b = w (E . I - mu) / mu` (w > 0 ON, < 0 OFF).
 //!
 //! Per 1/30 s bin t (temporal and nonlinear stage), with latency `lat`:
 //! - `L(t) = sum_j h[j] l(t - lat - j)` with the unit's biphasic kernel h; frames before
 //!   the segment onset are a blank screen (l = 0, S = 0);
-//! - contrast drive `c = max(L, 0)` (simple) or `sqrt(L_0^2 + L_90^2)` (complex);
+//! - contrast drive `c = max(L + B, 0)` (simple) or `sqrt(L_0^2 + L_90^2) + max(B, 0)`
+//!   (complex), with `B` the temporally filtered luminance signal `b` (0 for units
+//!   without one);
 //! - normalisation `g = c^n / (c50^n + (1 - a_o - a_s) c^n + a_o P + a_s S_t^n)` with `P` the
 //!   mean `c^n` over the units of the 3x3 electrode neighbourhood (all orientations of
 //!   the map) and `S_t` the surround contrast low-passed by the kernel's positive lobe;
@@ -59,6 +63,8 @@ pub struct Model {
     latency: usize,
     /// Per unit: one filter (simple) or a quadrature pair (complex).
     filters: Vec<Vec<BoxFilter>>,
+    /// Per unit with a luminance signal: its RF envelope (weights sum to 1) and weight.
+    luminance: Vec<Option<(BoxFilter, f32)>>,
     /// Per unit: index into `windows` (its electrode's surround window).
     unit_window: Vec<usize>,
     windows: Vec<Window>,
@@ -74,8 +80,8 @@ pub struct Model {
 /// Per-frame output of the spatial stage for one segment.
 #[derive(Debug, Clone)]
 struct Spatial {
-    /// [frame][unit][phase]
-    linear: Vec<Vec<[f32; 2]>>,
+    /// [frame][unit][phase 0, phase 90, weighted relative luminance]
+    linear: Vec<Vec<[f32; 3]>>,
     /// [frame][window]
     surround: Vec<Vec<f32>>,
 }
@@ -119,11 +125,22 @@ impl Model {
                     .collect(),
             );
         }
+        let luminance = pop
+            .units
+            .iter()
+            .map(|u| {
+                (u.luminance_weight != 0.0).then(|| {
+                    let env = envelope(u.center_px, u.orientation_deg, u.sigma_across_px, u.sigma_along_px, frame_w, frame_h);
+                    (env, u.luminance_weight as f32)
+                })
+            })
+            .collect();
         Model {
             frame_w,
             frame_h,
             latency,
             filters,
+            luminance,
             unit_window,
             windows,
             pools,
@@ -167,15 +184,18 @@ impl Model {
                 means.push(mu);
                 contrast.push((2.0 * (m2 - m * m).max(0.0)).sqrt() / mu);
             }
-            let lin: Vec<[f32; 2]> = self
+            let lin: Vec<[f32; 3]> = self
                 .filters
                 .iter()
                 .enumerate()
                 .map(|(u, fs)| {
                     let mu = means[self.unit_window[u]];
-                    let mut out = [0f32; 2];
+                    let mut out = [0f32; 3];
                     for (o, f) in out.iter_mut().zip(fs) {
                         *o = f.apply(lum, w) / mu;
+                    }
+                    if let Some((env, weight)) = &self.luminance[u] {
+                        out[2] = weight * (env.apply(lum, w) - mu) / mu;
                     }
                     out
                 })
@@ -198,20 +218,21 @@ impl Model {
         for t in 0..nt {
             for u in 0..nu {
                 let k = &self.kernels[u];
-                let mut l = [0f32; 2];
+                let mut l = [0f32; 3];
                 let mut st = 0f32;
                 for (j, hj) in k.iter().enumerate() {
                     let Some(src) = t.checked_sub(self.latency + j) else { break };
                     let v = sp.linear[src][u];
                     l[0] += hj * v[0];
                     l[1] += hj * v[1];
+                    l[2] += hj * v[2];
                     if *hj > 0.0 {
                         st += hj * sp.surround[src][self.unit_window[u]];
                     }
                 }
                 c[t][u] = match self.kinds[u] {
-                    CellType::Simple => l[0].max(0.0),
-                    CellType::Complex => (l[0] * l[0] + l[1] * l[1]).sqrt(),
+                    CellType::Simple => (l[0] + l[2]).max(0.0),
+                    CellType::Complex => (l[0] * l[0] + l[1] * l[1]).sqrt() + l[2].max(0.0),
                 };
                 s[t][u] = st;
             }
@@ -335,45 +356,71 @@ fn gaussian_window(cx: f64, cy: f64, sigma: f64, w: usize, h: usize) -> BoxFilte
     BoxFilter { x0, y0, w: bw, h: bh, weights }
 }
 
-/// A zero-mean Gabor on the frame, scaled so that a grating of contrast 1 at the
-/// preferred orientation, frequency and phase gives a response of 1 (before dividing by
-/// the mean luminance). `orientation_deg` is the bar orientation (screen, y up).
-#[allow(clippy::too_many_arguments)]
-fn gabor(center: [f64; 2], orientation_deg: f64, f_cpp: f64, phase_deg: f64, sigma_x: f64, sigma_y: f64, w: usize, h: usize) -> BoxFilter {
+/// The box around `center` (3 sigma) and, per pixel of it, the Gaussian envelope and the
+/// coordinate across the bars, for a unit's RF. Shared by the Gabor and the luminance
+/// envelope so that both sit on exactly the same support.
+struct RfGrid {
+    x0: usize,
+    y0: usize,
+    w: usize,
+    h: usize,
+    envelope: Vec<f64>,
+    across: Vec<f64>,
+}
+
+fn rf_grid(center: [f64; 2], orientation_deg: f64, sigma_x: f64, sigma_y: f64, w: usize, h: usize) -> RfGrid {
     let r = 3.0 * sigma_x.max(sigma_y);
     let x0 = ((center[0] - r).floor().max(0.0) as usize).min(w - 1);
     let y0 = ((center[1] - r).floor().max(0.0) as usize).min(h - 1);
     let x1 = ((center[0] + r).ceil().max(0.0) as usize).clamp(x0 + 1, w);
     let y1 = ((center[1] + r).ceil().max(0.0) as usize).clamp(y0 + 1, h);
-    let (bw, bh) = (x1 - x0, y1 - y0);
     let psi = (orientation_deg + 90.0).to_radians();
     let (cp, sp) = (psi.cos(), psi.sin());
-    let ph = phase_deg.to_radians();
-    let tau = std::f64::consts::TAU;
-    let mut env = Vec::with_capacity(bw * bh);
-    let mut arg = Vec::with_capacity(bw * bh);
+    let mut envelope = Vec::with_capacity((x1 - x0) * (y1 - y0));
+    let mut across = Vec::with_capacity(envelope.capacity());
     for y in y0..y1 {
         for x in x0..x1 {
             let dx = x as f64 + 0.5 - center[0];
             let dy = -(y as f64 + 0.5 - center[1]); // visual y up
             let xp = dx * cp + dy * sp;
             let yp = -dx * sp + dy * cp;
-            env.push((-(xp * xp) / (2.0 * sigma_x * sigma_x) - (yp * yp) / (2.0 * sigma_y * sigma_y)).exp());
-            arg.push(tau * f_cpp * xp + ph);
+            envelope.push((-(xp * xp) / (2.0 * sigma_x * sigma_x) - (yp * yp) / (2.0 * sigma_y * sigma_y)).exp());
+            across.push(xp);
         }
     }
+    RfGrid { x0, y0, w: x1 - x0, h: y1 - y0, envelope, across }
+}
+
+/// A zero-mean Gabor on the frame, scaled so that a grating of contrast 1 at the
+/// preferred orientation, frequency and phase gives a response of 1 (before dividing by
+/// the mean luminance). `orientation_deg` is the bar orientation (screen, y up).
+#[allow(clippy::too_many_arguments)]
+fn gabor(center: [f64; 2], orientation_deg: f64, f_cpp: f64, phase_deg: f64, sigma_x: f64, sigma_y: f64, w: usize, h: usize) -> BoxFilter {
+    let g = rf_grid(center, orientation_deg, sigma_x, sigma_y, w, h);
+    let ph = phase_deg.to_radians();
+    let tau = std::f64::consts::TAU;
+    let arg: Vec<f64> = g.across.iter().map(|xp| tau * f_cpp * xp + ph).collect();
+    let env = &g.envelope;
     let se: f64 = env.iter().sum();
     let m = if se > 0.0 { env.iter().zip(&arg).map(|(e, a)| e * a.cos()).sum::<f64>() / se } else { 0.0 };
     let k: Vec<f64> = env.iter().zip(&arg).map(|(e, a)| e * (a.cos() - m)).collect();
     // Response to the matched grating cos(arg).
     let resp: f64 = k.iter().zip(&arg).map(|(kv, a)| kv * a.cos()).sum();
     let scale = if resp.abs() > 1e-9 { 1.0 / resp } else { 0.0 };
-    BoxFilter { x0, y0, w: bw, h: bh, weights: k.iter().map(|v| (v * scale) as f32).collect() }
+    BoxFilter { x0: g.x0, y0: g.y0, w: g.w, h: g.h, weights: k.iter().map(|v| (v * scale) as f32).collect() }
+}
+
+/// The Gabor's envelope with weights summing to 1: the mean luminance under the RF.
+fn envelope(center: [f64; 2], orientation_deg: f64, sigma_x: f64, sigma_y: f64, w: usize, h: usize) -> BoxFilter {
+    let g = rf_grid(center, orientation_deg, sigma_x, sigma_y, w, h);
+    let se: f64 = g.envelope.iter().sum::<f64>().max(1e-12);
+    BoxFilter { x0: g.x0, y0: g.y0, w: g.w, h: g.h, weights: g.envelope.iter().map(|v| (v / se) as f32).collect() }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::PopulationParams;
 
     fn grating(w: usize, h: usize, ori_deg: f64, f_cpp: f64, phase: f64, contrast: f64) -> Vec<f32> {
         let psi = (ori_deg + 90.0).to_radians();
@@ -386,6 +433,49 @@ mod tests {
                 })
             })
             .collect()
+    }
+
+    /// A grey frame with a disc of luminance `disc` at `center`, radius `r` (px).
+    fn disc_frame(w: usize, h: usize, center: [f64; 2], r: f64, disc: f32) -> Vec<f32> {
+        (0..h)
+            .flat_map(|y| {
+                (0..w).map(move |x| {
+                    let (dx, dy) = (x as f64 + 0.5 - center[0], y as f64 + 0.5 - center[1]);
+                    if dx * dx + dy * dy <= r * r { disc } else { 0.4 }
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn luminance_signal_has_the_sign_of_the_patch_relative_to_its_surround() {
+        let (w, h) = (320, 240);
+        let params = PopulationParams { luminance_fraction: 1.0, ..PopulationParams::default() };
+        let pop = Population::generate(3, &params);
+        let model = Model::new(&pop, 2, w, h);
+        let mut contrast_only = pop.clone();
+        contrast_only.units.iter_mut().for_each(|u| u.luminance_weight = 0.0);
+        let plain = Model::new(&contrast_only, 2, w, h);
+        let (mut on, mut off) = (0, 0);
+        for (u, unit) in pop.units.iter().enumerate().take(40) {
+            let signal = |m: &Model, lum: f32| {
+                let frame = disc_frame(w, h, unit.center_px, unit.rf_size_px / 2.0, lum);
+                m.spatial(&[frame]).linear[0][u]
+            };
+            let (bright, dark, grey) = (signal(&model, 0.7)[2], signal(&model, 0.1)[2], signal(&model, 0.4)[2]);
+            assert!(grey.abs() < 1e-3, "unit {u}: a uniform field gives {grey}");
+            if unit.luminance_weight > 0.0 {
+                assert!(bright > 0.05 && dark < -0.05, "ON unit {u}: bright {bright}, dark {dark}");
+                on += 1;
+            } else {
+                assert!(bright < -0.05 && dark > 0.05, "OFF unit {u}: bright {bright}, dark {dark}");
+                off += 1;
+            }
+            // The contrast filters do not change, and units without the signal get none.
+            assert_eq!(signal(&model, 0.7)[..2], signal(&plain, 0.7)[..2]);
+            assert_eq!(signal(&plain, 0.7)[2], 0.0);
+        }
+        assert!(on > 0 && off > 0, "expected both ON and OFF units, got {on} and {off}");
     }
 
     #[test]
