@@ -8,7 +8,7 @@ MODEL ?= models/default
 REPORT ?= models/default/report
 BINS := target/release/v1 target/release/relay-service target/release/simulation-service
 
-.PHONY: up test deps build frontend data train-default eval-default bench test-rust test-frontend test-e2e compose-test compose-config fuzz clean-data
+.PHONY: up test deps build frontend data train-default eval-default bench test-rust test-frontend test-e2e compose-test compose-config fuzz soak clean-data
 
 ## Run the whole system: relay-service (http://127.0.0.1:8080, serves the page) and
 ## simulation-service (127.0.0.1:8081). Ctrl-C stops both.
@@ -67,8 +67,26 @@ compose-config:
 compose-test:
 	./scripts/compose-test.sh
 
+## Every fuzz target for FUZZ_SECONDS each, one after another (needs `cargo install cargo-fuzz`;
+## stable Rust: no sanitizer, optimized with debug assertions). Crashes land in <crate>/fuzz/artifacts/.
+FUZZ_SECONDS ?= 600
+FUZZ_RUN = cargo fuzz run --sanitizer none -O -a
+FUZZ_ARGS = -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
+
 fuzz:
-	cd neural-data/fuzz && cargo fuzz run --sanitizer none -O -a mat_reader -- -max_total_time=600
+	cd shared-protocol/fuzz && mkdir -p corpus/protocol_decode corpus/data_url_image && \
+	  $(FUZZ_RUN) protocol_decode corpus/protocol_decode seeds/protocol_decode -- $(FUZZ_ARGS) -max_len=4096 && \
+	  $(FUZZ_RUN) data_url_image corpus/data_url_image seeds/data_url_image -- $(FUZZ_ARGS) -max_len=16384
+	cd neural-data/fuzz && mkdir -p corpus/mat_reader && \
+	  $(FUZZ_RUN) mat_reader corpus/mat_reader seeds/mat_reader -- $(FUZZ_ARGS) -max_len=8192
+
+## Soak benchmark (not a test): SOAK_SESSIONS sessions at 30 frames/s for SOAK_SECONDS
+## against both services in release with the shipped model; reports lost frames, latency
+## p50/p99 and each service's peak memory (figures go to BENCHMARKS.md by hand).
+SOAK_SESSIONS ?= 4
+SOAK_SECONDS ?= 600
+soak: build
+	SOAK_SESSIONS=$(SOAK_SESSIONS) SOAK_SECONDS=$(SOAK_SECONDS) MODEL=$(MODEL) ./scripts/soak.sh
 
 clean-data:
 	rm -rf $(DATA)

@@ -1,6 +1,8 @@
 //! Every setting of the relay in one validated struct, [`RelayConfig`], and every limit in
-//! [`Limits`]. The binary fills them from flags and environment variables; tests build
-//! them directly. Nothing here reads the environment.
+//! [`Limits`]; where sessions live in [`StoreConfig`] (kept apart so that a relay built
+//! from a `RelayConfig` alone is the single-instance relay with its in-memory store).
+//! The binary fills them from flags and environment variables; tests build them
+//! directly. Nothing here reads the environment.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,11 +77,61 @@ pub struct RelayConfig {
     pub limits: Limits,
 }
 
+/// Where the relay keeps its sessions (buffers, frame ids, subscribers' fan-out).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// In this process: one relay on its own (the default).
+    #[default]
+    Memory,
+    /// In Redis, shared by every relay given the same URL, prefix and secret.
+    Redis(RedisConfig),
+}
+
+/// Default Redis URL of `--redis-url`.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+/// Default key prefix of `--redis-prefix`.
+pub const DEFAULT_REDIS_PREFIX: &str = "v1:";
+
+/// The Redis that relays share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host[:port][/db]` (`redis+unix:///path` for a socket).
+    pub url: String,
+    /// Prefix of every key and channel, so that several systems can share one Redis.
+    pub prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: DEFAULT_REDIS_URL.to_owned(), prefix: DEFAULT_REDIS_PREFIX.to_owned() }
+    }
+}
+
+impl StoreConfig {
+    /// Checks the URL's scheme and the prefix before connecting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let StoreConfig::Redis(r) = self else { return Ok(()) };
+        let scheme_ok = ["redis://", "redis+unix://", "unix://"].iter().any(|s| r.url.starts_with(s));
+        if !scheme_ok {
+            return Err(ConfigError::RedisUrl { url: crate::redis_store::redact(&r.url) });
+        }
+        let prefix_ok = (1..=64).contains(&r.prefix.len()) && r.prefix.chars().all(|c| c.is_ascii_graphic());
+        if !prefix_ok {
+            return Err(ConfigError::RedisPrefix { prefix: r.prefix.clone() });
+        }
+        Ok(())
+    }
+}
+
 /// A setting that cannot work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is {got}; it must be between {min} and {max}")]
     OutOfRange { name: &'static str, got: u64, min: u64, max: u64 },
+    #[error("--redis-url {url:?} is not a Redis URL; use redis://host:port/ (for example redis://127.0.0.1:6379/) or redis+unix:///path/to/socket; this build has no TLS (rediss://)")]
+    RedisUrl { url: String },
+    #[error("--redis-prefix {prefix:?} must be 1 to 64 printable ASCII characters without spaces (for example v1:)")]
+    RedisPrefix { prefix: String },
 }
 
 fn range(name: &'static str, got: u64, min: u64, max: u64) -> Result<(), ConfigError> {
@@ -107,5 +159,25 @@ impl RelayConfig {
         range("session idle seconds", l.session_idle.as_secs(), 1, 365 * 24 * 3600)?;
         range("queue depth", l.queue_depth as u64, 1, 1_000_000)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_settings_are_checked() {
+        assert_eq!(StoreConfig::default(), StoreConfig::Memory);
+        assert!(StoreConfig::Memory.validate().is_ok());
+        assert!(StoreConfig::Redis(RedisConfig::default()).validate().is_ok());
+        let bad_url = StoreConfig::Redis(RedisConfig { url: "http://:pw@127.0.0.1:6379".into(), prefix: "v1:".into() });
+        let e = bad_url.validate().unwrap_err();
+        assert_eq!(e, ConfigError::RedisUrl { url: "http://:***@127.0.0.1:6379".into() });
+        assert!(e.to_string().contains("redis://"), "{e}");
+        for prefix in ["", "has space:", &"x".repeat(65)] {
+            let c = StoreConfig::Redis(RedisConfig { url: DEFAULT_REDIS_URL.into(), prefix: prefix.to_owned() });
+            assert!(matches!(c.validate(), Err(ConfigError::RedisPrefix { .. })), "{prefix:?}");
+        }
     }
 }

@@ -12,4 +12,8 @@ pub enum StartError {
     Model { dir: PathBuf, source: models::ModelError },
     #[error(transparent)]
     Bind(#[from] service_kit::serve::BindError),
+    #[error(transparent)]
+    Store(#[from] crate::redis_store::ConnectError),
+    #[error("internal error while starting: {0}")]
+    Internal(String),
 }

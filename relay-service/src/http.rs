@@ -36,7 +36,7 @@ pub async fn create_session(State(state): State<AppState>, request: Request) -> 
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let bytes: [u8; 16] = rand::rng().random();
     let id = SessionId::new_unchecked(bytes.iter().map(|b| format!("{b:02x}")).collect());
-    match state.sessions.issue(id.clone(), client, Instant::now()) {
+    match state.sessions.issue(id.clone(), client, Instant::now()).await {
         Ok(()) => {
             state.metrics.sessions.set(state.sessions.len() as i64);
             let token = state.config.secret.token_for(&id);
@@ -44,11 +44,11 @@ pub async fn create_session(State(state): State<AppState>, request: Request) -> 
             (StatusCode::CREATED, Json(json!({"session_id": id, "token": token}))).into_response()
         }
         Err(e) => {
-            let status = match e {
-                SessionError::ClientLimit { .. } => StatusCode::TOO_MANY_REQUESTS,
-                SessionError::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            let (status, code) = match e {
+                SessionError::ClientLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
+                SessionError::Full { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Overloaded),
+                SessionError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             };
-            let code = if status == StatusCode::TOO_MANY_REQUESTS { ErrorCode::RateLimited } else { ErrorCode::Overloaded };
             state.metrics.error(code);
             error_response(status, code, &e.to_string())
         }
@@ -64,6 +64,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         "service": "relay",
         "version": env!("CARGO_PKG_VERSION"),
         "sessions": state.sessions.len(),
+        "session_store": state.sessions.kind(),
         "subscribers": state.sessions.subscribers(),
         "in_flight": state.pool.busy(),
         "model": {

@@ -4,7 +4,10 @@
 //! decode and validate, check the payload against the model, de-duplicate by
 //! (session, frame_id), take a place in the worker queue, reconstruct on a worker, buffer
 //! and push the image to the session's subscribers, and answer the sender with the same
-//! `reconstructed_image` (its acknowledgement). Frames are processed concurrently;
+//! `reconstructed_image` (its acknowledgement). With the Redis store, a re-send of a frame
+//! that a relay accepted and has not published yet is answered once that is settled
+//! (an `ack` when the image arrives, a reconstruction when the frame is handed over after
+//! its lease; see [`crate::redis_store`]). Frames are processed concurrently;
 //! replies go out as they finish. A bad frame gets an `error` naming its session and
 //! frame and never disturbs the connection's other frames.
 
@@ -24,7 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
-use crate::sessions::{Admission, SessionError};
+use crate::sessions::Admission;
 pub use crate::ws::peek_ids;
 use crate::ws::{accept, finish, split, End, Event, Outbox};
 use crate::AppState;
@@ -102,6 +105,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
 /// The frames of one connection: their tasks, and a bound on how many may be unanswered
 /// at once. The worker queue bounds the work; this also bounds the replies waiting for a
 /// sender that does not read them.
+#[derive(Clone)]
 struct Frames {
     tasks: TaskTracker,
     slots: Arc<Semaphore>,
@@ -132,26 +136,59 @@ async fn handle_text(state: &AppState, outbox: &Outbox, frames: &Frames, text: U
         send_error(state, outbox, e.to_error_message(Some(latent.session_id), latent.frame_id)).await;
         return;
     }
-    let admission = match state.sessions.admit(&latent.session_id, latent.frame_id, received) {
+    let admission = match state.sessions.admit(&latent.session_id, latent.frame_id, received).await {
         Ok(a) => a,
         Err(e) => {
-            let code = match e {
-                SessionError::Full { .. } => ErrorCode::Overloaded,
-                SessionError::ClientLimit { .. } => ErrorCode::BadSession,
-            };
-            send_error(state, outbox, error(code, e.to_string(), (Some(latent.session_id), latent.frame_id))).await;
+            send_error(state, outbox, error(e.code(), e.to_string(), (Some(latent.session_id), latent.frame_id))).await;
             return;
         }
     };
-    if admission == Admission::Duplicate {
-        state.metrics.duplicates.inc();
-        if let Some(frame_id) = latent.frame_id {
-            outbox.send(&Message::Ack(Ack { session_id: latent.session_id, frame_id })).await;
+    match admission {
+        Admission::New => reconstruct(state, outbox, frames, latent, received).await,
+        Admission::Duplicate => acknowledge(state, outbox, latent).await,
+        Admission::Pending => {
+            let (state, outbox, waiting) = (state.clone(), outbox.clone(), frames.clone());
+            frames.tasks.spawn(async move { settle_pending(&state, &outbox, &waiting, latent, received).await });
         }
-        return;
     }
+}
+
+/// A re-send of a frame already reconstructed: acknowledged, not reconstructed again.
+async fn acknowledge(state: &AppState, outbox: &Outbox, latent: WaveformLatent) {
+    state.metrics.duplicates.inc();
+    if let Some(frame_id) = latent.frame_id {
+        outbox.send(&Message::Ack(Ack { session_id: latent.session_id, frame_id })).await;
+    }
+}
+
+/// A re-send of a frame in flight (maybe on a relay that is gone): asks again until its
+/// image is published (ack) or it is handed over (reconstruct). The store hands it over
+/// after its lease, so this ends; the bound only guards against a store that misbehaves.
+async fn settle_pending(state: &AppState, outbox: &Outbox, frames: &Frames, latent: WaveformLatent, received: Instant) {
+    let give_up = Instant::now() + crate::redis_store::IN_FLIGHT_LEASE * 3;
+    loop {
+        tokio::time::sleep(crate::redis_store::PENDING_POLL).await;
+        match state.sessions.admit(&latent.session_id, latent.frame_id, Instant::now()).await {
+            Ok(Admission::Pending) if Instant::now() < give_up => continue,
+            Ok(Admission::Pending) => {
+                let message = "this frame is still being reconstructed by another relay; send it again later".to_owned();
+                let ids = (Some(latent.session_id), latent.frame_id);
+                return send_error(state, outbox, error(ErrorCode::Unavailable, message, ids)).await;
+            }
+            Ok(Admission::Duplicate) => return acknowledge(state, outbox, latent).await,
+            Ok(Admission::New) => return reconstruct(state, outbox, frames, latent, received).await,
+            Err(e) => {
+                let ids = (Some(latent.session_id), latent.frame_id);
+                return send_error(state, outbox, error(e.code(), e.to_string(), ids)).await;
+            }
+        }
+    }
+}
+
+/// Queues an admitted frame for a worker; its reply (or error) goes out when it is done.
+async fn reconstruct(state: &AppState, outbox: &Outbox, frames: &Frames, latent: WaveformLatent, received: Instant) {
     let Ok(slot) = frames.slots.clone().try_acquire_owned() else {
-        state.sessions.abandon(&latent.session_id, latent.frame_id);
+        state.sessions.abandon(&latent.session_id, latent.frame_id).await;
         let message = format!(
             "this connection has {} frames waiting for their replies; read the replies, or send fewer frames",
             reply_slots(state)
@@ -162,7 +199,7 @@ async fn handle_text(state: &AppState, outbox: &Outbox, frames: &Frames, text: U
     let ticket = match state.pool.admit() {
         Ok(t) => t,
         Err(e) => {
-            state.sessions.abandon(&latent.session_id, latent.frame_id);
+            state.sessions.abandon(&latent.session_id, latent.frame_id).await;
             send_error(state, outbox, error(ErrorCode::Overloaded, e.to_string(), (Some(latent.session_id), latent.frame_id)))
                 .await;
             return;
@@ -201,7 +238,17 @@ async fn handle_text(state: &AppState, outbox: &Outbox, frames: &Frames, text: U
             latency_ms: Some(round_ms(latency.as_secs_f64() * 1000.0)),
         });
         let text: Utf8Bytes = reply.to_json().into();
-        let published = state.sessions.publish(&session_id, frame_id, text.clone(), Instant::now());
+        let published = match state.sessions.publish(&session_id, frame_id, text.clone(), Instant::now()).await {
+            Ok(p) => p,
+            Err(e) => {
+                // Not buffered, so not acknowledged: the sender is told, and a re-send is
+                // reconstructed again.
+                warn!(session = %session_id, ?frame_id, "image not stored: {e}");
+                state.sessions.abandon(&session_id, frame_id).await;
+                send_error(&state, &outbox, error(e.code(), e.to_string(), (Some(session_id), frame_id))).await;
+                return;
+            }
+        };
         state.metrics.frames_out.inc_by(published.subscribers as u64);
         if published.dropped_oldest {
             state.metrics.buffer_drops.inc();
@@ -213,7 +260,7 @@ async fn handle_text(state: &AppState, outbox: &Outbox, frames: &Frames, text: U
 
 async fn fail(state: &AppState, outbox: &Outbox, session_id: shared_protocol::SessionId, frame_id: Option<u64>, why: String) {
     warn!(session = %session_id, ?frame_id, "reconstruction failed: {why}");
-    state.sessions.abandon(&session_id, frame_id);
+    state.sessions.abandon(&session_id, frame_id).await;
     send_error(state, outbox, error(ErrorCode::Internal, why, (Some(session_id), frame_id))).await;
 }
 

@@ -9,7 +9,10 @@
 //! - [`ingest`]: `/ws/ingest`, the per-frame hot path (authenticated by the shared secret).
 //! - [`reconstruct`]: response -> JPEG data URL, on a worker thread.
 //! - [`pool`]: bounded inference queue (full queue -> `overloaded`), from `service-kit`.
-//! - [`sessions`]: per-session buffer, de-duplication and fan-out; idle expiry.
+//! - [`store`]: [`store::SessionStore`], the choice of session store (`--session-store`).
+//! - [`sessions`]: the in-memory store: per-session buffer, de-duplication and fan-out;
+//!   idle expiry.
+//! - [`redis_store`]: the same in Redis, shared by several relays (scale-out).
 //! - [`subscribe`]: `/ws/subscribe` for browsers (token per session).
 //! - [`http`]: `POST /api/sessions`, `/healthz`, `/metrics`, the frontend.
 //! - [`metrics`]: the Prometheus registry.
@@ -26,7 +29,9 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod reconstruct;
+pub mod redis_store;
 pub mod sessions;
+pub mod store;
 pub mod subscribe;
 
 pub use service_kit::{pool, ws};
@@ -44,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-pub use config::{ConfigError, Limits, RelayConfig};
+pub use config::{ConfigError, Limits, RedisConfig, RelayConfig, StoreConfig};
 pub use error::StartError;
 pub use service_kit::serve::{bind, BindError};
 
@@ -59,7 +64,7 @@ pub struct Shared {
     /// The model and image encoding, shared by the workers.
     pub reconstructor: reconstruct::Reconstructor,
     pub pool: pool::Pool,
-    pub sessions: sessions::SessionStore,
+    pub sessions: store::SessionStore,
     pub metrics: metrics::Metrics,
     /// Cancelled when shutdown begins: sockets stop reading and drain.
     pub shutdown: CancellationToken,
@@ -74,22 +79,35 @@ service_kit::state_handle! {
 }
 
 impl AppState {
-    /// Validates the configuration and wraps a loaded model.
+    /// Validates the configuration and wraps a loaded model; sessions in memory.
     pub fn new(config: RelayConfig, model: V1Model) -> Result<Self, StartError> {
         config.validate()?;
-        let l = &config.limits;
-        let sessions = sessions::SessionStore::new(l.max_sessions, l.max_sessions_per_client, l.buffered_images, l.session_idle);
-        let pool = pool::Pool::new(config.workers, l.queue_depth);
+        let sessions = store::SessionStore::memory(&config.limits);
+        Ok(Self::assemble(config, model, sessions, metrics::Metrics::new()))
+    }
+
+    /// Like [`Self::new`], with the session store `store` names (connecting to Redis
+    /// when it names Redis; an unreachable Redis is a start-up error).
+    pub async fn with_store(config: RelayConfig, model: V1Model, store: &StoreConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        store.validate()?;
+        let metrics = metrics::Metrics::new();
+        let sessions = store::SessionStore::open(store, &config.limits, metrics.frames_out.clone()).await?;
+        Ok(Self::assemble(config, model, sessions, metrics))
+    }
+
+    fn assemble(config: RelayConfig, model: V1Model, sessions: store::SessionStore, metrics: metrics::Metrics) -> Self {
+        let pool = pool::Pool::new(config.workers, config.limits.queue_depth);
         let reconstructor = reconstruct::Reconstructor::new(Arc::new(model), config.display_size, config.jpeg_quality);
-        Ok(Self(Arc::new(Shared {
+        Self(Arc::new(Shared {
             reconstructor,
             pool,
             sessions,
-            metrics: metrics::Metrics::new(),
+            metrics,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             config,
-        })))
+        }))
     }
 
     /// Loads the model named by the configuration, then [`Self::new`].
@@ -98,6 +116,18 @@ impl AppState {
         let model = V1Model::load(&config.model_dir)
             .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
         Self::new(config, model)
+    }
+
+    /// Loads the model named by the configuration, then [`Self::with_store`].
+    pub async fn load_with_store(config: RelayConfig, store: &StoreConfig) -> Result<Self, StartError> {
+        config.validate()?;
+        store.validate()?;
+        let dir = config.model_dir.clone();
+        let model = tokio::task::spawn_blocking(move || V1Model::load(&dir))
+            .await
+            .map_err(|e| StartError::Internal(format!("loading the model stopped: {e}")))?
+            .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
+        Self::with_store(config, model, store).await
     }
 
     /// Whether `static_dir` holds a built frontend.
@@ -129,7 +159,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
-    info!(%addr, model = %state.config.model_dir.display(), frontend = state.frontend_built(), "relay listening");
+    info!(
+        %addr,
+        model = %state.config.model_dir.display(),
+        frontend = state.frontend_built(),
+        sessions = %state.sessions.describe(),
+        "relay listening"
+    );
     if !state.frontend_built() {
         warn!(dir = %state.config.static_dir.display(), "frontend not built: `/` shows how to build it (make frontend)");
     }
@@ -142,14 +178,17 @@ pub async fn run(
 
 /// Forgets idle sessions now and then, until shutdown.
 async fn expire_sessions(state: AppState) {
-    let period = (state.config.limits.session_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    // With Redis the round also keeps the pub/sub link alive (reconnecting it after an
+    // outage) and refreshes watched sessions, so it runs more often.
+    let longest = if state.sessions.kind() == "redis" { Duration::from_secs(5) } else { Duration::from_secs(30) };
+    let period = (state.config.limits.session_idle / 4).clamp(Duration::from_millis(100), longest);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => return,
             _ = tick.tick() => {
-                let expired = state.sessions.expire_idle(Instant::now());
+                let expired = state.sessions.expire_idle(Instant::now()).await;
                 if expired > 0 {
                     info!(expired, "forgot idle sessions");
                 }

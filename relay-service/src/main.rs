@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use rand::Rng;
-use relay_service::{bind, AppState, Limits, RelayConfig, BIND_ENV, DEFAULT_BIND};
+use relay_service::config::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL};
+use relay_service::{bind, AppState, Limits, RedisConfig, RelayConfig, StoreConfig, BIND_ENV, DEFAULT_BIND};
 use shared_protocol::{OriginPolicy, SharedSecret};
 use tracing::warn;
 
@@ -71,6 +72,22 @@ struct Args {
     /// Seconds shutdown waits for in-flight frames.
     #[arg(long, env = "V1_RELAY_DRAIN_SECS", default_value_t = 10)]
     drain_secs: u64,
+    /// Where sessions live: `memory` (this relay alone) or `redis` (shared by every relay
+    /// using the same --redis-url, --redis-prefix and secret).
+    #[arg(long, env = "V1_SESSION_STORE", value_enum, default_value_t = StoreKind::Memory)]
+    session_store: StoreKind,
+    /// The Redis of `--session-store redis`.
+    #[arg(long, env = "V1_REDIS_URL", default_value = DEFAULT_REDIS_URL, hide_env_values = true)]
+    redis_url: String,
+    /// Prefix of the relay's Redis keys and channels.
+    #[arg(long, env = "V1_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX)]
+    redis_prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    Memory,
+    Redis,
 }
 
 fn main() -> ExitCode {
@@ -121,7 +138,11 @@ async fn start(args: Args) -> anyhow::Result<()> {
             queue_depth: args.queue_depth,
         },
     };
-    let state = AppState::load(config)?;
+    let store = match args.session_store {
+        StoreKind::Memory => StoreConfig::Memory,
+        StoreKind::Redis => StoreConfig::Redis(RedisConfig { url: args.redis_url, prefix: args.redis_prefix }),
+    };
+    let state = AppState::load_with_store(config, &store).await?;
     let listener = bind(args.bind, BIND_ENV).await?;
     relay_service::run(listener, state, service_kit::serve::shutdown_signal()).await?;
     Ok(())

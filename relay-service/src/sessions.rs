@@ -1,6 +1,10 @@
-//! The relay's sessions: for each, a bounded buffer of recent reconstructions (for
-//! subscribers who join late), the frame ids already accepted (so that a re-sent frame is
-//! reconstructed once), and a broadcast channel to the live subscribers.
+//! The relay's sessions held in this process ([`MemoryStore`], the default store of a
+//! single relay): for each, a bounded buffer of recent reconstructions (for subscribers
+//! who join late), the frame ids already accepted (so that a re-sent frame is
+//! reconstructed once), and a broadcast channel to the live subscribers. The types every
+//! store shares ([`Admission`], [`Published`], [`Subscription`], [`Live`],
+//! [`SessionError`]) live here too; [`crate::store`] chooses between this store and the
+//! Redis one that several relays share.
 //!
 //! All state sits behind one mutex with short critical sections (no I/O, no await
 //! inside). Every method takes `now` so that expiry is tested without waiting.
@@ -26,13 +30,40 @@ use tokio::sync::broadcast;
 /// always falls inside the window.
 pub const DEDUP_WINDOW: usize = 1024;
 
-/// A session the store cannot take.
+/// A session the store cannot take, or a store that cannot answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
     #[error("the relay already holds {max} sessions (its --max-sessions limit); try again when idle sessions have expired")]
     Full { max: usize },
     #[error("client {client} already holds {max} live sessions (the relay's --max-sessions-per-client limit); reuse one, or wait until idle ones expire")]
     ClientLimit { client: IpAddr, max: usize },
+    /// The shared session store (Redis) did not answer; the relay reconnects by itself.
+    #[error("the session store at {store} is unavailable while {doing}: {why}; the relay keeps reconnecting, try again shortly")]
+    Unavailable { store: String, doing: &'static str, why: String },
+}
+
+impl SessionError {
+    /// The protocol's error code for this refusal.
+    pub fn code(&self) -> shared_protocol::ErrorCode {
+        use shared_protocol::ErrorCode;
+        match self {
+            SessionError::Full { .. } => ErrorCode::Overloaded,
+            SessionError::ClientLimit { .. } => ErrorCode::BadSession,
+            SessionError::Unavailable { .. } => ErrorCode::Unavailable,
+        }
+    }
+}
+
+/// What a session's live channel carries to its subscribers on this relay.
+#[derive(Debug, Clone)]
+pub enum Live {
+    /// A new image. `seq` increases with every image of the session (in the Redis store,
+    /// across relays), so that a subscriber drops a live image it already had in its
+    /// replay.
+    Image { seq: u64, json: Text },
+    /// The link to the shared store broke: images published meanwhile reach this relay's
+    /// subscribers only through a new replay.
+    Interrupted,
 }
 
 /// One reconstruction, already serialised as the text frame subscribers receive.
@@ -52,7 +83,7 @@ struct Session {
     seen_order: VecDeque<u64>,
     /// Reconstructions accepted but not yet published; a session is not idle while any.
     in_flight: usize,
-    tx: broadcast::Sender<Text>,
+    tx: broadcast::Sender<Live>,
     last_active: Instant,
     /// The client address `POST /api/sessions` issued it to, for the per-client limit.
     issued_to: Option<IpAddr>,
@@ -100,8 +131,15 @@ struct Inner {
 /// Whether a frame is new or a re-send of one already accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
+    /// Reconstruct it.
     New,
+    /// Its image is made (or being made here): acknowledge it.
     Duplicate,
+    /// Accepted by a relay (this one or another sharing the store) and not published
+    /// yet: ask again shortly. Either it gets published (then it is a duplicate), or the
+    /// relay that took it is gone and the frame is handed over (then it is new). Only the
+    /// shared store answers this; in one process a frame in flight is simply a duplicate.
+    Pending,
 }
 
 /// What publishing one image did.
@@ -117,12 +155,15 @@ pub struct Published {
 #[derive(Debug)]
 pub struct Subscription {
     pub replay: Vec<Text>,
-    pub live: broadcast::Receiver<Text>,
+    pub live: broadcast::Receiver<Live>,
+    /// Live images with a `seq` up to this one were part of the replay (or older than
+    /// it) and are skipped.
+    pub replayed_through: u64,
 }
 
-/// All sessions of the relay.
+/// All sessions of the relay, in this process.
 #[derive(Debug)]
-pub struct SessionStore {
+pub struct MemoryStore {
     inner: Mutex<Inner>,
     max_sessions: usize,
     max_per_client: usize,
@@ -130,7 +171,7 @@ pub struct SessionStore {
     idle: Duration,
 }
 
-impl SessionStore {
+impl MemoryStore {
     pub fn new(max_sessions: usize, max_per_client: usize, buffered_images: usize, idle: Duration) -> Self {
         Self { inner: Mutex::new(Inner::default()), max_sessions, max_per_client, buffered_images, idle }
     }
@@ -227,7 +268,7 @@ impl SessionStore {
             dropped_oldest = true;
         }
         session.buffer.push_back(Buffered { frame_id, arrival, json: json.clone() });
-        let subscribers = session.tx.send(json).unwrap_or(0);
+        let subscribers = session.tx.send(Live::Image { seq: arrival, json }).unwrap_or(0);
         Published { subscribers, dropped_oldest }
     }
 
@@ -238,8 +279,9 @@ impl SessionStore {
         let session = self.session_mut(&mut inner, id, now)?;
         let mut items: Vec<&Buffered> = session.buffer.iter().collect();
         items.sort_by_key(|b| (b.frame_id.is_none(), b.frame_id, b.arrival));
+        let replayed_through = items.iter().map(|b| b.arrival).max().unwrap_or(0);
         let replay = items.into_iter().map(|b| b.json.clone()).collect();
-        Ok(Subscription { replay, live: session.tx.subscribe() })
+        Ok(Subscription { replay, live: session.tx.subscribe(), replayed_through })
     }
 
     /// Forgets sessions idle for longer than the idle limit: no frame, no subscription,
@@ -302,7 +344,7 @@ mod tests {
 
     #[test]
     fn duplicate_frames_are_admitted_once_even_while_in_flight() {
-        let store = SessionStore::new(10, 10, 4, Duration::from_secs(60));
+        let store = MemoryStore::new(10, 10, 4, Duration::from_secs(60));
         let now = Instant::now();
         let s = id("a");
         assert_eq!(store.admit(&s, Some(5), now).unwrap(), Admission::New);
@@ -318,7 +360,7 @@ mod tests {
 
     #[test]
     fn abandoned_frames_can_be_sent_again() {
-        let store = SessionStore::new(10, 10, 4, Duration::from_secs(60));
+        let store = MemoryStore::new(10, 10, 4, Duration::from_secs(60));
         let now = Instant::now();
         let s = id("a");
         assert_eq!(store.admit(&s, Some(1), now).unwrap(), Admission::New);
@@ -328,7 +370,7 @@ mod tests {
 
     #[test]
     fn dedup_window_is_bounded() {
-        let store = SessionStore::new(10, 10, 4, Duration::from_secs(60));
+        let store = MemoryStore::new(10, 10, 4, Duration::from_secs(60));
         let now = Instant::now();
         let s = id("a");
         for f in 0..(DEDUP_WINDOW as u64 + 10) {
@@ -341,7 +383,7 @@ mod tests {
 
     #[test]
     fn buffer_drops_the_oldest_and_replays_in_frame_order() {
-        let store = SessionStore::new(10, 10, 3, Duration::from_secs(60));
+        let store = MemoryStore::new(10, 10, 3, Duration::from_secs(60));
         let now = Instant::now();
         let s = id("a");
         for f in [4u64, 2, 3] {
@@ -359,14 +401,17 @@ mod tests {
 
     #[test]
     fn subscribers_get_new_images_live_and_other_sessions_never() {
-        let store = SessionStore::new(10, 10, 3, Duration::from_secs(60));
+        let store = MemoryStore::new(10, 10, 3, Duration::from_secs(60));
         let now = Instant::now();
         let mut a = store.subscribe(&id("a"), now).unwrap();
         let mut b = store.subscribe(&id("b"), now).unwrap();
         assert!(a.replay.is_empty());
         let p = store.publish(&id("a"), Some(1), json("a1"), now);
         assert_eq!(p.subscribers, 1);
-        assert_eq!(a.live.try_recv().unwrap().as_str(), "a1");
+        match a.live.try_recv().unwrap() {
+            Live::Image { json, .. } => assert_eq!(json.as_str(), "a1"),
+            Live::Interrupted => panic!("the memory store is never interrupted"),
+        }
         assert!(b.live.try_recv().is_err());
         assert_eq!(store.subscribers(), 2);
     }
@@ -374,7 +419,7 @@ mod tests {
     #[test]
     fn idle_sessions_expire_unless_subscribed_or_in_flight() {
         let idle = Duration::from_secs(60);
-        let store = SessionStore::new(10, 2, 3, idle);
+        let store = MemoryStore::new(10, 2, 3, idle);
         let t0 = Instant::now();
         let client: IpAddr = "127.0.0.1".parse().unwrap();
         store.issue(id("quiet"), client, t0).unwrap();
@@ -394,7 +439,7 @@ mod tests {
 
     #[test]
     fn the_store_is_bounded() {
-        let store = SessionStore::new(2, 10, 3, Duration::from_secs(60));
+        let store = MemoryStore::new(2, 10, 3, Duration::from_secs(60));
         let now = Instant::now();
         store.admit(&id("a"), None, now).unwrap();
         store.admit(&id("b"), None, now).unwrap();

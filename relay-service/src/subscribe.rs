@@ -5,6 +5,8 @@
 //! session as it is made. One connection may hold several subscriptions (up to a limit);
 //! subscribing again to the same session restarts it with a fresh replay. A subscriber
 //! that falls behind by more than the session buffer is told how many images it missed.
+//! With the Redis store, a subscriber whose relay lost its pub/sub link to Redis is told
+//! so (`unavailable`) and keeps its subscription; subscribing again replays the buffer.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -20,7 +22,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::sessions::{SessionError, Subscription};
+use crate::sessions::{Live, Subscription};
 use crate::ws::{accept, finish, peek_ids, split, End, Event, Outbox};
 use crate::AppState;
 
@@ -105,13 +107,10 @@ async fn subscribe(
             .await;
         return;
     }
-    let Subscription { replay, mut live } = match state.sessions.subscribe(&session_id, now) {
+    let Subscription { replay, mut live, replayed_through } = match state.sessions.subscribe(&session_id, now).await {
         Ok(s) => s,
         Err(e) => {
-            let code = match e {
-                SessionError::Full { .. } => ErrorCode::Overloaded,
-                SessionError::ClientLimit { .. } => ErrorCode::BadSession,
-            };
+            let code = e.code();
             let message = e.to_string();
             send_error(state, outbox, ErrorMessage { code, message, session_id: Some(session_id), frame_id: None }).await;
             return;
@@ -136,8 +135,19 @@ async fn subscribe(
         let _gauge = GaugeGuard(&state);
         loop {
             match live.recv().await {
-                Ok(text) => {
-                    if !forward_outbox.text(text).await {
+                // Already sent in the replay (the Redis store may deliver an image both
+                // ways while a subscription starts).
+                Ok(Live::Image { seq, .. }) if seq <= replayed_through => {}
+                Ok(Live::Image { json, .. }) => {
+                    if !forward_outbox.text(json).await {
+                        break;
+                    }
+                }
+                Ok(Live::Interrupted) => {
+                    let message = "the relay lost its link to the session store (Redis) and is reconnecting; images made meanwhile were not pushed: subscribe again to get the buffered ones".to_owned();
+                    let e = ErrorMessage { code: ErrorCode::Unavailable, message, session_id: Some(forward_session.clone()), frame_id: None };
+                    state.metrics.error(e.code);
+                    if !forward_outbox.error(e).await {
                         break;
                     }
                 }

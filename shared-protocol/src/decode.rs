@@ -37,7 +37,10 @@ pub const SUBSCRIBER: Endpoint = Endpoint {
 };
 /// What the simulation-service sends on `/ws`.
 pub const SIMULATION_CLIENT: Endpoint =
-    Endpoint { name: "a client of the simulation-service", accepts: &[MessageType::Response, MessageType::Error] };
+    Endpoint {
+    name: "a client of the simulation-service",
+    accepts: &[MessageType::Response, MessageType::Delivered, MessageType::Error],
+};
 
 impl Endpoint {
     fn expected(&self) -> String {
@@ -97,14 +100,41 @@ fn explain(text: &str, e: &serde_json::Error, endpoint: &Endpoint) -> ProtocolEr
 }
 
 /// serde_json's message without its trailing " at line L column C" (reported separately
-/// or meaningless for a single-line frame).
+/// or meaningless for a single-line frame), with every quoted piece of the input
+/// shortened: serde names an unknown field or variant in full, and a peer must not be
+/// able to make an error message as large as its own message.
 fn strip_position(e: &serde_json::Error) -> String {
     let s = e.to_string();
-    match s.rfind(" at line ") {
-        Some(i) => s[..i].to_owned(),
-        None => s,
-    }
+    let s = match s.rfind(" at line ") {
+        Some(i) => &s[..i],
+        None => s.as_str(),
+    };
+    shorten_quoted(s)
 }
+
+/// `text` with each backtick-quoted part cut to [`shorten`]'s length; the whole at most
+/// [`MAX_DETAIL`] characters.
+fn shorten_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_DETAIL));
+    for (i, part) in text.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        // Odd parts sit between backticks: they quote the input.
+        if i % 2 == 1 {
+            out.push_str(&shorten(part));
+        } else {
+            out.push_str(part);
+        }
+    }
+    if out.chars().count() > MAX_DETAIL {
+        out = out.chars().take(MAX_DETAIL - 3).collect::<String>() + "...";
+    }
+    out
+}
+
+/// Longest explanation taken from the JSON parser.
+const MAX_DETAIL: usize = 600;
 
 /// Whether the syntax error at (line, column) sits on `NaN`, `Infinity` or `-Infinity`,
 /// which JavaScript's `JSON.stringify` never writes but hand-written senders might.
@@ -153,6 +183,26 @@ mod tests {
         assert!(matches!(err, ProtocolError::MissingType { .. }), "{err:?}");
         let err = decode(r#"{"type":5,"session_id":"a"}"#, &RELAY_INGEST).unwrap_err();
         assert!(matches!(err, ProtocolError::MissingType { .. }), "{err:?}");
+    }
+
+    /// Found by the relay's abuse suite: a 1 MB field name, enum variant or type came
+    /// back in full inside the error message.
+    #[test]
+    fn megabyte_names_are_not_echoed_in_errors() {
+        let mega = "x".repeat(1_000_000);
+        for text in [
+            format!(r#"{{"type":"waveform_latent","session_id":"a","payload":[1],"{mega}":1}}"#),
+            format!(r#"{{"type":"waveform_latent","session_id":"a","payload":[1],"source":"{mega}"}}"#),
+            format!(r#"{{"type":"{mega}","session_id":"a","payload":[1]}}"#),
+            format!(r#"{{"type":"waveform_latent","session_id":"{mega}","payload":[1]}}"#),
+        ] {
+            let err = decode(&text, &RELAY_INGEST).unwrap_err();
+            let message = err.to_string();
+            assert!(message.len() < 1_000, "{} bytes: {:.200}", message.len(), message);
+            assert!(message.contains("xxx..."), "{message:.300}");
+        }
+        let err = decode(&format!(r#"{{"type":"waveform_latent","session_id":"a","payload":[1],"{mega}":1}}"#), &RELAY_INGEST).unwrap_err();
+        assert!(err.to_string().contains("expected one of `session_id`, `payload`"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! - [`validate()`]: the rules beyond JSON shape, and the protocol's fixed limits.
 //! - [`error`]: [`ErrorCode`] (on the wire) and [`ProtocolError`] (what was wrong).
 //! - [`data_url`]: image data URLs, checked, decoded under a size limit, encoded.
+//! - `image_limits` (feature `image`): decoding a received JPEG/PNG under the size and
+//!   side limits, header dimensions checked before decoding.
 //! - [`auth`]: session tokens (HMAC-SHA256) and the shared secret.
 //! - [`origin`]: the `Origin` allow-list for WebSocket upgrades.
 
@@ -27,6 +29,8 @@ pub mod auth;
 pub mod data_url;
 pub mod decode;
 pub mod error;
+#[cfg(feature = "image")]
+pub mod image_limits;
 pub mod message;
 pub mod origin;
 pub mod validate;
@@ -38,7 +42,7 @@ pub use decode::{
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use message::{
-    Ack, ErrorMessage, Message, MessageType, ReconstructedImage, RecordedPosition, Response, SessionId, Source,
+    Ack, Delivered, ErrorMessage, Message, MessageType, ReconstructedImage, RecordedPosition, Response, SessionId, Source,
     StartStream, Stimulus, StopStream, StreamSource, Subscribe, Subscribed, WaveformLatent,
 };
 pub use origin::{BadOrigin, OriginPolicy};

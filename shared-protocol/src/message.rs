@@ -166,6 +166,20 @@ pub struct Ack {
     pub frame_id: u64,
 }
 
+/// simulation-service → browser: the relay has acknowledged this frame's
+/// `waveform_latent` (reconstructed it into the session's buffer, or already had it).
+///
+/// Until this arrives the frame exists only in the simulation-service's memory, which a
+/// crash loses; a browser that must not lose frames keeps each stimulus until its
+/// `delivered` and sends the undelivered ones again (same `frame_id`s) after
+/// reconnecting. The relay's (session, frame_id) de-duplication makes that idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivered {
+    pub session_id: SessionId,
+    pub frame_id: u64,
+}
+
 /// browser → simulation-service (`/ws`): one frame to simulate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -275,6 +289,7 @@ pub enum Message {
     WaveformLatent(WaveformLatent),
     ReconstructedImage(ReconstructedImage),
     Ack(Ack),
+    Delivered(Delivered),
     Stimulus(Stimulus),
     Response(Response),
     StartStream(StartStream),
@@ -290,6 +305,7 @@ pub enum MessageType {
     WaveformLatent,
     ReconstructedImage,
     Ack,
+    Delivered,
     Stimulus,
     Response,
     StartStream,
@@ -300,10 +316,11 @@ pub enum MessageType {
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 10] = [
+    pub const ALL: [MessageType; 11] = [
         MessageType::WaveformLatent,
         MessageType::ReconstructedImage,
         MessageType::Ack,
+        MessageType::Delivered,
         MessageType::Stimulus,
         MessageType::Response,
         MessageType::StartStream,
@@ -319,6 +336,7 @@ impl MessageType {
             MessageType::WaveformLatent => "waveform_latent",
             MessageType::ReconstructedImage => "reconstructed_image",
             MessageType::Ack => "ack",
+            MessageType::Delivered => "delivered",
             MessageType::Stimulus => "stimulus",
             MessageType::Response => "response",
             MessageType::StartStream => "start_stream",
@@ -346,6 +364,7 @@ impl Message {
             Message::WaveformLatent(_) => MessageType::WaveformLatent,
             Message::ReconstructedImage(_) => MessageType::ReconstructedImage,
             Message::Ack(_) => MessageType::Ack,
+            Message::Delivered(_) => MessageType::Delivered,
             Message::Stimulus(_) => MessageType::Stimulus,
             Message::Response(_) => MessageType::Response,
             Message::StartStream(_) => MessageType::StartStream,
@@ -362,6 +381,7 @@ impl Message {
             Message::WaveformLatent(m) => Some(&m.session_id),
             Message::ReconstructedImage(m) => Some(&m.session_id),
             Message::Ack(m) => Some(&m.session_id),
+            Message::Delivered(m) => Some(&m.session_id),
             Message::Stimulus(m) => Some(&m.session_id),
             Message::Response(m) => Some(&m.session_id),
             Message::StartStream(m) => Some(&m.session_id),
@@ -378,6 +398,7 @@ impl Message {
             Message::WaveformLatent(m) => m.frame_id,
             Message::ReconstructedImage(m) => m.frame_id,
             Message::Ack(m) => Some(m.frame_id),
+            Message::Delivered(m) => Some(m.frame_id),
             Message::Stimulus(m) => m.frame_id,
             Message::Response(m) => m.frame_id,
             Message::Error(m) => m.frame_id,
@@ -415,7 +436,7 @@ macro_rules! into_message {
         })*
     };
 }
-into_message!(WaveformLatent, ReconstructedImage, Ack, Stimulus, Response, StartStream, StopStream, Subscribe, Subscribed);
+into_message!(WaveformLatent, ReconstructedImage, Ack, Delivered, Stimulus, Response, StartStream, StopStream, Subscribe, Subscribed);
 
 impl From<ErrorMessage> for Message {
     fn from(m: ErrorMessage) -> Self {

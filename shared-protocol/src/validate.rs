@@ -60,7 +60,7 @@ pub fn validate(message: &Message) -> Result<(), ProtocolError> {
             }),
             _ => Ok(()),
         },
-        Message::Ack(_) | Message::StopStream(_) | Message::Subscribe(_) | Message::Subscribed(_) | Message::Error(_) => {
+        Message::Ack(_) | Message::Delivered(_) | Message::StopStream(_) | Message::Subscribe(_) | Message::Subscribed(_) | Message::Error(_) => {
             Ok(())
         }
     }

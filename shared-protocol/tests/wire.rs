@@ -39,6 +39,7 @@ fn every_documented_example_decodes_at_its_endpoint_and_round_trips() {
             SUBSCRIBER,
         ),
         (r#"{"type":"ack","session_id":"s1","frame_id":7}"#.into(), INGEST_REPLIES),
+        (r#"{"type":"delivered","session_id":"s1","frame_id":7}"#.into(), SIMULATION_CLIENT),
         (
             format!(r#"{{"type":"stimulus","session_id":"s1","token":"{token}","frame_id":7,"image":"data:image/png;base64,iVBORw0KGgo="}}"#),
             SIMULATION,
@@ -156,3 +157,36 @@ fn error_codes_are_snake_case_and_unknown_codes_still_parse() {
     assert!(matches!(m, Message::Error(ErrorMessage { code: ErrorCode::Unknown, .. })));
     assert_eq!(ProtocolError::Binary.code(), ErrorCode::BinaryNotSupported);
 }
+
+#[test]
+fn delivered_names_its_frame_and_is_refused_where_it_does_not_belong() {
+    let m = Message::from(Delivered { session_id: SessionId::parse("s1").unwrap(), frame_id: 9 });
+    assert_eq!(m.to_json(), r#"{"type":"delivered","session_id":"s1","frame_id":9}"#);
+    assert_eq!((m.message_type(), m.session_id().map(SessionId::as_str), m.frame_id()), (MessageType::Delivered, Some("s1"), Some(9)));
+    assert_eq!(decode(&m.to_json(), &SIMULATION_CLIENT).unwrap(), m);
+    // Browsers send stimuli, not delivery notices; the frame id is required and bounded.
+    assert_eq!(err(&m.to_json(), &SIMULATION).code(), ErrorCode::UnknownType);
+    assert_eq!(err(r#"{"type":"delivered","session_id":"s1"}"#, &SIMULATION_CLIENT).code(), ErrorCode::BadMessage);
+    assert_eq!(err(r#"{"type":"delivered","session_id":"s1","frame_id":9007199254740992}"#, &SIMULATION_CLIENT).code(), ErrorCode::BadMessage);
+}
+
+/// `protocol_decode` crash-fbd3611ad2872069ba9b89f41729c81d736bcd4f: a `response` whose
+/// `latency_ms` (a 16-digit number) decoded to a float that came back 1 ULP different
+/// after encoding and decoding again. serde_json's default float parser is not
+/// correctly rounded; with its `float_roundtrip` feature every number a service reads is
+/// exactly the one its peer wrote.
+#[test]
+fn fuzz_crash_fbd3611a_numbers_survive_encode_and_decode_bit_for_bit() {
+    let bytes = hex::decode(CRASH_FBD3611A).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    let first = decode(&text, &SIMULATION_CLIENT).unwrap();
+    assert_eq!(decode(&first.to_json(), &SIMULATION_CLIENT).unwrap(), first);
+    // Long mantissas near the limits of f64 and f32, as a hand-written peer might send.
+    for v in ["2011764140000123.2", "2011764140000123", "0.30000000000000004", "1.7976931348623157e308", "5e-324", "123456789.12345679"] {
+        let text = format!(r#"{{"type":"response","session_id":"s","payload":[0.1,3.4028235e38,1.1754944e-38],"latency_ms":{v}}}"#);
+        let m = decode(&text, &SIMULATION_CLIENT).unwrap();
+        assert_eq!(decode(&m.to_json(), &SIMULATION_CLIENT).unwrap(), m, "{v}");
+    }
+}
+
+const CRASH_FBD3611A: &str = "7b2274797065223a22726573706f6e7365222c2273657373696f6e5f6964223a2233663963222c226672616d655f6964223a372c227061796c6f6164223a5b302e342c312e325d2c227368617065223a5b312c325d2c22696e7075745f696d616765223a22646174613a696d6167652f706e673b6261736536342c6956424fa7f9a1ffffffffffffff4e6672616d655f696672216d655f69646e64222c226c6174656e63795f6d73223a323031313736343134303030303132332c227265636f72646564223a7b226d6f766965223a312c227365676d656e74223a332c226672616d65223a31377d7d";

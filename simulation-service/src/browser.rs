@@ -1,5 +1,7 @@
 //! `/ws`: browsers send `stimulus`, `start_stream` and `stop_stream`; the service answers
-//! each frame with a `response` and forwards its `waveform_latent` to the relay.
+//! each frame with a `response` and forwards its `waveform_latent` to the relay. A
+//! connection opened as `/ws?delivered=true` is also told `delivered` once the relay has
+//! acknowledged a frame (see the delivery guarantee in docs/protocol.md).
 //!
 //! Each stimulus needs its session's token. Frames run concurrently on the worker pool
 //! (a full queue answers `overloaded`); streams run as tasks of the connection and stop
@@ -13,7 +15,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::WebSocket;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use shared_protocol::validate::DEFAULT_FPS;
 use shared_protocol::{
@@ -28,10 +30,14 @@ use crate::frames::{process, FrameMeta, Input};
 use crate::ws::{accept, finish, peek_ids, split, End, Event, Outbox};
 use crate::AppState;
 
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
     if let Some(refusal) = crate::http::check_origin(&state, &headers) {
         return refusal;
     }
+    let wants_delivered = match wants_delivered(uri.query()) {
+        Ok(w) => w,
+        Err(message) => return crate::http::error_response(StatusCode::BAD_REQUEST, ErrorCode::BadMessage, &message),
+    };
     if state.shutdown.is_cancelled() {
         return crate::http::error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -41,7 +47,25 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebS
     }
     let limit = state.config.limits.max_message_bytes;
     let tasks = state.tasks.clone();
-    accept(ws, limit, &tasks, move |socket| serve(socket, state))
+    accept(ws, limit, &tasks, move |socket| serve(socket, state, wants_delivered))
+}
+
+/// `delivered=true` (or `1`) in the upgrade's query asks for `delivered` messages; off by
+/// default, so clients that do not re-send frames are not sent notices they ignore.
+fn wants_delivered(query: Option<&str>) -> Result<bool, String> {
+    let mut wants = false;
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match (key, value) {
+            ("delivered", "true" | "1") => wants = true,
+            ("delivered", "false" | "0") => wants = false,
+            ("delivered", other) => {
+                return Err(format!("delivered={other:.40} in the /ws URL; use delivered=true or delivered=false"))
+            }
+            _ => {}
+        }
+    }
+    Ok(wants)
 }
 
 /// One browser connection's state.
@@ -57,17 +81,26 @@ struct Connection {
     /// Frames taken and not yet answered. The worker queue bounds the work; this also
     /// bounds the responses waiting for a browser that does not read them.
     slots: Arc<Semaphore>,
+    /// Send `delivered` for this connection's frames.
+    wants_delivered: bool,
 }
 
-pub async fn serve(socket: WebSocket, state: AppState) {
+pub async fn serve(socket: WebSocket, state: AppState, wants_delivered: bool) {
     let id = state.next_connection.fetch_add(1, Ordering::Relaxed);
     state.metrics.connections.inc();
     debug!(connection = id, "browser connected");
     let rate = state.config.limits.messages_per_second;
     let (mut reader, outbox, writer) = split(socket, rate, state.shutdown.clone());
     let slots = Arc::new(Semaphore::new(reply_slots(&state)));
-    let mut conn =
-        Connection { id, outbox, sessions: HashSet::new(), streams: HashMap::new(), tasks: TaskTracker::new(), slots };
+    let mut conn = Connection {
+        id,
+        outbox,
+        sessions: HashSet::new(),
+        streams: HashMap::new(),
+        tasks: TaskTracker::new(),
+        slots,
+        wants_delivered,
+    };
     let close = loop {
         match reader.next().await {
             Err(end) => {
@@ -145,7 +178,7 @@ async fn admit_session(state: &AppState, conn: &mut Connection, session: &Sessio
             return false;
         }
         conn.sessions.insert(session.clone());
-        let held = state.viewers.register(session, conn.id, &conn.outbox);
+        let held = state.viewers.register(session, conn.id, &conn.outbox, conn.wants_delivered);
         state.metrics.sessions.set(held as i64);
     }
     true
@@ -238,4 +271,20 @@ async fn send_error(state: &AppState, outbox: &Outbox, e: ErrorMessage) {
 /// Frames one connection may have unanswered (see [`crate::ws::reply_slots`]).
 fn reply_slots(state: &AppState) -> usize {
     crate::ws::reply_slots(state.config.workers, state.config.limits.queue_depth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_delivered;
+
+    #[test]
+    fn delivered_notices_are_asked_for_in_the_query() {
+        assert_eq!(wants_delivered(None), Ok(false));
+        assert_eq!(wants_delivered(Some("")), Ok(false));
+        assert_eq!(wants_delivered(Some("delivered=true")), Ok(true));
+        assert_eq!(wants_delivered(Some("x=1&delivered=1")), Ok(true));
+        assert_eq!(wants_delivered(Some("delivered=false")), Ok(false));
+        let e = wants_delivered(Some("delivered=yes")).unwrap_err();
+        assert!(e.contains("delivered=true"), "{e}");
+    }
 }

@@ -62,7 +62,8 @@ pub struct SimConfig {
     pub data_root: Option<PathBuf>,
     /// A folder of images, for the `folder` (and `random`) sources.
     pub image_dir: Option<PathBuf>,
-    /// The relay's `/ws/ingest` URL.
+    /// The relay's `/ws/ingest` URL, or several separated by commas: relay instances that
+    /// share a Redis session store, used in turn when one is lost (see [`relay_urls`]).
     pub relay_url: String,
     /// Shared with the relay: checks session tokens, authenticates to `/ws/ingest`.
     pub secret: SharedSecret,
@@ -115,9 +116,48 @@ impl SimConfig {
         range("queue depth", l.queue_depth as u64, 1, 1_000_000)?;
         range("max unacknowledged latents", l.max_unacked as u64, 1, 1_000_000)?;
         range("max folder images", l.max_folder_images as u64, 1, 1_000_000)?;
-        if !self.relay_url.starts_with("ws://") {
-            return Err(ConfigError::RelayUrl { url: self.relay_url.clone() });
+        for url in relay_urls(&self.relay_url) {
+            if !url.starts_with("ws://") || url.len() <= "ws://".len() {
+                return Err(ConfigError::RelayUrl { url: url.to_owned() });
+            }
         }
         Ok(())
+    }
+}
+
+/// The relay URLs of a `--relay-url` value: one URL (a relay, or a load balancer in
+/// front of several), or a comma-separated list of relays, spaces around commas ignored.
+pub fn relay_urls(value: &str) -> Vec<&str> {
+    value.split(',').map(str::trim).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_url_lists_are_split_and_every_entry_must_be_a_ws_url() {
+        assert_eq!(relay_urls("ws://a:8080/ws/ingest"), vec!["ws://a:8080/ws/ingest"]);
+        assert_eq!(relay_urls("ws://a/ws/ingest, ws://b/ws/ingest"), vec!["ws://a/ws/ingest", "ws://b/ws/ingest"]);
+        let config = |url: &str| SimConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            model_dir: PathBuf::new(),
+            data_root: None,
+            image_dir: None,
+            relay_url: url.to_owned(),
+            secret: SharedSecret::new("0123456789abcdef0123456789abcdef").unwrap(),
+            origins: OriginPolicy::default(),
+            workers: 1,
+            webcam_index: 0,
+            drain_timeout: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(1),
+            limits: Limits::default(),
+        };
+        assert!(config("ws://a:8080/ws/ingest,ws://b:8080/ws/ingest").validate().is_ok());
+        assert_eq!(
+            config("ws://a:8080/ws/ingest,http://b:8080").validate(),
+            Err(ConfigError::RelayUrl { url: "http://b:8080".into() })
+        );
+        assert_eq!(config("ws://a:8080/ws/ingest,,ws://b").validate(), Err(ConfigError::RelayUrl { url: String::new() }));
     }
 }

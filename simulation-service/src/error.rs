@@ -40,6 +40,17 @@ pub enum FrameError {
     Internal(String),
 }
 
+impl From<shared_protocol::image_limits::ImageError> for FrameError {
+    fn from(e: shared_protocol::image_limits::ImageError) -> Self {
+        use shared_protocol::image_limits::ImageError;
+        match e {
+            ImageError::TooLarge { field, width, height, max } => FrameError::ImageTooLarge { field, width, height, max },
+            ImageError::NotAnImage { field, head } => FrameError::NotAnImage { field, head },
+            ImageError::Decode { field, message } => FrameError::Decode { field, message },
+        }
+    }
+}
+
 impl FrameError {
     pub fn code(&self) -> ErrorCode {
         match self {

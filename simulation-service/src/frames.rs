@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use models::GrayCrop;
 use shared_protocol::validate::MAX_FRAME_ID;
-use shared_protocol::{ErrorMessage, Message, RecordedPosition, Response, SessionId, Source, WaveformLatent};
+use shared_protocol::{Delivered, ErrorMessage, Message, RecordedPosition, Response, SessionId, Source, WaveformLatent};
 
 use crate::error::FrameError;
 use crate::pool::Ticket;
@@ -167,14 +167,22 @@ fn round_ms(d: Duration) -> f64 {
 }
 
 /// Which browser connection uses each session, so that errors the relay reports about a
-/// session's frames reach the person who sent them.
+/// session's frames (and, when asked for, their `delivered` notices) reach it.
 #[derive(Debug, Default)]
 pub struct Viewers {
-    map: Mutex<HashMap<SessionId, (u64, Outbox)>>,
+    map: Mutex<HashMap<SessionId, Viewer>>,
+}
+
+#[derive(Debug)]
+struct Viewer {
+    conn: u64,
+    outbox: Outbox,
+    /// The connection asked for `delivered` messages (`/ws?delivered=true`).
+    wants_delivered: bool,
 }
 
 impl Viewers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, (u64, Outbox)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Viewer>> {
         match self.map.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -182,16 +190,16 @@ impl Viewers {
     }
 
     /// Records that connection `conn` uses `session` (the latest user wins).
-    pub fn register(&self, session: &SessionId, conn: u64, outbox: &Outbox) -> usize {
+    pub fn register(&self, session: &SessionId, conn: u64, outbox: &Outbox, wants_delivered: bool) -> usize {
         let mut map = self.lock();
-        map.insert(session.clone(), (conn, outbox.clone()));
+        map.insert(session.clone(), Viewer { conn, outbox: outbox.clone(), wants_delivered });
         map.len()
     }
 
     /// Forgets every session of connection `conn`.
     pub fn forget_connection(&self, conn: u64) -> usize {
         let mut map = self.lock();
-        map.retain(|_, (c, _)| *c != conn);
+        map.retain(|_, v| v.conn != conn);
         map.len()
     }
 }
@@ -199,10 +207,23 @@ impl Viewers {
 impl ErrorSink for Viewers {
     fn relay_error(&self, error: ErrorMessage) {
         let Some(session) = error.session_id.clone() else { return };
-        let outbox = self.lock().get(&session).map(|(_, o)| o.clone());
+        let outbox = self.lock().get(&session).map(|v| v.outbox.clone());
         if let Some(outbox) = outbox {
             outbox.try_error(error);
         }
+    }
+
+    /// Tells the browser using the session, if it asked, that the relay has the frame. The send waits
+    /// for room in that browser's queue on a task of its own, so a browser that reads
+    /// slowly delays only its own notices, never the relay link; how many can wait is
+    /// bounded by the frames the connection may have in flight.
+    fn delivered(&self, session: &SessionId, frame_id: u64) {
+        let outbox = self.lock().get(session).filter(|v| v.wants_delivered).map(|v| v.outbox.clone());
+        let Some(outbox) = outbox else { return };
+        let notice = Message::Delivered(Delivered { session_id: session.clone(), frame_id });
+        tokio::spawn(async move {
+            outbox.send(&notice).await;
+        });
     }
 }
 

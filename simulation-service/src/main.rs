@@ -27,7 +27,8 @@ struct Args {
     /// Folder of JPEG/PNG images; enables the folder source.
     #[arg(long, env = "V1_IMAGES")]
     images: Option<PathBuf>,
-    /// The relay's ingest WebSocket (`--relay` is accepted too).
+    /// The relay's ingest WebSocket (`--relay` is accepted too), or a comma-separated list
+    /// of relays sharing one Redis: on losing one the service moves to the next.
     #[arg(long, visible_alias = "relay", env = "V1_RELAY_URL", default_value = DEFAULT_RELAY_URL)]
     relay_url: String,
     /// Secret shared with the relay (the relay logs one at start-up when it generated it).

@@ -9,6 +9,14 @@
 //! relay is away, latents wait (up to a limit; beyond it the oldest is dropped and
 //! counted as lost).
 //!
+//! Several relays (a comma-separated `--relay-url`) are used one at a time: when the
+//! connection to one is lost or cannot be made, the link moves on to the next at once,
+//! and backs off only after every relay failed in turn. The unacknowledged latents go
+//! to whichever relay answers; relays sharing a Redis session store de-duplicate by
+//! (session, frame_id) across instances, so a frame that one relay reconstructed before
+//! it was lost is acknowledged by the next without a second image. One load-balanced URL
+//! works the same way: each reconnection lands where the balancer sends it.
+//!
 //! On shutdown the task keeps going until every latent is acknowledged or the drain
 //! timeout passes, then closes the socket.
 
@@ -37,11 +45,19 @@ use crate::metrics::Metrics;
 const QUEUE: usize = 1024;
 /// First reconnection delay.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait for one relay to accept a connection, so that a relay machine that
+/// vanished without refusing connections does not hold up the move to the next one.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where errors the relay reports about a session's frames go (the browser that sent
 /// them), so a person sees why a reconstruction never came.
 pub trait ErrorSink: Send + Sync + 'static {
     fn relay_error(&self, error: ErrorMessage);
+
+    /// The relay acknowledged the latent of `frame_id` (a `reconstructed_image` or an
+    /// `ack`): the browser may forget that stimulus (the `delivered` message). Called once
+    /// per latent this link held; the default does nothing.
+    fn delivered(&self, _session: &SessionId, _frame_id: u64) {}
 }
 
 /// The handle the rest of the service uses to send latents.
@@ -69,6 +85,7 @@ pub struct LinkTask {
 /// Settings of the link.
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
+    /// The relay's `/ws/ingest` URL, or several separated by commas (tried in turn).
     pub url: String,
     pub secret: SharedSecret,
     pub max_unacked: usize,
@@ -155,12 +172,16 @@ fn describe_connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
     }
 }
 
-async fn connect(config: &LinkConfig) -> Result<Socket, String> {
-    let mut request = config.url.as_str().into_client_request().map_err(|e| format!("bad relay URL {}: {e}", config.url))?;
+async fn connect(url: &str, config: &LinkConfig) -> Result<Socket, String> {
+    let mut request = url.into_client_request().map_err(|e| format!("bad relay URL {url}: {e}"))?;
     let bearer = HeaderValue::from_str(&config.secret.bearer_header())
         .map_err(|_| "the shared secret is not a valid HTTP header value; use hex digits".to_owned())?;
     request.headers_mut().insert(header::AUTHORIZATION, bearer);
-    let (socket, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| describe_connect_error(&e))?;
+    let connecting = tokio_tungstenite::connect_async(request);
+    let (socket, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))?
+        .map_err(|e| describe_connect_error(&e))?;
     Ok(socket)
 }
 
@@ -172,7 +193,13 @@ impl LinkTask {
         let mut backoff = MIN_BACKOFF;
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut logged_failure = false;
+        let urls = crate::config::relay_urls(&config.url);
+        // The relay in use, and how many attempts in a row failed (a full round of
+        // failures is when backing off starts).
+        let mut current = 0usize;
+        let mut failures = 0usize;
         loop {
+            let url = urls.get(current).copied().unwrap_or(config.url.as_str());
             if drain.is_cancelled() && deadline.is_none() {
                 deadline = Some(tokio::time::Instant::now() + config.drain_timeout);
             }
@@ -181,7 +208,7 @@ impl LinkTask {
             }
             // Connect, queueing latents meanwhile.
             let attempt = {
-                let connecting = connect(&config);
+                let connecting = connect(url, &config);
                 tokio::pin!(connecting);
                 loop {
                     tokio::select! {
@@ -206,11 +233,18 @@ impl LinkTask {
                 None => break,
                 Some(Ok(s)) => s,
                 Some(Err(e)) => {
+                    failures += 1;
+                    current = (current + 1) % urls.len().max(1);
+                    if failures < urls.len() {
+                        warn!(%url, next = urls.get(current).copied().unwrap_or_default(), "cannot reach the relay: {e}; trying the next one");
+                        continue;
+                    }
+                    failures = 0;
                     if !logged_failure {
-                        warn!(url = %config.url, "cannot reach the relay: {e}; retrying with backoff");
+                        warn!(%url, "cannot reach the relay: {e}; retrying with backoff");
                         logged_failure = true;
                     } else {
-                        debug!("relay still unreachable: {e}");
+                        debug!(%url, "relay still unreachable: {e}");
                     }
                     let jitter = rand::rng().random_range(0.8..1.2);
                     let wait = backoff.mul_f64(jitter);
@@ -222,8 +256,9 @@ impl LinkTask {
                     continue;
                 }
             };
-            info!(url = %config.url, resend = unacked.len(), "connected to the relay");
+            info!(%url, resend = unacked.len(), "connected to the relay");
             logged_failure = false;
+            failures = 0;
             backoff = MIN_BACKOFF;
             self.connected.store(true, Ordering::Relaxed);
             metrics.relay_connected.set(1);
@@ -233,7 +268,12 @@ impl LinkTask {
             if finished {
                 break;
             }
-            warn!(unacked = unacked.len(), "lost the relay connection; reconnecting");
+            if urls.len() > 1 {
+                current = (current + 1) % urls.len();
+                warn!(%url, next = urls[current], unacked = unacked.len(), "lost the relay connection; moving to the next relay");
+            } else {
+                warn!(unacked = unacked.len(), "lost the relay connection; reconnecting");
+            }
         }
         if !unacked.is_empty() {
             warn!(lost = unacked.len(), "stopping with latents the relay never acknowledged");
@@ -364,6 +404,9 @@ impl LinkTask {
         if let Some(sent) = unacked.ack(&key) {
             metrics.latents_acked.inc();
             metrics.relay_round_trip.observe(sent.elapsed().as_secs_f64());
+            if !matches!(message, Message::Error(_)) {
+                errors.delivered(&key.0, key.1);
+            }
         }
         metrics.unacked.set(unacked.len() as i64);
         if let Message::Error(e) = message {
@@ -402,5 +445,102 @@ mod tests {
         let order: Vec<&str> = u.by_seq.values().map(|(p, _)| p.text.as_str()).collect();
         assert_eq!(order, vec!["a/2", "a/3", "a/4"]);
         assert!(u.ack(&(SessionId::parse("a").unwrap(), 1)).is_none());
+    }
+
+    /// Records relay errors, for the failover test.
+    #[derive(Default)]
+    struct Errors(std::sync::Mutex<Vec<ErrorMessage>>);
+
+    impl ErrorSink for Errors {
+        fn relay_error(&self, error: ErrorMessage) {
+            if let Ok(mut v) = self.0.lock() {
+                v.push(error);
+            }
+        }
+    }
+
+    const SECRET: &str = "failover-secret-0123456789abcdef0123";
+
+    async fn start_relay(model_dir: &std::path::Path) -> service_kit::testing::Running<relay_service::AppState> {
+        let config = relay_service::RelayConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            model_dir: model_dir.to_path_buf(),
+            static_dir: "/nonexistent-frontend".into(),
+            secret: SharedSecret::new(SECRET).unwrap(),
+            origins: shared_protocol::OriginPolicy::default(),
+            workers: 1,
+            jpeg_quality: 90,
+            display_size: 64,
+            drain_timeout: Duration::from_secs(5),
+            limits: relay_service::Limits::default(),
+        };
+        let state = relay_service::AppState::new(config, models::V1Model::load(model_dir).unwrap()).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        service_kit::testing::Running::start(listener, state, |listener, state, stop| {
+            relay_service::run(listener, state, async move {
+                let _ = stop.await;
+            })
+        })
+    }
+
+    async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let until = Instant::now() + service_kit::testing::WAIT;
+        while !done() {
+            assert!(Instant::now() < until, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A relay list: a dead address is skipped at once, the link uses the first live
+    /// relay, and when that one goes away it moves to the next with what was not yet
+    /// acknowledged.
+    #[tokio::test]
+    async fn the_link_moves_to_the_next_relay_when_one_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model_dir, _) = models::testing::tiny_fixture(dir.path()).unwrap();
+        let a = start_relay(&model_dir).await;
+        let b = start_relay(&model_dir).await;
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let config = LinkConfig {
+            url: format!("ws://{dead}/ws/ingest, ws://{}/ws/ingest,ws://{}/ws/ingest", a.addr, b.addr),
+            secret: SharedSecret::new(SECRET).unwrap(),
+            max_unacked: 64,
+            max_backoff: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(5),
+        };
+        let (link, task) = RelayLink::new();
+        let metrics = Arc::new(Metrics::new());
+        let errors = Arc::new(Errors::default());
+        let drain = CancellationToken::new();
+        let handle = tokio::spawn(task.run(config, metrics.clone(), errors.clone(), drain.clone()));
+        let info = a.state.reconstructor.model().info();
+        let len = info.n_lags() * info.n_channels();
+        let latent = |frame: u64| WaveformLatent {
+            session_id: SessionId::parse("failover").unwrap(),
+            payload: (0..len).map(|i| (i % 5) as f32 * 0.3).collect(),
+            frame_id: Some(frame),
+            shape: None,
+            sent_at_ms: None,
+            source: None,
+        };
+        let started = Instant::now();
+        assert!(link.send(&latent(1)).await);
+        wait_until("frame 1 is acknowledged", || metrics.latents_acked.get() == 1).await;
+        assert!(started.elapsed() < MIN_BACKOFF * 4 + Duration::from_secs(2), "no backoff before trying the next relay");
+        assert_eq!((a.state.metrics.frames_in.get(), b.state.metrics.frames_in.get()), (1, 0), "the first live relay got it");
+
+        a.stop().await;
+        wait_until("the link moves to relay b", || b.state.metrics.ingest_connections.get() == 1).await;
+        for frame in 2..=4 {
+            assert!(link.send(&latent(frame)).await);
+        }
+        wait_until("frames 2-4 are acknowledged", || metrics.latents_acked.get() == 4).await;
+        assert_eq!(b.state.metrics.frames_in.get(), 3, "the next relay reconstructed the rest");
+        assert!(link.is_connected());
+        assert_eq!(metrics.latents_lost.get(), 0);
+        assert!(errors.0.lock().unwrap().is_empty());
+        drain.cancel();
+        tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
+        b.stop().await;
     }
 }

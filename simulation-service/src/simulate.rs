@@ -3,11 +3,10 @@
 //! grayscale centre crop -> image_encoder -> z -> waveform_decoder -> response. No disk
 //! I/O; runs on a worker thread (see [`crate::pool`]).
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use image::codecs::png::PngEncoder;
-use image::{DynamicImage, ImageEncoder, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageEncoder};
 use models::{GrayCrop, V1Model};
 use shared_protocol::{DataUrl, ImageKind};
 
@@ -51,44 +50,11 @@ impl Simulator {
 }
 
 /// Decodes JPEG or PNG bytes, refusing images wider or taller than `max_side` from their
-/// header alone, so that a small file claiming a huge image never allocates it.
+/// header alone, so that a small file claiming a huge image never allocates it. The
+/// implementation is shared with the fuzz target `data_url_image`
+/// ([`shared_protocol::image_limits`]).
 pub fn decode_image(bytes: &[u8], field: &'static str, max_side: u32) -> Result<DynamicImage, FrameError> {
-    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, FrameError> {
-        let r = ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| FrameError::Decode { field, message: e.to_string() })?;
-        match r.format() {
-            Some(ImageFormat::Jpeg | ImageFormat::Png) => Ok(r),
-            _ => Err(FrameError::NotAnImage { field, head: head_hex(bytes) }),
-        }
-    };
-    let (width, height) =
-        reader()?.into_dimensions().map_err(|e| FrameError::Decode { field, message: e.to_string() })?;
-    if width > max_side || height > max_side {
-        return Err(FrameError::ImageTooLarge { field, width, height, max: max_side });
-    }
-    if width == 0 || height == 0 {
-        return Err(FrameError::Decode { field, message: format!("the image is {width}x{height}") });
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(max_side);
-    limits.max_image_height = Some(max_side);
-    // 16-bit RGBA is the widest pixel JPEG/PNG decode to: 8 bytes.
-    limits.max_alloc = Some(u64::from(max_side) * u64::from(max_side) * 8 + (1 << 20));
-    let mut r = reader()?;
-    r.limits(limits);
-    r.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => FrameError::ImageTooLarge { field, width, height, max: max_side },
-        other => FrameError::Decode { field, message: other.to_string() },
-    })
-}
-
-/// First bytes of unrecognised data, for the error message.
-fn head_hex(bytes: &[u8]) -> String {
-    if bytes.is_empty() {
-        return "empty".into();
-    }
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    shared_protocol::image_limits::decode_image(bytes, field, max_side).map_err(FrameError::from)
 }
 
 /// A crop as a PNG data URL (what `response.input_image` carries).

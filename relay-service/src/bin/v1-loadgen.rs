@@ -11,6 +11,10 @@
 //! With `--sweep 1,2,4,8` it runs each session count in turn and reports the largest that
 //! holds the frame rate (at least 98% of frames back, none lost) with p99 under
 //! `--p99-limit-ms`. Output: one JSON object per run on stdout, then a summary.
+//!
+//! For a soak run (`make soak`), `--watch-pid` names the service processes: each run then
+//! reports their peak resident memory (VmHWM, and the largest VmRSS sampled each second)
+//! next to the lost frames and latency percentiles, and the load average at the end.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -62,6 +66,23 @@ struct Args {
     /// The p99 bound a run must stay under to count as held.
     #[arg(long, default_value_t = 100.0)]
     p99_limit_ms: f64,
+    /// A process to watch (repeatable): each run reports its peak resident memory (VmHWM
+    /// and the largest VmRSS sampled every second, from /proc), e.g. the services' PIDs.
+    #[arg(long = "watch-pid")]
+    watch_pids: Vec<u32>,
+    /// Spread sessions round-robin over `RELAY=SIM` pairs (comma-separated) instead of
+    /// --relay/--sim: session i is created and subscribed on pair i's relay and sends its
+    /// stimuli to pair i's simulation-service. For relays sharing a Redis session store,
+    /// pair each relay with a simulation-service that sends to another relay, so every
+    /// image crosses relays.
+    #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
+    spread: Vec<(SocketAddr, SocketAddr)>,
+}
+
+fn parse_pair(s: &str) -> Result<(SocketAddr, SocketAddr), String> {
+    let (relay, sim) = s.split_once('=').ok_or_else(|| format!("{s:?} is not RELAY=SIM (host:port=host:port)"))?;
+    let addr = |a: &str| a.trim().parse::<SocketAddr>().map_err(|e| format!("{a:?} in {s:?}: {e}"));
+    Ok((addr(relay)?, addr(sim)?))
 }
 
 #[tokio::main]
@@ -72,6 +93,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if !(args.duration > 0.0 && args.duration <= 600.0) {
         bail!("--duration must be between 0 and 600 seconds");
+    }
+    for &pid in &args.watch_pids {
+        if proc_status(pid).is_none() {
+            bail!("--watch-pid {pid}: no such process (or /proc/{pid}/status is unreadable)");
+        }
     }
     let image = Arc::new(test_image(args.width, args.height)?);
     let counts = if args.sweep.is_empty() { vec![args.sessions] } else { args.sweep.clone() };
@@ -93,6 +119,16 @@ async fn main() -> anyhow::Result<()> {
             r["fps_per_session"].as_f64().unwrap_or(0.0),
             if r["held"].as_bool() == Some(true) { "held" } else { "NOT held" },
         );
+        for p in r["processes"].as_array().into_iter().flatten() {
+            eprintln!(
+                "      {} (pid {}): peak RSS {} MB (VmHWM), largest sampled {} MB, at the end {} MB",
+                p["name"].as_str().unwrap_or("?"),
+                p["pid"],
+                p["peak_rss_mb"],
+                p["max_sampled_rss_mb"],
+                p["rss_mb_end"],
+            );
+        }
         let held = r["held"].as_bool() == Some(true);
         results.push(r);
         if !held && !args.sweep.is_empty() {
@@ -150,15 +186,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 async fn run(args: &Args, n: usize, image: Arc<String>) -> anyhow::Result<Value> {
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let (peaks, sampler) = watch(&args.watch_pids);
     let start_at = Instant::now() + Duration::from_millis(500);
     let measure_from = start_at + Duration::from_secs_f64(args.warmup);
     let stop_at = measure_from + Duration::from_secs_f64(args.duration);
     let mut tasks = Vec::new();
-    for _ in 0..n {
-        let (session, token) = new_session(args.relay).await?;
+    for i in 0..n {
+        let (relay, sim) = if args.spread.is_empty() { (args.relay, args.sim) } else { args.spread[i % args.spread.len()] };
+        let (session, token) = new_session(relay).await?;
         let pending: Pending = Arc::new(Mutex::new(HashMap::new()));
 
-        let (mut sub, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws/subscribe", args.relay))
+        let (mut sub, _) = tokio_tungstenite::connect_async(format!("ws://{relay}/ws/subscribe"))
             .await
             .context("connecting to the relay's /ws/subscribe")?;
         sub.send(Message::Text(json!({"type": "subscribe", "session_id": session, "token": token}).to_string().into()))
@@ -167,7 +205,7 @@ async fn run(args: &Args, n: usize, image: Arc<String>) -> anyhow::Result<Value>
         if !first.to_text().unwrap_or_default().contains("\"subscribed\"") {
             bail!("subscribe failed: {first}");
         }
-        let (browser, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", args.sim))
+        let (browser, _) = tokio_tungstenite::connect_async(format!("ws://{sim}/ws"))
             .await
             .context("connecting to the simulation-service's /ws")?;
         let (mut to_sim, mut from_sim) = browser.split();
@@ -249,6 +287,21 @@ async fn run(args: &Args, n: usize, image: Arc<String>) -> anyhow::Result<Value>
     for t in tasks {
         let _ = t.await;
     }
+    sampler.abort();
+    let processes: Vec<Value> = lock(&peaks)
+        .iter()
+        .map(|(pid, sampled_kb)| {
+            let status = proc_status(*pid);
+            json!({
+                "pid": pid,
+                "name": std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default(),
+                "peak_rss_mb": status.as_ref().and_then(|s| s.hwm_kb).map(kb_to_mb),
+                "max_sampled_rss_mb": kb_to_mb(*sampled_kb),
+                "rss_mb_end": status.as_ref().and_then(|s| s.rss_kb).map(kb_to_mb),
+                "alive": status.is_some(),
+            })
+        })
+        .collect();
     let t = lock(&tally);
     let mut lat = t.latencies_ms.clone();
     lat.sort_by(|a, b| a.total_cmp(b));
@@ -275,7 +328,50 @@ async fn run(args: &Args, n: usize, image: Arc<String>) -> anyhow::Result<Value>
         "fps_per_session": (fps_per_session * 100.0).round() / 100.0,
         "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": p99, "max": lat.last().copied()},
         "held": held,
+        "processes": processes,
+        "load_average": std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
     }))
+}
+
+/// The memory lines of `/proc/PID/status`, in kB; None when the process is gone.
+struct ProcStatus {
+    rss_kb: Option<u64>,
+    hwm_kb: Option<u64>,
+}
+
+fn proc_status(pid: u32) -> Option<ProcStatus> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some(ProcStatus { rss_kb: field("VmRSS:"), hwm_kb: field("VmHWM:") })
+}
+
+fn kb_to_mb(kb: u64) -> f64 {
+    (kb as f64 / 1024.0 * 10.0).round() / 10.0
+}
+
+/// (pid, largest VmRSS sampled in kB) of each watched process.
+type Peaks = Arc<Mutex<Vec<(u32, u64)>>>;
+
+/// Samples the watched processes' VmRSS every second, keeping the largest per PID.
+fn watch(pids: &[u32]) -> (Peaks, tokio::task::JoinHandle<()>) {
+    let peaks = Arc::new(Mutex::new(pids.iter().map(|&p| (p, 0u64)).collect::<Vec<_>>()));
+    let shared = peaks.clone();
+    let handle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            for (pid, peak) in lock(&shared).iter_mut() {
+                if let Some(rss) = proc_status(*pid).and_then(|s| s.rss_kb) {
+                    *peak = (*peak).max(rss);
+                }
+            }
+        }
+    });
+    (peaks, handle)
 }
 
 /// `POST /api/sessions` on the relay.

@@ -35,7 +35,7 @@ pub fn seed_model() -> V1Model {
         response_mean: vec![0.0; 3],
         response_std: vec![1.0; 3],
     };
-    let arch = ArchConfig { latent_channels: 4, encoder_channels: [4, 8], readout_features: 4, waveform_hidden: 32, decoder_channels: [8, 4] };
+    let arch = ArchConfig { clip_frames: 1, latent_channels: 4, encoder_channels: [4, 8], readout_features: 4, waveform_hidden: 32, decoder_channels: [8, 4], ..ArchConfig::default() };
     V1Model::new(info, arch, 7, &candle_core::Device::Cpu).unwrap()
 }
 

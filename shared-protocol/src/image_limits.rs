@@ -1,0 +1,166 @@
+//! Decoding a received image under limits (feature `image`): the header's dimensions are
+//! checked against the largest accepted side before any pixel is decoded, and the
+//! decoder's allocations are capped, so a small file that claims a huge image (a
+//! decompression bomb) is refused without allocating it.
+//!
+//! This is the one implementation the simulation-service uses for `stimulus` images and
+//! the fuzz target `data_url_image` exercises; it lives here so both see the same code.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageFormat, ImageReader};
+
+use crate::data_url::DataUrl;
+use crate::error::ProtocolError;
+
+/// Why image bytes were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    #[error("{field} is {width}x{height} pixels; at most {max}x{max} are accepted (the service's --max-image-side)")]
+    TooLarge { field: &'static str, width: u32, height: u32, max: u32 },
+    #[error("{field} is not a JPEG or PNG image (its first bytes are {head}); send a JPEG or PNG data URL")]
+    NotAnImage { field: &'static str, head: String },
+    #[error("{field} could not be decoded as an image: {message}")]
+    Decode { field: &'static str, message: String },
+}
+
+impl ImageError {
+    /// The wire code: `too_large` for the side limit, `bad_image` otherwise.
+    pub fn code(&self) -> crate::ErrorCode {
+        match self {
+            ImageError::TooLarge { .. } => crate::ErrorCode::TooLarge,
+            ImageError::NotAnImage { .. } | ImageError::Decode { .. } => crate::ErrorCode::BadImage,
+        }
+    }
+}
+
+/// Widest pixel JPEG and PNG decode to (16-bit RGBA), for the allocation cap.
+const MAX_BYTES_PER_PIXEL: u64 = 8;
+
+/// Decodes JPEG or PNG bytes no wider or taller than `max_side` pixels.
+///
+/// The decoders are third-party code run on hostile bytes; one of them has been seen to
+/// panic on a malformed progressive JPEG (an assertion in zune-jpeg's upsampler, found by
+/// the `data_url_image` fuzz target). A panic while reading the image is contained here
+/// and reported as the bad image it is, instead of failing the worker with `internal`.
+pub fn decode_image(bytes: &[u8], field: &'static str, max_side: u32) -> Result<DynamicImage, ImageError> {
+    std::panic::catch_unwind(|| decode_unguarded(bytes, field, max_side)).unwrap_or_else(|_| {
+        Err(ImageError::Decode { field, message: "the image data is malformed (the decoder gave up on it)".into() })
+    })
+}
+
+fn decode_unguarded(bytes: &[u8], field: &'static str, max_side: u32) -> Result<DynamicImage, ImageError> {
+    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, ImageError> {
+        let r = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| ImageError::Decode { field, message: e.to_string() })?;
+        match r.format() {
+            Some(ImageFormat::Jpeg | ImageFormat::Png) => Ok(r),
+            _ => Err(ImageError::NotAnImage { field, head: head_hex(bytes) }),
+        }
+    };
+    let (width, height) = reader()?.into_dimensions().map_err(|e| ImageError::Decode { field, message: e.to_string() })?;
+    if width > max_side || height > max_side {
+        return Err(ImageError::TooLarge { field, width, height, max: max_side });
+    }
+    if width == 0 || height == 0 {
+        return Err(ImageError::Decode { field, message: format!("the image is {width}x{height}") });
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(max_side);
+    limits.max_image_height = Some(max_side);
+    limits.max_alloc = Some(u64::from(max_side) * u64::from(max_side) * MAX_BYTES_PER_PIXEL + (1 << 20));
+    let mut r = reader()?;
+    r.limits(limits);
+    r.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => ImageError::TooLarge { field, width, height, max: max_side },
+        other => ImageError::Decode { field, message: other.to_string() },
+    })
+}
+
+/// Either step of reading an image data URL failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DataUrlImageError {
+    #[error(transparent)]
+    Url(#[from] ProtocolError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+}
+
+/// A data URL of at most `max_bytes` characters -> a decoded image of at most `max_side`
+/// pixels a side: [`DataUrl::parse`] then [`decode_image`].
+pub fn decode_data_url(url: &str, field: &'static str, max_bytes: usize, max_side: u32) -> Result<DynamicImage, DataUrlImageError> {
+    let data = DataUrl::parse(url, field, max_bytes)?;
+    Ok(decode_image(&data.bytes, field, max_side)?)
+}
+
+/// First bytes of unrecognised data, for the error message.
+fn head_hex(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "empty".into();
+    }
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::codecs::png::PngEncoder;
+    use image::ImageEncoder;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x + y) % 256) as u8]));
+        let mut out = Vec::new();
+        PngEncoder::new(&mut out).write_image(img.as_raw(), w, h, image::ExtendedColorType::L8).unwrap();
+        out
+    }
+
+    #[test]
+    fn decodes_within_the_limit_and_refuses_beyond_it_from_the_header() {
+        let img = decode_image(&png(20, 10), "image", 64).unwrap();
+        assert_eq!((img.width(), img.height()), (20, 10));
+        let e = decode_image(&png(65, 10), "image", 64).unwrap_err();
+        assert_eq!(e, ImageError::TooLarge { field: "image", width: 65, height: 10, max: 64 });
+        assert_eq!(e.code(), crate::ErrorCode::TooLarge);
+    }
+
+    /// `data_url_image` crash-d704c8988409e1fad5bc9f2d9068fae7a2f1208c: a 12x7 progressive
+    /// JPEG with 2x2 chroma subsampling whose scan data trips an assertion in zune-jpeg
+    /// 0.5.15's upsampler (`input.len() * 2 <= scratch_space.len()`).
+    #[test]
+    fn fuzz_crash_d704c898_progressive_jpeg_upsampler_panic_is_a_bad_image() {
+        let bytes = hex::decode(CRASH_D704C898).unwrap();
+        let e = decode_image(&bytes, "image", 4096).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::BadImage, "{e:?}");
+        assert!(e.to_string().contains("malformed"), "{e}");
+        // As a data URL too, the way a stimulus carries it.
+        let url = DataUrl::encode(crate::ImageKind::Jpeg, &bytes);
+        let e = decode_data_url(&url, "image", 1 << 20, 4096).unwrap_err();
+        assert!(matches!(e, DataUrlImageError::Image(ImageError::Decode { .. })), "{e:?}");
+    }
+
+    /// `data_url_image`, second run: corpus input 3407a30aeeb64759a95855832f5641de0d6bbc7d,
+    /// a malformed JPEG that makes zune-jpeg 0.5.15's AVX2 IDCT index past its output
+    /// (idct/avx2.rs:246); contained by `decode_image` while fuzzing, kept here so it stays so.
+    #[test]
+    fn fuzz_input_3407a30a_jpeg_idct_out_of_bounds_is_a_bad_image() {
+        let bytes = hex::decode(INPUT_3407A30A).unwrap();
+        let e = decode_image(&bytes, "image", 4096).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::BadImage, "{e:?}");
+    }
+
+    const INPUT_3407A30A: &str = "ffd8ffe000104a4649565b00010100000100010000ffdb0043000d090af5ff00000b0a0b0e0e0d0f13201513121213271c8950202e2931302e292d2c333a604a3e333646372c2d405744464c4e525352323e6150605a4a5a51524fffdb0043010e0e0e133b110ff1eb0f0f0f0f0f0f0f0000002828282828282828282828bdbdbdbdbdbdbdbdbdbdbdbdbdbd9dbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbd28282828282828282828282828282828282828282828282828282828282828282828ffc00011080003011003012200021101034101ffc4001f0000010501010101010100000000000000000102030405060708090a0bffc400b5100002010303020403050504040000017d01020300041105122108090a0bffc400b510000201030302042433627282090a161718191a25262728292a3435363738393a434445464748a1082342b1c11552d1f02433627282090a161718191a25262728292a3435373738393a434445464748494a535455565758595a636465666768696affffffffff737475767770797a838485868788898a92939495969798999a0100000000009394e4e5e6e7e8e9eaf1f2f3f0f5f6f7f8f9faffda0008010100003f00e1bfe158ff00646174613a474946383761696d61c3f4afaff700000000000000000406ffc40014010100000000000000000000000000000000ffda000c030100021003100000018900000000ffda000c030100021003100000010101000000000000003144444444444444444444444444444444444444444444444444444444000000000406ffc4001401010000000000000000000100010502ffffffffffffffffffffffffffffffffffffffffff0000000000000000000000000000000000000000000000000000000000000000ffd9";
+
+    const CRASH_D704C898: &str = "ffd8ffe000104a46494600012d00000100010000ffdb0043000d090a0b0a080d0b0a0b0e0e0d0f13201513121213271c1e17202e2931302e292d2c334a3e61333646372c2d574041464c4e525352323e5a615a50604a51524fffdb0043010e0e0e1311132615150000000000000000000000000000000000000025000000000000000000000000000000000000000000000000000000008b8b8b8b8b8b8b8b4fffc2001108000c000703011100022201031101ffc400160001010100000000000000000000000000000406010000000000006bffc40014010100000000000000000000000000000000000301000000000000000000000000000011f010ffda0008010100013f10a452dfff00ffd9";
+
+    #[test]
+    fn data_urls_go_through_both_steps() {
+        let url = DataUrl::encode(crate::ImageKind::Png, &png(8, 8));
+        assert_eq!(decode_data_url(&url, "image", 1 << 20, 64).unwrap().width(), 8);
+        let e = decode_data_url("data:image/png;base64,aGVsbG8=", "image", 1 << 20, 64).unwrap_err();
+        assert!(matches!(e, DataUrlImageError::Image(ImageError::NotAnImage { .. })), "{e:?}");
+        assert!(e.to_string().contains("68 65 6c 6c"), "{e}");
+        let e = decode_data_url("data:image/png;base64,!!", "image", 1 << 20, 64).unwrap_err();
+        assert!(matches!(e, DataUrlImageError::Url(_)), "{e:?}");
+    }
+}
