@@ -92,6 +92,47 @@ def build(torch, arch, channels, lags, grid):
     return ImageEncoder(), WaveformDecoder(), ImageDecoder()
 
 
+def build_waveform_encoder(torch, arch, response_len, grid):
+    nn = torch.nn
+    zc = arch["latent_channels"]
+
+    class WaveformEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = nn.Linear(response_len, arch["waveform_hidden"])
+            self.to_latent = nn.Linear(arch["waveform_hidden"], zc * grid * grid)
+
+        def forward(self, r):
+            h = torch.relu(self.hidden(r))
+            return self.to_latent(h).reshape(r.shape[0], zc, grid, grid)
+
+    return WaveformEncoder()
+
+
+def torch_latency_ms(torch, arch, channels, lags, size, iterations):
+    """p50/p99 of one image through each path, networks only (no image decoding)."""
+    torch.manual_seed(1)
+    grid = size // 4
+    enc, wdec, idec = build(torch, arch, channels, lags, grid)
+    wenc = build_waveform_encoder(torch, arch, lags * channels, grid)
+    clip = torch.randn(1, arch["clip_frames"], size, size)
+    r = torch.rand(1, lags * channels)
+    sim, rec = [], []
+    with torch.no_grad():
+        for i in range(iterations + 20):
+            t = time.perf_counter()
+            wdec(enc(clip))
+            t1 = time.perf_counter()
+            idec(wenc(r))
+            t2 = time.perf_counter()
+            if i >= 20:
+                sim.append((t1 - t) * 1000)
+                rec.append((t2 - t1) * 1000)
+    pct = lambda v, p: sorted(v)[min(len(v) - 1, round((len(v) - 1) * p))]
+    return {"simulation_path": {"p50": pct(sim, 0.5), "p99": pct(sim, 0.99)},
+            "reconstruction_path": {"p50": pct(rec, 0.5), "p99": pct(rec, 0.99)}}
+
+
 def torch_images_per_second(torch, arch, batch, steps, channels, lags, size):
     torch.manual_seed(1)
     enc, wdec, idec = build(torch, arch, channels, lags, size // 4)
@@ -127,6 +168,8 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--channels", type=int, default=100)
+    ap.add_argument("--model", help="also compare single-image latency with `v1 bench infer --model MODEL` (1 thread)")
+    ap.add_argument("--iterations", type=int, default=300)
     args = ap.parse_args()
     try:
         import torch
@@ -164,8 +207,23 @@ def main():
                 "v1_over_pytorch": fast / pt if fast else None,
                 "v1_over_stock_candle": fast / stock if fast and stock else None,
             })
+    latency = None
+    if args.model:
+        print(f"single-image latency, 1 thread ...", file=sys.stderr)
+        out = subprocess.run([args.v1, "bench", "infer", "--model", args.model, "--iterations", str(args.iterations)],
+                             check=True, capture_output=True, text=True, env={**os.environ, "RAYON_NUM_THREADS": "1"})
+        ours_lat = json.loads(out.stdout)
+        torch.set_num_threads(1)
+        theirs = torch_latency_ms(torch, arch, args.channels, lags, size, args.iterations)
+        latency = {"v1": ours_lat, "pytorch": theirs}
+        for path in ("simulation_path", "reconstruction_path"):
+            a, b = ours_lat[path]["p50"], theirs[path]["p50"]
+            note = " (incl. grayscale, crop and resize of a 320x240 image)" if path == "simulation_path" else ""
+            print(f"{path}: v1 p50 {a:.3f} ms{note}, PyTorch p50 {b:.3f} ms (networks only), "
+                  f"v1/PyTorch time {a / b:.2f}", file=sys.stderr)
     result = {
         "benchmark": "train_step_phase1_side_by_side",
+        "latency_ms": latency,
         "pytorch": torch.__version__,
         "cpu_count": os.cpu_count(),
         "architecture": arch,

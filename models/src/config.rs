@@ -78,13 +78,13 @@ pub struct Phase1Config {
 impl Default for Phase1Config {
     fn default() -> Self {
         Self {
-            max_epochs: 12,
+            max_epochs: 24,
             batch_size: 64,
             learning_rate: 2e-3,
             weight_decay: 1e-4,
             image_loss_weight: 1.0,
             readout_l1: 1e-4,
-            patience: 3,
+            patience: 4,
             lr_decay: 0.3,
         }
     }
@@ -122,12 +122,12 @@ impl Default for Phase2Config {
             max_epochs: 25,
             batch_size: 64,
             learning_rate: 1e-3,
-            weight_decay: 1e-3,
+            weight_decay: 1e-2,
             align_mse_weight: 1.0,
             align_cosine_weight: 0.1,
             image_loss_weight: 1.0,
-            synthetic_fraction: 0.25,
-            input_noise: 0.1,
+            synthetic_fraction: 0.5,
+            input_noise: 0.3,
             patience: 4,
             lr_decay: 0.3,
         }

@@ -102,7 +102,7 @@ pub fn scatter(
             .legend(move |(lx, ly)| Circle::new((lx + 10, ly), 4, blue.filled()));
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::LowerRight)
             .label_font((FONT, LEGEND_FONT))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
