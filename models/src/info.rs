@@ -80,7 +80,7 @@ impl ModelInfo {
         if self.lags.is_empty() {
             return Err("no lags".into());
         }
-        if !(8..=512).contains(&self.image_size) || self.image_size % 4 != 0 {
+        if !(8..=512).contains(&self.image_size) || !self.image_size.is_multiple_of(4) {
             return Err(format!(
                 "image_size {} must be a multiple of 4 between 8 and 512",
                 self.image_size

@@ -74,7 +74,7 @@ pub fn find_cache(data_root: &Path, info: &ModelInfo) -> Result<Dataset> {
         .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
         .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
         .collect();
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (_, p) in &candidates {
         if let Ok(ds) = Dataset::load(p) {
             if matches(info, &ds) {

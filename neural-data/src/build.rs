@@ -86,7 +86,7 @@ impl Default for BuildConfig {
 
 impl BuildConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if !(8..=256).contains(&self.image_size) || self.image_size % 4 != 0 {
+        if !(8..=256).contains(&self.image_size) || !self.image_size.is_multiple_of(4) {
             return Err(format!("data.image_size {} must be a multiple of 4 in 8..=256", self.image_size));
         }
         if let Some([x, y, w, h]) = self.crop {

@@ -9,7 +9,7 @@
 //! - `index`      u16 [N, 3]        (movie, segment, frame) of each sample
 //! - `split`      u8  [N]           0 train, 1 validation, 2 test
 //! - `repeats`    f32 [R, M, C]     repeated trials of M test samples: counts summed over
-//!                                  the L lag bins (NaN where the repeat file lacks a channel)
+//!   the L lag bins (NaN where the repeat file lacks a channel)
 //! - `repeat_samples` u32 [M]       sample index of each repeated sample
 //!
 //! Everything else (channels, lags, crop window, estimates, the build config) is JSON in
