@@ -10,6 +10,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 mod inspect;
 
+/// Training allocates and frees tensors of megabytes several times per layer and step.
+/// glibc's malloc serves blocks above 128 KiB with mmap and returns them to the kernel on
+/// every free, so each operation page-faults fresh zeroed memory: in a profile of a
+/// training step at batch 128 nearly half the time was the kernel clearing and mapping
+/// pages. mimalloc keeps freed memory for reuse (BENCHMARKS.md has the before and after).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "v1", version, about = "Model macaque V1: predict responses to images, reconstruct images from responses")]
 struct Cli {

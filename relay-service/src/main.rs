@@ -1,5 +1,10 @@
 //! `relay-service`: flags and environment -> [`RelayConfig`], then [`relay_service::run`].
 
+/// Inference allocates buffers above glibc's 128 KiB mmap threshold for every frame;
+/// mimalloc reuses them instead of mapping fresh pages each time (see cli/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,6 +1,11 @@
 //! `simulation-service`: flags and environment -> [`SimConfig`], then
 //! [`simulation_service::run`].
 
+/// Inference allocates buffers above glibc's 128 KiB mmap threshold for every frame;
+/// mimalloc reuses them instead of mapping fresh pages each time (see cli/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
