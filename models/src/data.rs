@@ -87,12 +87,16 @@ pub fn crops_tensor(ds: &Dataset, idx: &[usize], device: &Device) -> Result<Tens
 #[derive(Debug, Clone)]
 pub struct Clips {
     pub frames: usize,
+    /// Position of the sample's own frame (offset 0) in every clip.
+    pub own: usize,
     table: Vec<u32>,
 }
 
 impl Clips {
     pub fn new(ds: &Dataset, info: &ModelInfo, frames: usize) -> Self {
-        Self { frames, table: ds.clip_table(&info.clip_offsets(frames)) }
+        let offsets = info.clip_offsets(frames);
+        let own = offsets.iter().position(|&o| o == 0).unwrap_or(0);
+        Self { frames, own, table: ds.clip_table(&offsets) }
     }
 
     /// The samples whose frames make up sample `i`'s clip, oldest first.

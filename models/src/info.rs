@@ -59,12 +59,14 @@ impl ModelInfo {
     }
 
     /// Frame offsets (relative to the sample's frame) of an input clip of `frames`
-    /// frames: it ends at the last frame that can drive the latest response bin, `last
-    /// lag - first lag` frames after the sample's frame.
+    /// frames, oldest first: it ends at the last frame that can drive the latest response
+    /// bin (`last lag - first lag` frames after the sample's frame) and reaches back from
+    /// there; a clip shorter than that ends earlier, so that it always holds the sample's
+    /// own frame (offset 0; one frame is the frame alone).
     pub fn clip_offsets(&self, frames: usize) -> Vec<i32> {
         let first = self.lags.first().copied().unwrap_or(0) as i32;
         let last = self.lags.last().copied().unwrap_or(0) as i32;
-        let end = last - first;
+        let end = (last - first).min(frames as i32 - 1);
         (0..frames as i32).map(|k| end - frames as i32 + 1 + k).collect()
     }
 
@@ -103,5 +105,32 @@ impl ModelInfo {
             return Err("response statistics are not finite and positive".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(lags: Vec<u32>) -> ModelInfo {
+        ModelInfo {
+            channels: vec![ChannelInfo { file: "f".into(), electrode: 1, row: 0, col: 0 }],
+            lags,
+            image_size: 16,
+            crop_window: CropWindow { x: 0, y: 0, width: 16, height: 16 },
+            pixel_mean: 0.5,
+            pixel_std: 0.2,
+            response_mean: vec![0.0; 3],
+            response_std: vec![1.0; 3],
+        }
+    }
+
+    #[test]
+    fn clips_end_at_the_last_driving_frame_and_always_hold_the_own_frame() {
+        let i = info(vec![2, 3, 4]);
+        assert_eq!(i.clip_offsets(7), vec![-4, -3, -2, -1, 0, 1, 2]);
+        assert_eq!(i.clip_offsets(3), vec![0, 1, 2]);
+        assert_eq!(i.clip_offsets(2), vec![0, 1]);
+        assert_eq!(i.clip_offsets(1), vec![0]);
     }
 }

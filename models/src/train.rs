@@ -336,8 +336,8 @@ fn save_best(model: &V1Model, phase: u8, best: &[Tensor], dir: &Path) -> Result<
 
 fn phase1_loss(model: &V1Model, ds: &Dataset, clips: &Clips, idx: &[usize], cfg: &TrainConfig, device: &Device) -> Result<Tensor> {
     let clip = model.crops_to_tensor_raw(&clips_tensor(ds, clips, idx, device)?)?;
-    // The image loss's target: the sample's own frame.
-    let x = model.crops_to_tensor_raw(&crops_tensor(ds, idx, device)?)?;
+    // The image loss's target: the sample's own frame, already in the clip.
+    let x = clip.narrow(1, clips.own, 1)?.contiguous()?;
     let counts = responses_tensor(ds, idx, device)?;
     let nets = model.networks();
     let z = nets.image_encoder.forward(&clip)?;
