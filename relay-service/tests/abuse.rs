@@ -272,6 +272,7 @@ async fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_no_one_els
 
     let _stalled = relay.subscriber("slow").await; // subscribes, then never reads again
     let mut healthy_seen = 0u64;
+    let mut plateau_from = 0;
     let started = Instant::now();
     const FRAMES: u64 = 3_000;
     let mut f = 1_000u64;
@@ -285,19 +286,34 @@ async fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_no_one_els
         let m = expect_type(&mut healthy, "reconstructed_image").await;
         assert_eq!(m["frame_id"], f);
         healthy_seen += 1;
+        if f == 2_000 {
+            plateau_from = relay.rss_kib();
+        }
     }
     let after = relay.rss_kib();
     let pushed_mb = (FRAMES as usize * image_bytes) as f64 / 1e6;
-    let growth_mb = after.saturating_sub(before) as f64 / 1024.0;
+    let late_pushed_mb = pushed_mb * 2.0 / 3.0;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let growth_mb = mib(after.saturating_sub(before));
+    let late_growth_mb = mib(after.saturating_sub(plateau_from));
     eprintln!(
-        "slow subscriber: {FRAMES} images of {image_bytes} bytes ({pushed_mb:.1} MB) pushed in {:.1} s; relay RSS {:.1} -> {:.1} MiB (+{growth_mb:.1})",
+        "slow subscriber: {FRAMES} images of {image_bytes} bytes ({pushed_mb:.1} MB) pushed in {:.1} s; relay RSS {:.1} -> {:.1} (after 1,000) -> {:.1} MiB",
         started.elapsed().as_secs_f64(),
-        before as f64 / 1024.0,
-        after as f64 / 1024.0
+        mib(before),
+        mib(plateau_from),
+        mib(after)
     );
     assert_eq!(healthy_seen, FRAMES / 100);
-    assert!(pushed_mb > 30.0, "the run must push well beyond the bound below, pushed {pushed_mb:.1} MB");
+    assert!(pushed_mb > 30.0, "the run must push well beyond the bounds below, pushed {pushed_mb:.1} MB");
     // What may wait for the stalled subscriber: its outgoing queue (256 messages) and the
-    // session buffer (64 images), about 320 images, ~4.5 MB here; plus allocator slack.
-    assert!(growth_mb < 20.0, "relay RSS grew by {growth_mb:.1} MiB while {pushed_mb:.1} MB went to a subscriber that never reads");
+    // session buffer (64 images), about 320 images, ~4.5 MB here. Both are full long
+    // before the first 1,000 images are through, so from then on resident memory must
+    // stay flat while another ~28 MB is pushed (a relay that queued everything would
+    // grow by about that much). The allocator keeps freed pages, so the growth up to
+    // the plateau is allowed more room, but still less than the data pushed.
+    assert!(
+        late_growth_mb < 8.0,
+        "relay RSS grew by {late_growth_mb:.1} MiB over the last {late_pushed_mb:.1} MB pushed to a subscriber that never reads"
+    );
+    assert!(growth_mb < 36.0, "relay RSS grew by {growth_mb:.1} MiB while {pushed_mb:.1} MB went to a subscriber that never reads");
 }
