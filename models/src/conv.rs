@@ -46,10 +46,18 @@ impl Geometry {
     }
 }
 
-/// x [B, C, H, W] -> cols [C·k·k, B·Ho·Wo].
-struct Im2Col(Geometry);
-/// cols [C·k·k, B·Ho·Wo] -> x [B, C, H, W] (summing overlaps): the adjoint of [`Im2Col`].
-struct Col2Im(Geometry);
+/// x [B, C, H, W] -> cols [C·k·k (+1), B·Ho·Wo]; with `ones_row`, a last row of ones
+/// lets the bias ride in the same matrix multiply as the weights.
+struct Im2Col {
+    g: Geometry,
+    ones_row: bool,
+}
+/// cols [C·k·k (+1), B·Ho·Wo] -> x [B, C, H, W] (summing overlaps): the adjoint of
+/// [`Im2Col`] (a ones row, when present, has no input to flow back to).
+struct Col2Im {
+    g: Geometry,
+    ones_row: bool,
+}
 
 fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &'static str) -> Result<&'a [f32]> {
     let data = match storage {
@@ -62,44 +70,72 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &'static str
     }
 }
 
+/// The output columns `ox` whose input column `ox·stride + kx - pad` lies inside `0..w`,
+/// as a half-open range: the loops below then run without per-element bounds tests.
+fn valid_range(out_len: usize, in_len: usize, stride: usize, offset: usize, pad: usize) -> std::ops::Range<usize> {
+    // ox·stride + offset >= pad  and  ox·stride + offset - pad < in_len
+    let lo = pad.saturating_sub(offset).div_ceil(stride);
+    let hi = if in_len + pad > offset { (in_len + pad - offset).div_ceil(stride) } else { 0 };
+    lo.min(out_len)..hi.min(out_len).max(lo.min(out_len))
+}
+
+/// Runs `f` over the chunks in parallel on the global pool, or in order when already on
+/// a worker thread (the data-parallel training step gives each thread whole samples).
+fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync + Send>(out: &mut [f32], chunk: usize, f: F) {
+    if rayon::current_thread_index().is_some() {
+        out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+    } else {
+        out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+    }
+}
+
 impl CustomOp1 for Im2Col {
     fn name(&self) -> &'static str {
         "im2col"
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = self.0;
+        let g = self.g;
         let x = contiguous_f32(storage, layout, "im2col")?;
         let n = g.cols();
-        let mut out = vec![0f32; g.rows() * n];
-        out.par_chunks_mut(n).enumerate().for_each(|(r, row)| {
+        let rows = g.rows() + self.ones_row as usize;
+        let mut out = vec![0f32; rows * n];
+        for_each_chunk(&mut out, n, |r, row| {
+            if r == g.rows() {
+                row.fill(1.0);
+                return;
+            }
             let c = r / (g.k * g.k);
             let ky = (r / g.k) % g.k;
             let kx = r % g.k;
+            let xs = valid_range(g.wo, g.w, g.stride, kx, g.pad);
+            let ys = valid_range(g.ho, g.h, g.stride, ky, g.pad);
+            if xs.is_empty() {
+                return;
+            }
             for b in 0..g.batch {
                 let plane = &x[(b * g.channels + c) * g.h * g.w..][..g.h * g.w];
                 let dst = &mut row[b * g.ho * g.wo..][..g.ho * g.wo];
-                for oy in 0..g.ho {
-                    let y = (oy * g.stride + ky) as isize - g.pad as isize;
-                    if y < 0 || y >= g.h as isize {
-                        continue;
-                    }
-                    let src = &plane[y as usize * g.w..][..g.w];
-                    let d = &mut dst[oy * g.wo..][..g.wo];
-                    for (ox, v) in d.iter_mut().enumerate() {
-                        let xx = (ox * g.stride + kx) as isize - g.pad as isize;
-                        if xx >= 0 && xx < g.w as isize {
-                            *v = src[xx as usize];
+                for oy in ys.clone() {
+                    let y = oy * g.stride + ky - g.pad;
+                    let src = &plane[y * g.w..][..g.w];
+                    let d = &mut dst[oy * g.wo..][..g.wo][xs.clone()];
+                    let first = xs.start * g.stride + kx - g.pad;
+                    if g.stride == 1 {
+                        d.copy_from_slice(&src[first..first + d.len()]);
+                    } else {
+                        for (v, s) in d.iter_mut().zip(src[first..].iter().step_by(g.stride)) {
+                            *v = *s;
                         }
                     }
                 }
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from((g.rows(), n))))
+        Ok((CpuStorage::F32(out), Shape::from((rows, n))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im(self.0))?))
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im { g: self.g, ones_row: self.ones_row })?))
     }
 }
 
@@ -109,28 +145,34 @@ impl CustomOp1 for Col2Im {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = self.0;
+        let g = self.g;
         let cols = contiguous_f32(storage, layout, "col2im")?;
         let n = g.cols();
         let mut out = vec![0f32; g.batch * g.channels * g.h * g.w];
-        out.par_chunks_mut(g.h * g.w).enumerate().for_each(|(bc, plane)| {
+        for_each_chunk(&mut out, g.h * g.w, |bc, plane| {
             let b = bc / g.channels;
             let c = bc % g.channels;
             for ky in 0..g.k {
+                let ys = valid_range(g.ho, g.h, g.stride, ky, g.pad);
                 for kx in 0..g.k {
+                    let xs = valid_range(g.wo, g.w, g.stride, kx, g.pad);
+                    if xs.is_empty() {
+                        continue;
+                    }
+                    let first = xs.start * g.stride + kx - g.pad;
                     let r = (c * g.k + ky) * g.k + kx;
                     let src = &cols[r * n + b * g.ho * g.wo..][..g.ho * g.wo];
-                    for oy in 0..g.ho {
-                        let y = (oy * g.stride + ky) as isize - g.pad as isize;
-                        if y < 0 || y >= g.h as isize {
-                            continue;
-                        }
-                        let dst = &mut plane[y as usize * g.w..][..g.w];
-                        let s = &src[oy * g.wo..][..g.wo];
-                        for (ox, v) in s.iter().enumerate() {
-                            let xx = (ox * g.stride + kx) as isize - g.pad as isize;
-                            if xx >= 0 && xx < g.w as isize {
-                                dst[xx as usize] += *v;
+                    for oy in ys.clone() {
+                        let y = oy * g.stride + ky - g.pad;
+                        let dst = &mut plane[y * g.w..][..g.w];
+                        let s = &src[oy * g.wo..][..g.wo][xs.clone()];
+                        if g.stride == 1 {
+                            for (d, v) in dst[first..first + s.len()].iter_mut().zip(s) {
+                                *d += *v;
+                            }
+                        } else {
+                            for (d, v) in dst[first..].iter_mut().step_by(g.stride).zip(s) {
+                                *d += *v;
                             }
                         }
                     }
@@ -141,7 +183,14 @@ impl CustomOp1 for Col2Im {
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Im2Col(self.0))?))
+        // The adjoint of col2im is im2col; a ones row in the input never reached the
+        // output, so its gradient is zero.
+        let cols = grad_res.contiguous()?.apply_op1_no_bwd(&Im2Col { g: self.g, ones_row: false })?;
+        if !self.ones_row {
+            return Ok(Some(cols));
+        }
+        let zeros = Tensor::zeros((1, self.g.cols()), cols.dtype(), cols.device())?;
+        Ok(Some(Tensor::cat(&[&cols, &zeros], 0)?))
     }
 }
 
@@ -191,10 +240,11 @@ impl Module for Conv2d {
         let ho = (h + 2 * self.pad - self.k) / self.stride + 1;
         let wo = (w + 2 * self.pad - self.k) / self.stride + 1;
         let g = Geometry { batch: b, channels: c, h, w, k: self.k, stride: self.stride, pad: self.pad, ho, wo };
-        let cols = x.contiguous()?.apply_op1(Im2Col(g))?; // [C·k·k, B·Ho·Wo]
-        let w2 = self.weight.reshape((cout, cin * self.k * self.k))?;
+        // [W | b] x [cols; 1]: the bias is one more column of the weights, so its
+        // gradient comes out of the same multiply instead of a separate reduction.
+        let cols = x.contiguous()?.apply_op1(Im2Col { g, ones_row: true })?; // [C·k·k + 1, B·Ho·Wo]
+        let w2 = Tensor::cat(&[&self.weight.reshape((cout, cin * self.k * self.k))?, &self.bias.reshape((cout, 1))?], 1)?;
         let out = w2.matmul(&cols)?; // [Cout, B·Ho·Wo]
-        let out = out.broadcast_add(&self.bias.reshape((cout, 1))?)?;
         out.reshape((cout, b, ho, wo))?.transpose(0, 1)?.contiguous()
     }
 }
@@ -239,6 +289,11 @@ mod tests {
         compare(3, 4, 5, 9, 3, 2, 1);
         compare(2, 5, 3, 6, 1, 1, 0);
         compare(1, 2, 2, 7, 5, 1, 2);
+        // Edge geometry: no padding with stride 2, stride 3, padding wider than half the kernel.
+        compare(2, 3, 4, 9, 3, 2, 0);
+        compare(1, 2, 3, 10, 5, 2, 2);
+        compare(2, 2, 2, 8, 3, 3, 1);
+        compare(1, 1, 2, 4, 3, 1, 2);
     }
 
     #[test]
