@@ -39,6 +39,12 @@ pub enum BenchCommand {
         /// `stock` (the backend's own conv2d, for comparison) or `both`.
         #[arg(long, default_value = "both")]
         conv: ConvArg,
+        /// How the fast convolution's runs use several threads: `samples` (each thread
+        /// takes whole samples of the batch, what training uses), `ops` (the backend's
+        /// own threading inside each operation) or `both`. The stock runs always use `ops`:
+        /// they are the backend as it comes.
+        #[arg(long, default_value = "samples")]
+        split: SplitArg,
     },
     /// Single-image latency (p50/p99) of the simulation and reconstruction paths.
     Infer {
@@ -54,6 +60,23 @@ pub enum ConvArg {
     Fast,
     Stock,
     Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitArg {
+    Samples,
+    Ops,
+    Both,
+}
+
+impl SplitArg {
+    fn name(self) -> &'static str {
+        match self {
+            SplitArg::Samples => "samples",
+            SplitArg::Ops => "ops",
+            SplitArg::Both => "both",
+        }
+    }
 }
 
 impl ConvArg {
@@ -77,33 +100,51 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Data { dir, small_only } => bench_data(dir, small_only),
-        BenchCommand::Train { batch, threads, steps, channels, conv } => {
+        BenchCommand::Train { batch, threads, steps, channels, conv, split } => {
             if std::env::var_os("V1_BENCH_CHILD").is_some() {
                 models::conv::use_stock_backend(conv == ConvArg::Stock);
-                return bench_train_here(&batch, steps, channels);
+                // The child runs one configuration: `threads` holds its thread count.
+                let t = threads.first().copied().unwrap_or(1).max(1);
+                if split == SplitArg::Samples {
+                    models::parallel::single_threaded_ops();
+                }
+                let dp = models::parallel::DataParallel::new(if split == SplitArg::Samples { t } else { 1 })?;
+                return bench_train_here(&batch, steps, channels, &dp);
             }
             let exe = std::env::current_exe().context("locating the v1 binary")?;
-            let convs: &[ConvArg] = match conv {
-                ConvArg::Both => &[ConvArg::Stock, ConvArg::Fast],
-                ConvArg::Fast => &[ConvArg::Fast],
-                ConvArg::Stock => &[ConvArg::Stock],
-            };
+            let mut configs: Vec<(ConvArg, SplitArg)> = Vec::new();
+            if matches!(conv, ConvArg::Stock | ConvArg::Both) {
+                configs.push((ConvArg::Stock, SplitArg::Ops));
+            }
+            if matches!(conv, ConvArg::Fast | ConvArg::Both) {
+                match split {
+                    SplitArg::Both => configs.extend([(ConvArg::Fast, SplitArg::Ops), (ConvArg::Fast, SplitArg::Samples)]),
+                    s => configs.push((ConvArg::Fast, s)),
+                }
+            }
             let mut results = Vec::new();
-            for &c in convs {
+            for &(c, sp) in &configs {
                 for &t in &threads {
                     let out = std::process::Command::new(&exe)
-                        .args(["bench", "train", "--steps", &steps.to_string(), "--channels", &channels.to_string(), "--conv", c.name(), "--batch"])
+                        .args(["bench", "train", "--steps", &steps.to_string(), "--channels", &channels.to_string(), "--conv", c.name()])
+                        .args(["--split", sp.name(), "--threads", &t.to_string(), "--batch"])
                         .arg(batch.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","))
                         .env("V1_BENCH_CHILD", "1")
                         .env("RAYON_NUM_THREADS", t.to_string())
+                        .env_remove("CANDLE_NUM_THREADS")
                         .output()
                         .context("running the benchmark child process")?;
                     if !out.status.success() {
-                        anyhow::bail!("benchmark with {t} threads ({} conv) failed: {}", c.name(), String::from_utf8_lossy(&out.stderr));
+                        anyhow::bail!(
+                            "benchmark with {t} threads ({} conv, split {}) failed: {}",
+                            c.name(),
+                            sp.name(),
+                            String::from_utf8_lossy(&out.stderr)
+                        );
                     }
                     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing the child's JSON")?;
-                    eprintln!("conv {} threads {t}: {}", c.name(), v);
-                    results.push(json!({"conv": c.name(), "threads": t, "results": v}));
+                    eprintln!("conv {} split {} threads {t}: {}", c.name(), sp.name(), v);
+                    results.push(json!({"conv": c.name(), "split": sp.name(), "threads": t, "results": v}));
                 }
             }
             println!("{}", serde_json::to_string_pretty(&json!({
@@ -120,7 +161,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
-fn bench_train_here(batches: &[usize], steps: usize, channels: usize) -> Result<()> {
+fn bench_train_here(batches: &[usize], steps: usize, channels: usize, dp: &models::parallel::DataParallel) -> Result<()> {
     let device = Device::Cpu;
     let lags = 3;
     let info = models::ModelInfo {
@@ -139,7 +180,7 @@ fn bench_train_here(batches: &[usize], steps: usize, channels: usize) -> Result<
     let k = arch.clip_frames;
     let model = models::V1Model::new(info, arch, 1, &device)?;
     let vars = model.vars_of(&["image_encoder", "waveform_decoder", "image_decoder"]);
-    let mut opt = AdamW::new(vars, ParamsAdamW { lr: 1e-3, ..Default::default() })?;
+    let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr: 1e-3, ..Default::default() })?;
     let nets = model.networks();
     let mut out = Vec::new();
     for &b in batches {
@@ -148,11 +189,15 @@ fn bench_train_here(batches: &[usize], steps: usize, channels: usize) -> Result<
         let x = clip.narrow(1, k - 1, 1)?.contiguous()?;
         let counts = Tensor::rand(0f32, 3f32, (b, lags * channels), &device)?.floor()?;
         let mut step = || -> Result<()> {
-            let z = nets.image_encoder.forward(&clip)?;
-            let rate = nets.waveform_decoder.forward(&z)?;
-            let recon = nets.image_decoder.forward(&z)?;
-            let loss = (models::waveform_decoder::poisson_loss(&rate, &counts)? + (recon - &x)?.sqr()?.mean_all()?)?;
-            opt.backward_step(&loss)?;
+            let (grads, _) = dp.backward(b, &vars, |r, share, _| {
+                let rows = |t: &Tensor| t.narrow(0, r.start, r.len());
+                let z = nets.image_encoder.forward(&rows(&clip)?)?;
+                let rate = nets.waveform_decoder.forward(&z)?;
+                let recon = nets.image_decoder.forward(&z)?;
+                let loss = (models::waveform_decoder::poisson_loss(&rate, &rows(&counts)?)? + (recon - rows(&x)?)?.sqr()?.mean_all()?)?;
+                Ok(loss.affine(share, 0.0)?)
+            })?;
+            opt.step(&grads)?;
             Ok(())
         };
         step()?;

@@ -166,10 +166,15 @@ fn load_or_build_dataset(
     Ok((ds, summary))
 }
 
-fn set_threads(n: usize) {
-    if n > 0 && std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+/// Training threads: `RAYON_NUM_THREADS` when set, else the config's `threads`, else all
+/// cores. Training gives each thread whole samples, so the tensor operations themselves
+/// are made single-threaded here, before any of them runs.
+fn training_threads(configured: usize) -> usize {
+    let from_env = std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse::<usize>().ok()).filter(|n| *n > 0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let n = from_env.unwrap_or(if configured > 0 { configured } else { cores });
+    models::parallel::single_threaded_ops();
+    n
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -223,7 +228,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--phases takes 1, 2 or 1,2");
             }
             let cfg = train_config(config.as_deref(), preset)?;
-            set_threads(cfg.threads);
+            let threads = training_threads(cfg.threads);
             let ds = load_dataset(&data, &cfg.data, false)?;
             let opts = models::train::TrainOptions {
                 config: &cfg,
@@ -233,6 +238,7 @@ fn run(cli: Cli) -> Result<()> {
                 source: models::train::ResponseSource::Recorded,
                 init,
                 phases,
+                threads,
             };
             let (_, summary) = models::train::train(&ds, &opts)?;
             println!("trained: {}", serde_json::to_string(&summary)?);
@@ -247,6 +253,7 @@ fn run(cli: Cli) -> Result<()> {
                     source: models::train::ResponseSource::NoiseFree,
                     init: Some(out.clone()),
                     phases: vec![2],
+                    threads,
                 };
                 let (_, ub) = models::train::train(&ds, &opts)?;
                 println!("upper bound: {}", serde_json::to_string(&ub)?);

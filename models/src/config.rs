@@ -140,7 +140,8 @@ impl Default for Phase2Config {
 pub struct TrainConfig {
     /// Seed of weight initialisation, batch order and noise.
     pub seed: u64,
-    /// Threads for the numerical backend (0 = all cores).
+    /// Training threads, each taking whole samples of every batch (0 = all cores;
+    /// `RAYON_NUM_THREADS`, when set, overrides it for `v1 train`).
     pub threads: usize,
     pub data: neural_data::BuildConfig,
     pub model: ArchConfig,

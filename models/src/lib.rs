@@ -18,6 +18,7 @@ pub mod error;
 pub mod image_decoder;
 pub mod image_encoder;
 pub mod info;
+pub mod parallel;
 pub mod pipeline;
 pub mod recorded;
 pub mod ridge;

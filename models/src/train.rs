@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::data::{clips_tensor, crops_tensor, model_info, responses_tensor, truth_tensor, Clips};
 use crate::error::{io_err, ModelError, Result};
+use crate::parallel::DataParallel;
 use crate::pipeline::{write_atomic, V1Model};
 use crate::waveform_decoder::poisson_loss;
 
@@ -94,6 +95,10 @@ pub struct TrainOptions<'a> {
     pub init: Option<PathBuf>,
     /// Phases to run (1, 2 or both).
     pub phases: Vec<u8>,
+    /// Threads that take whole samples of each batch (0: the config's `threads`, or all
+    /// cores). Used when tensor operations are single-threaded
+    /// (`parallel::single_threaded_ops`); otherwise the backend threads each operation.
+    pub threads: usize,
 }
 
 fn phase_vars(model: &V1Model, phase: u8) -> Vec<Var> {
@@ -169,6 +174,21 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
         .open(opts.out.join("train_log.jsonl"))
         .map_err(io_err("opening train_log.jsonl"))?;
 
+    // Whole samples per thread when the process made tensor operations single-threaded
+    // (`parallel::single_threaded_ops`, as `v1 train` does); otherwise the backend's own
+    // threading inside each operation.
+    let dp = if candle_core::utils::get_num_threads() == 1 {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        DataParallel::new(if opts.threads > 0 {
+            opts.threads
+        } else if cfg.threads > 0 {
+            cfg.threads
+        } else {
+            cores
+        })?
+    } else {
+        DataParallel::new(1)?
+    };
     let clips = Clips::new(ds, model.info(), model.clip_frames());
     let train_idx = ds.indices(Split::Train);
     let val_idx = ds.indices(Split::Validation);
@@ -199,7 +219,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
         let lr = state.lr.unwrap_or(lr);
         let vars = phase_vars(&model, phase);
         // Phase 2 keeps the image encoder frozen: its latents are computed once.
-        let z_all = if phase == 2 { Some(all_latents(&model, ds, &clips, &device)?) } else { None };
+        let z_all = if phase == 2 { Some(all_latents(&model, ds, &clips, &device, &dp)?) } else { None };
         let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr, weight_decay: wd, ..Default::default() })?;
         let mut best_weights = snapshot(&vars)?;
         if state.best_val.is_finite() && ckpt_dir.join("best.safetensors").exists() {
@@ -220,19 +240,25 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
             let bar = progress_bar(opts.progress, order.len() as u64, &format!("phase {phase} epoch {}", epoch + 1));
             let (mut loss_sum, mut loss_n) = (0f64, 0f64);
             for chunk in order.chunks(batch) {
-                let loss = if phase == 1 {
-                    phase1_loss(&model, ds, &clips, chunk, cfg, &device)?
+                let (grads, l) = if phase == 1 {
+                    dp.backward(chunk.len(), &vars, |r, share, first| {
+                        let (data, reg) = phase1_terms(&model, ds, &clips, &chunk[r], cfg, &device)?;
+                        let l = (data * share)?;
+                        Ok(if first { (l + reg)? } else { l })
+                    })?
                 } else {
-                    phase2_loss(&model, ds, &clips, chunk, cfg, &device, opts.source, &mut rng, z_all.as_ref())?
+                    // The random draws (synthetic responses, input noise) are made for the
+                    // whole batch in order, so they do not depend on the thread count.
+                    let b = phase2_batch(&model, ds, &clips, chunk, cfg, &device, opts.source, &mut rng, z_all.as_ref())?;
+                    dp.backward(chunk.len(), &vars, |r, share, _| Ok((phase2_loss(&model, &b, r, cfg)? * share)?))?
                 };
-                opt.backward_step(&loss)?;
-                let l = loss.to_scalar::<f32>()? as f64;
                 if !l.is_finite() {
                     return Err(ModelError::Invalid(format!(
                         "phase {phase} loss became {l} in epoch {}; lower the learning rate in the config",
                         epoch + 1
                     )));
                 }
+                opt.step(&grads)?;
                 loss_sum += l * chunk.len() as f64;
                 loss_n += chunk.len() as f64;
                 bar.inc(chunk.len() as u64);
@@ -242,7 +268,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
             let secs = t0.elapsed().as_secs_f64();
             images_seen += order.len();
             compute_secs += secs;
-            let val = validation_loss(&model, ds, &clips, &val_idx, cfg, &device, phase, opts.source)?;
+            let val = validation_loss(&model, ds, &clips, &val_idx, cfg, &device, phase, opts.source, &dp)?;
             let improved = val < state.best_val;
             if improved {
                 state.best_val = val;
@@ -334,7 +360,8 @@ fn save_best(model: &V1Model, phase: u8, best: &[Tensor], dir: &Path) -> Result<
     Ok(())
 }
 
-fn phase1_loss(model: &V1Model, ds: &Dataset, clips: &Clips, idx: &[usize], cfg: &TrainConfig, device: &Device) -> Result<Tensor> {
+/// Phase 1's loss as (per-sample mean part, batch-independent regulariser).
+fn phase1_terms(model: &V1Model, ds: &Dataset, clips: &Clips, idx: &[usize], cfg: &TrainConfig, device: &Device) -> Result<(Tensor, Tensor)> {
     let clip = model.crops_to_tensor_raw(&clips_tensor(ds, clips, idx, device)?)?;
     // The image loss's target: the sample's own frame, already in the clip.
     let x = clip.narrow(1, clips.own, 1)?.contiguous()?;
@@ -346,11 +373,24 @@ fn phase1_loss(model: &V1Model, ds: &Dataset, clips: &Clips, idx: &[usize], cfg:
     let l_pois = poisson_loss(&rate, &counts)?;
     let l_img = mse(&recon, &x)?;
     let l1 = nets.waveform_decoder.mask_l1()?;
-    Ok(((l_pois + (l_img * cfg.phase1.image_loss_weight)?)? + (l1 * cfg.phase1.readout_l1)?)?)
+    Ok(((l_pois + (l_img * cfg.phase1.image_loss_weight)?)?, (l1 * cfg.phase1.readout_l1)?))
+}
+
+fn phase1_loss(model: &V1Model, ds: &Dataset, clips: &Clips, idx: &[usize], cfg: &TrainConfig, device: &Device) -> Result<Tensor> {
+    let (data, reg) = phase1_terms(model, ds, clips, idx, cfg, device)?;
+    Ok((data + reg)?)
+}
+
+/// A phase-2 batch with its random draws made: image targets, frozen image latents and
+/// the (partly synthetic, noisy) normalised responses the waveform encoder reads.
+struct Phase2Batch {
+    x: Tensor,
+    z_img: Tensor,
+    r: Tensor,
 }
 
 #[allow(clippy::too_many_arguments)]
-fn phase2_loss(
+fn phase2_batch(
     model: &V1Model,
     ds: &Dataset,
     clips: &Clips,
@@ -360,7 +400,7 @@ fn phase2_loss(
     source: ResponseSource,
     rng: &mut rand_chacha::ChaCha8Rng,
     z_all: Option<&Tensor>,
-) -> Result<Tensor> {
+) -> Result<Phase2Batch> {
     let p = &cfg.phase2;
     let nets = model.networks();
     let x01 = crops_tensor(ds, idx, device)?;
@@ -407,7 +447,17 @@ fn phase2_loss(
         let noise: Vec<f32> = (0..r.elem_count()).map(|_| normal.sample(rng)).collect();
         r = (&r + Tensor::from_vec(noise, r.shape(), device)?)?;
     }
-    let z_w = nets.waveform_encoder.forward(&r)?;
+    Ok(Phase2Batch { x, z_img, r })
+}
+
+/// Phase 2's loss on `rows` of a prepared batch: alignment of z_waveform to z_image and
+/// the pixel loss of reconstructions from z_waveform, per-sample means.
+fn phase2_loss(model: &V1Model, b: &Phase2Batch, rows: std::ops::Range<usize>, cfg: &TrainConfig) -> Result<Tensor> {
+    let p = &cfg.phase2;
+    let nets = model.networks();
+    let pick = |t: &Tensor| t.narrow(0, rows.start, rows.len());
+    let (x, z_img) = (pick(&b.x)?, pick(&b.z_img)?);
+    let z_w = nets.waveform_encoder.forward(&pick(&b.r)?)?;
     let recon = nets.image_decoder.forward(&z_w)?;
     let l_align = (mse(&z_w, &z_img)? * p.align_mse_weight)?;
     let l_cos = (cosine_loss(&z_w, &z_img)? * p.align_cosine_weight)?;
@@ -427,9 +477,10 @@ fn validation_loss(
     device: &Device,
     phase: u8,
     source: ResponseSource,
+    dp: &DataParallel,
 ) -> Result<f64> {
-    let (mut s, mut n) = (0f64, 0f64);
-    for chunk in idx.chunks(256) {
+    let parts = dp.map(&chunk_ranges(idx.len(), EVAL_CHUNK), |r| {
+        let chunk = &idx[r];
         let l = if phase == 1 {
             phase1_loss(model, ds, clips, chunk, cfg, device)?
         } else {
@@ -442,20 +493,26 @@ fn validation_loss(
             let recon = model.reconstruct_tensor(&counts)?;
             mse(&recon, &x01)?
         };
-        s += l.to_scalar::<f32>()? as f64 * chunk.len() as f64;
-        n += chunk.len() as f64;
-    }
-    Ok(s / n.max(1.0))
+        Ok(l.to_scalar::<f32>()? as f64 * chunk.len() as f64)
+    })?;
+    Ok(parts.iter().sum::<f64>() / (idx.len() as f64).max(1.0))
+}
+
+/// Samples per forward pass where no gradient is needed (validation, latents).
+const EVAL_CHUNK: usize = 64;
+
+/// `0..n` in consecutive ranges of `size` (the last may be shorter).
+fn chunk_ranges(n: usize, size: usize) -> Vec<std::ops::Range<usize>> {
+    (0..n).step_by(size).map(|s| s..(s + size).min(n)).collect()
 }
 
 /// Latents z_image of every sample (the frozen image encoder of phase 2), [N, Cz, G, G].
-fn all_latents(model: &V1Model, ds: &Dataset, clips: &Clips, device: &Device) -> Result<Tensor> {
+fn all_latents(model: &V1Model, ds: &Dataset, clips: &Clips, device: &Device, dp: &DataParallel) -> Result<Tensor> {
     let all: Vec<usize> = (0..ds.n).collect();
-    let mut parts = Vec::new();
-    for chunk in all.chunks(256) {
-        let x = model.crops_to_tensor_raw(&clips_tensor(ds, clips, chunk, device)?)?;
-        parts.push(model.networks().image_encoder.forward(&x)?.detach());
-    }
+    let parts = dp.map(&chunk_ranges(ds.n, EVAL_CHUNK), |r| {
+        let x = model.crops_to_tensor_raw(&clips_tensor(ds, clips, &all[r], device)?)?;
+        Ok(model.networks().image_encoder.forward(&x)?.detach())
+    })?;
     Ok(Tensor::cat(&parts, 0)?)
 }
 
