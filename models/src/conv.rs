@@ -194,6 +194,98 @@ impl CustomOp1 for Col2Im {
     }
 }
 
+/// The multiply's output [Cout, B, N] rearranged to the batch-major [B, Cout, N] the
+/// networks use, with an optional ReLU in the same pass. Its backward is one pass too
+/// (mask by the output, rearrange back), where the separate operations took a copy, a
+/// comparison, a multiply and their gradient bookkeeping in each direction.
+struct ToBatchMajor {
+    cout: usize,
+    batch: usize,
+    n: usize,
+    relu: bool,
+}
+
+impl CustomOp1 for ToBatchMajor {
+    fn name(&self) -> &'static str {
+        "to_batch_major"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let y = contiguous_f32(storage, layout, "to_batch_major")?;
+        let (cout, n, relu) = (self.cout, self.n, self.relu);
+        let mut out = vec![0f32; self.batch * cout * n];
+        for_each_chunk(&mut out, n, |bc, dst| {
+            let (b, c) = (bc / cout, bc % cout);
+            let src = &y[(c * self.batch + b) * n..][..n];
+            if relu {
+                for (d, v) in dst.iter_mut().zip(src) {
+                    *d = v.max(0.0);
+                }
+            } else {
+                dst.copy_from_slice(src);
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((self.batch, cout, n))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let back = FromBatchMajor { cout: self.cout, batch: self.batch, n: self.n };
+        let g = grad_res.contiguous()?;
+        Ok(Some(if self.relu { g.apply_op2_no_bwd(&res.contiguous()?, &back)? } else { g.apply_op1_no_bwd(&back)? }))
+    }
+}
+
+/// Gradient of [`ToBatchMajor`]: [B, Cout, N] -> [Cout, B·N]; as a two-argument op the
+/// second argument is the forward output, and the gradient is zero where it is not
+/// positive (the ReLU).
+struct FromBatchMajor {
+    cout: usize,
+    batch: usize,
+    n: usize,
+}
+
+impl FromBatchMajor {
+    fn run(&self, g: &[f32], relu_out: Option<&[f32]>) -> (CpuStorage, Shape) {
+        let (batch, cout, n) = (self.batch, self.cout, self.n);
+        let mut out = vec![0f32; batch * cout * n];
+        for_each_chunk(&mut out, n, |cb, dst| {
+            let (c, b) = (cb / batch, cb % batch);
+            let at = (b * cout + c) * n;
+            let src = &g[at..][..n];
+            match relu_out {
+                Some(o) => {
+                    for ((d, v), o) in dst.iter_mut().zip(src).zip(&o[at..][..n]) {
+                        *d = if *o > 0.0 { *v } else { 0.0 };
+                    }
+                }
+                None => dst.copy_from_slice(src),
+            }
+        });
+        (CpuStorage::F32(out), Shape::from((cout, batch * n)))
+    }
+}
+
+impl CustomOp1 for FromBatchMajor {
+    fn name(&self) -> &'static str {
+        "from_batch_major"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok(self.run(contiguous_f32(storage, layout, "from_batch_major")?, None))
+    }
+}
+
+impl candle_core::CustomOp2 for FromBatchMajor {
+    fn name(&self) -> &'static str {
+        "from_batch_major_relu"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = contiguous_f32(s1, l1, "from_batch_major")?;
+        Ok(self.run(g, Some(contiguous_f32(s2, l2, "from_batch_major")?)))
+    }
+}
+
 /// A 2-D convolution layer (square kernel, same stride and padding in both directions).
 #[derive(Debug, Clone)]
 pub struct Conv2d {
@@ -216,6 +308,12 @@ impl Conv2d {
     pub fn weight(&self) -> &Tensor {
         &self.weight
     }
+
+    /// The same layer for an input whose channels are all equal, given as one channel:
+    /// conv(x repeated C times, W) = conv(x, W summed over its input channels).
+    pub fn with_inputs_summed(&self) -> Result<Self> {
+        Self::new(self.weight.sum_keepdim(1)?, self.bias.clone(), self.stride, self.pad)
+    }
 }
 
 /// Builds a [`Conv2d`] with the variable names and initialisation of `candle_nn::conv2d`.
@@ -226,8 +324,13 @@ pub fn conv2d(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, vb: 
     Conv2d::new(weight, bias, stride, pad)
 }
 
-impl Module for Conv2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl Conv2d {
+    /// relu(conv(x)) in fewer passes than the two operations apart.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, true)
+    }
+
+    fn run(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let (cout, cin, _, _) = self.weight.dims4()?;
         if c != cin {
@@ -235,7 +338,8 @@ impl Module for Conv2d {
         }
         if STOCK_BACKEND.load(std::sync::atomic::Ordering::Relaxed) {
             let y = x.conv2d(&self.weight, self.pad, self.stride, 1, 1)?;
-            return y.broadcast_add(&self.bias.reshape((1, cout, 1, 1))?);
+            let y = y.broadcast_add(&self.bias.reshape((1, cout, 1, 1))?)?;
+            return if relu { y.relu() } else { Ok(y) };
         }
         let ho = (h + 2 * self.pad - self.k) / self.stride + 1;
         let wo = (w + 2 * self.pad - self.k) / self.stride + 1;
@@ -245,7 +349,13 @@ impl Module for Conv2d {
         let cols = x.contiguous()?.apply_op1(Im2Col { g, ones_row: true })?; // [C·k·k + 1, B·Ho·Wo]
         let w2 = Tensor::cat(&[&self.weight.reshape((cout, cin * self.k * self.k))?, &self.bias.reshape((cout, 1))?], 1)?;
         let out = w2.matmul(&cols)?; // [Cout, B·Ho·Wo]
-        out.reshape((cout, b, ho, wo))?.transpose(0, 1)?.contiguous()
+        out.apply_op1(ToBatchMajor { cout, batch: b, n: ho * wo, relu })?.reshape((b, cout, ho, wo))
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.run(x, false)
     }
 }
 
@@ -268,13 +378,22 @@ mod tests {
         );
         let y2 = reference.forward(x.as_tensor()).unwrap();
         assert_eq!(y1.dims(), y2.dims());
-        let diff = (&y1 - &y2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        check_gradients(&y1, &y2, &x, &w, &bias);
+        // The fused ReLU against the backend's conv followed by its ReLU.
+        let y1 = ours.forward_relu(x.as_tensor()).unwrap();
+        let y2 = reference.forward(x.as_tensor()).unwrap().relu().unwrap();
+        check_gradients(&y1, &y2, &x, &w, &bias);
+    }
+
+    fn check_gradients(y1: &Tensor, y2: &Tensor, x: &Var, w: &Var, bias: &Var) {
+        let dev = Device::Cpu;
+        let diff = (y1 - y2).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(diff < 1e-4, "forward differs by {diff}");
         // Gradients of a weighted sum, ours vs the backend's.
         let proj = Tensor::randn(0f32, 1f32, y1.dims(), &dev).unwrap();
-        let g1 = (&y1 * &proj).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (&y2 * &proj).unwrap().sum_all().unwrap().backward().unwrap();
-        for (name, v) in [("input", &x), ("weight", &w), ("bias", &bias)] {
+        let g1 = (y1 * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (y2 * &proj).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, v) in [("input", x), ("weight", w), ("bias", bias)] {
             let a = g1.get(v.as_tensor()).unwrap();
             let b = g2.get(v.as_tensor()).unwrap();
             let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();

@@ -32,9 +32,10 @@ impl ImageDecoder {
 
     /// z: [B, Cz, G, G] -> [B, 1, 4G, 4G] normalised pixels.
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
-        let h = self.stem.forward(z)?.relu()?;
-        let h = pixel_shuffle(&self.up1.forward(&h)?, 2)?.relu()?;
-        let h = pixel_shuffle(&self.up2.forward(&h)?, 2)?.relu()?;
+        // ReLU before the pixel shuffle equals ReLU after it (a rearrangement).
+        let h = self.stem.forward_relu(z)?;
+        let h = pixel_shuffle(&self.up1.forward_relu(&h)?, 2)?;
+        let h = pixel_shuffle(&self.up2.forward_relu(&h)?, 2)?;
         self.out.forward(&h)
     }
 }

@@ -54,23 +54,59 @@ impl ImageEncoder {
         })
     }
 
-    /// `x`: [B, 1, S, S] normalised pixels -> z: [B, latent_channels, S/4, S/4].
+    /// `x`: [B, clip_frames, S, S] normalised pixels -> z: [B, latent_channels, S/4, S/4].
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let logged;
-        let x = match self.log_input {
+        let h = self.stem.forward_relu(&self.input(x)?)?;
+        self.after_stem(h)
+    }
+
+    /// A still picture held for the whole clip: `x` [B, 1, S, S] gives what
+    /// [`forward`](Self::forward) gives for it repeated clip_frames times, with one
+    /// frame's work in the first layer (its weights summed over the frames).
+    pub fn forward_held(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.stem.with_inputs_summed()?.forward_relu(&self.input(x)?)?;
+        self.after_stem(h)
+    }
+
+    fn input(&self, x: &Tensor) -> Result<Tensor> {
+        match self.log_input {
+            // Pixels back in [0, 1], then ln(p + LOG_FLOOR), centred on ln(mean).
             Some((mean, std)) => {
-                // Pixels back in [0, 1], then ln(p + LOG_FLOOR), centred on ln(mean).
                 let p = x.affine(std, mean)?.clamp(0f32, 1f32)?;
-                logged = (p + LOG_FLOOR)?.log()?.affine(1.0, -(mean + LOG_FLOOR).ln())?;
-                &logged
+                (p + LOG_FLOOR)?.log()?.affine(1.0, -(mean + LOG_FLOOR).ln())
             }
-            None => x,
-        };
-        let h = self.stem.forward(x)?.relu()?;
-        let h = self.down1.forward(&h)?.relu()?;
-        let r = self.res_b.forward(&self.res_a.forward(&h)?.relu()?)?;
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// The layers after the stem (whose output has been through its ReLU).
+    fn after_stem(&self, h: Tensor) -> Result<Tensor> {
+        let h = self.down1.forward_relu(&h)?;
+        let r = self.res_b.forward(&self.res_a.forward_relu(&h)?)?;
         let h = (h + r)?.relu()?;
-        let h = self.down2.forward(&h)?.relu()?;
+        let h = self.down2.forward_relu(&h)?;
         self.head.forward(&h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    #[test]
+    fn a_held_picture_gives_what_the_repeated_clip_gives() {
+        let dev = Device::Cpu;
+        let arch = ArchConfig::default();
+        let varmap = VarMap::new();
+        let enc = ImageEncoder::new(&arch, 0.4, 0.25, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).unwrap();
+        let x = Tensor::randn(0f32, 1f32, (3, 1, 48, 48), &dev).unwrap();
+        let a = enc.forward(&x.repeat((1, arch.clip_frames, 1, 1)).unwrap()).unwrap();
+        let b = enc.forward_held(&x).unwrap();
+        assert_eq!(a.dims(), b.dims());
+        let d = (&a - &b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(scale > 0.0 && d <= 1e-4 * scale.max(1.0), "held picture differs by {d} (scale {scale})");
     }
 }

@@ -246,14 +246,7 @@ impl V1Model {
     /// single pictures [B, 1, S, S] which are held for the whole clip -> [B, L*C].
     pub fn predict_tensor(&self, x: &Tensor) -> Result<Tensor> {
         let k = self.arch.clip_frames;
-        let held;
-        let x = if x.dim(1)? == 1 && k > 1 {
-            held = x.repeat((1, k, 1, 1))?;
-            &held
-        } else {
-            x
-        };
-        let z = self.nets.image_encoder.forward(x)?;
+        let z = if x.dim(1)? == 1 && k > 1 { self.nets.image_encoder.forward_held(x)? } else { self.nets.image_encoder.forward(x)? };
         Ok(self.nets.waveform_decoder.forward(&z)?)
     }
 

@@ -5,7 +5,7 @@
 //! receptive field, learned) and, per lag, a weight per feature. Softplus gives a
 //! non-negative mean count per 1/30 s bin, trained with a Poisson loss.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::conv::{conv2d, Conv2d};
@@ -43,7 +43,7 @@ impl WaveformDecoder {
     /// z: [B, Cz, G, G] -> mean counts [B, L*C] (lag-major, like the wire payload).
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let b = z.dim(0)?;
-        let h = self.features.forward(z)?.relu()?; // [B, F, G, G]
+        let h = self.features.forward_relu(z)?; // [B, F, G, G]
         let (_, f, g1, g2) = h.dims4()?;
         let h = h.reshape((b, f, g1 * g2))?;
         // Spatial readout: [B, F, G*G] x [G*G, C] -> [B, F, C]
