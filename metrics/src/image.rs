@@ -228,7 +228,7 @@ pub(crate) fn pixcorr_unchecked(target: &GrayImageF32, reconstruction: &GrayImag
 
 /// The normalised 1-D Gaussian of the SSIM window, computed as scipy's
 /// `gaussian_filter` does: `exp(-x^2 / (2 sigma^2))` for x in -5..=5, divided by its sum.
-fn ssim_kernel() -> [f64; SSIM_WINDOW] {
+pub fn ssim_kernel() -> [f64; SSIM_WINDOW] {
     let mut k = [0.0; SSIM_WINDOW];
     let s2 = SSIM_SIGMA * SSIM_SIGMA;
     for (i, w) in k.iter_mut().enumerate() {

@@ -353,7 +353,18 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
         ("model, shuffled responses", &shuffled_recon),
         ("mean training image", &mean_recon),
     ];
-    if let Some(u) = &upper_recon {
+    // The linear decoder on the noise-free rates: how much of the gap between the model
+    // and its upper bound a linear decoder loses to the same noise.
+    let ridge_noise_free: Option<Vec<f32>> = match (&upper_recon, &ds.truth) {
+        (Some(_), Some(_)) => {
+            let rates = |idx: &[usize]| -> Vec<f32> { idx.iter().flat_map(|&i| ds.truth_response(i).unwrap_or(&[]).iter().copied()).collect() };
+            let fit = Ridge::fit(&rates(&train), &pix(&train), &rates(&val), &pix(&val), rlen, s * s, &LAMBDAS)?;
+            Some(fit.predict(&rates(&eval_idx))?.into_iter().map(|v| v.clamp(0.0, 1.0)).collect())
+        }
+        _ => None,
+    };
+    if let (Some(r), Some(u)) = (&ridge_noise_free, &upper_recon) {
+        methods.push(("ridge on noise-free rates", r));
         methods.push(("upper bound (noise-free rates)", u));
     }
     let mut reconstruction_crop = Vec::new();
@@ -411,7 +422,7 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
         labels.push(format!("m{m} s{sg} f{f}"));
     }
     let mut titles = vec!["target"];
-    let short = ["model", "ridge", "shuffled", "mean", "upper bound"];
+    let short = ["model", "ridge", "shuffled", "mean", "ridge, noise-free", "upper bound"];
     titles.extend(short.iter().take(methods.len()));
     let label_refs: Vec<&str> = labels.iter().map(|s| s.as_str()).collect();
     figures::image_grid(&grid_rows, &titles, &label_refs, 3, &out.join("reconstructions.png")).map_err(fig_err)?;
@@ -515,6 +526,14 @@ pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
     }
     if let Some(f) = r.pixcorr_fraction_of_upper_bound {
         let _ = writeln!(s, "\nModel PixCorr is {:.0}% of the noise-free upper bound's.", 100.0 * f);
+    }
+    let pix = |name: &str| r.reconstruction_crop.iter().find(|m| m.name == name).map(|m| m.pixcorr);
+    if let (Some(a), Some(b)) = (pix("ridge (response -> pixels)"), pix("ridge on noise-free rates")) {
+        let _ = writeln!(
+            s,
+            "The linear decoder on single trials reaches {:.0}% of the same decoder on the noise-free rates: the share the response noise leaves to any decoder of that kind.",
+            100.0 * a / b
+        );
     }
     let _ = writeln!(s, "\n## Figures\n\n![reconstructions](reconstructions.png)\n\n![PixCorr](pixcorr.png)\n\n![full frame](full_frame.png)\n\n![encoding scatter](encoding_scatter.png)\n\n![traces](traces.png)\n\n![electrode map](electrode_map.png)");
     if !r.notes.is_empty() {

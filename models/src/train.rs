@@ -125,6 +125,46 @@ fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// 1 - mean cosine similarity between the rows of a and b (flattened per sample).
+/// 1 - the mean over images of the Pearson correlation of their pixels (PixCorr).
+fn pixcorr_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let bsz = a.dim(0)?;
+    let centre = |t: &Tensor| -> candle_core::Result<Tensor> {
+        let t = t.reshape((bsz, ()))?;
+        t.broadcast_sub(&t.mean_keepdim(1)?)
+    };
+    let (a, b) = (centre(a)?, centre(b)?);
+    let cov = (&a * &b)?.sum(1)?;
+    let norm = ((a.sqr()?.sum(1)? * b.sqr()?.sum(1)?)? + 1e-8)?.sqrt()?;
+    Ok((1.0 - cov.div(&norm)?.mean_all()?)?)
+}
+
+/// 1 - the mean SSIM of images in [0, 1] ([B, 1, S, S]): Wang et al. (2004) with the
+/// report's window (Gaussian sigma 1.5, 11x11, valid part only), K1 0.01, K2 0.03 and
+/// population (co)variances, as `v1_metrics::ssim` computes it.
+fn ssim_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    use v1_metrics::image::{ssim_kernel, SSIM_K1, SSIM_K2, SSIM_WINDOW};
+    let k1 = ssim_kernel();
+    let k2: Vec<f32> = (0..SSIM_WINDOW * SSIM_WINDOW).map(|i| (k1[i / SSIM_WINDOW] * k1[i % SSIM_WINDOW]) as f32).collect();
+    let dev = a.device();
+    let window = crate::conv::Conv2d::new(
+        Tensor::from_vec(k2, (1, 1, SSIM_WINDOW, SSIM_WINDOW), dev)?,
+        Tensor::zeros(1, candle_core::DType::F32, dev)?,
+        1,
+        0,
+    )?;
+    use candle_core::Module;
+    let mu = |t: &Tensor| window.forward(t);
+    let (ma, mb) = (mu(a)?, mu(b)?);
+    let (ma2, mb2, mab) = (ma.sqr()?, mb.sqr()?, (&ma * &mb)?);
+    let va = (mu(&a.sqr()?)? - &ma2)?;
+    let vb = (mu(&b.sqr()?)? - &mb2)?;
+    let cov = (mu(&(a * b)?)? - &mab)?;
+    let (c1, c2) = (SSIM_K1 * SSIM_K1, SSIM_K2 * SSIM_K2);
+    let num = (((mab * 2.0)? + c1)? * ((cov * 2.0)? + c2)?)?;
+    let den = (((ma2 + mb2)? + c1)? * ((va + vb)? + c2)?)?;
+    Ok((1.0 - num.div(&den)?.mean_all()?)?)
+}
+
 fn cosine_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let bsz = a.dim(0)?;
     let a = a.reshape((bsz, ()))?;
@@ -209,12 +249,12 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
         if state.phase < phase {
             state = CheckpointState { phase, epoch: 0, best_val: f64::INFINITY, bad_epochs: 0, done: false, lr: None };
         }
-        let (max_epochs, batch, lr, wd, patience, lr_decay) = if phase == 1 {
+        let (max_epochs, batch, lr, wd, patience, lr_decay, lr_patience) = if phase == 1 {
             let p = &cfg.phase1;
-            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience, p.lr_decay)
+            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience, p.lr_decay, p.lr_patience)
         } else {
             let p = &cfg.phase2;
-            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience, p.lr_decay)
+            (p.max_epochs, p.batch_size, p.learning_rate, p.weight_decay, p.patience, p.lr_decay, p.lr_patience)
         };
         let lr = state.lr.unwrap_or(lr);
         let vars = phase_vars(&model, phase);
@@ -276,7 +316,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
                 best_weights = snapshot(&vars)?;
             } else {
                 state.bad_epochs += 1;
-                if lr_decay < 1.0 {
+                if lr_decay < 1.0 && state.bad_epochs.is_multiple_of(lr_patience.max(1)) {
                     let next = opt.learning_rate() * lr_decay;
                     opt.set_learning_rate(next);
                     state.lr = Some(next);
@@ -462,11 +502,27 @@ fn phase2_loss(model: &V1Model, b: &Phase2Batch, rows: std::ops::Range<usize>, c
     let l_align = (mse(&z_w, &z_img)? * p.align_mse_weight)?;
     let l_cos = (cosine_loss(&z_w, &z_img)? * p.align_cosine_weight)?;
     let l_img = (mse(&recon, &x)? * p.image_loss_weight)?;
-    Ok(((l_align + l_cos)? + l_img)?)
+    let loss = ((l_align + l_cos)? + l_img)?;
+    image_terms(model, loss, &recon, &x, cfg)
+}
+
+/// Adds phase 2's PixCorr and SSIM terms (when weighted) for reconstructions and targets
+/// in the model's normalised pixels.
+fn image_terms(model: &V1Model, mut loss: Tensor, recon: &Tensor, x: &Tensor, cfg: &TrainConfig) -> Result<Tensor> {
+    let p = &cfg.phase2;
+    if p.pixcorr_weight > 0.0 {
+        loss = (loss + (pixcorr_loss(recon, x)? * p.pixcorr_weight)?)?;
+    }
+    if p.ssim_weight > 0.0 {
+        let (r01, x01) = (model.denormalise_pixels(recon)?, model.denormalise_pixels(x)?);
+        loss = (loss + (ssim_loss(&r01, &x01)? * p.ssim_weight)?)?;
+    }
+    Ok(loss)
 }
 
 /// Phase 1: Poisson + image loss on validation. Phase 2: pixel MSE of reconstructions
-/// from recorded (or noise-free) validation responses — the quantity that matters.
+/// from recorded (or noise-free) validation responses — the quantity that matters — plus
+/// the PixCorr term when phase 2 trains with one.
 #[allow(clippy::too_many_arguments)]
 fn validation_loss(
     model: &V1Model,
@@ -491,7 +547,14 @@ fn validation_loss(
                     .ok_or_else(|| ModelError::Invalid("dataset has no ground truth".into()))?,
             };
             let recon = model.reconstruct_tensor(&counts)?;
-            mse(&recon, &x01)?
+            let l = mse(&recon, &x01)?;
+            let p = &cfg.phase2;
+            let l = if p.pixcorr_weight > 0.0 { (l + (pixcorr_loss(&recon, &x01)? * p.pixcorr_weight)?)? } else { l };
+            if p.ssim_weight > 0.0 {
+                (l + (ssim_loss(&recon, &x01)? * p.ssim_weight)?)?
+            } else {
+                l
+            }
         };
         Ok(l.to_scalar::<f32>()? as f64 * chunk.len() as f64)
     })?;
@@ -528,4 +591,52 @@ fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
     );
     bar.set_message(msg.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar(t: Tensor) -> f32 {
+        t.to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn pixcorr_loss_is_zero_for_a_match_two_for_a_negative_and_ignores_contrast() {
+        let dev = Device::Cpu;
+        let a = Tensor::randn(0f32, 1f32, (3, 1, 6, 6), &dev).unwrap();
+        assert!(scalar(pixcorr_loss(&a, &a).unwrap()).abs() < 1e-5);
+        // Brightness and contrast do not matter to a correlation.
+        let b = a.affine(2.5, 0.7).unwrap();
+        assert!(scalar(pixcorr_loss(&b, &a).unwrap()).abs() < 1e-5);
+        assert!((scalar(pixcorr_loss(&a.neg().unwrap(), &a).unwrap()) - 2.0).abs() < 1e-5);
+        let c = Tensor::randn(0f32, 1f32, (3, 1, 6, 6), &dev).unwrap();
+        let l = scalar(pixcorr_loss(&c, &a).unwrap());
+        assert!(l > 0.0 && l < 2.0, "unrelated images: {l}");
+    }
+
+    #[test]
+    fn ssim_loss_matches_the_report_metric() {
+        use v1_metrics::image::{ssim, GrayImageF32};
+        let dev = Device::Cpu;
+        let a: Vec<f32> = (0..2 * 24 * 24).map(|i| ((i * 37 % 101) as f32 / 100.0).clamp(0.0, 1.0)).collect();
+        let b: Vec<f32> = a.iter().enumerate().map(|(i, v)| (0.6 * v + 0.2 + 0.1 * ((i % 7) as f32 / 7.0)).clamp(0.0, 1.0)).collect();
+        let ta = Tensor::from_vec(a.clone(), (2, 1, 24, 24), &dev).unwrap();
+        let tb = Tensor::from_vec(b.clone(), (2, 1, 24, 24), &dev).unwrap();
+        let ours = 1.0 - scalar(ssim_loss(&ta, &tb).unwrap()) as f64;
+        let mut expected = 0.0;
+        for k in 0..2 {
+            let img = |v: &[f32]| GrayImageF32::new(24, 24, v[k * 576..(k + 1) * 576].to_vec()).unwrap();
+            expected += ssim(&img(&b), &img(&a)).unwrap() / 2.0;
+        }
+        assert!((ours - expected).abs() < 1e-4, "loss gives SSIM {ours}, the metric {expected}");
+    }
+
+    #[test]
+    fn a_negative_loss_weight_is_refused_with_its_name() {
+        let mut cfg = TrainConfig::default();
+        cfg.phase2.pixcorr_weight = -1.0;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.contains("phase2.pixcorr_weight"), "{err}");
+    }
 }

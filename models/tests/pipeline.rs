@@ -39,7 +39,12 @@ fn both_paths_run_and_check_their_inputs() {
     let k = m.clip_frames();
     assert!(k > 1, "the fixture's model reads clips");
     let held: Vec<&models::GrayCrop> = vec![&crop; k];
-    assert_eq!(m.predict_clip(&held).unwrap(), r);
+    // Equal up to rounding: the held picture goes through the first layer once, with its
+    // weights summed over the frames.
+    let clip_r = m.predict_clip(&held).unwrap();
+    assert_eq!(clip_r.len(), r.len());
+    let worst = clip_r.iter().zip(&r).map(|(a, b)| (a - b).abs() / b.abs().max(1e-3)).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "held picture and repeated clip differ by {worst} (relative)");
     // A clip whose frames differ gives another response; a clip of the wrong length is an error.
     let other = m.prepare_image(&image::DynamicImage::new_luma8(40, 40)).unwrap();
     let mut moving = held.clone();
@@ -162,6 +167,7 @@ fn training_learns_and_evaluation_writes_an_honest_report() {
     // Every control is in the table, and the shuffled control is scored like the model.
     let names: Vec<&str> = report.reconstruction_crop.iter().map(|m| m.name.as_str()).collect();
     assert!(names.iter().any(|n| n.contains("shuffled")) && names.iter().any(|n| n.contains("ridge")) && names.iter().any(|n| n.contains("mean")), "{names:?}");
+    // (That shuffled responses score clearly worse is tested on the shipped model: tests/shipped.rs.)
     for m in report.reconstruction_crop.iter().chain(&report.reconstruction_full_frame) {
         assert!(m.mse.is_finite() && m.ssim.is_finite() && m.pixcorr.is_finite(), "{m:?}");
         let id = m.identification.expect("more than one test image");
