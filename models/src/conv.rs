@@ -79,10 +79,15 @@ fn valid_range(out_len: usize, in_len: usize, stride: usize, offset: usize, pad:
     lo.min(out_len)..hi.min(out_len).max(lo.min(out_len))
 }
 
+/// Below this many output values a rearrangement runs on the calling thread: handing it
+/// to the pool costs more than it saves (a single image's layers are all below it).
+const PARALLEL_MIN: usize = 1 << 18;
+
 /// Runs `f` over the chunks in parallel on the global pool, or in order when already on
-/// a worker thread (the data-parallel training step gives each thread whole samples).
+/// a worker thread (the data-parallel training step gives each thread whole samples),
+/// when the pool has one thread, or when the work is small.
 fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync + Send>(out: &mut [f32], chunk: usize, f: F) {
-    if rayon::current_thread_index().is_some() {
+    if rayon::current_thread_index().is_some() || rayon::current_num_threads() == 1 || out.len() < PARALLEL_MIN {
         out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     } else {
         out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
