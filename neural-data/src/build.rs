@@ -323,8 +323,11 @@ fn hash_unit(seed: u64, movie: u16, segment: u16) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// The simulator's noise-free rates per (movie, segment): (frames, rates [frames, 100]).
+type TruthRates = HashMap<(u16, u16), (usize, Vec<f32>)>;
+
 /// Noise-free rates of the simulator, per (movie, segment): [nframes, 100] per electrode id.
-fn load_truth_rates(root: &Path) -> Result<Option<(HashMap<(u16, u16), (usize, Vec<f32>)>, serde_json::Value)>, DataError> {
+fn load_truth_rates(root: &Path) -> Result<Option<(TruthRates, serde_json::Value)>, DataError> {
     let dir = root.join("ground_truth");
     let rates_path = dir.join("rates.safetensors");
     let truth_path = dir.join("truth.json");

@@ -80,8 +80,8 @@ impl StaAccumulator {
     pub fn add_segment(&mut self, maps: &[Vec<f32>], counts: &[f32], n_bins: usize, first_frame: usize) {
         let c_n = self.n_channels;
         for (t, map) in maps.iter().enumerate().skip(first_frame) {
-            for k in 0..self.map_len {
-                self.map_sum[k] += map[k];
+            for (sum, v) in self.map_sum.iter_mut().zip(&map[..self.map_len]) {
+                *sum += *v;
             }
             for lag in 0..=self.max_lag {
                 let bin = t + lag;
@@ -241,7 +241,8 @@ pub fn estimate(sta: &[f32], n_channels: usize, grid_w: usize, grid_h: usize, ma
 pub fn onset_latency(curve: &[f64]) -> Option<u32> {
     let base = *curve.first()?;
     let peak = curve.iter().copied().fold(f64::MIN, f64::max);
-    if !(peak > base) {
+    // Not a rise: equal, lower, or NaN somewhere in the curve.
+    if peak.partial_cmp(&base) != Some(std::cmp::Ordering::Greater) {
         return None;
     }
     curve.iter().position(|&v| v - base > 0.25 * (peak - base)).map(|b| b as u32)

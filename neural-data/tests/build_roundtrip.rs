@@ -134,9 +134,7 @@ fn broken_segments_are_skipped_with_a_warning_or_rejected_in_strict_mode() {
     assert!(strict.is_err(), "strict mode rejects a folder without nframes");
     let input = read_input(dir.path(), false).unwrap();
     assert!(input.warnings.iter().any(|w| w.contains("movie000_002")), "{:?}", input.warnings);
-    let mut bc = BuildConfig::default();
-    bc.crop = Some([136, 76, 112, 112]);
-    bc.lags = Some(vec![2, 3, 4]);
+    let bc = BuildConfig { crop: Some([136, 76, 112, 112]), lags: Some(vec![2, 3, 4]), ..BuildConfig::default() };
     let err = build(&input, &bc, false).unwrap_err().to_string();
     assert!(err.contains("movie001_002_010.jpeg"), "a corrupt frame is named: {err}");
     // Nothing was written by the failed build.
