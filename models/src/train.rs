@@ -503,19 +503,18 @@ fn phase2_loss(model: &V1Model, b: &Phase2Batch, rows: std::ops::Range<usize>, c
     let l_cos = (cosine_loss(&z_w, &z_img)? * p.align_cosine_weight)?;
     let l_img = (mse(&recon, &x)? * p.image_loss_weight)?;
     let loss = ((l_align + l_cos)? + l_img)?;
-    image_terms(model, loss, &recon, &x, cfg)
+    image_terms(loss, &model.denormalise_pixels(&recon)?, &model.denormalise_pixels(&x)?, cfg)
 }
 
-/// Adds phase 2's PixCorr and SSIM terms (when weighted) for reconstructions and targets
-/// in the model's normalised pixels.
-fn image_terms(model: &V1Model, mut loss: Tensor, recon: &Tensor, x: &Tensor, cfg: &TrainConfig) -> Result<Tensor> {
+/// Adds phase 2's PixCorr and SSIM terms (when weighted), for reconstructions and
+/// targets in [0, 1] pixels: in training and in the validation loss alike.
+fn image_terms(mut loss: Tensor, recon01: &Tensor, x01: &Tensor, cfg: &TrainConfig) -> Result<Tensor> {
     let p = &cfg.phase2;
     if p.pixcorr_weight > 0.0 {
-        loss = (loss + (pixcorr_loss(recon, x)? * p.pixcorr_weight)?)?;
+        loss = (loss + (pixcorr_loss(recon01, x01)? * p.pixcorr_weight)?)?;
     }
     if p.ssim_weight > 0.0 {
-        let (r01, x01) = (model.denormalise_pixels(recon)?, model.denormalise_pixels(x)?);
-        loss = (loss + (ssim_loss(&r01, &x01)? * p.ssim_weight)?)?;
+        loss = (loss + (ssim_loss(recon01, x01)? * p.ssim_weight)?)?;
     }
     Ok(loss)
 }
@@ -547,14 +546,7 @@ fn validation_loss(
                     .ok_or_else(|| ModelError::Invalid("dataset has no ground truth".into()))?,
             };
             let recon = model.reconstruct_tensor(&counts)?;
-            let l = mse(&recon, &x01)?;
-            let p = &cfg.phase2;
-            let l = if p.pixcorr_weight > 0.0 { (l + (pixcorr_loss(&recon, &x01)? * p.pixcorr_weight)?)? } else { l };
-            if p.ssim_weight > 0.0 {
-                (l + (ssim_loss(&recon, &x01)? * p.ssim_weight)?)?
-            } else {
-                l
-            }
+            image_terms(mse(&recon, &x01)?, &recon, &x01, cfg)?
         };
         Ok(l.to_scalar::<f32>()? as f64 * chunk.len() as f64)
     })?;
