@@ -46,6 +46,15 @@ enum PresetArg {
     Default,
 }
 
+/// The split `v1 eval` scores.
+#[derive(Clone, Copy, ValueEnum)]
+enum EvalSplit {
+    /// The held-out test split: the report.
+    Test,
+    /// The validation split: for comparing settings while the test split stays untouched.
+    Validation,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Write a simulated V1 dataset in the CRCNS pvc-1 layout (with ground truth beside it).
@@ -108,7 +117,8 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         phases: Vec<u8>,
     },
-    /// Evaluate a model on the held-out test split; writes metrics.json, report.md and figures.
+    /// Evaluate a model on the held-out test split (or, to choose settings, the validation
+    /// split); writes metrics.json, report.md and figures.
     Eval {
         #[arg(long)]
         data: PathBuf,
@@ -118,6 +128,9 @@ enum Command {
         out: PathBuf,
         #[arg(long, default_value_t = 600)]
         max_images: usize,
+        /// The split to score: test (the report) or validation (to choose settings).
+        #[arg(long, value_enum, default_value = "test")]
+        split: EvalSplit,
     },
     /// Simulation path: predict the V1 response to images.
     Predict {
@@ -275,7 +288,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("model written to {}", out.display());
         }
-        Command::Eval { data, model, out, max_images } => {
+        Command::Eval { data, model, out, max_images, split } => {
             let m = models::V1Model::load(&model)?;
             let ub_dir = model.join("upper_bound");
             let upper = if ub_dir.join("model.json").exists() { Some(models::V1Model::load(&ub_dir)?) } else { None };
@@ -288,6 +301,10 @@ fn run(cli: Cli) -> Result<()> {
             let opts = models::eval::EvalOptions {
                 max_images,
                 good_channels: models::eval::good_channels_from_truth(&data, m.info()),
+                split: match split {
+                    EvalSplit::Test => neural_data::cache::Split::Test,
+                    EvalSplit::Validation => neural_data::cache::Split::Validation,
+                },
                 ..Default::default()
             };
             let report = models::eval::evaluate(&ds, &m, upper.as_ref(), &out, &opts)?;

@@ -1,6 +1,12 @@
 //! The evaluation report: encoding and reconstruction metrics on the held-out test split,
 //! with baselines and controls in the same tables (science guide §3).
 //!
+//! Settings (loss weights, architectures) are compared on the validation split instead
+//! (`EvalOptions::split`), so that the test split stays untouched until the final report.
+//! There the ridge baselines pick their regularisation on a tenth of the training
+//! segments' samples held out from their fit, and the repeat-based metrics, which exist
+//! for test segments only, are left out.
+//!
 //! Encoding (per channel, on the count summed over the response's lag bins): Pearson r
 //! against the single-trial recording; r against the simulator's noise-free rates when
 //! ground truth exists; correlation to the trial average, FEVE (FEV > 0.15) and CCnorm on
@@ -57,6 +63,9 @@ pub struct ReconMethod {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalReport {
+    /// The split evaluated: "test" (the report) or "validation" (choosing settings).
+    pub split: String,
+    /// Samples of the evaluated split.
     pub test_samples: usize,
     pub evaluated_images: usize,
     pub channels: usize,
@@ -80,11 +89,22 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Per channel: whether it is a "good" channel (units present). None = all.
     pub good_channels: Option<Vec<bool>>,
+    /// The split evaluated: `Split::Test` for the report, `Split::Validation` to compare
+    /// settings without looking at the test split. (`Split::Train` is refused.)
+    pub split: Split,
 }
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        Self { max_images: 600, seed: 11, good_channels: None }
+        Self { max_images: 600, seed: 11, good_channels: None, split: Split::Test }
+    }
+}
+
+fn split_name(split: Split) -> &'static str {
+    match split {
+        Split::Train => "train",
+        Split::Validation => "validation",
+        Split::Test => "test",
     }
 }
 
@@ -217,15 +237,28 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let (n_l, n_c) = (info.n_lags(), info.n_channels());
     let rlen = n_l * n_c;
     let s = info.image_size;
-    let test = ds.indices(Split::Test);
-    if test.len() < 2 {
-        return Err(ModelError::Invalid("the test split has fewer than 2 samples".into()));
+    if opts.split == Split::Train {
+        return Err(ModelError::Invalid("evaluate the test split (the report) or the validation split (choosing settings), not the training split".into()));
     }
-    let train = ds.indices(Split::Train);
-    let val = {
-        let v = ds.indices(Split::Validation);
-        if v.is_empty() { train.iter().copied().step_by(10).collect() } else { v }
+    // `test` is the evaluated split throughout.
+    let test = ds.indices(opts.split);
+    if test.len() < 2 {
+        return Err(ModelError::Invalid(format!("the {} split has fewer than 2 samples", split_name(opts.split))));
+    }
+    let all_train = ds.indices(Split::Train);
+    let validation = ds.indices(Split::Validation);
+    // Ridge fits on `train` and picks its regularisation on `val`, which must not overlap
+    // the evaluated split or each other: the validation split when the test split is
+    // evaluated, otherwise every tenth training sample, held out from the fit.
+    let (train, val): (Vec<usize>, Vec<usize>) = if opts.split == Split::Test && !validation.is_empty() {
+        (all_train, validation)
+    } else {
+        let (held, fit): (Vec<(usize, usize)>, Vec<(usize, usize)>) = all_train.into_iter().enumerate().partition(|(k, _)| k % 10 == 9);
+        (fit.into_iter().map(|(_, i)| i).collect(), held.into_iter().map(|(_, i)| i).collect())
     };
+    if train.is_empty() || val.is_empty() {
+        return Err(ModelError::Invalid("the training split is too small to fit and tune the ridge baselines".into()));
+    }
     let mut notes = Vec::new();
     let good: Vec<bool> = opts.good_channels.clone().unwrap_or_else(|| vec![true; n_c]);
     let good_idx: Vec<usize> = (0..n_c).filter(|&c| good.get(c).copied().unwrap_or(true)).collect();
@@ -262,8 +295,9 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let rec_sum = sum_over_lags(&rec, test.len(), n_l, n_c);
     let truth_sum = truth.as_ref().map(|t| sum_over_lags(t, test.len(), n_l, n_c));
     let pos_in_test: std::collections::HashMap<usize, usize> = test.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    // Repeats exist for test samples only.
     let repeated: Vec<usize> = (0..n_c)
-        .filter(|&c| ds.n_repeats >= 2 && !ds.repeat_samples.is_empty() && (0..ds.repeat_samples.len()).all(|m| ds.repeat_response(0, m)[c].is_finite()))
+        .filter(|&c| opts.split == Split::Test && ds.n_repeats >= 2 && !ds.repeat_samples.is_empty() && (0..ds.repeat_samples.len()).all(|m| ds.repeat_response(0, m)[c].is_finite()))
         .collect();
     let mut encoding = Vec::new();
     let mut reliable_channels = 0;
@@ -304,7 +338,9 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
             per_channel_r_noise_free: per_rt,
         });
     }
-    if repeated.is_empty() {
+    if opts.split != Split::Test {
+        notes.push(format!("Evaluated on the {} split: FEVE, CCnorm and correlation to average need the repeated (test) segments.", split_name(opts.split)));
+    } else if repeated.is_empty() {
         notes.push("No repeated test trials matched the model's channels: FEVE, CCnorm and correlation to average are not available.".into());
     }
 
@@ -320,7 +356,7 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let recon_of = |m: &V1Model, counts: &Tensor| -> Result<Vec<f32>> { Ok(m.reconstruct_tensor(counts)?.flatten_all()?.to_vec1::<f32>()?) };
     let counts = responses_tensor(ds, &eval_idx, &dev)?;
     let model_recon = recon_of(model, &counts)?;
-    // Shuffled: the same decoder fed responses of other test stimuli.
+    // Shuffled: the same decoder fed responses of other stimuli of the split.
     let mut perm: Vec<usize> = (0..n_eval).collect();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     perm.shuffle(&mut rng);
@@ -470,6 +506,7 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     figures::bar_chart(&bar_labels, &bar_vals, "Reconstruction PixCorr (RF crop)", &out.join("pixcorr.png")).map_err(fig_err)?;
 
     let report = EvalReport {
+        split: split_name(opts.split).to_string(),
         test_samples: test.len(),
         evaluated_images: n_eval,
         channels: n_c,
@@ -501,9 +538,10 @@ pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
     let _ = writeln!(s, "# Evaluation report\n");
     let _ = writeln!(
         s,
-        "Held-out test split: {} samples (whole movie segments: {:?}). {} channels ({} good), lags {:?} frames, crop window {:?} (x, y, w, h in 320x240 frame pixels) resized to {}x{} px.\n",
+        "{}: {} samples (whole movie segments: {:?}). {} channels ({} good), lags {:?} frames, crop window {:?} (x, y, w, h in 320x240 frame pixels) resized to {}x{} px.\n",
+        if r.split == "test" { "Held-out test split".to_string() } else { format!("The {} split (for choosing settings; the test split is not used)", r.split) },
         r.test_samples,
-        ds.meta.segments.get("test").map(|v| v.len()).unwrap_or(0),
+        ds.meta.segments.get(r.split.as_str()).map(|v| v.len()).unwrap_or(0),
         r.channels,
         r.good_channels,
         r.lags,
@@ -511,7 +549,7 @@ pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
         r.image_size,
         r.image_size
     );
-    let _ = writeln!(s, "Protocol: splits by whole (movie, segment); normalisation from the training split; first {} frames of each segment dropped. Encoding metrics per channel on the count summed over the lag bins, averaged over good channels; FEVE over channels with FEV > 0.15 ({} of {} repeated channels). Reconstruction metrics on {} evenly spaced test images, grayscale in [0,1]; SSIM after Wang et al. 2004 (Gaussian sigma 1.5, K1 0.01, K2 0.03); 2-way identification by pixel correlation (chance 0.5).\n", ds.meta.config.drop_onset_frames, r.reliable_channels, r.repeated_channels, r.evaluated_images);
+    let _ = writeln!(s, "Protocol: splits by whole (movie, segment); normalisation from the training split; first {} frames of each segment dropped. Encoding metrics per channel on the count summed over the lag bins, averaged over good channels; FEVE over channels with FEV > 0.15 ({} of {} repeated channels). Reconstruction metrics on {} evenly spaced images of the split, grayscale in [0,1]; SSIM after Wang et al. 2004 (Gaussian sigma 1.5, K1 0.01, K2 0.03); 2-way identification by pixel correlation (chance 0.5).\n", ds.meta.config.drop_onset_frames, r.reliable_channels, r.repeated_channels, r.evaluated_images);
     let _ = writeln!(s, "## Encoding (image -> response)\n");
     let _ = writeln!(s, "| method | r (single trial) | r (noise-free) | corr. to average | FEVE | CCnorm |\n|---|---|---|---|---|---|");
     for e in &r.encoding {

@@ -168,6 +168,23 @@ fn training_learns_and_evaluation_writes_an_honest_report() {
     let names: Vec<&str> = report.reconstruction_crop.iter().map(|m| m.name.as_str()).collect();
     assert!(names.iter().any(|n| n.contains("shuffled")) && names.iter().any(|n| n.contains("ridge")) && names.iter().any(|n| n.contains("mean")), "{names:?}");
     // (That shuffled responses score clearly worse is tested on the shipped model: tests/shipped.rs.)
+    assert_eq!(report.split, "test");
+    assert_eq!(report.test_samples, ds.indices(neural_data::cache::Split::Test).len());
+
+    // Settings are compared on the validation split: a report of its own, on its samples,
+    // without the repeat-based metrics (repeats exist for test segments only).
+    let val_dir = dir.path().join("report-validation");
+    let val_opts = models::eval::EvalOptions { max_images: 120, split: neural_data::cache::Split::Validation, ..Default::default() };
+    let val_report = models::eval::evaluate(&ds, &model, None, &val_dir, &val_opts).unwrap();
+    let n_val = ds.indices(neural_data::cache::Split::Validation).len();
+    assert!(n_val >= 2, "the fixture has a validation split");
+    assert_eq!((val_report.split.as_str(), val_report.test_samples), ("validation", n_val));
+    assert_eq!(val_report.repeated_channels, 0);
+    assert!(val_report.encoding.iter().all(|e| e.feve.is_none()));
+    assert!(std::fs::read_to_string(val_dir.join("report.md")).unwrap().contains("validation split"));
+    let train_opts = models::eval::EvalOptions { split: neural_data::cache::Split::Train, ..Default::default() };
+    let err = models::eval::evaluate(&ds, &model, None, &dir.path().join("report-train"), &train_opts).unwrap_err().to_string();
+    assert!(err.contains("not the training split"), "{err}");
     for m in report.reconstruction_crop.iter().chain(&report.reconstruction_full_frame) {
         assert!(m.mse.is_finite() && m.ssim.is_finite() && m.pixcorr.is_finite(), "{m:?}");
         let id = m.identification.expect("more than one test image");
