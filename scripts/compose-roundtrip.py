@@ -12,7 +12,23 @@
 6. With --expect-dataset: a `stimulus` without an image (`source: random`) must be
    answered from the dataset.
 
-Prints one line per step and exits 0 on success, 1 with the reason on failure.
+The relay port may be a proxy in front of several relays sharing a Redis session store
+(the compose profile `scale`): --expect-session-store redis checks that it is, and
+--subscribers 2 subscribes twice to the session, as two tabs would, so that each image
+must reach subscribers that the proxy may have put on different relays. A command after
+`--` (e.g. `docker compose stop relay-a`) is then run with every socket still open, and
+the round trip must go on without the lost relay:
+
+7. Each subscription that the loss closed is opened again through the proxy with the
+   same session and token, and must replay the session's earlier images in frame order
+   (the buffer lives in Redis); one that stayed open must stay usable.
+8. A new frame of the same session: response, and its reconstructed JPEG on every
+   subscription.
+9. `/healthz` through the proxy answers on every try, and a fresh session makes the whole
+   round trip (steps 2 to 5).
+
+Origin headers are those of the page served at the relay port. Prints one line per step
+and exits 0 on success, 1 with the reason on failure.
 Needs the PyPI packages `websockets` (>= 13) and `Pillow`.
 """
 
@@ -20,15 +36,18 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
+import os
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
 from PIL import Image
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import connect
 
 
@@ -99,15 +118,89 @@ def decode_jpeg_data_url(url: str) -> Image.Image:
     return img
 
 
-def run(args: argparse.Namespace) -> None:
-    relay = f"http://127.0.0.1:{args.relay_port}"
-    sim = f"http://127.0.0.1:{args.sim_port}"
-    timeout = args.timeout
+def expect_image(sub, frame_id: int, deadline: float, where: str) -> Image.Image:
+    """The session's `reconstructed_image` of `frame_id`, decoded; checks its size."""
+    rec = recv_until(sub, "reconstructed_image", frame_id, deadline, where)
+    img = decode_jpeg_data_url(rec.get("image_base64", ""))
+    if min(img.size) < 8:
+        raise RoundTripError(f"{where}: reconstructed JPEG of frame {frame_id} is only {img.size[0]}x{img.size[1]} pixels")
+    return img
 
-    for name, base in (("relay", relay), ("simulation", sim)):
+
+class Client:
+    """The browser's side: the page's origin, the relay (or proxy) and the simulation-service."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.relay = f"http://127.0.0.1:{args.relay_port}"
+        self.relay_ws = f"ws://127.0.0.1:{args.relay_port}"
+        self.sim = f"http://127.0.0.1:{args.sim_port}"
+        self.sim_ws = f"ws://127.0.0.1:{args.sim_port}"
+        self.origin = self.relay  # the page is served by the relay (or the proxy)
+        self.timeout = args.timeout
+        self.session_store = args.expect_session_store
+
+    def healthz(self, name: str, base: str) -> dict:
+        """`/healthz` of a service; the relay's must report the expected session store."""
         _, health = http_json("GET", f"{base}/healthz")
         if health.get("status") != "ok":
             raise RoundTripError(f"{name} /healthz: status {health.get('status')!r}, expected 'ok'")
+        store = self.session_store if base == self.relay else None
+        if store is not None and health.get("session_store") != store:
+            raise RoundTripError(f"{name} /healthz: session_store {health.get('session_store')!r}, expected {store!r}")
+        return health
+
+    def new_session(self) -> tuple[str, str]:
+        status, session = http_json("POST", f"{self.relay}/api/sessions")
+        if status != 201 or not session.get("session_id") or not session.get("token"):
+            raise RoundTripError(f"relay POST /api/sessions: HTTP {status}, body {session!r}")
+        return session["session_id"], session["token"]
+
+    def subscribe(self, sockets: contextlib.ExitStack, sid: str, token: str):
+        """A subscription to the session on a new connection (closed with `sockets`), and
+        its `subscribed` message."""
+        sub = sockets.enter_context(
+            connect(f"{self.relay_ws}/ws/subscribe", open_timeout=self.timeout, origin=self.origin, max_size=2**24))
+        sub.send(json.dumps({"type": "subscribe", "session_id": sid, "token": token}))
+        subscribed = recv_until(sub, "subscribed", None, time.monotonic() + self.timeout, "relay /ws/subscribe")
+        return sub, subscribed
+
+    def sim_socket(self):
+        return connect(f"{self.sim_ws}/ws", open_timeout=self.timeout, origin=self.origin, max_size=2**24)
+
+
+def send_image(client: Client, simws, subs: list, sid: str, token: str, frame_id: int, shape: list[int]) -> None:
+    """One image frame: the simulation-service's response, then the JPEG on every subscription."""
+    started = time.monotonic()
+    simws.send(json.dumps({"type": "stimulus", "session_id": sid, "token": token, "frame_id": frame_id, "image": test_image()}))
+    resp = recv_until(simws, "response", frame_id, time.monotonic() + client.timeout, "simulation /ws")
+    payload = resp.get("payload") or []
+    if len(payload) != shape[0] * shape[1]:
+        raise RoundTripError(f"response payload has {len(payload)} values, expected {shape[0]}x{shape[1]}")
+    print(f"ok   simulation /ws: frame {frame_id}: response with {len(payload)} values after {1000 * (time.monotonic() - started):.0f} ms")
+    for n, sub in enumerate(subs, 1):
+        where = f"relay /ws/subscribe (subscription {n} of {len(subs)})"
+        img = expect_image(sub, frame_id, time.monotonic() + client.timeout, where)
+        print(f"ok   {where}: frame {frame_id}: reconstructed_image, JPEG {img.size[0]}x{img.size[1]} {img.mode}, "
+              f"{1000 * (time.monotonic() - started):.0f} ms after the stimulus")
+
+
+def still_open(ws) -> bool:
+    """Whether the socket is still open; reads (and drops) whatever is pending."""
+    try:
+        while True:
+            ws.recv(timeout=1.0)
+    except TimeoutError:
+        return True
+    except ConnectionClosed:
+        return False
+
+
+def run(args: argparse.Namespace, failover: list[str]) -> None:
+    client = Client(args)
+    relay, sim, timeout = client.relay, client.sim, client.timeout
+
+    for name, base in (("relay", relay), ("simulation", sim)):
+        health = client.healthz(name, base)
         print(f"ok   {name} /healthz: {json.dumps(health)[:160]}")
 
     try:
@@ -134,52 +227,99 @@ def run(args: argparse.Namespace) -> None:
     if args.expect_dataset and "recorded" not in (info.get("sources") or []):
         raise RoundTripError(f"simulation /api/info: sources {info.get('sources')!r} lack 'recorded'; the dataset volume was not prepared")
 
-    status, session = http_json("POST", f"{relay}/api/sessions")
-    if status != 201 or not session.get("session_id") or not session.get("token"):
-        raise RoundTripError(f"relay POST /api/sessions: HTTP {status}, body {session!r}")
-    sid, token = session["session_id"], session["token"]
+    sid, token = client.new_session()
     print(f"ok   relay POST /api/sessions: session {sid}")
 
-    with connect(f"ws://127.0.0.1:{args.relay_port}/ws/subscribe", open_timeout=timeout) as sub, \
-         connect(f"ws://127.0.0.1:{args.sim_port}/ws", open_timeout=timeout, max_size=2**24) as simws:
-        sub.send(json.dumps({"type": "subscribe", "session_id": sid, "token": token}))
-        subscribed = recv_until(sub, "subscribed", None, time.monotonic() + timeout, "relay /ws/subscribe")
-        print(f"ok   relay /ws/subscribe: subscribed, {subscribed.get('buffered')} buffered")
-
-        started = time.monotonic()
-        simws.send(json.dumps({"type": "stimulus", "session_id": sid, "token": token, "frame_id": 1, "image": test_image()}))
-        resp = recv_until(simws, "response", 1, time.monotonic() + timeout, "simulation /ws")
-        payload = resp.get("payload") or []
-        if len(payload) != shape[0] * shape[1]:
-            raise RoundTripError(f"response payload has {len(payload)} values, expected {shape[0]}x{shape[1]}")
-        print(f"ok   simulation /ws: response with {len(payload)} values after {1000 * (time.monotonic() - started):.0f} ms")
-
-        rec = recv_until(sub, "reconstructed_image", 1, time.monotonic() + timeout, "relay /ws/subscribe")
-        img = decode_jpeg_data_url(rec.get("image_base64", ""))
-        if min(img.size) < 8:
-            raise RoundTripError(f"reconstructed JPEG is only {img.size[0]}x{img.size[1]} pixels")
-        print(f"ok   relay /ws/subscribe: reconstructed_image, JPEG {img.size[0]}x{img.size[1]} {img.mode}, "
-              f"{1000 * (time.monotonic() - started):.0f} ms after the stimulus")
+    with contextlib.ExitStack() as sockets:
+        subs = []
+        for n in range(1, args.subscribers + 1):
+            sub, subscribed = client.subscribe(sockets, sid, token)
+            subs.append(sub)
+            print(f"ok   relay /ws/subscribe: subscription {n}: subscribed, {subscribed.get('buffered')} buffered")
+        simws = sockets.enter_context(client.sim_socket())
+        send_image(client, simws, subs, sid, token, 1, shape)
+        frames = [1]
 
         if args.expect_dataset:
             simws.send(json.dumps({"type": "stimulus", "session_id": sid, "token": token, "frame_id": 2, "source": "random"}))
             resp = recv_until(simws, "response", 2, time.monotonic() + timeout, "simulation /ws")
             if resp.get("source") not in ("dataset", "recorded"):
                 raise RoundTripError(f"random stimulus answered from source {resp.get('source')!r}, expected the dataset")
-            rec = recv_until(sub, "reconstructed_image", 2, time.monotonic() + timeout, "relay /ws/subscribe")
+            for sub in subs:
+                expect_image(sub, 2, time.monotonic() + timeout, "relay /ws/subscribe")
+            frames.append(2)
+            print(f"ok   random frame from the dataset: response ({resp.get('source')}) and reconstructed JPEG on {len(subs)} subscription(s)")
+
+        if failover:
+            survive_loss(client, failover, sockets, simws, subs, sid, token, frames, shape)
+
+
+def survive_loss(client: Client, command: list[str], sockets: contextlib.ExitStack, simws, subs: list,
+                 sid: str, token: str, frames: list[int], shape: list[int]) -> None:
+    """Runs `command` (which takes a relay away) and checks that the round trip goes on."""
+    shown = " ".join([os.path.basename(command[0]), *command[1:]])
+    started = time.monotonic()
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, check=False)
+    if done.returncode != 0:
+        raise RoundTripError(f"`{shown}` exited with {done.returncode}")
+    print(f"ok   ran `{shown}` ({time.monotonic() - started:.1f} s)")
+
+    for n, sub in enumerate(subs, 1):
+        if still_open(sub):
+            print(f"ok   subscription {n}: still open (its relay is the one left)")
+            continue
+        # As the page does: a new connection through the proxy, the same session and token.
+        reopened = time.monotonic()
+        subs[n - 1], subscribed = client.subscribe(sockets, sid, token)
+        where = f"relay /ws/subscribe (subscription {n}, opened again)"
+        if subscribed.get("buffered") != len(frames):
+            raise RoundTripError(f"{where}: {subscribed.get('buffered')} images buffered, expected the session's {len(frames)}")
+        replay = []
+        for _ in frames:
+            rec = recv_until(subs[n - 1], "reconstructed_image", None, time.monotonic() + client.timeout, where)
             decode_jpeg_data_url(rec.get("image_base64", ""))
-            print(f"ok   random frame from the dataset: response ({resp.get('source')}) and reconstructed JPEG")
+            replay.append(rec.get("frame_id"))
+        if replay != frames:
+            raise RoundTripError(f"{where}: replayed frames {replay}, expected {frames} in frame order")
+        print(f"ok   subscription {n}: closed with its relay; opened again through the proxy in "
+              f"{1000 * (time.monotonic() - reopened):.0f} ms, replayed frames {replay} (JPEG)")
+
+    send_image(client, simws, subs, sid, token, frames[-1] + 1, shape)
+    print(f"ok   same session after the loss: frame {frames[-1] + 1} reached {len(subs)} subscription(s) through the proxy")
+
+    slowest = 0.0
+    for _ in range(4):
+        started = time.monotonic()
+        health = client.healthz("relay (after the loss)", client.relay)
+        slowest = max(slowest, time.monotonic() - started)
+    print(f"ok   relay /healthz after the loss: 4 of 4 answered ok (session store {health.get('session_store')}), "
+          f"slowest in {1000 * slowest:.0f} ms")
+    sid2, token2 = client.new_session()
+    with contextlib.ExitStack() as fresh:
+        sub, subscribed = client.subscribe(fresh, sid2, token2)
+        if subscribed.get("buffered") != 0:
+            raise RoundTripError(f"fresh session {sid2}: {subscribed.get('buffered')} images buffered, expected 0")
+        send_image(client, fresh.enter_context(client.sim_socket()), [sub], sid2, token2, 1, shape)
+    print(f"ok   fresh session {sid2} after the loss: session, subscription, stimulus, reconstructed JPEG")
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], usage="%(prog)s [options] [-- COMMAND ...]")
     p.add_argument("--relay-port", type=int, default=8080)
     p.add_argument("--sim-port", type=int, default=8081)
     p.add_argument("--timeout", type=float, default=30.0, help="seconds each step may take")
     p.add_argument("--expect-dataset", action="store_true", help="the simulation-service must serve the dataset sources")
-    args = p.parse_args()
+    p.add_argument("--expect-session-store", metavar="KIND", help="the relay's /healthz must report this session store (memory, redis)")
+    p.add_argument("--subscribers", type=int, default=1, help="subscriptions to the session, each on its own connection")
+    # Everything after `--` is the command that takes a relay away (argparse would read
+    # its options as ours).
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, failover = p.parse_args(argv[:cut]), argv[cut + 1:]
+    if args.subscribers < 1:
+        p.error("--subscribers must be at least 1")
     try:
-        run(args)
+        run(args, failover)
     except (RoundTripError, WebSocketException, OSError, ValueError) as e:
         print(f"FAIL round trip: {e}", file=sys.stderr)
         return 1
