@@ -250,7 +250,7 @@ async fn push(ingest: &mut Ws, session: &str, frames: std::ops::Range<u64>) -> u
     images
 }
 
-/// A subscriber that never reads, while 3,000 large images are pushed for its session:
+/// A subscriber that never reads, while 4,000 large images are pushed for its session:
 /// what waits for it is bounded (the per-connection queue and the session buffer), so
 /// the relay's resident memory grows by far less than the data pushed, and a second
 /// session keeps receiving every one of its images meanwhile.
@@ -274,7 +274,9 @@ async fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_no_one_els
     let mut healthy_seen = 0u64;
     let mut plateau_from = 0;
     let started = Instant::now();
-    const FRAMES: u64 = 3_000;
+    const FRAMES: u64 = 4_000;
+    // Resident memory is sampled once the first half is through: the plateau.
+    const PLATEAU_AT: u64 = 1_000 + FRAMES / 2;
     let mut f = 1_000u64;
     while f < 1_000 + FRAMES {
         let n = push(&mut ingest, "slow", f..f + 100).await;
@@ -286,33 +288,37 @@ async fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_no_one_els
         let m = expect_type(&mut healthy, "reconstructed_image").await;
         assert_eq!(m["frame_id"], f);
         healthy_seen += 1;
-        if f == 2_000 {
+        if f == PLATEAU_AT {
             plateau_from = relay.rss_kib();
         }
     }
     let after = relay.rss_kib();
     let pushed_mb = (FRAMES as usize * image_bytes) as f64 / 1e6;
-    let late_pushed_mb = pushed_mb * 2.0 / 3.0;
+    let late_pushed_mb = pushed_mb / 2.0;
     let mib = |kib: u64| kib as f64 / 1024.0;
     let growth_mb = mib(after.saturating_sub(before));
     let late_growth_mb = mib(after.saturating_sub(plateau_from));
     eprintln!(
-        "slow subscriber: {FRAMES} images of {image_bytes} bytes ({pushed_mb:.1} MB) pushed in {:.1} s; relay RSS {:.1} -> {:.1} (after 1,000) -> {:.1} MiB",
+        "slow subscriber: {FRAMES} images of {image_bytes} bytes ({pushed_mb:.1} MB) pushed in {:.1} s; relay RSS {:.1} -> {:.1} (after {}) -> {:.1} MiB",
         started.elapsed().as_secs_f64(),
         mib(before),
         mib(plateau_from),
+        FRAMES / 2,
         mib(after)
     );
     assert_eq!(healthy_seen, FRAMES / 100);
     assert!(pushed_mb > 30.0, "the run must push well beyond the bounds below, pushed {pushed_mb:.1} MB");
     // What may wait for the stalled subscriber: its outgoing queue (256 messages) and the
     // session buffer (64 images), about 320 images, ~4.5 MB here. Both are full long
-    // before the first 1,000 images are through, so from then on resident memory must
-    // stay flat while another ~28 MB is pushed (a relay that queued everything would
-    // grow by about that much). The allocator keeps freed pages, so the growth up to
-    // the plateau is allowed more room, but still less than the data pushed.
+    // before the first 2,000 images are through, so from then on resident memory must
+    // stay nearly flat (under 12 MiB, allocator noise: runs here saw 0 to 8.5) while
+    // another ~28 MB is pushed (a relay that queued everything would grow by about that
+    // much). The allocator keeps freed pages and reaches its working
+    // size at a pace that varies from run to run (once only 7 MiB by image 1,000, where
+    // most runs are near 20), so the plateau is sampled after half the run, and the
+    // growth up to it is allowed more room, but still less than the data pushed.
     assert!(
-        late_growth_mb < 8.0,
+        late_growth_mb < 12.0,
         "relay RSS grew by {late_growth_mb:.1} MiB over the last {late_pushed_mb:.1} MB pushed to a subscriber that never reads"
     );
     assert!(growth_mb < 36.0, "relay RSS grew by {growth_mb:.1} MiB while {pushed_mb:.1} MB went to a subscriber that never reads");
