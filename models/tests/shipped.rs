@@ -1,7 +1,8 @@
 //! The shipped weights (`models/default`) against their controls, on held-out data of the
 //! dataset they were trained for. The default simulated dataset is regenerated here from
 //! its seed (the simulator is deterministic), so the test needs no downloaded data; it
-//! takes a few minutes and ~330 MB of temporary disk.
+//! takes 10–15 minutes on 2 cores (most of it simulating 72,000 frames) and ~1.5 GB of
+//! temporary disk.
 //!
 //! What it guards: the reconstruction path's information comes from the response alone
 //! (the same decoder fed other stimuli's responses scores clearly worse), and the claims
@@ -48,5 +49,5 @@ fn the_shipped_model_beats_its_controls_on_held_out_data() {
     // Encoding far above the linear encoder, against the simulator's noise-free rates.
     let (cnn, lin) = (&report.encoding[0], &report.encoding[1]);
     let (r_cnn, r_lin) = (cnn.r_noise_free.unwrap(), lin.r_noise_free.unwrap());
-    assert!(r_cnn > 0.7 && r_cnn > r_lin + 0.3, "encoding r vs noise-free rates: CNN {r_cnn:.3}, ridge {r_lin:.3}");
+    assert!(r_cnn > 0.8 && r_cnn > r_lin + 0.3, "encoding r vs noise-free rates: CNN {r_cnn:.3}, ridge {r_lin:.3}");
 }
