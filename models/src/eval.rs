@@ -253,8 +253,9 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let (train, val): (Vec<usize>, Vec<usize>) = if opts.split == Split::Test && !validation.is_empty() {
         (all_train, validation)
     } else {
-        let (held, fit): (Vec<(usize, usize)>, Vec<(usize, usize)>) = all_train.into_iter().enumerate().partition(|(k, _)| k % 10 == 9);
-        (fit.into_iter().map(|(_, i)| i).collect(), held.into_iter().map(|(_, i)| i).collect())
+        let held = |k: &usize| k % 10 == 9;
+        let pick = |keep: bool| all_train.iter().enumerate().filter(|(k, _)| held(k) == keep).map(|(_, &i)| i).collect();
+        (pick(false), pick(true))
     };
     if train.is_empty() || val.is_empty() {
         return Err(ModelError::Invalid("the training split is too small to fit and tune the ridge baselines".into()));

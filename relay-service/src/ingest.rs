@@ -27,6 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::pool::JobFailed;
 use crate::sessions::Admission;
 pub use crate::ws::peek_ids;
 use crate::ws::{accept, finish, split, End, Event, Outbox};
@@ -227,6 +228,11 @@ async fn reconstruct(state: &AppState, outbox: &Outbox, frames: &Frames, latent:
                 url
             }
             Ok((Err(e), _)) => return fail(&state, &outbox, session_id, frame_id, e.to_string()).await,
+            Err(JobFailed::Cancelled) => {
+                // The relay is going down: no reply, so the sender re-sends the frame.
+                state.sessions.abandon(&session_id, frame_id).await;
+                return;
+            }
             Err(e) => return fail(&state, &outbox, session_id, frame_id, e.to_string()).await,
         };
         let latency = received.elapsed();

@@ -17,10 +17,28 @@ pub struct Overloaded {
     pub waiting: usize,
 }
 
-/// A job that panicked (a bug, reported as `internal`).
+/// A job that did not finish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the worker running this frame failed: {0}")]
-pub struct JobFailed(pub String);
+pub enum JobFailed {
+    /// It panicked: a bug, reported to the sender as `internal`.
+    #[error("the worker running this frame failed: {0}")]
+    Panicked(String),
+    /// The runtime shut down and dropped it before it ran: the service is going away, and
+    /// that is no verdict on the frame. Callers send nothing back, so the frame stays
+    /// unacknowledged and its sender re-sends it to the next instance.
+    #[error("the service is shutting down; the frame was not processed")]
+    Cancelled,
+}
+
+impl From<tokio::task::JoinError> for JobFailed {
+    fn from(e: tokio::task::JoinError) -> Self {
+        if e.is_cancelled() {
+            Self::Cancelled
+        } else {
+            Self::Panicked(e.to_string())
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Pool {
@@ -71,14 +89,15 @@ impl Ticket {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let running = self.running.clone().acquire_owned().await.map_err(|e| JobFailed(e.to_string()))?;
+        // The semaphore is never closed; were it, no job could run any more.
+        let running = self.running.clone().acquire_owned().await.map_err(|_| JobFailed::Cancelled)?;
         let result = tokio::task::spawn_blocking(move || {
             let _running = running;
             job()
         })
         .await;
         drop(self);
-        result.map_err(|e| JobFailed(e.to_string()))
+        result.map_err(JobFailed::from)
     }
 }
 
@@ -100,5 +119,14 @@ mod tests {
         assert_eq!(second.run(|| 7).await.unwrap(), 7);
         assert_eq!(pool.busy(), 0);
         assert!(pool.admit().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_job_is_told_apart_from_a_panicked_one() {
+        let cancelled = tokio::spawn(std::future::pending::<()>());
+        cancelled.abort();
+        assert_eq!(JobFailed::from(cancelled.await.unwrap_err()), JobFailed::Cancelled);
+        let panicked = Pool::new(1, 0).admit().unwrap().run(|| panic!("a bug")).await;
+        assert!(matches!(&panicked, Err(JobFailed::Panicked(m)) if m.contains("panicked")), "{panicked:?}");
     }
 }

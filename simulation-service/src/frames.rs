@@ -11,7 +11,7 @@ use shared_protocol::validate::MAX_FRAME_ID;
 use shared_protocol::{Delivered, ErrorMessage, Message, RecordedPosition, Response, SessionId, Source, WaveformLatent};
 
 use crate::error::FrameError;
-use crate::pool::Ticket;
+use crate::pool::{JobFailed, Ticket};
 use crate::relay_link::ErrorSink;
 use crate::simulate::crop_png;
 use crate::ws::Outbox;
@@ -112,7 +112,9 @@ pub async fn process(state: &AppState, outbox: &Outbox, meta: FrameMeta, input: 
                     state.metrics.inference_seconds.observe(compute.as_secs_f64());
                     r
                 }
-                Err(e) => Err(FrameError::Internal(e.to_string())),
+                // The service is going down: no reply, so the browser re-sends the frame.
+                Err(JobFailed::Cancelled) => return false,
+                Err(JobFailed::Panicked(why)) => Err(FrameError::Internal(why)),
             }
         }
         None => timed(state, input).0,
