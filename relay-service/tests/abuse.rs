@@ -311,12 +311,12 @@ async fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_no_one_els
     // What may wait for the stalled subscriber: its outgoing queue (256 messages) and the
     // session buffer (64 images), about 320 images, ~4.5 MB here. Both are full long
     // before the first 2,000 images are through, so from then on resident memory must
-    // stay nearly flat (under 12 MiB, allocator noise: runs here saw 0 to 8.5) while
-    // another ~28 MB is pushed (a relay that queued everything would grow by about that
-    // much). The allocator keeps freed pages and reaches its working
-    // size at a pace that varies from run to run (once only 7 MiB by image 1,000, where
-    // most runs are near 20), so the plateau is sampled after half the run, and the
-    // growth up to it is allowed more room, but still less than the data pushed.
+    // stay nearly flat (under 12 MiB of allocator noise; runs saw 0 to 8.5) while another
+    // ~28 MB is pushed (a relay that queued everything would grow by about that much).
+    // The allocator keeps freed pages and reaches its working size at a pace that varies
+    // from run to run (once only 7 MiB by image 1,000, where most runs are near 20), so
+    // the plateau is sampled after half the run, and the growth up to it is allowed more
+    // room, but still less than the data pushed.
     assert!(
         late_growth_mb < 12.0,
         "relay RSS grew by {late_growth_mb:.1} MiB over the last {late_pushed_mb:.1} MB pushed to a subscriber that never reads"

@@ -97,7 +97,8 @@ fn work(state: &AppState, input: Input) -> Result<(Vec<f32>, String), FrameError
 }
 
 /// Runs one frame (on a worker when `ticket` is given) and delivers it, or reports its
-/// error to the browser. Returns false when the browser connection is gone.
+/// error to the browser. Returns false when the browser connection is gone, or when the
+/// service is shutting down and dropped the frame unanswered.
 pub async fn process(state: &AppState, outbox: &Outbox, meta: FrameMeta, input: Input, ticket: Option<Ticket>) -> bool {
     let timed = |state: &AppState, input: Input| {
         let started = Instant::now();
