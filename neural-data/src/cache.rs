@@ -101,7 +101,8 @@ pub struct Dataset {
     pub repeat_samples: Vec<u32>,
 }
 
-pub const CACHE_VERSION: u32 = 1;
+/// Version 2: repeats count with the single-trial channel's spike/noise threshold.
+pub const CACHE_VERSION: u32 = 2;
 
 impl Dataset {
     pub fn n_channels(&self) -> usize {
