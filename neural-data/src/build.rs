@@ -48,7 +48,7 @@ pub struct BuildConfig {
     /// about the stimulus but add Poisson noise. On the default simulated dataset they are
     /// ~40% of all events (1.11 events per channel and bin, 0.64 after sorting, 0.69
     /// expected from the noise-free rates), and sorting raises the single-trial share of
-    /// what a ridge decoder gets from the noise-free rates from 53% to 64%.
+    /// what the report's ridge decoder gets from the noise-free rates from 57% to 65%.
     pub spikes_only: bool,
     /// Average 2x2 pixel blocks before anything else (VHS frames are interlaced).
     pub deinterlace: bool,
