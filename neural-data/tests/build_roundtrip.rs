@@ -82,16 +82,17 @@ fn builder_recovers_planted_latency_and_receptive_fields() {
     // Repeats count what the single trials count (spikes only, by default): their mean over
     // repeats matches the single-trial count of the same sample and channel, summed over
     // the lags. Counting the repeats' noise crossings too makes it ~1.7 times larger.
-    let (m, c, l) = (ds.repeat_samples.len(), ds.meta.channels.len(), ds.meta.lags.len());
+    let c = ds.n_channels();
     let (mut rep_sum, mut single_sum) = (0f64, 0f64);
     for (j, &s) in ds.repeat_samples.iter().enumerate() {
+        let single = ds.response(s as usize); // [lags][channels]
         for ch in 0..c {
-            let per_rep: Vec<f32> = (0..ds.n_repeats).map(|r| ds.repeats[(r * m + j) * c + ch]).filter(|v| !v.is_nan()).collect();
+            let per_rep: Vec<f32> = (0..ds.n_repeats).map(|r| ds.repeat_response(r, j)[ch]).filter(|v| !v.is_nan()).collect();
             if per_rep.is_empty() {
                 continue;
             }
             rep_sum += per_rep.iter().map(|&v| v as f64).sum::<f64>() / per_rep.len() as f64;
-            single_sum += (0..l).map(|k| ds.responses[(s as usize * l + k) * c + ch] as f64).sum::<f64>();
+            single_sum += single.iter().skip(ch).step_by(c).map(|&v| v as f64).sum::<f64>();
         }
     }
     let ratio = rep_sum / single_sum;
