@@ -98,6 +98,14 @@ fn bad_model_directories_and_configs_give_clear_errors() {
     assert!(e.contains("lerning_rate"), "unknown keys are named: {e}");
     assert!(TrainConfig::from_toml("[phase1]\nbatch_size = 0\n").is_err());
     assert!(TrainConfig::from_toml("seed = 3\n[model]\nlatent_channels = 4\n").is_ok());
+    // The response window: the default starts two bins before the onset; a config written
+    // before `lags_before_onset` existed keeps its window from the onset on.
+    let d = TrainConfig::from_toml("").unwrap().data;
+    assert_eq!((d.n_lags, d.lags_before_onset), (5, 2));
+    let old = TrainConfig::from_toml("[data]\nn_lags = 3\n").unwrap().data;
+    assert_eq!((old.n_lags, old.lags_before_onset), (3, 0));
+    let e = TrainConfig::from_toml("[data]\nn_lags = 2\nlags_before_onset = 2\n").unwrap_err();
+    assert!(e.contains("lags_before_onset"), "{e}");
 }
 
 #[test]

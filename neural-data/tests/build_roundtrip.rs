@@ -31,7 +31,9 @@ fn builder_recovers_planted_latency_and_receptive_fields() {
     let planted = truth["latency_frames"].as_u64().unwrap() as u32;
     assert_eq!(ds.meta.rf.onset_latency, Some(planted), "onset curve {:?}", ds.meta.rf.onset_curve);
     assert_eq!(ds.meta.truth_latency_frames, Some(planted));
-    assert_eq!(ds.meta.lags, vec![planted, planted + 1, planted + 2]);
+    // The default window: two bins before the onset, the onset bin and two after it.
+    let first = planted.saturating_sub(2);
+    assert_eq!(ds.meta.lags, (first..first + 5).collect::<Vec<u32>>());
 
     // RF centres of the 20 channels with the clearest STAs against the planted centres of
     // their electrodes. (Which channels pass the reliability threshold depends on how much
