@@ -46,7 +46,8 @@ pub struct BuildConfig {
     /// (bins 0..4), and its share of what it gets from the noise-free rates from 64% to 66%
     /// (`bench/decoding_noise.py`); the shipped model went from 0.221 to 0.238. The
     /// previous frames are in the image encoder's clip, so the encoding model can predict
-    /// these bins. A config file without this key means 0, the window that configs written
+    /// these bins (with less of their history than the later bins get: the clip is placed
+    /// by the first lag, see the model card). A config file without this key means 0, the window that configs written
     /// before the key existed had.
     #[serde(default)]
     pub lags_before_onset: u32,
