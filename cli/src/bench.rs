@@ -169,6 +169,7 @@ fn bench_train_here(batches: &[usize], steps: usize, channels: usize, dp: &model
             .map(|c| models::ChannelInfo { file: "bench".into(), electrode: (c % 100 + 1) as u16, row: (c % 100 / 10) as u8, col: (c % 10) as u8 })
             .collect(),
         lags: (1..=lags as u32).collect(),
+        response_onset: Some(1),
         image_size: 48,
         crop_window: models::CropWindow { x: 0, y: 0, width: 96, height: 96 },
         pixel_mean: 0.5,

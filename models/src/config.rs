@@ -18,7 +18,7 @@ pub const MAX_CLIP_FRAMES: usize = 30;
 #[serde(deny_unknown_fields, default)]
 pub struct ArchConfig {
     /// Frames the image encoder sees per sample: a short clip ending at the last frame
-    /// that can drive the latest predicted response bin (frame t + last lag - first lag),
+    /// that can drive the latest predicted response bin (frame t + last lag - response onset),
     /// so that the response's temporal integration (~100-150 ms in V1) is inside the
     /// input. A single picture is presented as that picture held for the whole clip.
     /// 1 = the frame alone.

@@ -55,6 +55,7 @@ pub fn model_info(ds: &Dataset) -> ModelInfo {
             })
             .collect(),
         lags: ds.meta.lags.clone(),
+        response_onset: Some(ds.meta.rf.response_onset()),
         image_size: ds.meta.image_size,
         crop_window: CropWindow { x, y, width, height },
         pixel_mean: pixel_mean as f32,

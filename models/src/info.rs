@@ -35,6 +35,12 @@ pub struct ModelInfo {
     pub channels: Vec<ChannelInfo>,
     /// Lags (in 1/30 s frames after the frame's onset) of the response's time bins.
     pub lags: Vec<u32>,
+    /// The response latency the dataset builder estimated (frames): the bin at lag `l`
+    /// answers the frames up to `l - response_onset` frames after the sample's frame.
+    /// Absent in models written before it was stored; their clips are placed as if the
+    /// first lag were the onset, as they were trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_onset: Option<u32>,
     /// Side of the square grayscale image the networks see (pixels).
     pub image_size: usize,
     /// The part of a pvc-1 frame that was cut out and resized to `image_size`.
@@ -60,13 +66,14 @@ impl ModelInfo {
 
     /// Frame offsets (relative to the sample's frame) of an input clip of `frames`
     /// frames, oldest first: it ends at the last frame that can drive the latest response
-    /// bin (`last lag - first lag` frames after the sample's frame) and reaches back from
-    /// there; a clip shorter than that ends earlier, so that it always holds the sample's
-    /// own frame (offset 0; one frame is the frame alone).
+    /// bin (`last lag - onset` frames after the sample's frame, see `response_onset`) and
+    /// reaches back from there; a clip shorter than that ends earlier, so that it always
+    /// holds the sample's own frame (offset 0; one frame is the frame alone).
     pub fn clip_offsets(&self, frames: usize) -> Vec<i32> {
         let first = self.lags.first().copied().unwrap_or(0) as i32;
         let last = self.lags.last().copied().unwrap_or(0) as i32;
-        let end = (last - first).min(frames as i32 - 1);
+        let onset = self.response_onset.map_or(first, |o| o as i32);
+        let end = (last - onset).clamp(0, frames as i32 - 1);
         (0..frames as i32).map(|k| end - frames as i32 + 1 + k).collect()
     }
 
@@ -112,10 +119,11 @@ impl ModelInfo {
 mod tests {
     use super::*;
 
-    fn info(lags: Vec<u32>) -> ModelInfo {
+    fn info(lags: Vec<u32>, response_onset: Option<u32>) -> ModelInfo {
         ModelInfo {
             channels: vec![ChannelInfo { file: "f".into(), electrode: 1, row: 0, col: 0 }],
             lags,
+            response_onset,
             image_size: 16,
             crop_window: CropWindow { x: 0, y: 0, width: 16, height: 16 },
             pixel_mean: 0.5,
@@ -127,10 +135,30 @@ mod tests {
 
     #[test]
     fn clips_end_at_the_last_driving_frame_and_always_hold_the_own_frame() {
-        let i = info(vec![2, 3, 4]);
+        let i = info(vec![2, 3, 4], Some(2));
         assert_eq!(i.clip_offsets(7), vec![-4, -3, -2, -1, 0, 1, 2]);
         assert_eq!(i.clip_offsets(3), vec![0, 1, 2]);
         assert_eq!(i.clip_offsets(2), vec![0, 1]);
         assert_eq!(i.clip_offsets(1), vec![0]);
+    }
+
+    #[test]
+    fn clips_are_placed_by_the_onset_not_by_the_first_lag() {
+        // Bins 0..4 with the onset at 2: the latest bin answers frames up to t+2, so
+        // the clip ends there; bins 0 and 1 answer earlier frames, held further back.
+        let i = info(vec![0, 1, 2, 3, 4], Some(2));
+        assert_eq!(i.clip_offsets(7), vec![-4, -3, -2, -1, 0, 1, 2]);
+        // A window that ends before the onset still holds the sample's own frame.
+        assert_eq!(info(vec![0, 1], Some(3)).clip_offsets(3), vec![-2, -1, 0]);
+    }
+
+    #[test]
+    fn models_without_a_stored_onset_keep_the_first_lag_placement() {
+        let i = info(vec![0, 1, 2, 3, 4], None);
+        assert_eq!(i.clip_offsets(7), vec![-2, -1, 0, 1, 2, 3, 4]);
+        let json = serde_json::to_string(&i).unwrap();
+        assert!(!json.contains("response_onset"), "{json}");
+        let back: ModelInfo = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, i);
     }
 }

@@ -224,7 +224,7 @@ impl V1Model {
     }
 
     /// Simulation path for a movie clip: `frames` are consecutive frames, oldest first,
-    /// exactly `clip_frames` of them, ending `last lag - first lag` frames after the frame
+    /// exactly `clip_frames` of them, ending `last lag - onset` frames after the frame
     /// the response belongs to (see `ModelInfo::clip_offsets`).
     pub fn predict_clip(&self, frames: &[&GrayCrop]) -> Result<Vec<f32>> {
         let k = self.arch.clip_frames;

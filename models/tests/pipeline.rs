@@ -152,6 +152,11 @@ fn training_learns_and_evaluation_writes_an_honest_report() {
     for f in ["model.json", "weights.safetensors", "config.toml", "train_log.jsonl", "train_summary.json"] {
         assert!(out.join(f).exists(), "{f} is written");
     }
+    // model.json keeps the builder's onset estimate, by which the input clips are placed
+    // (ModelInfo::clip_offsets), so inference places them as training did.
+    let saved = V1Model::load(&out).unwrap();
+    assert_eq!(saved.info().response_onset, Some(ds.meta.rf.response_onset()));
+    assert_eq!(saved.info(), model.info());
     let report_dir = dir.path().join("report");
     let report = models::eval::evaluate(&ds, &model, None, &report_dir, &models::eval::EvalOptions { max_images: 120, ..Default::default() }).unwrap();
     for f in ["metrics.json", "report.md", "reconstructions.png", "encoding_scatter.png", "traces.png", "electrode_map.png", "pixcorr.png", "full_frame.png"] {

@@ -45,10 +45,10 @@ pub struct BuildConfig {
     /// dataset the report's ridge decoder goes from PixCorr 0.196 (bins 2..4) to 0.218
     /// (bins 0..4), and its share of what it gets from the noise-free rates from 64% to 66%
     /// (`bench/decoding_noise.py`); the shipped model went from 0.221 to 0.238. The
-    /// previous frames are in the image encoder's clip, so the encoding model can predict
-    /// these bins (with less of their history than the later bins get: the clip is placed
-    /// by the first lag, see the model card). A config file without this key means 0, the window that configs written
-    /// before the key existed had.
+    /// previous frames are in the image encoder's clip (placed by the onset: it ends at the
+    /// last frame the latest bin answers), so the encoding model can predict these bins,
+    /// with less of their history than the later bins get. A config file without this
+    /// key means 0, the window that configs written before the key existed had.
     #[serde(default)]
     pub lags_before_onset: u32,
     /// Largest lag searched when estimating the latency (frames).
@@ -602,8 +602,7 @@ pub fn build(input: &TreeInput, cfg: &BuildConfig, progress: bool) -> Result<(Da
             // The positive lobe of V1's temporal kernel follows the response onset; the
             // window starts `lags_before_onset` bins earlier (bins that answer the previous
             // frames).
-            let onset = est.onset_latency.unwrap_or(est.peak_lag.saturating_sub(1));
-            let first = onset.saturating_sub(cfg.lags_before_onset);
+            let first = est.response_onset().saturating_sub(cfg.lags_before_onset);
             (first..first + cfg.n_lags as u32).collect()
         }
     };

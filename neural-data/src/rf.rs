@@ -152,6 +152,14 @@ pub struct RfEstimate {
     pub footprint: Option<[f32; 4]>,
 }
 
+impl RfEstimate {
+    /// The response onset (frames) the response window is placed by: the onset latency
+    /// when the onset transient shows it, else the bin before the STA peak.
+    pub fn response_onset(&self) -> u32 {
+        self.onset_latency.unwrap_or(self.peak_lag.saturating_sub(1))
+    }
+}
+
 /// Channels whose STA peak exceeds this many median absolute values are "reliable".
 /// On the simulated default dataset, channels with units score 10–30 and noise-only
 /// channels 4–7.

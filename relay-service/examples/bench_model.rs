@@ -17,6 +17,7 @@ fn main() -> anyhow::Result<()> {
     let info = ModelInfo {
         channels,
         lags: vec![2, 3, 4],
+        response_onset: Some(2),
         image_size: 48,
         crop_window: CropWindow { x: 100, y: 60, width: 120, height: 120 },
         pixel_mean: 0.45,

@@ -28,6 +28,7 @@ pub fn seed_model() -> V1Model {
     let info = ModelInfo {
         channels,
         lags: vec![1],
+        response_onset: Some(1),
         image_size: 16,
         crop_window: CropWindow { x: 0, y: 0, width: 16, height: 16 },
         pixel_mean: 0.5,
