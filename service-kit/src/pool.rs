@@ -155,7 +155,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jobs_run_on_at_most_workers_threads() {
         let pool = Pool::new(2, 8);
-        let threads = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let threads = Arc::new(Mutex::new(std::collections::HashSet::new()));
         let mut callers = Vec::new();
         for _ in 0..4 {
             let (pool, threads) = (pool.clone(), threads.clone());

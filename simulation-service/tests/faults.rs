@@ -380,7 +380,6 @@ async fn a_killed_relay_is_restarted_and_every_frame_reaches_the_new_one_once() 
         after.len(),
         repeated.len()
     );
-
     for f in &repeated {
         assert!(undelivered_at_kill.contains(f), "frame {f} was delivered before the crash and reconstructed again");
     }
