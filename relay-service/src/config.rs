@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use service_kit::serve::NetLimits;
 use shared_protocol::{OriginPolicy, SharedSecret};
 
 /// The relay's limits. Each one exists to bound memory or work that a client controls.
@@ -33,6 +34,8 @@ pub struct Limits {
     pub session_idle: Duration,
     /// Reconstructions waiting for a worker before new frames are refused (`overloaded`).
     pub queue_depth: usize,
+    /// Connections, header-read and idle timeouts (see [`NetLimits`]).
+    pub net: NetLimits,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
             buffered_images: 64,
             session_idle: Duration::from_secs(600),
             queue_depth: 64,
+            net: NetLimits::default(),
         }
     }
 }
@@ -143,6 +147,14 @@ fn range(name: &'static str, got: u64, min: u64, max: u64) -> Result<(), ConfigE
 }
 
 impl RelayConfig {
+    /// The largest message the relay sends: a `reconstructed_image` whose JPEG is at most
+    /// about three bytes a pixel, base64-encoded, with its JSON; it bounds each socket's
+    /// write buffer.
+    pub fn max_outgoing_bytes(&self) -> usize {
+        let side = self.display_size as usize;
+        side * side * 3 * 4 / 3 + 4 * 1024
+    }
+
     /// Checks every number before anything starts.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
@@ -158,6 +170,9 @@ impl RelayConfig {
         range("buffered images", l.buffered_images as u64, 1, 100_000)?;
         range("session idle seconds", l.session_idle.as_secs(), 1, 365 * 24 * 3600)?;
         range("queue depth", l.queue_depth as u64, 1, 1_000_000)?;
+        for (name, got, min, max) in l.net.ranges() {
+            range(name, got, min, max)?;
+        }
         Ok(())
     }
 }

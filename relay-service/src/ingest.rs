@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use crate::pool::JobFailed;
 use crate::sessions::Admission;
 pub use crate::ws::peek_ids;
-use crate::ws::{accept, finish, split, End, Event, Outbox};
+use crate::ws::{accept, finish, split, Budget, End, Event, Outbox};
 use crate::AppState;
 
 /// Upgrades an authenticated simulation-service. Authentication comes first, so that a
@@ -62,7 +62,7 @@ pub async fn upgrade(
     };
     let limit = state.config.limits.max_message_bytes;
     let tasks = state.tasks.clone();
-    accept(ws, limit, &tasks, move |socket| serve(socket, state))
+    accept(ws, limit, state.config.max_outgoing_bytes(), &tasks, move |socket| serve(socket, state))
 }
 
 /// Serves one ingest connection until the peer leaves or the relay shuts down; then
@@ -72,7 +72,8 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     state.metrics.ingest_connections.inc();
     info!("simulation-service connected to /ws/ingest");
     let rate = state.config.limits.ingest_messages_per_second;
-    let (mut reader, outbox, writer) = split(socket, rate, state.shutdown.clone());
+    let budget = Budget { rate, idle_timeout: state.config.limits.net.idle_timeout };
+    let (mut reader, outbox, writer) = split(socket, budget, state.shutdown.clone());
     let frames = Frames { tasks: TaskTracker::new(), slots: Arc::new(Semaphore::new(reply_slots(&state))) };
     let close = loop {
         match reader.next().await {
@@ -84,12 +85,12 @@ pub async fn serve(socket: WebSocket, state: AppState) {
             Ok(Event::Binary) => send_error(&state, &outbox, ProtocolError::Binary.to_error_message(None, None)).await,
             Err(end) => {
                 match &end {
-                    End::Oversize(e) => {
-                        state.metrics.error(ErrorCode::TooLarge);
-                        warn!("closing /ws/ingest: {e}");
-                    }
+                    End::Oversize(_) => state.metrics.error(ErrorCode::TooLarge),
                     End::Failed(e) => debug!("ingest read error: {e}"),
-                    End::Closed | End::Shutdown => {}
+                    _ => {}
+                }
+                if let Some(why) = end.describe() {
+                    warn!("closing /ws/ingest: {why}");
                 }
                 break end.close_frame("relay shutting down", "message over the relay's size limit");
             }
@@ -197,7 +198,7 @@ async fn reconstruct(state: &AppState, outbox: &Outbox, frames: &Frames, latent:
         send_error(state, outbox, error(ErrorCode::Overloaded, message, (Some(latent.session_id), latent.frame_id))).await;
         return;
     };
-    let ticket = match state.pool.admit() {
+    let ticket = match state.pool.admit(crate::pool::lane_of(&latent.session_id)) {
         Ok(t) => t,
         Err(e) => {
             state.sessions.abandon(&latent.session_id, latent.frame_id).await;

@@ -171,7 +171,8 @@ pub async fn run(
     }
     state.tasks.spawn(expire_sessions(state.clone()));
     let drain = Drain { token: state.shutdown.clone(), tasks: state.tasks.clone(), timeout: state.config.drain_timeout };
-    service_kit::serve::serve(listener, app(state.clone()), shutdown, &drain, "relay", "connections").await?;
+    let net = state.config.limits.net;
+    service_kit::serve::serve(listener, app(state.clone()), shutdown, &drain, &net, "relay", "connections").await?;
     info!("relay stopped");
     Ok(())
 }

@@ -44,6 +44,8 @@ struct Args {
     /// Frames waiting for a worker before new ones are refused as `overloaded`.
     #[arg(long, env = "V1_RELAY_QUEUE_DEPTH", default_value_t = Limits::default().queue_depth)]
     queue_depth: usize,
+    #[command(flatten)]
+    net: service_kit::serve::NetArgs,
     /// Largest WebSocket message in bytes (larger ones close the socket with 1009).
     #[arg(long, env = "V1_RELAY_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
     max_message_bytes: usize,
@@ -141,6 +143,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
             buffered_images: args.buffered_images,
             session_idle: Duration::from_secs(args.session_idle_secs),
             queue_depth: args.queue_depth,
+            net: (&args.net).into(),
         },
     };
     let store = match args.session_store {

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::sessions::{Live, Subscription};
-use crate::ws::{accept, finish, peek_ids, split, End, Event, Outbox};
+use crate::ws::{accept, finish, peek_ids, split, Budget, End, Event, Outbox};
 use crate::AppState;
 
 /// Largest message a subscriber sends (`subscribe` is tiny).
@@ -38,14 +38,15 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebS
     }
     let limit = MAX_SUBSCRIBER_MESSAGE.min(state.config.limits.max_message_bytes);
     let tasks = state.tasks.clone();
-    accept(ws, limit, &tasks, move |socket| serve(socket, state))
+    accept(ws, limit, state.config.max_outgoing_bytes(), &tasks, move |socket| serve(socket, state))
 }
 
 /// Serves one subscriber connection until it leaves or the relay shuts down.
 pub async fn serve(socket: WebSocket, state: AppState) {
     state.metrics.connection("subscribe");
     let rate = state.config.limits.subscribe_messages_per_second;
-    let (mut reader, outbox, writer) = split(socket, rate, state.shutdown.clone());
+    let budget = Budget { rate, idle_timeout: state.config.limits.net.idle_timeout };
+    let (mut reader, outbox, writer) = split(socket, budget, state.shutdown.clone());
     let mut forwarders: HashMap<SessionId, JoinHandle<()>> = HashMap::new();
     let close = loop {
         match reader.next().await {

@@ -6,8 +6,14 @@
 //! Each connection is split: the handler reads, and a writer task sends whatever the
 //! handler and its frame tasks queue. The queue is bounded, so a client that stops
 //! reading slows down only its own connection.
+//!
+//! What a client can make a connection hold is bounded: the socket's write buffer has a
+//! maximum (the pongs owed to a client that pings and never reads wait there), pings and
+//! pongs take from the same rate budget as messages and a connection that pings past it
+//! is closed with 1008, and a connection silent for the idle timeout is closed (the
+//! writer pings every third of it, so a live peer always answers something).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::future::Future;
 
@@ -67,23 +73,36 @@ impl Outbox {
     }
 }
 
-/// Spawns the writer task of `sink`; it ends after a close or when every [`Outbox`] is
-/// dropped (then it closes the socket normally).
-pub fn spawn_writer(mut sink: SplitSink<WebSocket, WsMessage>) -> (Outbox, JoinHandle<()>) {
+/// Spawns the writer task of `sink`, which also pings the peer every `ping_every`; it
+/// ends after a close or when every [`Outbox`] is dropped (then it closes the socket
+/// normally).
+pub fn spawn_writer(mut sink: SplitSink<WebSocket, WsMessage>, ping_every: Duration) -> (Outbox, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Outgoing>(OUTGOING_QUEUE);
     let task = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let out = tokio::select! {
+                out = rx.recv() => out,
+                _ = ping.tick() => {
+                    if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
             match out {
-                Outgoing::Text(text) => {
+                Some(Outgoing::Text(text)) => {
                     if sink.send(WsMessage::Text(text)).await.is_err() {
                         return;
                     }
                 }
-                Outgoing::Close(code, reason) => {
+                Some(Outgoing::Close(code, reason)) => {
                     let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
                     let _ = sink.send(WsMessage::Close(Some(frame))).await;
                     return;
                 }
+                None => break,
             }
         }
         let _ = sink.close().await;
@@ -137,10 +156,20 @@ pub async fn finish(outbox: Outbox, writer: JoinHandle<()>, close: Option<(u16, 
     let _ = writer.await;
 }
 
-/// Applies the message size limit to an upgrade and serves the socket as a task of
-/// `tasks`, so that shutdown waits for it (upgraded connections are not tracked by the
-/// HTTP server).
-pub fn accept<F, Fut>(ws: WebSocketUpgrade, max_message_bytes: usize, tasks: &TaskTracker, serve: F) -> Response
+/// Bytes the socket buffers before it writes them out (tungstenite's default).
+const WRITE_BUFFER: usize = 128 * 1024;
+
+/// Applies the size limits to an upgrade and serves the socket as a task of `tasks`, so
+/// that shutdown waits for it (upgraded connections are not tracked by the HTTP server).
+/// `max_message_bytes` bounds what the peer sends; `max_outgoing_bytes` is the largest
+/// message this endpoint sends, and with it the socket's write buffer is bounded.
+pub fn accept<F, Fut>(
+    ws: WebSocketUpgrade,
+    max_message_bytes: usize,
+    max_outgoing_bytes: usize,
+    tasks: &TaskTracker,
+    serve: F,
+) -> Response
 where
     F: FnOnce(WebSocket) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -148,14 +177,23 @@ where
     let tasks = tasks.clone();
     ws.max_message_size(max_message_bytes)
         .max_frame_size(max_message_bytes)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_write_buffer_size(max_write_buffer(max_outgoing_bytes))
         .on_upgrade(move |socket| tasks.track_future(serve(socket)))
+}
+
+/// The write buffer's bound: one message on top of a full buffer (a message is written
+/// whole once the buffer has been flushed below [`WRITE_BUFFER`]), with room for frame
+/// headers and control frames.
+pub fn max_write_buffer(max_outgoing_bytes: usize) -> usize {
+    WRITE_BUFFER + max_outgoing_bytes + 64 * 1024
 }
 
 /// What the peer sent next.
 #[derive(Debug)]
 pub enum Event {
     /// A text message within the rate limit, with the time it was read.
-    Text { text: Utf8Bytes, received: std::time::Instant },
+    Text { text: Utf8Bytes, received: Instant },
     /// A text message over the connection's rate limit (to be refused, not processed).
     RateLimited { text: Utf8Bytes },
     /// A binary message (the protocol is text only).
@@ -173,42 +211,72 @@ pub enum End {
     Oversize(axum::Error),
     /// Any other read error.
     Failed(axum::Error),
+    /// Nothing received for the idle timeout, not even a pong (answered with close 1000).
+    Idle(Duration),
+    /// Pings or pongs past the message rate (answered with close 1008).
+    Abusive,
 }
 
 impl End {
     /// The close frame to send: 1001 with `away` on shutdown, 1009 with `oversize` for an
-    /// oversize message, none otherwise.
+    /// oversize message, 1000 for an idle connection, 1008 for control frames past the
+    /// rate, none otherwise.
     pub fn close_frame(&self, away: &'static str, oversize: &'static str) -> Option<(u16, &'static str)> {
         use axum::extract::ws::close_code;
         match self {
             End::Shutdown => Some((close_code::AWAY, away)),
             End::Oversize(_) => Some((close_code::SIZE, oversize)),
+            End::Idle(_) => Some((close_code::NORMAL, "no message or pong within the idle timeout")),
+            End::Abusive => Some((close_code::POLICY, "pings or pongs past the message rate")),
             End::Closed | End::Failed(_) => None,
+        }
+    }
+
+    /// Whether the service ended the connection because of what the peer did (for logs).
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            End::Oversize(e) => Some(format!("message over the size limit: {e}")),
+            End::Idle(after) => Some(format!("no message or pong for {} s", after.as_secs())),
+            End::Abusive => Some("pings or pongs past the message rate".to_owned()),
+            End::Closed | End::Shutdown | End::Failed(_) => None,
         }
     }
 }
 
-/// The receiving half of a connection with its rate limit and the service's shutdown.
+/// What one connection's peer may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Messages per second on average, pings and pongs included.
+    pub rate: u32,
+    /// Silence after which the connection is closed (see [`End::Idle`]).
+    pub idle_timeout: Duration,
+}
+
+/// The receiving half of a connection with its rate limit, idle timeout and the
+/// service's shutdown.
 pub struct Reader {
     stream: SplitStream<WebSocket>,
     limiter: RateLimiter,
+    idle_timeout: Duration,
     shutdown: CancellationToken,
 }
 
 impl Reader {
-    /// `rate`: messages per second the peer may send on average.
-    pub fn new(stream: SplitStream<WebSocket>, rate: u32, shutdown: CancellationToken) -> Self {
-        Self { stream, limiter: RateLimiter::new(rate, std::time::Instant::now()), shutdown }
+    pub fn new(stream: SplitStream<WebSocket>, budget: Budget, shutdown: CancellationToken) -> Self {
+        let limiter = RateLimiter::new(budget.rate, Instant::now());
+        Self { stream, limiter, idle_timeout: budget.idle_timeout, shutdown }
     }
 
-    /// Waits for the next message that needs an answer; pings and pongs are handled by
-    /// the socket itself. Shutdown wins over a message that is already waiting.
+    /// Waits for the next message that needs an answer; pings and pongs are answered by
+    /// the socket itself, but count against the rate. Shutdown wins over a message that
+    /// is already waiting.
     pub async fn next(&mut self) -> Result<Event, End> {
         loop {
             let next = tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return Err(End::Shutdown),
                 next = self.stream.next() => next,
+                _ = tokio::time::sleep(self.idle_timeout) => return Err(End::Idle(self.idle_timeout)),
             };
             match next {
                 None | Some(Ok(WsMessage::Close(_))) => return Err(End::Closed),
@@ -216,24 +284,31 @@ impl Reader {
                 Some(Err(e)) => return Err(End::Failed(e)),
                 Some(Ok(WsMessage::Binary(_))) => return Ok(Event::Binary),
                 Some(Ok(WsMessage::Text(text))) => {
-                    let received = std::time::Instant::now();
+                    let received = Instant::now();
                     return Ok(if self.limiter.allow(received) {
                         Event::Text { text, received }
                     } else {
                         Event::RateLimited { text }
                     });
                 }
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {
+                    // No legitimate client pings faster than it may send messages, and an
+                    // answer per ping is what a flood wants: past the rate, it is closed.
+                    if !self.limiter.allow(Instant::now()) {
+                        return Err(End::Abusive);
+                    }
+                }
             }
         }
     }
 }
 
-/// Splits an upgraded socket into a [`Reader`] and a writer task (see [`spawn_writer`]).
-pub fn split(socket: WebSocket, rate: u32, shutdown: CancellationToken) -> (Reader, Outbox, JoinHandle<()>) {
+/// Splits an upgraded socket into a [`Reader`] and a writer task (see [`spawn_writer`])
+/// that pings every third of the idle timeout.
+pub fn split(socket: WebSocket, budget: Budget, shutdown: CancellationToken) -> (Reader, Outbox, JoinHandle<()>) {
     let (sink, stream) = socket.split();
-    let (outbox, writer) = spawn_writer(sink);
-    (Reader::new(stream, rate, shutdown), outbox, writer)
+    let (outbox, writer) = spawn_writer(sink, budget.idle_timeout / 3);
+    (Reader::new(stream, budget, shutdown), outbox, writer)
 }
 
 /// The session and frame a message that failed validation was about, when its JSON
@@ -287,5 +362,7 @@ mod tests {
     fn close_frames_follow_the_protocol_codes() {
         assert_eq!(End::Shutdown.close_frame("away", "big"), Some((1001, "away")));
         assert_eq!(End::Closed.close_frame("away", "big"), None);
+        assert_eq!(End::Abusive.close_frame("away", "big").map(|c| c.0), Some(1008));
+        assert_eq!(End::Idle(Duration::from_secs(9)).close_frame("away", "big").map(|c| c.0), Some(1000));
     }
 }

@@ -1,7 +1,8 @@
-//! Decoding a received image under limits (feature `image`): the header's dimensions are
-//! checked against the largest accepted side before any pixel is decoded, and the
+//! Decoding a received image under limits (feature `image`): the header's dimensions,
+//! pixel count and decoded size are checked before any pixel is decoded, and the
 //! decoder's allocations are capped, so a small file that claims a huge image (a
-//! decompression bomb) is refused without allocating it.
+//! decompression bomb, a 16-bit or palette image that expands several times) is refused
+//! without allocating it or spending the CPU its decoding would take.
 //!
 //! This is the one implementation the simulation-service uses for `stimulus` images and
 //! the fuzz target `data_url_image` exercises; it lives here so both see the same code.
@@ -18,6 +19,8 @@ use crate::error::ProtocolError;
 pub enum ImageError {
     #[error("{field} is {width}x{height} pixels; at most {max}x{max} are accepted (the service's --max-image-side)")]
     TooLarge { field: &'static str, width: u32, height: u32, max: u32 },
+    #[error("{field} is {width}x{height} pixels with {bytes_per_pixel} bytes a pixel once decoded; at most {max_pixels} pixels of 4 bytes are accepted (the service's --max-image-pixels). Send a smaller 8-bit JPEG or PNG")]
+    TooManyPixels { field: &'static str, width: u32, height: u32, bytes_per_pixel: u8, max_pixels: u64 },
     #[error("{field} is not a JPEG or PNG image (its first bytes are {head}); send a JPEG or PNG data URL")]
     NotAnImage { field: &'static str, head: String },
     #[error("{field} could not be decoded as an image: {message}")]
@@ -28,7 +31,7 @@ impl ImageError {
     /// The wire code: `too_large` for the side limit, `bad_image` otherwise.
     pub fn code(&self) -> crate::ErrorCode {
         match self {
-            ImageError::TooLarge { .. } => crate::ErrorCode::TooLarge,
+            ImageError::TooLarge { .. } | ImageError::TooManyPixels { .. } => crate::ErrorCode::TooLarge,
             ImageError::NotAnImage { .. } | ImageError::Decode { .. } => crate::ErrorCode::BadImage,
         }
     }
@@ -36,6 +39,25 @@ impl ImageError {
 
 /// Widest pixel JPEG and PNG decode to (16-bit RGBA), for the allocation cap.
 const MAX_BYTES_PER_PIXEL: u64 = 8;
+/// Bytes a pixel of an 8-bit RGBA image takes: the pixel budget is counted in these, so
+/// an image that decodes wider (16-bit) is allowed proportionally fewer pixels.
+const BUDGET_BYTES_PER_PIXEL: u64 = 4;
+
+/// What a received image may cost to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest width or height.
+    pub max_side: u32,
+    /// Largest width x height, counted in 8-bit RGBA pixels.
+    pub max_pixels: u64,
+}
+
+impl ImageLimits {
+    /// Only the side limit (pixels up to `max_side` squared).
+    pub fn side(max_side: u32) -> Self {
+        Self { max_side, max_pixels: u64::from(max_side) * u64::from(max_side) }
+    }
+}
 
 /// Decodes JPEG or PNG bytes no wider or taller than `max_side` pixels.
 ///
@@ -44,12 +66,20 @@ const MAX_BYTES_PER_PIXEL: u64 = 8;
 /// the `data_url_image` fuzz target). A panic while reading the image is contained here
 /// and reported as the bad image it is, instead of failing the worker with `internal`.
 pub fn decode_image(bytes: &[u8], field: &'static str, max_side: u32) -> Result<DynamicImage, ImageError> {
-    std::panic::catch_unwind(|| decode_unguarded(bytes, field, max_side)).unwrap_or_else(|_| {
+    decode_image_within(bytes, field, ImageLimits::side(max_side))
+}
+
+/// Decodes JPEG or PNG bytes within `limits`: side, then pixels weighted by the bytes a
+/// decoded pixel takes, both read from the header before decoding.
+pub fn decode_image_within(bytes: &[u8], field: &'static str, limits: ImageLimits) -> Result<DynamicImage, ImageError> {
+    std::panic::catch_unwind(|| decode_unguarded(bytes, field, limits)).unwrap_or_else(|_| {
         Err(ImageError::Decode { field, message: "the image data is malformed (the decoder gave up on it)".into() })
     })
 }
 
-fn decode_unguarded(bytes: &[u8], field: &'static str, max_side: u32) -> Result<DynamicImage, ImageError> {
+fn decode_unguarded(bytes: &[u8], field: &'static str, image_limits: ImageLimits) -> Result<DynamicImage, ImageError> {
+    use image::ImageDecoder;
+    let max_side = image_limits.max_side;
     let reader = || -> Result<ImageReader<Cursor<&[u8]>>, ImageError> {
         let r = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -59,12 +89,21 @@ fn decode_unguarded(bytes: &[u8], field: &'static str, max_side: u32) -> Result<
             _ => Err(ImageError::NotAnImage { field, head: head_hex(bytes) }),
         }
     };
-    let (width, height) = reader()?.into_dimensions().map_err(|e| ImageError::Decode { field, message: e.to_string() })?;
+    let header = reader()?.into_decoder().map_err(|e| ImageError::Decode { field, message: e.to_string() })?;
+    let (width, height) = header.dimensions();
+    let bytes_per_pixel = header.color_type().bytes_per_pixel();
+    drop(header);
     if width > max_side || height > max_side {
         return Err(ImageError::TooLarge { field, width, height, max: max_side });
     }
     if width == 0 || height == 0 {
         return Err(ImageError::Decode { field, message: format!("the image is {width}x{height}") });
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    let weight = u64::from(bytes_per_pixel).max(BUDGET_BYTES_PER_PIXEL);
+    if pixels * weight > image_limits.max_pixels * BUDGET_BYTES_PER_PIXEL {
+        let max_pixels = image_limits.max_pixels;
+        return Err(ImageError::TooManyPixels { field, width, height, bytes_per_pixel, max_pixels });
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(max_side);
@@ -152,6 +191,29 @@ mod tests {
     const INPUT_3407A30A: &str = "ffd8ffe000104a4649565b00010100000100010000ffdb0043000d090af5ff00000b0a0b0e0e0d0f13201513121213271c8950202e2931302e292d2c333a604a3e333646372c2d405744464c4e525352323e6150605a4a5a51524fffdb0043010e0e0e133b110ff1eb0f0f0f0f0f0f0f0000002828282828282828282828bdbdbdbdbdbdbdbdbdbdbdbdbdbd9dbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbd28282828282828282828282828282828282828282828282828282828282828282828ffc00011080003011003012200021101034101ffc4001f0000010501010101010100000000000000000102030405060708090a0bffc400b5100002010303020403050504040000017d01020300041105122108090a0bffc400b510000201030302042433627282090a161718191a25262728292a3435363738393a434445464748a1082342b1c11552d1f02433627282090a161718191a25262728292a3435373738393a434445464748494a535455565758595a636465666768696affffffffff737475767770797a838485868788898a92939495969798999a0100000000009394e4e5e6e7e8e9eaf1f2f3f0f5f6f7f8f9faffda0008010100003f00e1bfe158ff00646174613a474946383761696d61c3f4afaff700000000000000000406ffc40014010100000000000000000000000000000000ffda000c030100021003100000018900000000ffda000c030100021003100000010101000000000000003144444444444444444444444444444444444444444444444444444444000000000406ffc4001401010000000000000000000100010502ffffffffffffffffffffffffffffffffffffffffff0000000000000000000000000000000000000000000000000000000000000000ffd9";
 
     const CRASH_D704C898: &str = "ffd8ffe000104a46494600012d00000100010000ffdb0043000d090a0b0a080d0b0a0b0e0e0d0f13201513121213271c1e17202e2931302e292d2c334a3e61333646372c2d574041464c4e525352323e5a615a50604a51524fffdb0043010e0e0e1311132615150000000000000000000000000000000000000025000000000000000000000000000000000000000000000000000000008b8b8b8b8b8b8b8b4fffc2001108000c000703011100022201031101ffc400160001010100000000000000000000000000000406010000000000006bffc40014010100000000000000000000000000000000000301000000000000000000000000000011f010ffda0008010100013f10a452dfff00ffd9";
+
+    /// The pixel budget is read from the header: a big image is refused before decoding,
+    /// and one that decodes to 16 bits a channel gets half the pixels of an 8-bit RGBA one.
+    #[test]
+    fn the_pixel_budget_counts_decoded_bytes() {
+        let limits = ImageLimits { max_side: 4096, max_pixels: 100 * 100 };
+        assert!(decode_image_within(&png(100, 100), "image", limits).is_ok());
+        let e = decode_image_within(&png(101, 100), "image", limits).unwrap_err();
+        assert!(matches!(e, ImageError::TooManyPixels { width: 101, height: 100, bytes_per_pixel: 1, .. }), "{e:?}");
+        assert_eq!(e.code(), crate::ErrorCode::TooLarge);
+        assert!(e.to_string().contains("--max-image-pixels"), "{e}");
+        let rgba16 = |w: u32, h: u32| {
+            let img = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_pixel(w, h, image::Rgba([40_000, 1, 2, 65_535]));
+            let mut out = Vec::new();
+            image::DynamicImage::ImageRgba16(img).write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+            out
+        };
+        assert!(decode_image_within(&rgba16(70, 70), "image", limits).is_ok(), "4,900 px x 8 bytes fit 10,000 x 4");
+        let e = decode_image_within(&rgba16(80, 80), "image", limits).unwrap_err();
+        assert!(matches!(e, ImageError::TooManyPixels { bytes_per_pixel: 8, .. }), "{e:?}");
+        // The side-only limit behaves as before.
+        assert!(decode_image(&png(64, 64), "image", 64).is_ok());
+    }
 
     #[test]
     fn data_urls_go_through_both_steps() {

@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use crate::frames::{process, FrameMeta, Input};
-use crate::ws::{accept, finish, peek_ids, split, End, Event, Outbox};
+use crate::ws::{accept, finish, peek_ids, split, Budget, End, Event, Outbox};
 use crate::AppState;
 
 pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
@@ -47,7 +47,8 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri
     }
     let limit = state.config.limits.max_message_bytes;
     let tasks = state.tasks.clone();
-    accept(ws, limit, &tasks, move |socket| serve(socket, state, wants_delivered))
+    let outgoing = max_outgoing_bytes(state.simulator.model().info());
+    accept(ws, limit, outgoing, &tasks, move |socket| serve(socket, state, wants_delivered))
 }
 
 /// `delivered=true` (or `1`) in the upgrade's query asks for `delivered` messages; off by
@@ -90,7 +91,8 @@ pub async fn serve(socket: WebSocket, state: AppState, wants_delivered: bool) {
     state.metrics.connections.inc();
     debug!(connection = id, "browser connected");
     let rate = state.config.limits.messages_per_second;
-    let (mut reader, outbox, writer) = split(socket, rate, state.shutdown.clone());
+    let budget = Budget { rate, idle_timeout: state.config.limits.net.idle_timeout };
+    let (mut reader, outbox, writer) = split(socket, budget, state.shutdown.clone());
     let slots = Arc::new(Semaphore::new(reply_slots(&state)));
     let mut conn = Connection {
         id,
@@ -105,12 +107,12 @@ pub async fn serve(socket: WebSocket, state: AppState, wants_delivered: bool) {
         match reader.next().await {
             Err(end) => {
                 match &end {
-                    End::Oversize(e) => {
-                        state.metrics.error(ErrorCode::TooLarge);
-                        info!(connection = id, "closing a browser connection: {e}");
-                    }
+                    End::Oversize(_) => state.metrics.error(ErrorCode::TooLarge),
                     End::Failed(e) => debug!(connection = id, "read error: {e}"),
-                    End::Closed | End::Shutdown => {}
+                    _ => {}
+                }
+                if let Some(why) = end.describe() {
+                    info!(connection = id, "closing a browser connection: {why}");
                 }
                 break end.close_frame("simulation-service shutting down", "message over the size limit (--max-message-bytes)");
             }
@@ -210,7 +212,7 @@ async fn stimulus(state: &AppState, conn: &mut Connection, s: Stimulus) {
         send_error(state, &conn.outbox, error).await;
         return;
     };
-    let ticket = match state.pool.admit() {
+    let ticket = match state.pool.admit(crate::pool::lane_of(conn.id)) {
         Ok(t) => t,
         Err(e) => {
             let error = ErrorMessage {
@@ -266,6 +268,16 @@ async fn send_error(state: &AppState, outbox: &Outbox, e: ErrorMessage) {
     state.metrics.error(e.code);
     debug!(code = %e.code, "browser error: {}", e.message);
     outbox.error(e).await;
+}
+
+/// The largest message `/ws` sends: a `response` with its payload as JSON numbers and the
+/// crop as a PNG data URL (at worst about twice the raw pixels, base64-encoded), or an
+/// error; it bounds the socket's write buffer.
+fn max_outgoing_bytes(info: &models::ModelInfo) -> usize {
+    let payload = info.n_lags() * info.n_channels() * 32;
+    let side = info.image_size as usize;
+    let png = side * side * 2 * 4 / 3;
+    payload + png + 16 * 1024
 }
 
 /// Frames one connection may have unanswered (see [`crate::ws::reply_slots`]).

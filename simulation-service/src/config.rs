@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shared_protocol::validate::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_SIDE};
+use shared_protocol::validate::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_SIDE};
+use service_kit::serve::NetLimits;
 use shared_protocol::{OriginPolicy, SharedSecret};
 
 /// The service's limits. Each one bounds memory or work that a client controls.
@@ -19,6 +20,12 @@ pub struct Limits {
     pub max_image_bytes: usize,
     /// Largest image width or height, pixels, read from the header before decoding.
     pub max_image_side: u32,
+    /// Largest image in pixels (8-bit RGBA; images that decode wider get fewer), read
+    /// from the header before decoding.
+    pub max_image_pixels: u64,
+    /// Frames of one browser connection running or waiting for a worker; the workers
+    /// take connections in turn, one frame each.
+    pub frames_per_connection: usize,
     /// Messages per second one browser connection may send.
     pub messages_per_second: u32,
     /// Distinct sessions one browser connection may use.
@@ -27,6 +34,8 @@ pub struct Limits {
     pub max_streams_per_connection: usize,
     /// Frames waiting for a worker before new ones are refused (`overloaded`).
     pub queue_depth: usize,
+    /// Connections, header-read and idle timeouts (see [`NetLimits`]).
+    pub net: NetLimits,
     /// `waveform_latent`s kept for re-sending until the relay acknowledges them; beyond
     /// this the oldest is dropped (and counted as lost).
     pub max_unacked: usize,
@@ -40,10 +49,13 @@ impl Default for Limits {
             max_message_bytes: DEFAULT_MAX_IMAGE_BYTES + 64 * 1024,
             max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
             max_image_side: DEFAULT_MAX_IMAGE_SIDE,
+            max_image_pixels: DEFAULT_MAX_IMAGE_PIXELS,
+            frames_per_connection: 16,
             messages_per_second: 60,
             max_sessions_per_connection: 8,
             max_streams_per_connection: 4,
             queue_depth: 64,
+            net: NetLimits::default(),
             max_unacked: 1024,
             max_folder_images: 2000,
         }
@@ -110,10 +122,15 @@ impl SimConfig {
             return Err(ConfigError::ImageExceedsMessage { message: l.max_message_bytes, image: l.max_image_bytes });
         }
         range("max image side", u64::from(l.max_image_side), 1, 16384)?;
+        range("max image pixels", l.max_image_pixels, 1, 256 * 1024 * 1024)?;
+        range("frames per connection", l.frames_per_connection as u64, 1, 1_000_000)?;
         range("messages per second", u64::from(l.messages_per_second), 1, 1_000_000)?;
         range("max sessions per connection", l.max_sessions_per_connection as u64, 1, 1024)?;
         range("max streams per connection", l.max_streams_per_connection as u64, 1, 64)?;
         range("queue depth", l.queue_depth as u64, 1, 1_000_000)?;
+        for (name, got, min, max) in l.net.ranges() {
+            range(name, got, min, max)?;
+        }
         range("max unacknowledged latents", l.max_unacked as u64, 1, 1_000_000)?;
         range("max folder images", l.max_folder_images as u64, 1, 1_000_000)?;
         for url in relay_urls(&self.relay_url) {

@@ -28,6 +28,9 @@ pub enum FrameError {
     Protocol(#[from] ProtocolError),
     #[error("{field} is {width}x{height} pixels; at most {max}x{max} are accepted (the service's --max-image-side)")]
     ImageTooLarge { field: &'static str, width: u32, height: u32, max: u32 },
+    /// Within the side limit but over the pixel budget (`--max-image-pixels`).
+    #[error(transparent)]
+    ImageCost(shared_protocol::image_limits::ImageError),
     #[error("{field} is not a JPEG or PNG image (its first bytes are {head}); send a JPEG or PNG data URL")]
     NotAnImage { field: &'static str, head: String },
     #[error("{field} could not be decoded as an image: {message}")]
@@ -47,6 +50,7 @@ impl From<shared_protocol::image_limits::ImageError> for FrameError {
             ImageError::TooLarge { field, width, height, max } => FrameError::ImageTooLarge { field, width, height, max },
             ImageError::NotAnImage { field, head } => FrameError::NotAnImage { field, head },
             ImageError::Decode { field, message } => FrameError::Decode { field, message },
+            cost @ ImageError::TooManyPixels { .. } => FrameError::ImageCost(cost),
         }
     }
 }
@@ -55,7 +59,7 @@ impl FrameError {
     pub fn code(&self) -> ErrorCode {
         match self {
             FrameError::Protocol(p) => p.code(),
-            FrameError::ImageTooLarge { .. } => ErrorCode::TooLarge,
+            FrameError::ImageTooLarge { .. } | FrameError::ImageCost(_) => ErrorCode::TooLarge,
             FrameError::NotAnImage { .. } | FrameError::Decode { .. } => ErrorCode::BadImage,
             FrameError::Model(models::ModelError::ImageSize { .. }) => ErrorCode::TooLarge,
             FrameError::Model(_) | FrameError::Internal(_) => ErrorCode::Internal,

@@ -61,6 +61,8 @@ pub async fn info(State(state): State<AppState>) -> Response {
             "max_message_bytes": l.max_message_bytes,
             "max_image_bytes": l.max_image_bytes,
             "max_image_side": l.max_image_side,
+            "max_image_pixels": l.max_image_pixels,
+            "frames_per_connection": l.frames_per_connection,
             "messages_per_second": l.messages_per_second,
             "max_sessions_per_connection": l.max_sessions_per_connection,
             "max_streams_per_connection": l.max_streams_per_connection,

@@ -102,8 +102,9 @@ impl AppState {
             sources
         };
         let l = &config.limits;
-        let simulator = simulate::Simulator::new(model, l.max_image_bytes, l.max_image_side);
-        let pool = pool::Pool::new(config.workers, l.queue_depth);
+        let image_limits = shared_protocol::image_limits::ImageLimits { max_side: l.max_image_side, max_pixels: l.max_image_pixels };
+        let simulator = simulate::Simulator::new(model, l.max_image_bytes, image_limits);
+        let pool = pool::Pool::with_lane_limit(config.workers, l.queue_depth, l.frames_per_connection);
         let (relay, link_task) = relay_link::RelayLink::new();
         Ok(Self(Arc::new(Shared {
             simulator,
@@ -180,7 +181,9 @@ pub async fn run(
         })
     };
     let drain = Drain { token: state.shutdown.clone(), tasks: state.tasks.clone(), timeout: state.config.drain_timeout };
-    service_kit::serve::serve(listener, app(state.clone()), shutdown, &drain, "simulation-service", "browser connections").await?;
+    let net = state.config.limits.net;
+    service_kit::serve::serve(listener, app(state.clone()), shutdown, &drain, &net, "simulation-service", "browser connections")
+        .await?;
     link_drain.cancel();
     if let Some(link) = link {
         // The link has its own drain timeout; this bound only guards against a bug.

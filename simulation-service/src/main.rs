@@ -49,6 +49,8 @@ struct Args {
     /// Frames waiting for a worker before new ones are refused as `overloaded`.
     #[arg(long, env = "V1_SIM_QUEUE_DEPTH", default_value_t = Limits::default().queue_depth)]
     queue_depth: usize,
+    #[command(flatten)]
+    net: service_kit::serve::NetArgs,
     /// Largest WebSocket message in bytes (larger ones close the socket with 1009).
     #[arg(long, env = "V1_SIM_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
     max_message_bytes: usize,
@@ -58,6 +60,13 @@ struct Args {
     /// Largest image width or height in pixels.
     #[arg(long, env = "V1_SIM_MAX_IMAGE_SIDE", default_value_t = Limits::default().max_image_side)]
     max_image_side: u32,
+    /// Largest image in pixels (8-bit RGBA; 16-bit images get half), from the header.
+    #[arg(long, env = "V1_SIM_MAX_IMAGE_PIXELS", default_value_t = Limits::default().max_image_pixels)]
+    max_image_pixels: u64,
+    /// Frames of one browser connection running or waiting at once (more are refused as
+    /// `overloaded`); connections are served in turn.
+    #[arg(long, env = "V1_SIM_FRAMES_PER_CONNECTION", default_value_t = Limits::default().frames_per_connection)]
+    frames_per_connection: usize,
     /// Messages per second one browser connection may send.
     #[arg(long, env = "V1_SIM_RATE", default_value_t = Limits::default().messages_per_second)]
     messages_per_second: u32,
@@ -122,10 +131,13 @@ async fn start(args: Args) -> anyhow::Result<()> {
             max_message_bytes: args.max_message_bytes,
             max_image_bytes: args.max_image_bytes,
             max_image_side: args.max_image_side,
+            max_image_pixels: args.max_image_pixels,
+            frames_per_connection: args.frames_per_connection,
             messages_per_second: args.messages_per_second,
             max_sessions_per_connection: args.max_sessions_per_connection,
             max_streams_per_connection: args.max_streams_per_connection,
             queue_depth: args.queue_depth,
+            net: (&args.net).into(),
             max_unacked: args.max_unacked,
             max_folder_images: args.max_folder_images,
         },

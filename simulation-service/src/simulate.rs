@@ -8,6 +8,7 @@ use std::sync::Arc;
 use image::codecs::png::PngEncoder;
 use image::{DynamicImage, ImageEncoder};
 use models::{GrayCrop, V1Model};
+use shared_protocol::image_limits::ImageLimits;
 use shared_protocol::{DataUrl, ImageKind};
 
 use crate::error::FrameError;
@@ -24,12 +25,12 @@ const _: fn() = || {
 pub struct Simulator {
     model: Arc<V1Model>,
     max_image_bytes: usize,
-    max_image_side: u32,
+    image_limits: ImageLimits,
 }
 
 impl Simulator {
-    pub fn new(model: Arc<V1Model>, max_image_bytes: usize, max_image_side: u32) -> Self {
-        Self { model, max_image_bytes, max_image_side }
+    pub fn new(model: Arc<V1Model>, max_image_bytes: usize, image_limits: ImageLimits) -> Self {
+        Self { model, max_image_bytes, image_limits }
     }
 
     pub fn model(&self) -> &V1Model {
@@ -39,7 +40,7 @@ impl Simulator {
     /// Decodes an image data URL into the crop the model sees.
     pub fn crop_from_data_url(&self, url: &str, field: &'static str) -> Result<GrayCrop, FrameError> {
         let data = DataUrl::parse(url, field, self.max_image_bytes)?;
-        let image = decode_image(&data.bytes, field, self.max_image_side)?;
+        let image = shared_protocol::image_limits::decode_image_within(&data.bytes, field, self.image_limits)?;
         Ok(self.model.prepare_image(&image)?)
     }
 

@@ -75,7 +75,7 @@ pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source:
         };
         index += 1;
         let ticket = if input.needs_worker() {
-            match state.pool.admit() {
+            match state.pool.admit(crate::pool::lane_of(&session_id)) {
                 Ok(t) => Some(t),
                 Err(_) => {
                     state.metrics.stream_frames_skipped.inc();
