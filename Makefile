@@ -85,8 +85,9 @@ fuzz:
 ## p50/p99 and each service's peak memory (figures go to BENCHMARKS.md by hand).
 SOAK_SESSIONS ?= 4
 SOAK_SECONDS ?= 600
+SOAK_FLOODERS ?= 0
 soak: build
-	SOAK_SESSIONS=$(SOAK_SESSIONS) SOAK_SECONDS=$(SOAK_SECONDS) MODEL=$(MODEL) ./scripts/soak.sh
+	SOAK_SESSIONS=$(SOAK_SESSIONS) SOAK_SECONDS=$(SOAK_SECONDS) SOAK_FLOODERS=$(SOAK_FLOODERS) MODEL=$(MODEL) ./scripts/soak.sh
 
 clean-data:
 	rm -rf $(DATA)

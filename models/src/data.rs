@@ -67,10 +67,15 @@ pub fn model_info(ds: &Dataset) -> ModelInfo {
 
 /// Whether a model's info fits a dataset (same channels, lags and crop size).
 pub fn matches(info: &ModelInfo, ds: &Dataset) -> bool {
-    info.lags == ds.meta.lags
-        && info.image_size == ds.meta.image_size
-        && info.channels.len() == ds.meta.channels.len()
-        && info.channels.iter().zip(&ds.meta.channels).all(|(a, b)| a.file == b.file && a.electrode == b.electrode)
+    matches_meta(info, &ds.meta)
+}
+
+/// [`matches`], from a cache's metadata alone.
+pub fn matches_meta(info: &ModelInfo, meta: &neural_data::cache::CacheMeta) -> bool {
+    info.lags == meta.lags
+        && info.image_size == meta.image_size
+        && info.channels.len() == meta.channels.len()
+        && info.channels.iter().zip(&meta.channels).all(|(a, b)| a.file == b.file && a.electrode == b.electrode)
 }
 
 /// Crops of `idx` as pixels in [0,1], [B, 1, S, S].

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use neural_data::cache::{Dataset, Split};
+use neural_data::cache::{Dataset, Split, SplitSamples};
 
-use crate::data::matches;
+use crate::data::matches_meta;
 use crate::error::{ModelError, Result};
 use crate::info::ModelInfo;
 use crate::pipeline::GrayCrop;
@@ -36,17 +36,36 @@ pub struct RecordedSet {
 impl RecordedSet {
     /// Finds, under `data_root/cache/`, the newest cache built with the model's channels,
     /// lags and crop size, and keeps its test split.
+    /// Only the test split is read from the file (see [`Dataset::load_split`]).
     pub fn load(data_root: &Path, info: &ModelInfo) -> Result<Self> {
-        let ds = find_cache(data_root, info)?;
-        Ok(Self::from_dataset(&ds, Split::Test))
+        let path = find_cache(data_root, info)?;
+        let samples = Dataset::load_split(&path, Split::Test)
+            .map_err(|e| ModelError::Invalid(format!("{e}; rebuild it with `v1 build --data {}`", data_root.display())))?;
+        Ok(Self::from_samples(&samples))
+    }
+
+    /// The segments of samples read with [`Dataset::load_split`].
+    pub fn from_samples(samples: &SplitSamples) -> Self {
+        let s = samples.meta.image_size;
+        let r = samples.meta.lags.len() * samples.meta.channels.len();
+        let rows = samples.index.iter().zip(samples.crops.chunks_exact(s * s)).zip(samples.responses.chunks_exact(r.max(1)));
+        Self::from_rows(rows.map(|((&[movie, segment, frame], crop), response)| {
+            (movie, segment, RecordedFrame { frame, crop: GrayCrop::from_u8(s, crop), response: response.to_vec() })
+        }))
     }
 
     pub fn from_dataset(ds: &Dataset, split: Split) -> Self {
         let s = ds.meta.image_size;
-        let mut segments: Vec<RecordedSegment> = Vec::new();
-        for i in ds.indices(split) {
+        Self::from_rows(ds.indices(split).into_iter().map(|i| {
             let [movie, segment, frame] = ds.index[i];
-            let f = RecordedFrame { frame, crop: GrayCrop::from_u8(s, ds.crop(i)), response: ds.response(i).to_vec() };
+            (movie, segment, RecordedFrame { frame, crop: GrayCrop::from_u8(s, ds.crop(i)), response: ds.response(i).to_vec() })
+        }))
+    }
+
+    /// Groups frames into segments, in order.
+    fn from_rows(rows: impl Iterator<Item = (u16, u16, RecordedFrame)>) -> Self {
+        let mut segments: Vec<RecordedSegment> = Vec::new();
+        for (movie, segment, f) in rows {
             match segments.last_mut() {
                 Some(last) if last.movie == movie && last.segment == segment => last.frames.push(f),
                 _ => segments.push(RecordedSegment { movie, segment, frames: vec![f] }),
@@ -60,8 +79,9 @@ impl RecordedSet {
     }
 }
 
-/// The newest cache under `data_root/cache/` that fits `info`.
-pub fn find_cache(data_root: &Path, info: &ModelInfo) -> Result<Dataset> {
+/// The newest cache under `data_root/cache/` that fits `info` (judged by each file's
+/// header alone).
+pub fn find_cache(data_root: &Path, info: &ModelInfo) -> Result<std::path::PathBuf> {
     let dir = data_root.join("cache");
     let entries = std::fs::read_dir(&dir).map_err(|e| ModelError::Invalid(format!(
         "{}: {e}. Build the dataset cache with `v1 build --data {}` (or train once)",
@@ -75,11 +95,9 @@ pub fn find_cache(data_root: &Path, info: &ModelInfo) -> Result<Dataset> {
         .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
         .collect();
     candidates.sort_by_key(|c| std::cmp::Reverse(c.0));
-    for (_, p) in &candidates {
-        if let Ok(ds) = Dataset::load(p) {
-            if matches(info, &ds) {
-                return Ok(ds);
-            }
+    for (_, p) in candidates {
+        if Dataset::read_meta(&p).is_ok_and(|meta| matches_meta(info, &meta)) {
+            return Ok(p);
         }
     }
     Err(ModelError::Invalid(format!(

@@ -311,6 +311,158 @@ impl Dataset {
     }
 }
 
+/// The samples of one split, read from a cache file without the rest of it: what a
+/// service that replays the test segments needs (see [`Dataset::load_split`]).
+#[derive(Debug, Clone)]
+pub struct SplitSamples {
+    pub meta: CacheMeta,
+    /// (movie, segment, frame) of each sample, in file order.
+    pub index: Vec<[u16; 3]>,
+    /// Crops, `image_size`² bytes each.
+    pub crops: Vec<u8>,
+    /// Responses, lags x channels each.
+    pub responses: Vec<f32>,
+}
+
+/// Where one tensor's bytes lie in a safetensors file.
+#[derive(Debug, Deserialize)]
+struct TensorSpan {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: [u64; 2],
+}
+
+/// A cache file's header: its metadata and where each tensor lies, read with the file's
+/// data left on disk. Hand-written because the safetensors crate parses a header only
+/// from the whole file in memory, which for a full cache is over a gigabyte.
+struct CacheHeader {
+    meta: CacheMeta,
+    tensors: HashMap<String, TensorSpan>,
+    /// Offset of the data section in the file.
+    data_start: u64,
+}
+
+/// Largest header accepted (the crate's own bound).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+impl CacheHeader {
+    fn read(file: &mut std::fs::File, path: &Path) -> Result<Self, DataError> {
+        use std::io::Read;
+        let err = |message: String| DataError::Cache { path: path.to_owned(), message };
+        let file_len = file.metadata().map_err(io_err(format!("reading {}", path.display())))?.len();
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len).map_err(|_| err("the file is too short to be a cache (no header)".into()))?;
+        let n = u64::from_le_bytes(len);
+        if n > MAX_HEADER_BYTES || 8 + n > file_len {
+            return Err(err(format!("the header claims {n} bytes in a file of {file_len}; the file is damaged, rebuild it")));
+        }
+        let mut header = vec![0u8; n as usize];
+        file.read_exact(&mut header).map_err(io_err(format!("reading {}", path.display())))?;
+        let mut entries: HashMap<String, serde_json::Value> =
+            serde_json::from_slice(&header).map_err(|e| err(format!("unreadable header: {e}")))?;
+        let meta_json = entries
+            .remove("__metadata__")
+            .and_then(|m| m.get("meta").and_then(|v| v.as_str()).map(str::to_owned))
+            .ok_or_else(|| err("no `meta` entry in the metadata".into()))?;
+        let meta: CacheMeta = serde_json::from_str(&meta_json).map_err(|e| err(format!("bad meta: {e}")))?;
+        if meta.version != CACHE_VERSION {
+            return Err(err(format!("cache version {} but this program reads {CACHE_VERSION}", meta.version)));
+        }
+        let data_start = 8 + n;
+        let mut tensors = HashMap::new();
+        for (name, value) in entries {
+            let span: TensorSpan = serde_json::from_value(value).map_err(|e| err(format!("tensor `{name}`: {e}")))?;
+            let [begin, end] = span.data_offsets;
+            if begin > end || data_start + end > file_len {
+                return Err(err(format!("tensor `{name}` lies outside the file; the file is damaged, rebuild it")));
+            }
+            tensors.insert(name, span);
+        }
+        Ok(Self { meta, tensors, data_start })
+    }
+
+    /// The span of tensor `name`, checked to be `dtype` ("U8", "F32", …) of `shape`.
+    fn span(&self, name: &str, dtype: &str, shape: &[usize], path: &Path) -> Result<&TensorSpan, DataError> {
+        let err = |message: String| DataError::Cache { path: path.to_owned(), message };
+        let span = self.tensors.get(name).ok_or_else(|| err(format!("no tensor `{name}`")))?;
+        if span.dtype != dtype {
+            return Err(err(format!("tensor `{name}` is {}, expected {dtype}", span.dtype)));
+        }
+        if span.shape != shape {
+            return Err(err(format!("tensor `{name}` has shape {:?}, expected {shape:?}", span.shape)));
+        }
+        let elem = match dtype {
+            "U8" => 1,
+            "U16" => 2,
+            _ => 4,
+        };
+        let want = shape.iter().product::<usize>() as u64 * elem;
+        if span.data_offsets[1] - span.data_offsets[0] != want {
+            return Err(err(format!("tensor `{name}` holds {} bytes, its shape needs {want}", span.data_offsets[1] - span.data_offsets[0])));
+        }
+        Ok(span)
+    }
+
+    /// Rows `rows` (each `row_bytes` long) of `span`, one read per run of consecutive rows.
+    fn read_rows(&self, file: &mut std::fs::File, span: &TensorSpan, row_bytes: usize, rows: &[usize], path: &Path) -> Result<Vec<u8>, DataError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut out = vec![0u8; rows.len() * row_bytes];
+        let mut i = 0;
+        while i < rows.len() {
+            let mut j = i + 1;
+            while j < rows.len() && rows[j] == rows[j - 1] + 1 {
+                j += 1;
+            }
+            let at = self.data_start + span.data_offsets[0] + (rows[i] * row_bytes) as u64;
+            file.seek(SeekFrom::Start(at)).map_err(io_err(format!("reading {}", path.display())))?;
+            file.read_exact(&mut out[i * row_bytes..j * row_bytes]).map_err(io_err(format!("reading {}", path.display())))?;
+            i = j;
+        }
+        Ok(out)
+    }
+}
+
+impl Dataset {
+    /// The metadata of a cache file, without reading its arrays.
+    pub fn read_meta(path: &Path) -> Result<CacheMeta, DataError> {
+        let mut file = std::fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
+        Ok(CacheHeader::read(&mut file, path)?.meta)
+    }
+
+    /// The crops, responses and index of the samples of `split` only, read a run of rows
+    /// at a time: memory stays at what that split holds, whatever the size of the file.
+    pub fn load_split(path: &Path, split: Split) -> Result<SplitSamples, DataError> {
+        let mut file = std::fs::File::open(path).map_err(io_err(format!("opening {}", path.display())))?;
+        let header = CacheHeader::read(&mut file, path)?;
+        let err = |message: String| DataError::Cache { path: path.to_owned(), message };
+        let split_span = header.tensors.get("split").ok_or_else(|| err("no tensor `split`".into()))?;
+        let n = split_span.shape.first().copied().unwrap_or(0);
+        let meta = &header.meta;
+        let (s, l, c) = (meta.image_size, meta.lags.len(), meta.channels.len());
+        let split_span = header.span("split", "U8", &[n], path)?;
+        let crops = header.span("crops", "U8", &[n, s, s], path)?;
+        let responses = header.span("responses", "F32", &[n, l, c], path)?;
+        let index = header.span("index", "U16", &[n, 3], path)?;
+        let all: Vec<usize> = (0..n).collect();
+        let splits = header.read_rows(&mut file, split_span, 1, &all, path)?;
+        let mut rows = Vec::new();
+        for (i, v) in splits.iter().enumerate() {
+            let v = Split::from_u8(*v).ok_or_else(|| err(format!("split value {v} is not 0, 1 or 2")))?;
+            if v == split {
+                rows.push(i);
+            }
+        }
+        let index = header
+            .read_rows(&mut file, index, 6, &rows, path)?
+            .chunks_exact(6)
+            .map(|ch| [u16::from_le_bytes([ch[0], ch[1]]), u16::from_le_bytes([ch[2], ch[3]]), u16::from_le_bytes([ch[4], ch[5]])])
+            .collect();
+        let crops = header.read_rows(&mut file, crops, s * s, &rows, path)?;
+        let responses = f32_from_bytes(&header.read_rows(&mut file, responses, l * c * 4, &rows, path)?);
+        Ok(SplitSamples { meta: header.meta, index, crops, responses })
+    }
+}
+
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }

@@ -202,9 +202,7 @@ impl RelayProcess {
 
     /// VmRSS of the process, in KiB.
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().unwrap()
+        service_kit::testing::rss_kib(self.child.id())
     }
 
     async fn ingest(&self) -> Ws {
@@ -322,4 +320,41 @@ async fn a_subscriber_that_never_reads_costs_bounded_memory_and_slows_no_one_els
         "relay RSS grew by {late_growth_mb:.1} MiB over the last {late_pushed_mb:.1} MB pushed to a subscriber that never reads"
     );
     assert!(growth_mb < 36.0, "relay RSS grew by {growth_mb:.1} MiB while {pushed_mb:.1} MB went to a subscriber that never reads");
+}
+
+/// A client that pings as fast as it can and never reads its pongs, on each WebSocket
+/// endpoint, needs no token: the pings count against the connection's message rate and
+/// the relay closes the connection (1008) long before the pongs it owes could pile up;
+/// the relay's memory stays where it was, and it keeps serving.
+#[tokio::test]
+async fn a_ping_flood_from_a_client_that_never_reads_is_closed_and_costs_no_memory() {
+    let relay = RelayProcess::spawn(&["--workers", "1"]).await;
+    let ingest_auth = format!("Bearer {SECRET}");
+    // Warm up: the allocator and the socket buffers reach their working size.
+    let mut ingest = relay.ingest().await;
+    assert_eq!(push(&mut ingest, "warm", 0..64).await, 64);
+    let before = relay.rss_kib();
+    for (path, headers) in [("/ws/subscribe", vec![]), ("/ws/ingest", vec![("authorization", ingest_auth.as_str())])] {
+        let url = format!("ws://{}{path}", relay.addr);
+        let flood = service_kit::testing::ping_flood(&url, &headers, Duration::from_secs(10)).await;
+        let rss = relay.rss_kib();
+        eprintln!(
+            "ping flood on {path}: {} pings in {:.1} s, closed with {:?}; relay RSS {:.1} -> {:.1} MiB",
+            flood.pings,
+            flood.elapsed.as_secs_f64(),
+            flood.close_code,
+            before as f64 / 1024.0,
+            rss as f64 / 1024.0
+        );
+        assert!(flood.ended_by_server, "{path}: the relay let the flood run for {:?}", flood.elapsed);
+        assert!(flood.elapsed < Duration::from_secs(5), "{path}: the flood ran {:?} before it was stopped", flood.elapsed);
+        assert!(matches!(flood.close_code, None | Some(1008)), "{path}: closed with {:?}", flood.close_code);
+        assert!(rss < before + 16 * 1024, "{path}: relay RSS grew from {before} to {rss} KiB under a ping flood");
+    }
+    // A client that reads, pinging past the subscriber rate (20/s): the close frame says why.
+    let storm = service_kit::testing::ping_storm(&format!("ws://{}/ws/subscribe", relay.addr), &[], 100, WAIT).await;
+    assert_eq!(storm, Some(1008), "pings past the rate are closed as a policy violation");
+    // Still serving.
+    assert_eq!(http(relay.addr, "GET", "/healthz", &[]).await.0, 200);
+    assert_eq!(push(&mut ingest, "after", 0..8).await, 8);
 }

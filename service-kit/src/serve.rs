@@ -425,4 +425,30 @@ mod tests {
         assert!(done_rx.await.is_ok());
         assert!(drain.tasks.is_empty());
     }
+
+    #[test]
+    fn the_gate_counts_per_address_and_in_all_and_gives_places_back() {
+        let limits = NetLimits { max_connections: 3, max_connections_per_address: 2, ..NetLimits::default() };
+        let gate = Gate::new(limits);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let a1 = gate.enter(a).unwrap();
+        let _a2 = gate.enter(a).unwrap();
+        assert_eq!(gate.enter(a).unwrap_err(), Refusal::PerAddress { max: 2 });
+        let _b1 = gate.enter(b).unwrap();
+        assert_eq!(gate.enter(b).unwrap_err(), Refusal::Full { max: 3 });
+        assert!(Refusal::Full { max: 3 }.message().contains("--max-connections"));
+        assert_eq!(gate.open(), 3);
+        drop(a1);
+        assert_eq!(gate.open(), 2);
+        assert!(gate.enter(a).is_ok(), "the place came back");
+    }
+
+    #[test]
+    fn net_limits_are_checked_with_their_names() {
+        let ranges = NetLimits::default().ranges();
+        assert!(ranges.iter().all(|(_, got, min, max)| (min..=max).contains(&got)));
+        let zero = NetLimits { idle_timeout: Duration::from_secs(1), ..NetLimits::default() };
+        assert!(zero.ranges().iter().any(|(name, got, min, _)| *name == "idle timeout seconds" && got < min));
+    }
 }

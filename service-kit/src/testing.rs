@@ -116,6 +116,94 @@ pub async fn close_code(ws: &mut Ws) -> Option<u16> {
     }
 }
 
+/// What a ping flood got from the server.
+#[derive(Debug)]
+pub struct PingFlood {
+    /// Pings the socket took before the flood stopped.
+    pub pings: u64,
+    /// The server ended the connection before the flood's time was up.
+    pub ended_by_server: bool,
+    /// The close code the client read, if the close frame reached it: a server closing a
+    /// socket with unread pings still queued resets the connection, and the reset can
+    /// overtake its close frame.
+    pub close_code: Option<u16>,
+    /// How long the flood ran.
+    pub elapsed: Duration,
+}
+
+/// Connects to `url` and sends pings as fast as the socket takes them, never reading, for
+/// at most `limit` or until the connection breaks; then reads what the server sent (its
+/// pongs, then its close frame) to find out how it ended.
+pub async fn ping_flood(url: &str, headers: &[(&str, &str)], limit: Duration) -> PingFlood {
+    let ws = connect(url, headers).await.unwrap_or_else(|status| panic!("{url} refused the flood with HTTP {status}"));
+    let (mut sink, mut stream) = ws.split();
+    let started = std::time::Instant::now();
+    let mut pings = 0u64;
+    let mut ended_by_server = false;
+    'flood: while started.elapsed() < limit {
+        for _ in 0..256 {
+            if sink.feed(Message::Ping(Default::default())).await.is_err() {
+                ended_by_server = true;
+                break 'flood;
+            }
+            pings += 1;
+        }
+        match tokio::time::timeout(Duration::from_secs(1), sink.flush()).await {
+            Ok(Err(_)) => {
+                ended_by_server = true;
+                break;
+            }
+            Ok(Ok(())) | Err(_) => {}
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut close_code = None;
+    let reading = async {
+        while let Some(m) = stream.next().await {
+            match m {
+                Ok(Message::Close(frame)) => {
+                    close_code = frame.map(|f| u16::from(f.code));
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(WAIT, reading).await;
+    PingFlood { pings, ended_by_server, close_code, elapsed }
+}
+
+/// Pings `url` `per_second` times a second, reading between pings, until the server
+/// closes the connection (or `limit` passes); the close code it sent.
+pub async fn ping_storm(url: &str, headers: &[(&str, &str)], per_second: u32, limit: Duration) -> Option<u16> {
+    let mut ws = connect(url, headers).await.unwrap_or_else(|status| panic!("{url} refused the pings with HTTP {status}"));
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / per_second.max(1));
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => return None,
+            _ = tick.tick() => {
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    return close_code(&mut ws).await;
+                }
+            }
+            m = ws.next() => match m {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            },
+        }
+    }
+}
+
+/// Resident memory of process `pid` in KiB (VmRSS from /proc).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
 /// An HTTP response as a test reads it.
 #[derive(Debug)]
 pub struct HttpResponse {

@@ -12,8 +12,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -124,48 +123,6 @@ fn duplicates(ids: &[u64]) -> Vec<u64> {
     count.into_iter().filter(|&(_, n)| n > 1).map(|(id, _)| id).collect()
 }
 
-/// The simulation-service binary on a free port, linked to `relay`.
-struct SimProcess {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl SimProcess {
-    async fn spawn(relay: SocketAddr) -> Self {
-        // A free port: bind, read it, let it go (the child binds it a moment later).
-        let addr = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_simulation-service"))
-            .args(["--bind", &addr.to_string()])
-            .args(["--model", fixture().model_dir.to_str().unwrap()])
-            .args(["--relay-url", &format!("ws://{relay}/ws/ingest")])
-            .args(["--workers", "2", "--max-backoff-secs", "1"])
-            .env("V1_SHARED_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let sim = Self { child, addr };
-        // Ready once it answers /healthz with the relay linked.
-        let deadline = Instant::now() + WAIT;
-        loop {
-            assert!(Instant::now() < deadline, "the simulation-service never became ready");
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                let (status, _, body) = http(addr, "GET", "/healthz", &[]).await;
-                if status == 200 && body.contains("\"relay_connected\":true") {
-                    return sim;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGKILL: no drain, no goodbye, its memory is gone.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
 
 impl Drop for SimProcess {
     fn drop(&mut self) {
@@ -254,7 +211,7 @@ impl KillableRelay {
         // The address may still be held for a moment by the relay just killed.
         let deadline = Instant::now() + WAIT;
         let listener = loop {
-            match StdListener::bind(addr) {
+            match std::net::TcpListener::bind(addr) {
                 Ok(l) => break l,
                 Err(e) => {
                     assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}");

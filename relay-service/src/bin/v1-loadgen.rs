@@ -77,6 +77,12 @@ struct Args {
     /// image crosses relays.
     #[arg(long, value_delimiter = ',', value_parser = parse_pair)]
     spread: Vec<(SocketAddr, SocketAddr)>,
+    /// Hostile clients beside the sessions (not measured): each sends a 4000x4000 16-bit
+    /// RGBA PNG (small on the wire, 128 MB if decoded) at the sessions' frame rate on a
+    /// connection of its own, reading the answers. The run shows what they cost the
+    /// measured sessions; their answers are counted by type in `flood`.
+    #[arg(long, default_value_t = 0)]
+    flooders: usize,
 }
 
 fn parse_pair(s: &str) -> Result<(SocketAddr, SocketAddr), String> {
@@ -100,13 +106,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let image = Arc::new(test_image(args.width, args.height)?);
+    let flood_image = if args.flooders > 0 { Some(Arc::new(flood_image())) } else { None };
     let counts = if args.sweep.is_empty() { vec![args.sessions] } else { args.sweep.clone() };
     let mut results = Vec::new();
     for n in counts {
         if n == 0 || n > 256 {
             bail!("session counts must be between 1 and 256, got {n}");
         }
-        let r = run(&args, n, image.clone()).await?;
+        let r = run(&args, n, image.clone(), flood_image.clone()).await?;
         println!("{}", serde_json::to_string(&r)?);
         eprintln!(
             "{n:>3} sessions: sent {:>6} received {:>6} lost {:>4} errors {:>3} | p50 {:>6.1} ms p99 {:>6.1} ms | {:>5.1} fps/session | {}",
@@ -166,6 +173,52 @@ fn test_image(w: u32, h: u32) -> anyhow::Result<String> {
     Ok(DataUrl::encode(ImageKind::Jpeg, &bytes))
 }
 
+/// The flooders' image: 4000x4000 16-bit RGBA PNG in large flat tiles, so that it
+/// compresses to a small data URL while claiming 128 MB of decoded pixels.
+fn flood_image() -> String {
+    let img = image::ImageBuffer::<image::Rgba<u16>, Vec<u16>>::from_fn(4000, 4000, |x, y| {
+        image::Rgba([((x / 500) * 4000) as u16, ((y / 500) * 4000) as u16, 30_000, 65_535])
+    });
+    let mut bytes = Vec::new();
+    // Writing a PNG into memory cannot fail for a valid buffer.
+    let _ = image::DynamicImage::ImageRgba16(img).write_to(&mut Cursor::new(&mut bytes), image::ImageFormat::Png);
+    DataUrl::encode(ImageKind::Png, &bytes)
+}
+
+/// One flooder: its own session and `/ws` connection, `image` at `fps` until `stop_at`;
+/// returns the answers it got by type (and error code).
+async fn flood(relay: SocketAddr, sim: SocketAddr, image: Arc<String>, fps: u32, start_at: Instant, stop_at: Instant) -> anyhow::Result<HashMap<String, u64>> {
+    let (session, token) = new_session(relay).await?;
+    let (browser, _) = tokio_tungstenite::connect_async(format!("ws://{sim}/ws")).await.context("connecting a flooder to /ws")?;
+    let (mut to_sim, mut from_sim) = browser.split();
+    let reader = tokio::spawn(async move {
+        let mut answers: HashMap<String, u64> = HashMap::new();
+        while let Some(Ok(m)) = from_sim.next().await {
+            let Ok(text) = m.to_text() else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(text) else { continue };
+            let key = format!("{}{}", v["type"].as_str().unwrap_or("?"), v["code"].as_str().map(|c| format!(":{c}")).unwrap_or_default());
+            *answers.entry(key).or_default() += 1;
+        }
+        answers
+    });
+    let mut tick = tokio::time::interval_at(start_at.into(), Duration::from_secs_f64(1.0 / f64::from(fps)));
+    let mut frame_id = 0u64;
+    loop {
+        tick.tick().await;
+        if Instant::now() >= stop_at {
+            break;
+        }
+        frame_id += 1;
+        let text = format!(r#"{{"type":"stimulus","session_id":"{session}","token":"{token}","frame_id":{frame_id},"image":"{image}"}}"#);
+        if to_sim.send(Message::Text(text.into())).await.is_err() {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = to_sim.close().await;
+    Ok(tokio::time::timeout(Duration::from_secs(10), reader).await.ok().and_then(Result::ok).unwrap_or_default())
+}
+
 /// Sent times of frames not yet back, per session.
 type Pending = Arc<Mutex<HashMap<u64, Instant>>>;
 
@@ -184,13 +237,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-async fn run(args: &Args, n: usize, image: Arc<String>) -> anyhow::Result<Value> {
+async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<String>>) -> anyhow::Result<Value> {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let (peaks, sampler) = watch(&args.watch_pids);
     let start_at = Instant::now() + Duration::from_millis(500);
     let measure_from = start_at + Duration::from_secs_f64(args.warmup);
     let stop_at = measure_from + Duration::from_secs_f64(args.duration);
     let mut tasks = Vec::new();
+    let mut flooders = Vec::new();
+    if let Some(flood_image) = &flood_image {
+        for _ in 0..args.flooders {
+            flooders.push(tokio::spawn(flood(args.relay, args.sim, flood_image.clone(), args.fps, start_at, stop_at)));
+        }
+    }
     for i in 0..n {
         let (relay, sim) = if args.spread.is_empty() { (args.relay, args.sim) } else { args.spread[i % args.spread.len()] };
         let (session, token) = new_session(relay).await?;
@@ -287,6 +346,12 @@ async fn run(args: &Args, n: usize, image: Arc<String>) -> anyhow::Result<Value>
     for t in tasks {
         let _ = t.await;
     }
+    let mut flood_answers: HashMap<String, u64> = HashMap::new();
+    for f in flooders {
+        for (k, v) in f.await.map_err(|e| anyhow!("a flooder failed: {e}"))?? {
+            *flood_answers.entry(k).or_default() += v;
+        }
+    }
     sampler.abort();
     let processes: Vec<Value> = lock(&peaks)
         .iter()
@@ -328,6 +393,8 @@ async fn run(args: &Args, n: usize, image: Arc<String>) -> anyhow::Result<Value>
         "fps_per_session": (fps_per_session * 100.0).round() / 100.0,
         "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": p99, "max": lat.last().copied()},
         "held": held,
+        "flooders": args.flooders,
+        "flood": flood_answers,
         "processes": processes,
         "load_average": std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
     }))

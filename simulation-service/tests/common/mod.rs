@@ -5,10 +5,11 @@
 #![allow(dead_code)]
 
 use std::io::Cursor;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::process::{Child, Command, Stdio};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 pub use service_kit::testing::{close_code, connect, expect_type, next_json, send, short, Running, Ws, WAIT};
@@ -204,4 +205,53 @@ pub fn decode_image_url(url: &str, kind: ImageKind) -> image::DynamicImage {
 pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let response = service_kit::testing::request(addr, method, path, headers).await;
     (response.status, response.head(), response.body)
+}
+
+/// The simulation-service binary on a free port, linked to `relay`.
+pub struct SimProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl SimProcess {
+    pub async fn spawn(relay: SocketAddr) -> Self {
+        Self::spawn_with(relay, &[]).await
+    }
+
+    /// Like [`Self::spawn`], with extra command-line arguments.
+    pub async fn spawn_with(relay: SocketAddr, args: &[&str]) -> Self {
+        // A free port: bind, read it, let it go (the child binds it a moment later).
+        let addr = StdListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_simulation-service"))
+            .args(["--bind", &addr.to_string()])
+            .args(["--model", fixture().model_dir.to_str().unwrap()])
+            .args(["--relay-url", &format!("ws://{relay}/ws/ingest")])
+            .args(["--workers", "2", "--max-backoff-secs", "1"])
+            .args(args)
+            .env("V1_SHARED_SECRET", SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let sim = Self { child, addr };
+        // Ready once it answers /healthz with the relay linked.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(Instant::now() < deadline, "the simulation-service never became ready");
+            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                let (status, _, body) = http(addr, "GET", "/healthz", &[]).await;
+                if status == 200 && body.contains("\"relay_connected\":true") {
+                    return sim;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no drain, no goodbye, its memory is gone.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
 }
