@@ -402,3 +402,56 @@ fn a_fixed_header_text_gives_identical_bytes() {
     .unwrap();
     assert_eq!(f.header_text, "µ".repeat(58));
 }
+
+/// MATLAB's `save` stores a double array of whole numbers in the smallest integer type
+/// that holds them, class still double; we do the same, and read them back as the same
+/// doubles. Checked on the raw bytes (uncompressed), then through the reader.
+#[test]
+fn whole_number_doubles_are_stored_as_small_integers_and_read_back_exactly() {
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    // (values, stored type, stored bytes)
+    let cases: Vec<(Vec<f64>, u32, usize)> = vec![
+        (vec![5.0, 6.0], 2, 2),             // miUINT8
+        (vec![-5.0, 6.0], 1, 2),            // miINT8
+        (vec![1000.0], 4, 2),               // miUINT16
+        (vec![-1000.0, 3.0], 3, 4),         // miINT16
+        (vec![70_000.0], 6, 4),             // miUINT32
+        (vec![-70_000.0, 1.0, 2.0], 5, 12), // miINT32
+        (vec![4_294_967_296.0], 9, 8),      // too large: miDOUBLE
+        (vec![0.5, 1.0], 9, 16),            // fractional: miDOUBLE
+        (vec![-0.0, 1.0], 9, 16),           // -0.0 keeps its sign: miDOUBLE
+        (vec![f64::NAN, 1.0], 9, 16),       // NaN: miDOUBLE
+        (vec![f64::INFINITY], 9, 8),        // inf: miDOUBLE
+        (vec![], 9, 0),                     // nothing to narrow: miDOUBLE
+    ];
+    for (values, ty, len) in cases {
+        let vars = vec![Variable::new("x", MatArray::row_f64(values.clone()))];
+        let bytes = write_mat_bytes(&vars, Compression::None).unwrap();
+        // header 128, miMATRIX tag 8, array flags 16 (class in the low byte), dims 16,
+        // name "x" as a small element 8, then the data element.
+        assert_eq!(
+            u32_at(&bytes, 144) & 0xff,
+            6,
+            "{values:?}: class stays double"
+        );
+        let tag = u32_at(&bytes, 176);
+        let (got_ty, got_len) = if tag >> 16 != 0 {
+            (tag & 0xffff, (tag >> 16) as usize)
+        } else {
+            (tag, u32_at(&bytes, 180) as usize)
+        };
+        assert_eq!((got_ty, got_len), (ty, len), "{values:?}");
+
+        for compression in [Compression::None, Compression::Zlib] {
+            let bytes = write_mat_bytes(&vars, compression).unwrap();
+            let back = read_mat_bytes(&bytes, "whole.mat").unwrap();
+            let a = back.variables[0].value.clone();
+            assert_eq!(a.class(), MatClass::Double);
+            let MatData::Numeric(NumericData::F64(got)) = a.data else {
+                panic!("{values:?} read back as {:?}", a.data)
+            };
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&values), "{values:?} {compression:?}");
+        }
+    }
+}

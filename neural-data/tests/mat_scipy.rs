@@ -5,7 +5,8 @@
 //! environment variable `V1_REQUIRE_SCIPY` is set (CI sets it and installs scipy), in
 //! which case they fail.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -18,30 +19,10 @@ use neural_data::pvc1::{
 };
 use serde_json::Value;
 
+use common::scipy_available;
+
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scipy_check.py")
-}
-
-/// `true` when scipy can be used; otherwise prints why these tests skip (or panics when
-/// V1_REQUIRE_SCIPY is set).
-fn scipy_available(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import scipy"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("V1_REQUIRE_SCIPY").is_none(),
-            "{test}: V1_REQUIRE_SCIPY is set but `python3 -c 'import scipy'` fails; install it with `pip install scipy`"
-        );
-        // Written past the test harness's output capture, so the skip shows in every log.
-        let _ = writeln!(
-            std::io::stderr(),
-            "{test}: skipped: scipy not installed (pip install scipy to run this check)"
-        );
-    }
-    ok
 }
 
 fn run_script(mode: &str, path: &Path) -> Value {
@@ -150,7 +131,9 @@ fn scipy_reads_our_pepana_as_the_pvc1_format_describes() {
             serde_json::json!(["no_conditions", "elec_list", "listOfResults"])
         );
         assert_eq!(as_f64s(&j["no_conditions"]), vec![2.0]);
-        assert_eq!(j["elec_list"]["dtype"], "float64");
+        // Whole-number doubles come back in the integer type they are stored in, as on
+        // files MATLAB wrote.
+        assert_eq!(j["elec_list"]["dtype"], "uint8");
         assert_eq!(shape(&j["elec_list"]["shape"]), vec![1, 3]);
         assert_eq!(as_f64s(&j["elec_list"]["values"]), vec![5.0, 6.0, 22.0]);
         assert_eq!(j["listOfResults"]["kind"], "cell");
@@ -254,6 +237,16 @@ fn scipy_reads_every_value_kind_we_write() {
             "u64",
             MatArray::new(vec![1, 1], MatData::Numeric(NumericData::U64(vec![7]))),
         ),
+        // Whole-number doubles, stored like MATLAB stores them.
+        Variable::new("wu8", MatArray::row_f64(vec![0.0, 255.0])),
+        Variable::new("wi8", MatArray::row_f64(vec![-128.0, 5.0])),
+        Variable::new("wu16", MatArray::row_f64(vec![256.0])),
+        Variable::new("wi16", MatArray::row_f64(vec![-1.0, 255.0])),
+        Variable::new("wu32", MatArray::row_f64(vec![65_536.0])),
+        Variable::new("wi32", MatArray::row_f64(vec![-40_000.0, 7.0])),
+        Variable::new("wbig", MatArray::row_f64(vec![4_294_967_296.0])),
+        Variable::new("wneg0", MatArray::row_f64(vec![-0.0, 1.0])),
+        Variable::new("wnan", MatArray::row_f64(vec![f64::NAN, 1.0])),
         Variable::new("t", MatArray::string("movie_id")),
         Variable::new("w", MatArray::string("µm∆")),
         Variable::new(
@@ -307,6 +300,16 @@ fn scipy_reads_every_value_kind_we_write() {
             assert_eq!(as_f64s(&j[name]["values"]), values, "{name}");
         };
         num("d", "float64", vec![2, 2], vec![1.0, 2.0, 3.0, 4.5]);
+        num("wu8", "uint8", vec![1, 2], vec![0.0, 255.0]);
+        num("wi8", "int8", vec![1, 2], vec![-128.0, 5.0]);
+        num("wu16", "uint16", vec![1, 1], vec![256.0]);
+        num("wi16", "int16", vec![1, 2], vec![-1.0, 255.0]);
+        num("wu32", "uint32", vec![1, 1], vec![65_536.0]);
+        num("wi32", "int32", vec![1, 2], vec![-40_000.0, 7.0]);
+        num("wbig", "float64", vec![1, 1], vec![4_294_967_296.0]);
+        assert_eq!(j["wneg0"]["dtype"], "float64");
+        assert_eq!(j["wneg0"]["signbit"], serde_json::json!([true, false]));
+        assert_eq!(j["wnan"]["dtype"], "float64");
         num("s", "float32", vec![1, 2], vec![1.5, -2.0]);
         num("i8", "int8", vec![2, 1], vec![-128.0, 127.0]);
         num("u16", "uint16", vec![1, 1], vec![65535.0]);

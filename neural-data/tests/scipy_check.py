@@ -140,7 +140,14 @@ def dump(x):
     if k == "logical":
         return {"kind": "logical", "shape": list(x.shape), "values": [bool(v) for v in x.flatten(order="F")]}
     if k == "numeric":
-        return {"kind": "numeric", "dtype": str(x.dtype), "shape": list(x.shape), "values": numeric_list(x)}
+        out = {"kind": "numeric", "dtype": str(x.dtype), "shape": list(x.shape)}
+        if x.dtype.kind == "f" and np.isnan(x).any():
+            out["values"] = None  # JSON has no NaN
+        else:
+            out["values"] = numeric_list(x)
+        if x.dtype.kind == "f":
+            out["signbit"] = [bool(v) for v in np.signbit(x).flatten(order="F")]
+        return out
     return {"kind": k}
 
 

@@ -28,7 +28,8 @@
 //! - [`value`]: the value model ([`MatFile`], [`MatArray`], [`MatData`]) and the checked
 //!   accessor [`MatRef`] that names the path inside the file in its errors;
 //! - [`reader`]: bytes -> [`MatFile`];
-//! - [`writer`]: [`Variable`]s -> bytes/file, written atomically;
+//! - [`writer`]: [`Variable`]s -> bytes/file, written atomically, whole-number doubles
+//!   stored in the smallest integer type as MATLAB's `save` does;
 //! - [`atomic`]: write-to-temp-then-rename, shared with the pvc-1 writer.
 //!
 //! Element order is MATLAB's: column-major.

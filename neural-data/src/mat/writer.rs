@@ -1,10 +1,17 @@
 //! Writing Level-5 MAT files that MATLAB and scipy's `loadmat` read.
 //!
 //! Always little-endian (`IM`), version `0x0100`, one top-level element per variable,
-//! optionally zlib-compressed (`miCOMPRESSED`, as MATLAB's default `-v7` does). Numeric
-//! data is stored in its own class (no storage narrowing), char data as `miUTF8` (what
-//! scipy writes; scipy misreads non-ASCII `miUINT16` char data with its default codec).
-//! Files are written atomically (temp file + rename, see [`super::atomic`]).
+//! optionally zlib-compressed (`miCOMPRESSED`, as MATLAB's default `-v7` does). Char data
+//! is stored as `miUTF8` (what scipy writes; scipy misreads non-ASCII `miUINT16` char data
+//! with its default codec). Files are written atomically (temp file + rename, see
+//! [`super::atomic`]).
+//!
+//! Numeric storage follows MATLAB's `save` (MathWorks, "MAT-File Format", "Automatic
+//! Compression of Numeric Data"): a double array whose values are all whole numbers is
+//! stored in the smallest integer type that holds them, its class staying double, so
+//! MATLAB and our reader give back the same doubles. Readers that return the stored type,
+//! like scipy's `loadmat` with its default options, see integers, as on files MATLAB
+//! wrote. Every other numeric array is stored in its own class.
 
 use std::io::Write;
 use std::path::Path;
@@ -358,7 +365,15 @@ fn numeric_class(n: &NumericData) -> u8 {
 
 fn numeric_bytes(n: &NumericData) -> (u32, Vec<u8>) {
     match n {
-        NumericData::F64(v) => (mi::DOUBLE, le_bytes(v, f64::to_le_bytes)),
+        NumericData::F64(v) => match whole_number_storage(v) {
+            Some(mi::UINT8) => (mi::UINT8, v.iter().map(|&x| x as u8).collect()),
+            Some(mi::INT8) => (mi::INT8, le_bytes(v, |x| (x as i8).to_le_bytes())),
+            Some(mi::UINT16) => (mi::UINT16, le_bytes(v, |x| (x as u16).to_le_bytes())),
+            Some(mi::INT16) => (mi::INT16, le_bytes(v, |x| (x as i16).to_le_bytes())),
+            Some(mi::UINT32) => (mi::UINT32, le_bytes(v, |x| (x as u32).to_le_bytes())),
+            Some(mi::INT32) => (mi::INT32, le_bytes(v, |x| (x as i32).to_le_bytes())),
+            _ => (mi::DOUBLE, le_bytes(v, f64::to_le_bytes)),
+        },
         NumericData::F32(v) => (mi::SINGLE, le_bytes(v, f32::to_le_bytes)),
         NumericData::I8(v) => (mi::INT8, le_bytes(v, i8::to_le_bytes)),
         NumericData::U8(v) => (mi::UINT8, v.clone()),
@@ -369,6 +384,40 @@ fn numeric_bytes(n: &NumericData) -> (u32, Vec<u8>) {
         NumericData::I64(v) => (mi::INT64, le_bytes(v, i64::to_le_bytes)),
         NumericData::U64(v) => (mi::UINT64, le_bytes(v, u64::to_le_bytes)),
     }
+}
+
+/// The integer type a double array `v` is stored in, or `None` when it stays `miDOUBLE`:
+/// the first of uint8, int8, uint16, int16, uint32, int32 that holds every value, i.e.
+/// the smallest, unsigned before signed at equal size (the spec's example stores the
+/// doubles 1..12 as `miUINT8`). Whole numbers beyond 32 bits, NaN, infinities, fractions
+/// and -0.0 (an integer would lose its sign) keep the array double; so does an empty array,
+/// so that empty event lists still come back as doubles from readers that return the
+/// stored type. Every one of these integer types converts back to f64 exactly.
+fn whole_number_storage(v: &[f64]) -> Option<u32> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &x in v {
+        let whole = x.is_finite() && x.fract() == 0.0 && !(x == 0.0 && x.is_sign_negative());
+        if !whole {
+            return None;
+        }
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    if v.is_empty() {
+        return None;
+    }
+    let fits = |min: f64, max: f64| lo >= min && hi <= max;
+    [
+        (mi::UINT8, 0.0, f64::from(u8::MAX)),
+        (mi::INT8, f64::from(i8::MIN), f64::from(i8::MAX)),
+        (mi::UINT16, 0.0, f64::from(u16::MAX)),
+        (mi::INT16, f64::from(i16::MIN), f64::from(i16::MAX)),
+        (mi::UINT32, 0.0, f64::from(u32::MAX)),
+        (mi::INT32, f64::from(i32::MIN), f64::from(i32::MAX)),
+    ]
+    .into_iter()
+    .find(|&(_, min, max)| fits(min, max))
+    .map(|(ty, _, _)| ty)
 }
 
 #[cfg(test)]
@@ -382,6 +431,48 @@ mod tests {
         assert_eq!(asctime(951_827_696), "Tue Feb 29 12:34:56 2000");
         // 2024-12-31 23:59:59 UTC.
         assert_eq!(asctime(1_735_689_599), "Tue Dec 31 23:59:59 2024");
+    }
+
+    #[test]
+    fn whole_number_doubles_get_the_first_integer_type_that_holds_them() {
+        let cases: &[(&[f64], Option<u32>)] = &[
+            (&[0.0, 1.0, 255.0], Some(mi::UINT8)),
+            (&[-128.0, 127.0], Some(mi::INT8)),
+            (&[-1.0, 128.0], Some(mi::INT16)),
+            (&[0.0, 256.0], Some(mi::UINT16)),
+            (&[65_535.0], Some(mi::UINT16)),
+            (&[-32_768.0, 32_767.0], Some(mi::INT16)),
+            (&[-1.0, 32_768.0], Some(mi::INT32)),
+            (&[65_536.0, 4_294_967_295.0], Some(mi::UINT32)),
+            (&[-2_147_483_648.0, 2_147_483_647.0], Some(mi::INT32)),
+            // Whole, but outside every 32-bit type: stays double.
+            (&[4_294_967_296.0], None),
+            (&[-2_147_483_649.0], None),
+            (&[-1.0, 4_294_967_295.0], None),
+            (&[1.0, 0.5], None),
+            (&[1.0, f64::NAN], None),
+            (&[f64::INFINITY], None),
+            (&[f64::NEG_INFINITY, 0.0], None),
+            (&[1.0, -0.0], None),
+            (&[], None),
+        ];
+        for (v, ty) in cases {
+            assert_eq!(whole_number_storage(v), *ty, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn narrowed_bytes_hold_the_same_values() {
+        let v = vec![-300.0, 0.0, 7.0, 32_767.0];
+        let (ty, bytes) = numeric_bytes(&NumericData::F64(v.clone()));
+        assert_eq!(ty, mi::INT16);
+        let back: Vec<f64> = bytes
+            .chunks_exact(2)
+            .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])))
+            .collect();
+        assert_eq!(back, v);
+        let (ty, bytes) = numeric_bytes(&NumericData::F64(vec![0.25, 3.0]));
+        assert_eq!((ty, bytes.len()), (mi::DOUBLE, 16));
     }
 
     #[test]
