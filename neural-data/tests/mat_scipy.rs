@@ -15,7 +15,8 @@ use neural_data::mat::{
     Variable,
 };
 use neural_data::pvc1::{
-    write_recording, Condition, ConditionKind, ElectrodeEvents, Recording, Trial, SNIPPET_LEN,
+    write_recording, Condition, ConditionKind, ElectrodeEvents, Recording, Trial, PEPANA_FIELDS,
+    REPEAT_FIELDS, RESULT_FIELDS, SNIPPET_LEN,
 };
 use serde_json::Value;
 
@@ -126,10 +127,7 @@ fn scipy_reads_our_pepana_as_the_pvc1_format_describes() {
             .starts_with("MATLAB 5.0 MAT-file, Platform: "));
         assert_eq!(j["pepANA"]["kind"], "struct");
         assert_eq!(shape(&j["pepANA"]["shape"]), vec![1, 1]);
-        assert_eq!(
-            j["pepANA"]["fields"],
-            serde_json::json!(["no_conditions", "elec_list", "listOfResults"])
-        );
+        assert_eq!(j["pepANA"]["fields"], serde_json::json!(PEPANA_FIELDS));
         assert_eq!(as_f64s(&j["no_conditions"]), vec![2.0]);
         // Whole-number doubles come back in the integer type they are stored in, as on
         // files MATLAB wrote.
@@ -144,10 +142,7 @@ fn scipy_reads_our_pepana_as_the_pvc1_format_describes() {
             .iter()
             .zip(j["conditions"].as_array().unwrap())
         {
-            assert_eq!(
-                jc["fields"],
-                serde_json::json!(["noRepeats", "symbols", "values", "condition", "repeat"])
-            );
+            assert_eq!(jc["fields"], serde_json::json!(RESULT_FIELDS));
             assert_eq!(as_f64s(&jc["noRepeats"]), vec![c.repeats.len() as f64]);
             let (symbols, values) = match &c.kind {
                 ConditionKind::Movie { movie, segment } => (
@@ -178,10 +173,7 @@ fn scipy_reads_our_pepana_as_the_pvc1_format_describes() {
                 vec![1, c.repeats.len() as u64]
             );
             for (t, jt) in c.repeats.iter().zip(jc["repeats"].as_array().unwrap()) {
-                assert_eq!(
-                    jt["fields"],
-                    serde_json::json!(["data", "tzero", "timeTag"])
-                );
+                assert_eq!(jt["fields"], serde_json::json!(REPEAT_FIELDS));
                 assert_eq!(as_f64s(&jt["tzero"]), vec![t.tzero]);
                 assert_eq!(as_f64s(&jt["timeTag"]), vec![t.time_tag]);
                 assert_eq!(jt["data"]["kind"], "cell");

@@ -406,3 +406,129 @@ fn pepana_files_written_by_scipy_are_read() {
     }
     assert_eq!(seen, 4);
 }
+
+// ---- trees written by earlier versions of this crate ----
+
+/// A recording file as earlier versions of this writer wrote it: `pepANA` with only
+/// `no_conditions, elec_list, listOfResults`; conditions `noRepeats, symbols, values,
+/// condition, repeat`; repeats `data, tzero, timeTag`; every number stored as miDOUBLE;
+/// zlib-compressed. Simulated trees on disk keep that layout until they are regenerated.
+/// It holds [`former_layout_recording`].
+const FORMER_LAYOUT_FILE_HEX: &[&str] = &[
+    "4d41544c414220352e30204d41542d66696c652c20506c6174666f726d3a2073696d756c617465642056312c20437265",
+    "61746564206f6e3a20736565642037202020202020202020202020202020202020202020202020202020202020202020",
+    "202020202020202020202020202020202020202000000000000000000001494d0f000000fe020000789ced56494f1441",
+    "147e3d9bc3a8e320a8a8a8e00a6e800ba21e66b8184f98100e921899ad980c992dd30d460f5cfc03245e3c198c817824",
+    "21241e386022e3881b8a0aee022e232e20b88e8a76f5b44cdb74f7d8d3e3440c2fa954d7abfa5ebff755d5ab67045ab2",
+    "007474a7a79b0a62a265c704a7e135011428af28c7f31ac863f556baf9fc350ebfcfe9a6dc7e1f09d3057990a3c6e326",
+    "2910163c75a0b61291f51e4a086fa45b19c4fdd449f8892583d5b362c1f8fd09f06a1e3e670a9e6d89f5a56c5fcdd80b",
+    "67c6ed1102f6541c3d5e3f60f8339e63fa38bfcd80f9ad44016413e4060b79d46bf77bc466011a6c9e7a243e0d539b27",
+    "321f64fe2e8e4fc5feb4813c3eb9ffd308ace7da31b163afbfc18d6adc4e8cb724c01b78783c2691cb8b7c146d21eec7",
+    "59057ecbe369ccac0c9f6b49c5ff4d7a79f1ea35c99d7b2bdd9c36ca0612421d4341bfd4bcdb8baa6c2ed179ec5f4425",
+    "1d8f9a178f8590177f3279e7b8213f1aeeaa329f76b58f901d2de623c33da180bd83e1bf8b634fcfb357ccb387fb26ba",
+    "75f75cbf75f7d170e4cdf8a76f846eae69d1b2556b0bb76e2f13d387afdeec7f30f8fcd5d887e80f4d86312b67c5ea0d",
+    "9b4b4af78ae92ff7debef7f8e9cbb7139fbfabe6cccb5cbc3c6fddc6a21dbb43627a1cc74990c76371021e81c7a3104e",
+    "882f10c0635c2ffcfd7b1d6daceba44e1c64f6d59ac04f82e727d6856412afecfe172acc1f2cafea7f3b1fb4c9cc077a",
+    "99f9c002d2fc71d763fef0db1398686fccab3d648e4cf6b79e1a6f61ce4b13489f17ae9d5ffc5dbc72e3cefd27cf4646",
+    "df7f9954ebe72f5c929bbf7e53f1ce3d627a9969a33b5df786a123d79af4bd919bdf6642be4afe5eee4b495d704e375b",
+    "df4af1d30ca9ad6fb5f07b7d8ac7411221274c3f479a04fe9ae82f1fa4bb9e2d5178eeaa95be470c1e34d2f112bc78ff",
+    "b7f72b1df9bac87786e8d4da93ced797aef50d3c1c7af1faddc7afa0352cc85eba724dc1966dbb2e88e96742be4e47dd",
+    "5057101eca1c7598fb068de70f57b4265d37c8ad03643eaf6145f7d854a5380ffc0413be9d47",
+];
+
+fn former_layout_recording() -> Recording {
+    let ev = |n: usize, seed: i32| ElectrodeEvents {
+        times: (0..n)
+            .map(|k| (k as f64 * 1234.0 + seed as f64 * 7.0 + 31.0) / 30_000.0)
+            .collect(),
+        snippets: (0..n)
+            .map(|k| {
+                let mut s = [0i8; SNIPPET_LEN];
+                for (i, v) in s.iter_mut().enumerate() {
+                    *v = ((i as i32 * 5 + k as i32 * 3 + seed) % 120 - 60) as i8;
+                }
+                s
+            })
+            .collect(),
+    };
+    let trial = |tzero: f64, time_tag: f64, electrodes| Trial {
+        tzero,
+        time_tag,
+        electrodes,
+    };
+    Recording {
+        subdir: "ac1".into(),
+        name: "ac1_u004_000".into(),
+        electrodes: vec![5, 22, 100],
+        conditions: vec![
+            Condition {
+                kind: ConditionKind::Movie {
+                    movie: 1,
+                    segment: 7,
+                },
+                condition: 1.0,
+                repeats: vec![
+                    trial(12.5, 0.0, vec![ev(3, 1), ev(0, 0), ev(1, 2)]),
+                    trial(44.0, 1.0, vec![ev(2, 3), ev(1, 4), ev(0, 0)]),
+                ],
+            },
+            Condition {
+                kind: ConditionKind::Other {
+                    symbols: vec!["rseed".into(), "n".into()],
+                    values: vec![17.0, 100.0],
+                },
+                condition: 2.0,
+                repeats: vec![trial(80.25, 2.0, vec![ev(1, 5), ev(0, 0), ev(2, 6)])],
+            },
+        ],
+    }
+}
+
+#[test]
+fn files_in_the_former_field_order_with_double_storage_still_read() {
+    use neural_data::mat::{read_mat_bytes, MatClass};
+    let hex: String = FORMER_LAYOUT_FILE_HEX.concat();
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    // It is the layout it claims to be (so this test cannot pass on a new-layout file).
+    let file = read_mat_bytes(&bytes, "former.mat").unwrap();
+    let pep = file.variable("pepANA").unwrap();
+    assert_eq!(
+        pep.field_names().unwrap(),
+        ["no_conditions", "elec_list", "listOfResults"]
+    );
+    assert_eq!(pep.field("elec_list").unwrap().class(), MatClass::Double);
+
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("neurodata/ac1");
+    std::fs::create_dir_all(&sub).unwrap();
+    let path = sub.join("ac1_u004_000.mat");
+    std::fs::write(&path, &bytes).unwrap();
+    let rec = read_recording(&path).unwrap();
+    assert_eq!(rec, former_layout_recording());
+
+    // The current writer stores the same recording in the new layout; both read the same,
+    // value for value (bit for bit: -0.0 and 0.0 would compare equal).
+    let path_new = write_recording(&dir.path().join("new"), &rec, Compression::Zlib).unwrap();
+    let rec_new = read_recording(&path_new).unwrap();
+    assert_eq!(rec_new, rec);
+    let bits = |r: &Recording| -> Vec<u64> {
+        let mut v: Vec<u64> = r.electrodes.iter().map(|&e| u64::from(e)).collect();
+        for c in &r.conditions {
+            v.push(c.condition.to_bits());
+            if let ConditionKind::Other { values, .. } = &c.kind {
+                v.extend(values.iter().map(|x| x.to_bits()));
+            }
+            for t in &c.repeats {
+                v.extend([t.tzero.to_bits(), t.time_tag.to_bits()]);
+                for e in &t.electrodes {
+                    v.extend(e.times.iter().map(|x| x.to_bits()));
+                }
+            }
+        }
+        v
+    };
+    assert_eq!(bits(&rec_new), bits(&rec));
+}

@@ -22,7 +22,10 @@ pub use reader::{
     read_recording, read_recording_with, read_tree, read_tree_with, recording_from_mat,
     resolve_data_dir, MovieSegment, Pvc1Tree, TreeOptions, TreeProblem,
 };
-pub use writer::{recording_to_mat, write_recording, write_segment_frames, JPEG_QUALITY};
+pub use writer::{
+    recording_to_mat, write_recording, write_segment_frames, JPEG_QUALITY, PEPANA_FIELDS,
+    REPEAT_FIELDS, RESULT_FIELDS,
+};
 
 pub use crate::mat::Compression;
 

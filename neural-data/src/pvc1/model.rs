@@ -12,6 +12,10 @@
 //!     .tzero, .timeTag        -> Trial::tzero, Trial::time_tag
 //!     .data{e}{1}, .data{e}{2}-> Trial::electrodes[e].times, .snippets
 //! ```
+//!
+//! The reader finds these fields by name, whatever their order and whatever else is in
+//! the struct; the writer puts them in the real files' positions (see
+//! [`super::writer`]).
 
 /// Samples per waveform snippet: 1.6 ms at 30 kHz.
 pub const SNIPPET_LEN: usize = 48;

@@ -6,6 +6,22 @@
 //! Every file is written atomically, and a segment's `nframes` file is written last (and
 //! removed first when a folder is rewritten), so a folder without `nframes` is known to be
 //! incomplete.
+//!
+//! Fields are also in the real files' positions, because public readers index them by
+//! position as well as by name (`loadmat(f)['pepANA'][0,0][6]` is `listOfResults`):
+//!
+//! ```text
+//! pepANA            config module looper imaging experiment no_conditions listOfResults elec_list
+//! listOfResults{c}  values symbols noRepeats condition repeat
+//! repeat{r}         timeTag tzero sync period data
+//! ```
+//!
+//! That is: `listOfResults` 7th and `elec_list` last in `pepANA`, `values` first and
+//! `repeat` 5th in a condition, `data` 5th in a repeat. Fields this crate has no content
+//! for are empty `[]` placeholders that only hold those positions (see [`PEPANA_FIELDS`]
+//! and [`REPEAT_FIELDS`]). Whole-number doubles (`noRepeats`, `values`, `condition`,
+//! `no_conditions`, `elec_list`, `timeTag`) are stored as small integers, as MATLAB
+//! stores them (see [`crate::mat::writer`]), so scipy's `loadmat` returns integers.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -23,8 +39,36 @@ use crate::mat::{write_mat_file, Compression, MatArray, Variable};
 /// JPEG quality of written frames: visually clean at 320x240, ~10-15 kB a frame.
 pub const JPEG_QUALITY: u8 = 85;
 
+/// Field order of `pepANA`. `config`, `module`, `looper` and `imaging` are `pepANA` fields
+/// that public analysis code for the same acquisition software ("pep") reads (`module`
+/// and `looper` are probably the `pepmodule`/`peplooper` objects of the real files);
+/// `experiment`, a name of this crate's, fills the one remaining slot before
+/// `listOfResults`. Their real content is unknown and no pvc-1 reader uses it, so they
+/// are written as empty `[]` placeholders.
+pub const PEPANA_FIELDS: [&str; 8] = [
+    "config",
+    "module",
+    "looper",
+    "imaging",
+    "experiment",
+    "no_conditions",
+    "listOfResults",
+    "elec_list",
+];
+/// Field order of each `listOfResults{c}`.
+pub const RESULT_FIELDS: [&str; 5] = ["values", "symbols", "noRepeats", "condition", "repeat"];
+/// Field order of each `repeat{r}`. `sync` and `period` are placeholders named after the
+/// per-repeat accessors of the pep software (`pepgetsync`, `pepgetperiod`); their real
+/// content is unknown, so they are written as empty `[]`.
+pub const REPEAT_FIELDS: [&str; 5] = ["timeTag", "tzero", "sync", "period", "data"];
+
 fn field(name: &str, value: MatArray) -> (String, MatArray) {
     (name.to_string(), value)
+}
+
+/// A field that only holds its position: its real content is unknown.
+fn placeholder(name: &str) -> (String, MatArray) {
+    field(name, MatArray::empty())
 }
 
 /// A folder or file name component: non-empty, no separators, not `.`/`..`.
@@ -85,36 +129,46 @@ pub fn recording_to_mat(rec: &Recording) -> Result<MatArray, Pvc1Error> {
                     MatArray::matrix_i8(SNIPPET_LEN, n, snippets),
                 ]));
             }
+            // In REPEAT_FIELDS order.
             repeats.push(MatArray::struct_scalar(vec![
-                field("data", MatArray::cell_row(data)),
-                field("tzero", MatArray::scalar(t.tzero)),
                 field("timeTag", MatArray::scalar(t.time_tag)),
+                field("tzero", MatArray::scalar(t.tzero)),
+                placeholder("sync"),
+                placeholder("period"),
+                field("data", MatArray::cell_row(data)),
             ]));
         }
+        // In RESULT_FIELDS order.
         results.push(MatArray::struct_scalar(vec![
-            field("noRepeats", MatArray::scalar(c.repeats.len() as f64)),
-            field(
-                "symbols",
-                MatArray::cell_row(symbols.iter().map(|s| MatArray::string(s)).collect()),
-            ),
             field(
                 "values",
                 MatArray::cell_row(values.into_iter().map(MatArray::scalar).collect()),
             ),
+            field(
+                "symbols",
+                MatArray::cell_row(symbols.iter().map(|s| MatArray::string(s)).collect()),
+            ),
+            field("noRepeats", MatArray::scalar(c.repeats.len() as f64)),
             field("condition", MatArray::scalar(c.condition)),
             field("repeat", MatArray::cell_row(repeats)),
         ]));
     }
+    // In PEPANA_FIELDS order.
     Ok(MatArray::struct_scalar(vec![
+        placeholder("config"),
+        placeholder("module"),
+        placeholder("looper"),
+        placeholder("imaging"),
+        placeholder("experiment"),
         field(
             "no_conditions",
             MatArray::scalar(rec.conditions.len() as f64),
         ),
+        field("listOfResults", MatArray::cell_row(results)),
         field(
             "elec_list",
             MatArray::row_f64(rec.electrodes.iter().map(|&e| f64::from(e)).collect()),
         ),
-        field("listOfResults", MatArray::cell_row(results)),
     ]))
 }
 
@@ -207,4 +261,76 @@ pub fn write_segment_frames(
         source,
     })?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mat::{MatData, StructArray};
+    use crate::pvc1::{Condition, ElectrodeEvents, Trial};
+
+    fn names(a: &MatArray) -> Vec<&str> {
+        match &a.data {
+            MatData::Struct(StructArray { field_names, .. }) => {
+                field_names.iter().map(String::as_str).collect()
+            }
+            other => panic!("expected a struct, found {other:?}"),
+        }
+    }
+
+    fn get<'a>(a: &'a MatArray, name: &str) -> &'a MatArray {
+        let MatData::Struct(s) = &a.data else {
+            panic!("expected a struct")
+        };
+        let i = s.field_names.iter().position(|f| f == name).unwrap();
+        &s.values[i]
+    }
+
+    fn first_cell(a: &MatArray) -> &MatArray {
+        match &a.data {
+            MatData::Cell(items) => &items[0],
+            other => panic!("expected a cell, found {other:?}"),
+        }
+    }
+
+    #[test]
+    fn fields_are_in_the_documented_positions() {
+        let rec = Recording {
+            subdir: "ac1".into(),
+            name: "x".into(),
+            electrodes: vec![3],
+            conditions: vec![Condition {
+                kind: ConditionKind::Movie {
+                    movie: 0,
+                    segment: 2,
+                },
+                condition: 1.0,
+                repeats: vec![Trial {
+                    tzero: 0.5,
+                    time_tag: 0.0,
+                    electrodes: vec![ElectrodeEvents::default()],
+                }],
+            }],
+        };
+        let pep = recording_to_mat(&rec).unwrap();
+        assert_eq!(names(&pep), PEPANA_FIELDS);
+        assert_eq!(PEPANA_FIELDS[6], "listOfResults");
+        assert_eq!(PEPANA_FIELDS.last(), Some(&"elec_list"));
+        let result = first_cell(get(&pep, "listOfResults"));
+        assert_eq!(names(result), RESULT_FIELDS);
+        assert_eq!((RESULT_FIELDS[0], RESULT_FIELDS[4]), ("values", "repeat"));
+        let repeat = first_cell(get(result, "repeat"));
+        assert_eq!(names(repeat), REPEAT_FIELDS);
+        assert_eq!(REPEAT_FIELDS[4], "data");
+        for placeholder in ["config", "module", "looper", "imaging", "experiment"] {
+            assert_eq!(get(&pep, placeholder), &MatArray::empty(), "{placeholder}");
+        }
+        for placeholder in ["sync", "period"] {
+            assert_eq!(
+                get(repeat, placeholder),
+                &MatArray::empty(),
+                "{placeholder}"
+            );
+        }
+    }
 }
