@@ -41,7 +41,24 @@ pub struct Limits {
     pub max_unacked: usize,
     /// Images read from the image folder at start-up.
     pub max_folder_images: usize,
+
+    // --- The relay link's flow control and stall detection (see `relay_link`). ---
+    /// `waveform_latent`s sent to the relay and not yet answered, at most; the rest wait
+    /// in order. Well below what one relay admits (its workers + queue depth), so that a
+    /// backlog sent after a reconnect is not refused as `overloaded`.
+    pub relay_window: usize,
+    /// No traffic from the relay (pongs, replies) for this long marks the link stalled:
+    /// `/healthz` says degraded.
+    pub relay_stall: Duration,
+    /// No traffic from the relay (or a latent unanswered) for this long drops the
+    /// connection and reconnects, re-sending what is unacknowledged.
+    pub relay_dead: Duration,
 }
+
+/// Defaults of the relay link's settings in [`Limits`].
+pub const DEFAULT_RELAY_WINDOW: usize = 32;
+pub const DEFAULT_RELAY_STALL: Duration = Duration::from_secs(3);
+pub const DEFAULT_RELAY_DEAD: Duration = Duration::from_secs(30);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -58,6 +75,10 @@ impl Default for Limits {
             net: NetLimits::default(),
             max_unacked: 1024,
             max_folder_images: 2000,
+
+            relay_window: DEFAULT_RELAY_WINDOW,
+            relay_stall: DEFAULT_RELAY_STALL,
+            relay_dead: DEFAULT_RELAY_DEAD,
         }
     }
 }
@@ -99,6 +120,8 @@ pub enum ConfigError {
     OutOfRange { name: &'static str, got: u64, min: u64, max: u64 },
     #[error("the message size limit ({message} bytes) must exceed the image size limit ({image} bytes) so that an image fits in a message")]
     ImageExceedsMessage { message: usize, image: usize },
+    #[error("the relay dead timeout ({dead_ms} ms, --relay-dead-secs) must be longer than the stall timeout ({stall_ms} ms, --relay-stall-ms): a link is stalled before it is dropped")]
+    RelayDeadBeforeStall { dead_ms: u64, stall_ms: u64 },
     #[error("relay URL {url:?} is not a ws:// URL (for example ws://127.0.0.1:8080/ws/ingest); this build has no TLS, put a TLS proxy in front for wss://")]
     RelayUrl { url: String },
 }
@@ -133,6 +156,16 @@ impl SimConfig {
         }
         range("max unacknowledged latents", l.max_unacked as u64, 1, 1_000_000)?;
         range("max folder images", l.max_folder_images as u64, 1, 1_000_000)?;
+
+        // The relay link (see `relay_link`).
+        range("relay window (--relay-window)", l.relay_window as u64, 1, 4096)?;
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let (stall_ms, dead_ms) = (millis(l.relay_stall), millis(l.relay_dead));
+        range("relay stall timeout in ms (--relay-stall-ms)", stall_ms, 100, 600_000)?;
+        range("relay dead timeout in ms (--relay-dead-secs x 1000)", dead_ms, 200, 3_600_000)?;
+        if dead_ms <= stall_ms {
+            return Err(ConfigError::RelayDeadBeforeStall { dead_ms, stall_ms });
+        }
         for url in relay_urls(&self.relay_url) {
             if !url.starts_with("ws://") || url.len() <= "ws://".len() {
                 return Err(ConfigError::RelayUrl { url: url.to_owned() });
@@ -176,5 +209,40 @@ mod tests {
             Err(ConfigError::RelayUrl { url: "http://b:8080".into() })
         );
         assert_eq!(config("ws://a:8080/ws/ingest,,ws://b").validate(), Err(ConfigError::RelayUrl { url: String::new() }));
+    }
+
+    #[test]
+    fn relay_link_settings_are_checked() {
+        let config = |tweak: &dyn Fn(&mut Limits)| {
+            let mut limits = Limits::default();
+            tweak(&mut limits);
+            SimConfig {
+                bind: "127.0.0.1:0".parse().unwrap(),
+                model_dir: PathBuf::new(),
+                data_root: None,
+                image_dir: None,
+                relay_url: "ws://a:8080/ws/ingest".into(),
+                secret: SharedSecret::new("0123456789abcdef0123456789abcdef").unwrap(),
+                origins: OriginPolicy::default(),
+                workers: 1,
+                webcam_index: 0,
+                drain_timeout: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(1),
+                limits,
+            }
+            .validate()
+        };
+        assert_eq!(config(&|_| {}), Ok(()));
+        let window = config(&|l| l.relay_window = 0).unwrap_err();
+        assert!(window.to_string().contains("--relay-window"), "{window}");
+        let stall = config(&|l| l.relay_stall = Duration::from_millis(10)).unwrap_err();
+        assert!(stall.to_string().contains("--relay-stall-ms"), "{stall}");
+        assert_eq!(
+            config(&|l| {
+                l.relay_stall = Duration::from_secs(5);
+                l.relay_dead = Duration::from_secs(5);
+            }),
+            Err(ConfigError::RelayDeadBeforeStall { dead_ms: 5000, stall_ms: 5000 })
+        );
     }
 }

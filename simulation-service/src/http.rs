@@ -73,15 +73,33 @@ pub async fn info(State(state): State<AppState>) -> Response {
     Json(body).into_response()
 }
 
-/// `GET /healthz`: 200 while serving (even while the relay is away: frames are kept for
-/// it), 503 while draining.
+/// `GET /healthz`: 200 while serving, 503 while draining. `status` is `"ok"`, or
+/// `"degraded"` while the relay link is not connected and answering (frames are kept
+/// for the relay meanwhile, so the service itself still works); `relay` says the link's
+/// state and why.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let draining = state.shutdown.is_cancelled();
+    let link = state.relay.health();
+    let healthy = link.is_healthy();
+    let status = match service_kit::http::health_status(draining) {
+        "ok" if !healthy => "degraded",
+        other => other,
+    };
+    let mut relay = json!({
+        "state": link.state.as_str(),
+        "url": link.url,
+        "since_secs": (link.since.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        "unacked": link.unacked,
+    });
+    if let Some(cause) = link.cause.filter(|_| !healthy) {
+        relay["cause"] = cause.into();
+    }
     let body = json!({
-        "status": service_kit::http::health_status(draining),
+        "status": status,
         "service": "simulation",
         "version": env!("CARGO_PKG_VERSION"),
-        "relay_connected": state.relay.is_connected(),
+        "relay_connected": healthy,
+        "relay": relay,
         "relay_url": state.config.relay_url,
         "in_flight": state.pool.busy(),
         "sources": state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect::<Vec<_>>(),

@@ -13,7 +13,9 @@
 //! - [`pool`]: bounded inference queue (full queue -> `overloaded`), from `service-kit`.
 //! - [`streams`]: frames produced at a steady rate (recorded, dataset, folder, webcam).
 //! - [`sources`]: dataset segments, image folder (read at start-up), camera.
-//! - [`relay_link`]: the connection to the relay: backoff, acknowledgement, re-sending.
+//! - [`relay_link`]: the connection to the relay: backoff, acknowledgement, re-sending,
+//!   flow control (a window of unanswered latents, retries after refusals), stall
+//!   detection and the link's health.
 //! - [`http`]: `/api/info`, `/healthz`, `/metrics`.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`ws`]: socket plumbing (writer task, reader, rate limiter), from `service-kit`.
@@ -175,6 +177,9 @@ pub async fn run(
                 max_unacked: state.config.limits.max_unacked,
                 max_backoff: state.config.max_backoff,
                 drain_timeout: state.config.drain_timeout,
+                window: state.config.limits.relay_window,
+                stall_after: state.config.limits.relay_stall,
+                dead_after: state.config.limits.relay_dead,
             };
             let errors: Arc<dyn relay_link::ErrorSink> = state.viewers.clone();
             tokio::spawn(task.run(config, state.metrics.clone(), errors, link_drain.clone()))

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use shared_protocol::{OriginPolicy, SharedSecret};
-use simulation_service::{bind, AppState, Limits, SimConfig, BIND_ENV, DEFAULT_BIND, DEFAULT_RELAY_URL};
+use simulation_service::{bind, config, AppState, Limits, SimConfig, BIND_ENV, DEFAULT_BIND, DEFAULT_RELAY_URL};
 
 /// Simulates V1 responses to images and forwards them to the relay-service.
 #[derive(Debug, Parser)]
@@ -91,6 +91,20 @@ struct Args {
     /// Longest wait between reconnection attempts to the relay, in seconds.
     #[arg(long, env = "V1_SIM_MAX_BACKOFF_SECS", default_value_t = 5)]
     max_backoff_secs: u64,
+
+    // --- The relay link's flow control and stall detection. ---
+    /// Latents sent to the relay and not yet answered, at most (keep it below the
+    /// relay's --workers + --queue-depth).
+    #[arg(long, env = "V1_SIM_RELAY_WINDOW", default_value_t = config::DEFAULT_RELAY_WINDOW)]
+    relay_window: usize,
+    /// Milliseconds without any traffic from the relay after which the link counts as
+    /// stalled (/healthz says degraded).
+    #[arg(long, env = "V1_SIM_RELAY_STALL_MS", default_value_t = config::DEFAULT_RELAY_STALL.as_millis() as u64)]
+    relay_stall_ms: u64,
+    /// Seconds without any traffic from the relay after which the connection is dropped
+    /// and made again.
+    #[arg(long, env = "V1_SIM_RELAY_DEAD_SECS", default_value_t = config::DEFAULT_RELAY_DEAD.as_secs())]
+    relay_dead_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -140,6 +154,10 @@ async fn start(args: Args) -> anyhow::Result<()> {
             net: (&args.net).into(),
             max_unacked: args.max_unacked,
             max_folder_images: args.max_folder_images,
+
+            relay_window: args.relay_window,
+            relay_stall: Duration::from_millis(args.relay_stall_ms),
+            relay_dead: Duration::from_secs(args.relay_dead_secs),
         },
     };
     let state = tokio::task::spawn_blocking(move || AppState::load(config)).await??;

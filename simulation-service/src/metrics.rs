@@ -25,15 +25,23 @@ pub struct Metrics {
     pub frames_in: Family<SourceLabel, Counter>,
     /// `response`s sent to browsers.
     pub responses_out: Counter,
-    /// `waveform_latent`s sent to the relay (first sends).
+    /// `waveform_latent`s sent to the relay on the connection that was up when they
+    /// were made (first sends).
     pub latents_sent: Counter,
-    /// `waveform_latent`s sent again after a reconnect.
+    /// `waveform_latent`s sent again: after a reconnect (including those made while no
+    /// connection was up) or after a retryable refusal.
     pub latents_resent: Counter,
     /// `waveform_latent`s the relay acknowledged.
     pub latents_acked: Counter,
-    /// `waveform_latent`s given up: the unacknowledged store overflowed, or shutdown
-    /// ran out of time.
+    /// `waveform_latent`s that will never reach the relay: the unacknowledged store
+    /// overflowed, the relay refused one with a final error code, or shutdown ran out of
+    /// time.
     pub latents_lost: Counter,
+    /// Retryable refusals by the relay (`overloaded`, `unavailable`, `internal`,
+    /// `rate_limited`), by code; each refused latent is kept and sent again.
+    pub latents_refused: Family<CodeLabel, Counter>,
+    /// `waveform_latent`s sent and not yet answered (at most the link's window).
+    pub relay_in_flight: Gauge,
     /// Errors the relay answered, by code.
     pub relay_errors: Family<CodeLabel, Counter>,
     /// Errors sent to browsers, by code.
@@ -46,7 +54,7 @@ pub struct Metrics {
     pub frame_latency: Histogram,
     /// `waveform_latent` sent to the relay's acknowledgement.
     pub relay_round_trip: Histogram,
-    /// 1 while connected to the relay.
+    /// 1 while connected to the relay and it answers (0 while stalled).
     pub relay_connected: Gauge,
     /// Open browser connections.
     pub connections: Gauge,
@@ -74,6 +82,8 @@ impl Metrics {
             latents_resent: Counter::default(),
             latents_acked: Counter::default(),
             latents_lost: Counter::default(),
+            latents_refused: Family::default(),
+            relay_in_flight: Gauge::default(),
             relay_errors: Family::default(),
             errors: Family::default(),
             stream_frames_skipped: Counter::default(),
@@ -90,16 +100,18 @@ impl Metrics {
         r.register("frames_in", "frames taken for simulation, by source", m.frames_in.clone());
         r.register("responses_out", "response messages sent to browsers", m.responses_out.clone());
         r.register("latents_sent", "waveform_latent messages sent to the relay", m.latents_sent.clone());
-        r.register("latents_resent", "waveform_latent messages re-sent after a reconnect", m.latents_resent.clone());
+        r.register("latents_resent", "waveform_latent messages re-sent after a reconnect or a retryable refusal", m.latents_resent.clone());
         r.register("latents_acked", "waveform_latent messages acknowledged by the relay", m.latents_acked.clone());
-        r.register("latents_lost", "waveform_latent messages given up before acknowledgement", m.latents_lost.clone());
+        r.register("latents_lost", "waveform_latent messages that will never reach the relay (store overflow, final refusal, unacknowledged at shutdown)", m.latents_lost.clone());
+        r.register("latents_refused", "retryable refusals by the relay, by code (the latent is sent again)", m.latents_refused.clone());
+        r.register("relay_in_flight", "waveform_latent messages sent and not yet answered", m.relay_in_flight.clone());
         r.register("relay_errors", "errors answered by the relay, by code", m.relay_errors.clone());
         r.register("errors", "error messages sent to browsers, by code", m.errors.clone());
         r.register("stream_frames_skipped", "stream frames skipped because the workers were busy", m.stream_frames_skipped.clone());
         r.register("inference_seconds", "image decoding + image_encoder + waveform_decoder per frame", m.inference_seconds.clone());
         r.register("frame_latency_seconds", "receipt of a frame to its response", m.frame_latency.clone());
         r.register("relay_round_trip_seconds", "waveform_latent to the relay's acknowledgement", m.relay_round_trip.clone());
-        r.register("relay_connected", "1 while connected to the relay", m.relay_connected.clone());
+        r.register("relay_connected", "1 while connected to the relay and it answers", m.relay_connected.clone());
         r.register("connections", "open browser connections", m.connections.clone());
         r.register("streams", "running streams", m.streams.clone());
         r.register("sessions", "sessions with a live browser connection", m.sessions.clone());
@@ -113,6 +125,10 @@ impl Metrics {
 
     pub fn relay_error(&self, code: ErrorCode) {
         self.relay_errors.get_or_create(&CodeLabel::of(code)).inc();
+    }
+
+    pub fn latent_refused(&self, code: ErrorCode) {
+        self.latents_refused.get_or_create(&CodeLabel::of(code)).inc();
     }
 
     pub fn frame_in(&self, source: Source) {
