@@ -80,6 +80,10 @@ const MAX_PING_INTERVAL: Duration = Duration::from_secs(1);
 const OUTBOX_SLACK: usize = 8;
 /// How long a close frame may take to go out at shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// `internal` answers one latent may get before it is given up: a fault that passes
+/// (a worker lost to a bug) is retried, one that this latent causes every time is not
+/// retried for ever.
+const MAX_INTERNAL_FAULTS: u8 = 3;
 
 /// Whether a relay `error` about a latent means "not now" rather than "never": the
 /// relay did not take the frame (its queue was full, a store or peer was away, a
@@ -266,6 +270,8 @@ struct Entry {
     /// Made while a connection was up and not sent yet: its first send counts as sent,
     /// any other as re-sent.
     fresh: bool,
+    /// `internal` answers so far.
+    internal_faults: u8,
 }
 
 /// Every latent the relay has not settled, oldest first: those sent and unanswered (in
@@ -308,7 +314,7 @@ impl Unacked {
         let seq = self.next_seq;
         self.by_key.insert(p.key.clone(), seq);
         self.waiting.insert(seq);
-        self.entries.insert(seq, Entry { pending: p, in_flight_since: None, fresh });
+        self.entries.insert(seq, Entry { pending: p, in_flight_since: None, fresh, internal_faults: 0 });
         dropped
     }
 
@@ -343,6 +349,13 @@ impl Unacked {
 
     /// Puts a refused latent back among the waiting, in its old place; returns when it
     /// was sent (`None` if it was not in flight).
+    /// Counts an `internal` answer for `key`; whether it may still be retried.
+    fn may_retry_internal(&mut self, key: &(SessionId, u64)) -> bool {
+        let Some(entry) = self.by_key.get(key).and_then(|seq| self.entries.get_mut(seq)) else { return false };
+        entry.internal_faults = entry.internal_faults.saturating_add(1);
+        entry.internal_faults < MAX_INTERNAL_FAULTS
+    }
+
     fn refused(&mut self, key: &(SessionId, u64)) -> Option<Instant> {
         let seq = *self.by_key.get(key)?;
         let entry = self.entries.get_mut(&seq)?;
@@ -823,7 +836,7 @@ impl LinkTask {
             }
         };
         match message {
-            Message::Error(e) if is_retryable(e.code) => {
+            Message::Error(e) if is_retryable(e.code) && (e.code != ErrorCode::Internal || unacked.may_retry_internal(&key)) => {
                 metrics.relay_error(e.code);
                 metrics.latent_refused(e.code);
                 if let Some(sent) = unacked.refused(&key) {
@@ -1170,6 +1183,8 @@ mod tests {
                 (5, _) => Reply::Refuse(ErrorCode::BadMessage),
                 (10..=14, 1) => Reply::Refuse(ErrorCode::Overloaded),
                 (20, 1 | 2) => Reply::Refuse(ErrorCode::Internal),
+                // A fault this latent causes every time: given up after MAX_INTERNAL_FAULTS.
+                (30, _) => Reply::Refuse(ErrorCode::Internal),
                 _ => Reply::Ack,
             }
         }
@@ -1199,17 +1214,21 @@ mod tests {
         };
         assert_eq!(first_sends, (1..=40).collect::<Vec<_>>(), "oldest first: {batches:?}");
         let delivered = errors.delivered.lock().unwrap().clone();
-        let expected: Vec<u64> = (1..=40).filter(|&f| f != 5).collect();
+        let expected: Vec<u64> = (1..=40).filter(|&f| f != 5 && f != 30).collect();
         assert_eq!(delivered.iter().copied().collect::<BTreeSet<_>>(), expected.iter().copied().collect::<BTreeSet<_>>());
-        assert_eq!(delivered.len(), 39, "each frame acknowledged once");
+        assert_eq!(delivered.len(), 38, "each frame acknowledged once");
         let reported: Vec<(ErrorCode, Option<u64>)> =
             errors.errors.lock().unwrap().iter().map(|e| (e.code, e.frame_id)).collect();
-        assert_eq!(reported, vec![(ErrorCode::BadMessage, Some(5))], "only the final refusal reaches the browser");
-        assert_eq!((metrics.latents_acked.get(), metrics.latents_lost.get()), (39, 1));
+        assert_eq!(
+            reported,
+            vec![(ErrorCode::BadMessage, Some(5)), (ErrorCode::Internal, Some(30))],
+            "only final refusals reach the browser"
+        );
+        assert_eq!((metrics.latents_acked.get(), metrics.latents_lost.get()), (38, 2));
         let refused = |code| metrics.latents_refused.get_or_create(&crate::metrics::CodeLabel::of(code)).get();
-        assert_eq!((refused(ErrorCode::Overloaded), refused(ErrorCode::Internal)), (5, 2));
+        assert_eq!((refused(ErrorCode::Overloaded), refused(ErrorCode::Internal)), (5, 4));
         assert_eq!(metrics.latents_sent.get(), 40);
-        assert_eq!(metrics.latents_resent.get(), 7, "each refusal sent again once");
+        assert_eq!(metrics.latents_resent.get(), 9, "each retried refusal sent again once");
     }
 
     /// A relay that accepts the connection and then reads nothing (a stopped process):
