@@ -98,8 +98,12 @@ RUN set -eu; \
     groupadd --system --gid 10001 v1; \
     useradd --system --uid 10001 --gid v1 --home-dir /opt/v1 --no-create-home --shell /usr/sbin/nologin v1; \
     mkdir -p /opt/v1
+# Where the relay keeps the shared secret it generates (docker-compose.yml mounts the
+# volume `secret` here): a new named volume takes this folder's owner and mode, so the
+# unprivileged user can write it and nobody else can read it.
+RUN install -d -o v1 -g v1 -m 0700 /opt/v1/secret
 WORKDIR /opt/v1
-ENV RUST_LOG=info V1_MODEL=/opt/v1/model
+ENV RUST_LOG=info V1_MODEL=/opt/v1/model V1_SHARED_SECRET_FILE=/opt/v1/secret/shared-secret
 # models/default when the checkout has it; otherwise the model must be mounted at
 # /opt/v1/model (docker-compose.yml mounts V1_MODEL_DIR there).
 COPY --from=sources /model /opt/v1/model

@@ -3,7 +3,8 @@
 
 1. `GET /healthz` of both services and the frontend page at the relay's `/`; `GET /api/info` of the simulation-service until it
    reports its link to the relay (and, with --expect-dataset, the recorded source).
-2. `POST /api/sessions` on the relay: a session id and its token.
+2. `POST /api/sessions` on the relay (`Content-Type: application/json`): a session id
+   and its token, with its expiry.
 3. Subscribe to the session on the relay (`/ws/subscribe`), wait for `subscribed`.
 4. Send a `stimulus` with a JPEG image to the simulation-service (`/ws`), wait for its
    `response` (payload length = lags x channels of /api/info).
@@ -56,7 +57,12 @@ class RoundTripError(Exception):
 
 
 def http_json(method: str, url: str, timeout: float = 10.0) -> tuple[int, dict]:
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    # The relay's POSTs need a JSON content type (so that a foreign page cannot send them
+    # without a CORS preflight); their body may be an empty object.
+    if method == "POST":
+        req = urllib.request.Request(url, method=method, data=b"{}", headers={"Content-Type": "application/json"})
+    else:
+        req = urllib.request.Request(url, method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read().decode("utf-8"))
@@ -151,7 +157,7 @@ class Client:
 
     def new_session(self) -> tuple[str, str]:
         status, session = http_json("POST", f"{self.relay}/api/sessions")
-        if status != 201 or not session.get("session_id") or not session.get("token"):
+        if status != 201 or not session.get("session_id") or not session.get("token") or not session.get("expires_at"):
             raise RoundTripError(f"relay POST /api/sessions: HTTP {status}, body {session!r}")
         return session["session_id"], session["token"]
 

@@ -159,8 +159,9 @@ export V1_SCALE_PORT=${V1_SCALE_PORT:-$(free_port)}
 while [ "$V1_SCALE_PORT" = "$V1_RELAY_PORT" ] || [ "$V1_SCALE_PORT" = "$V1_SIM_PORT" ]; do V1_SCALE_PORT=$(free_port); done
 # The default stack's simulation-service talks to the default relay.
 unset V1_SIM_RELAY_URL
-V1_SHARED_SECRET=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-export V1_SHARED_SECRET
+# No secret given: the relay generates one into the volume `secret` and the
+# simulation-service reads it there, as in a default installation.
+unset V1_SHARED_SECRET
 
 config_checks
 checked+=("docker-compose.yml config -q, with and without the profile scale; without it exactly relay and simulation")

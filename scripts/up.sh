@@ -12,7 +12,8 @@ if [ ! -f "$MODEL/model.json" ]; then
   exit 1
 fi
 # Both services must share one secret: the relay accepts responses only from simulation
-# services that present it.
+# services that present it. It goes to both through the environment and is never printed
+# (whoever holds it can mint session tokens).
 export V1_SHARED_SECRET=${V1_SHARED_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 echo "preparing the dataset cache for recorded mode (once)..."
 target/release/v1 build --data "$DATA" --config "$MODEL/config.toml" >/dev/null

@@ -2,7 +2,8 @@
 /**
  * Protocol-faithful stand-ins for relay-service and simulation-service, for working on the
  * page without the Rust services and their trained models (and for the e2e test's
- * `E2E_SERVICES=fake` mode). They speak docs/protocol.md: sessions with HMAC tokens,
+ * `E2E_SERVICES=fake` mode). They speak docs/protocol.md: sessions with expiring HMAC
+ * tokens (`POST /api/sessions` and `/api/sessions/{id}/renew`, JSON content type only),
  * `subscribe`/`subscribed`, `stimulus` -> `response` + `reconstructed_image`,
  * `start_stream`/`stop_stream` for the recorded replay, and `/api/info`.
  *
@@ -20,6 +21,8 @@ import zlib from "node:zlib";
 import { WebSocketServer } from "ws";
 
 const SECRET = process.env.V1_SHARED_SECRET ?? "fake-services-secret";
+/** Token lifetime in seconds (the relay's --token-ttl-secs). */
+const TOKEN_TTL_SECS = Number(process.env.V1_RELAY_TOKEN_TTL_SECS ?? 3600);
 const LAGS = 3;
 const SIDE = 64;
 
@@ -153,8 +156,40 @@ function respond(px) {
 
 // ------------------------------------------------------------------------------ services
 
-function token(sessionId) {
-  return createHmac("sha256", SECRET).update(sessionId).digest("hex");
+/** `<expiry>.<hex HMAC-SHA256(secret, "<session id>.<expiry>")>`, as the relay issues. */
+function token(sessionId, expiresAt) {
+  return `${expiresAt}.${createHmac("sha256", SECRET).update(`${sessionId}.${expiresAt}`).digest("hex")}`;
+}
+
+/** A fresh grant for `sessionId`: the relay's answer to a create or renew. */
+function grant(sessionId) {
+  const now = Math.floor(Date.now() / 1000);
+  const expiresAt = now + TOKEN_TTL_SECS;
+  return { session_id: sessionId, token: token(sessionId, expiresAt), expires_at: expiresAt, expires_in: TOKEN_TTL_SECS };
+}
+
+/** Whether `tok` is a valid, unexpired token of `sessionId`. */
+function tokenValid(sessionId, tok) {
+  if (typeof sessionId !== "string" || typeof tok !== "string") return false;
+  const [expiry, mac] = tok.split(".");
+  if (!/^\d{1,20}$/.test(expiry ?? "") || mac === undefined) return false;
+  return tok === token(sessionId, expiry) && Number(expiry) > Date.now() / 1000;
+}
+
+/** Reads a request body (small: the session endpoints take `{}` or `{"token": …}`). */
+function readBody(req) {
+  return new Promise((resolve) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+      if (body.length > 4096) req.destroy();
+    });
+    req.on("end", () => resolve(body));
+  });
+}
+
+function jsonError(res, status, code, message) {
+  res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify({ type: "error", code, message }));
 }
 
 function send(ws, msg) {
@@ -214,10 +249,24 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
   }
 
   async function startRelay() {
-    relayServer = http.createServer((req, res) => {
-      if (req.method === "POST" && req.url === "/api/sessions") {
-        const id = randomBytes(16).toString("hex");
-        res.writeHead(201, { "Content-Type": "application/json" }).end(JSON.stringify({ session_id: id, token: token(id) }));
+    relayServer = http.createServer(async (req, res) => {
+      const renew = req.method === "POST" ? /^\/api\/sessions\/([A-Za-z0-9_-]{1,64})\/renew$/.exec(req.url ?? "") : null;
+      if (req.method === "POST" && (req.url === "/api/sessions" || renew)) {
+        if (!/^application\/json\s*(;|$)/i.test(req.headers["content-type"] ?? "")) {
+          return jsonError(res, 415, "bad_message", "this POST needs the header `Content-Type: application/json`");
+        }
+        const text = (await readBody(req)).trim();
+        let body = {};
+        try {
+          if (text !== "") body = JSON.parse(text);
+        } catch {
+          return jsonError(res, 400, "bad_message", "the body is not JSON");
+        }
+        if (!renew) {
+          return res.writeHead(201, { "Content-Type": "application/json" }).end(JSON.stringify(grant(randomBytes(16).toString("hex"))));
+        }
+        if (!tokenValid(renew[1], body?.token)) return jsonError(res, 401, "unauthorized", "missing, wrong or expired token");
+        res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(grant(renew[1])));
       } else if (req.url === "/healthz") {
         res.writeHead(200, { "Content-Type": "application/json" }).end('{"status":"ok"}');
       } else if (staticDir) serveStatic(staticDir, req, res);
@@ -235,7 +284,7 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
             return send(ws, { type: "error", code: "bad_json", message: "not JSON" });
           }
           if (msg.type !== "subscribe") return send(ws, { type: "error", code: "unknown_type", message: `unexpected ${msg.type}` });
-          if (msg.token !== token(msg.session_id)) return send(ws, { type: "error", code: "unauthorized", message: "bad token", session_id: msg.session_id });
+          if (!tokenValid(msg.session_id, msg.token)) return send(ws, { type: "error", code: "unauthorized", message: "bad token", session_id: msg.session_id });
           const s = session(msg.session_id);
           s.subscribers.add(ws);
           send(ws, { type: "subscribed", session_id: msg.session_id, buffered: s.buffer.length });
@@ -286,7 +335,7 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
           return send(ws, { type: "error", code: "bad_json", message: "not JSON" });
         }
         if (msg.type === "stop_stream") return stop();
-        if (msg.token !== token(msg.session_id)) {
+        if (!tokenValid(msg.session_id, msg.token)) {
           return send(ws, { type: "error", code: "unauthorized", message: "bad token", session_id: msg.session_id });
         }
         if (msg.type === "stimulus") {

@@ -164,7 +164,8 @@ describe("RelayClient", () => {
     relay.events.on("session", (s) => sessions.push(s));
     relay.start();
     await vi.advanceTimersByTimeAsync(0);
-    expect(net.calls).toEqual([{ url: "http://relay.test:8080/api/sessions", method: "POST" }]);
+    // A JSON POST, which a browser preflights: a foreign page cannot send it.
+    expect(net.calls).toEqual([{ url: "http://relay.test:8080/api/sessions", method: "POST", contentType: "application/json", body: "{}" }]);
     expect(sessions).toEqual([{ sessionId: SESSION.session_id, token: SESSION.token }]);
     expect(sockets.last().url).toBe("ws://relay.test:8080/ws/subscribe");
     sockets.last().open();
@@ -220,6 +221,77 @@ describe("RelayClient", () => {
     expect(relay.credentials).toBeNull();
     await vi.advanceTimersByTimeAsync(0);
     expect(net.calls).toHaveLength(2);
+  });
+
+  const RENEW_URL = `http://relay.test:8080/api/sessions/${SESSION.session_id}/renew`;
+  const RENEWED = { ...SESSION, token: `1800001800.${"c0de".repeat(16)}`, expires_at: 1_800_001_800 };
+
+  it("renews its token at half the lifetime, keeps the session and resubscribes with the new token", async () => {
+    const { relay, sockets, net } = setup((url) => (url === RENEW_URL ? json(RENEWED, 200) : json(SESSION, 201)));
+    const sessions: unknown[] = [];
+    const renewed: unknown[] = [];
+    relay.events.on("session", (s) => sessions.push(s));
+    relay.events.on("renewed", (c) => renewed.push(c));
+    relay.start();
+    await vi.advanceTimersByTimeAsync(0);
+    sockets.last().open();
+    // expires_in is 3600 s: nothing before 1800 s ...
+    await vi.advanceTimersByTimeAsync(1_799_999);
+    expect(net.calls).toHaveLength(1);
+    // ... then one renewal, carrying the current token.
+    await vi.advanceTimersByTimeAsync(1);
+    expect(net.calls[1]).toEqual({ url: RENEW_URL, method: "POST", contentType: "application/json", body: JSON.stringify({ token: SESSION.token }) });
+    expect(relay.credentials).toEqual({ sessionId: SESSION.session_id, token: RENEWED.token });
+    expect(renewed).toEqual([{ sessionId: SESSION.session_id, token: RENEWED.token }]);
+    expect(sessions).toHaveLength(1); // the same session, not a new one
+    // A reconnect subscribes with the renewed token.
+    sockets.last().drop();
+    await vi.advanceTimersByTimeAsync(100);
+    sockets.last().open();
+    expect(sockets.last().messages()).toEqual([{ type: "subscribe", session_id: SESSION.session_id, token: RENEWED.token }]);
+    // And the next renewal comes another half lifetime later.
+    await vi.advanceTimersByTimeAsync(1_800_000);
+    expect(net.calls.filter((c) => c.url === RENEW_URL)).toHaveLength(2);
+    relay.stop();
+  });
+
+  it("retries a failed renewal while the token is valid, then starts over with a new session", async () => {
+    let renewAnswer: Response | Error = new TypeError("Failed to fetch");
+    const { relay, net, errors } = setup((url) => {
+      if (url !== RENEW_URL) return json(SESSION, 201);
+      if (renewAnswer instanceof Error) throw renewAnswer;
+      return renewAnswer;
+    });
+    relay.start();
+    await vi.advanceTimersByTimeAsync(1_800_000);
+    expect(net.calls).toHaveLength(2);
+    expect(relay.credentials?.token).toBe(SESSION.token);
+    expect(errors.at(-1)).toMatchObject({ service: "relay", code: "renewal" });
+    expect(errors.at(-1)?.message).toContain("Failed to fetch");
+    // Retried after at most 30 s while it still has half an hour.
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(net.calls).toHaveLength(3);
+    // The relay refuses: the token is no longer accepted, so a new session is requested.
+    renewAnswer = json({ type: "error", code: "unauthorized", message: "expired" }, 401);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(errors.at(-1)).toMatchObject({ service: "relay", code: "unauthorized" });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(net.calls.at(-1)?.url).toBe("http://relay.test:8080/api/sessions");
+    expect(relay.credentials).toEqual({ sessionId: SESSION.session_id, token: SESSION.token });
+    relay.stop();
+  });
+
+  it("does not renew tokens of a relay that gives no expiry, nor after stop", async () => {
+    const { relay, net } = setup((url) => (url.endsWith("/api/sessions") ? json({ session_id: SESSION.session_id, token: "9b1e".repeat(16) }, 201) : json({}, 404)));
+    relay.start();
+    await vi.advanceTimersByTimeAsync(10 * 3600 * 1000);
+    expect(net.calls).toHaveLength(1);
+    const second = setup();
+    second.relay.start();
+    await vi.advanceTimersByTimeAsync(0);
+    second.relay.stop();
+    await vi.advanceTimersByTimeAsync(3600 * 1000);
+    expect(second.net.calls).toHaveLength(1);
   });
 
   it("reports an unreachable relay and an unexpected answer by URL", async () => {

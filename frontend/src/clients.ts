@@ -15,6 +15,7 @@ import {
   type Credentials,
   type ReconstructedImage,
   type ResponseMessage,
+  type SessionGrant,
   type SimulationInfo,
   type Subscribed,
   encode,
@@ -62,6 +63,8 @@ export interface RelayEvents extends Record<string, unknown> {
   status: ConnectionStatus;
   /** The session changed (a fresh one, or null while there is none). */
   session: Credentials | null;
+  /** The session's token was renewed: same session, new token (already in `credentials`). */
+  renewed: Credentials;
   subscribed: Subscribed;
   image: RelayImage;
   error: ClientError;
@@ -83,10 +86,23 @@ export interface RelayClientOptions extends CommonOptions {
   origin: string;
 }
 
+/** Shortest wait before renewing a token, or retrying a failed renewal. */
+const MIN_RENEW_DELAY_MS = 1000;
+/** Longest wait before retrying a failed renewal. */
+const MAX_RENEW_RETRY_MS = 30_000;
+
+/** The JSON POST the relay's session endpoints require (the content type makes a browser preflight it). */
+function jsonPost(body: unknown): RequestInit {
+  return { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+}
+
 /**
  * Session + subscription to the relay. The session survives reconnects (its token is an
  * HMAC the relay can check without state), so a restarted relay picks up where it left
- * off; only when the relay rejects it is a new one requested.
+ * off; only when the relay rejects it is a new one requested. Tokens expire: the client
+ * renews its token at half its lifetime (`POST /api/sessions/{id}/renew`), retrying a
+ * failed renewal while the token is still valid, and starts over with a new session
+ * once it is not.
  */
 export class RelayClient {
   readonly events = new Emitter<RelayEvents>();
@@ -96,6 +112,10 @@ export class RelayClient {
   private session: Credentials | null = null;
   /** Images still to come from the replay announced by the last `subscribed`. */
   private replayRemaining = 0;
+  /** The pending renewal of the token, if one is scheduled. */
+  private renewTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When the current token expires, in `Date.now()` milliseconds (page clock). */
+  private expiresAtMs: number | null = null;
 
   constructor(options: RelayClientOptions) {
     this.origin = options.origin;
@@ -129,6 +149,7 @@ export class RelayClient {
   }
 
   stop(): void {
+    this.cancelRenewal();
     this.connection.stop();
   }
 
@@ -141,7 +162,7 @@ export class RelayClient {
     const url = new URL("/api/sessions", this.origin).toString();
     let response: Response;
     try {
-      response = await this.fetch(url, { method: "POST" });
+      response = await this.fetch(url, jsonPost({}));
     } catch (err) {
       throw new Error(`POST ${url} failed: ${networkMessage(err)}`);
     }
@@ -157,7 +178,83 @@ export class RelayClient {
     const grant = parseSessionGrant(body);
     if (!grant.ok) throw new Error(`POST ${url}: ${grant.error.message}`);
     this.session = { sessionId: grant.value.session_id, token: grant.value.token };
+    this.scheduleRenewal(grant.value);
     this.events.emit("session", this.session);
+  }
+
+  private cancelRenewal(): void {
+    if (this.renewTimer !== null) clearTimeout(this.renewTimer);
+    this.renewTimer = null;
+  }
+
+  /** Plans the renewal of a token just granted: at half its lifetime. */
+  private scheduleRenewal(grant: SessionGrant): void {
+    this.cancelRenewal();
+    // `expires_in` does not depend on the page's clock agreeing with the relay's.
+    const lifetimeS = grant.expires_in ?? (grant.expires_at !== undefined ? grant.expires_at - Date.now() / 1000 : undefined);
+    if (lifetimeS === undefined) {
+      // A relay whose tokens do not expire.
+      this.expiresAtMs = null;
+      return;
+    }
+    this.expiresAtMs = Date.now() + lifetimeS * 1000;
+    this.renewIn(Math.max(MIN_RENEW_DELAY_MS, (lifetimeS * 1000) / 2));
+  }
+
+  private renewIn(delayMs: number): void {
+    this.cancelRenewal();
+    this.renewTimer = setTimeout(() => void this.renew(), delayMs);
+  }
+
+  /** Exchanges the current (still valid) token for a fresh one. */
+  private async renew(): Promise<void> {
+    this.renewTimer = null;
+    const cred = this.session;
+    if (cred === null) return;
+    const url = new URL(`/api/sessions/${encodeURIComponent(cred.sessionId)}/renew`, this.origin).toString();
+    let problem: string;
+    try {
+      const response = await this.fetch(url, jsonPost({ token: cred.token }));
+      if (this.session !== cred) return; // the session changed meanwhile
+      if (response.status === 401) {
+        // Expired or no longer accepted (e.g. the relay's secret changed): start over.
+        this.dropSession({ service: "relay", code: "unauthorized", message: `the relay refused to renew the session's token (POST ${url} answered 401); getting a new session` });
+        return;
+      }
+      if (!response.ok) {
+        problem = `POST ${url} answered ${response.status} ${response.statusText}`.trim();
+      } else {
+        const grant = parseSessionGrant(await response.json());
+        if (grant.ok && grant.value.session_id === cred.sessionId) {
+          this.session = { sessionId: cred.sessionId, token: grant.value.token };
+          this.scheduleRenewal(grant.value);
+          this.events.emit("renewed", this.session);
+          return;
+        }
+        problem = grant.ok ? `POST ${url} renewed another session (${grant.value.session_id})` : `POST ${url}: ${grant.error.message}`;
+      }
+    } catch (err) {
+      if (this.session !== cred) return;
+      problem = `POST ${url} failed: ${networkMessage(err)}`;
+    }
+    // Try again while the token still works; once it has expired, start over.
+    const leftMs = this.expiresAtMs === null ? 0 : this.expiresAtMs - Date.now();
+    if (leftMs > MIN_RENEW_DELAY_MS) {
+      this.events.emit("error", { service: "relay", code: "renewal", message: `could not renew the session's token (${problem}); trying again` });
+      this.renewIn(Math.max(MIN_RENEW_DELAY_MS, Math.min(MAX_RENEW_RETRY_MS, leftMs / 2)));
+    } else {
+      this.dropSession({ service: "relay", code: "renewal", message: `the session's token expired before it could be renewed (${problem}); getting a new session` });
+    }
+  }
+
+  /** Forgets the session (reporting why) and reconnects, which asks for a new one. */
+  private dropSession(error: ClientError): void {
+    this.cancelRenewal();
+    this.events.emit("error", error);
+    this.session = null;
+    this.expiresAtMs = null;
+    this.events.emit("session", null);
+    this.connection.reconnectNow();
   }
 
   private onMessage(text: string): void {
@@ -185,7 +282,9 @@ export class RelayClient {
         this.events.emit("error", error);
         if (msg.code === "unauthorized" || msg.code === "bad_session") {
           // The relay no longer accepts this session (e.g. its secret changed): start over.
+          this.cancelRenewal();
           this.session = null;
+          this.expiresAtMs = null;
           this.events.emit("session", null);
           this.connection.reconnectNow();
         }

@@ -143,14 +143,20 @@ describe("parseSimulationMessage", () => {
 });
 
 describe("parseSessionGrant", () => {
-  it("reads the relay's answer", () => {
-    const body = { session_id: "3f9c2a7be0d14c55a1e2f0b9c8d7e6a5", token: "9b1e".repeat(16) };
+  it("reads the relay's answer with the token's expiry", () => {
+    const body = { session_id: "3f9c2a7be0d14c55a1e2f0b9c8d7e6a5", token: `1800000000.${"9b1e".repeat(16)}`, expires_at: 1_800_000_000, expires_in: 3600 };
     expect(parseSessionGrant(body)).toEqual({ ok: true, value: body });
+    // Without expiry (a relay whose tokens do not expire).
+    const bare = { session_id: "3f9c2a7be0d14c55a1e2f0b9c8d7e6a5", token: "9b1e".repeat(16) };
+    expect(parseSessionGrant(bare)).toEqual({ ok: true, value: bare });
   });
 
-  it("rejects a missing or non-hex token", () => {
+  it("rejects a missing or malformed token or expiry", () => {
     expect(expectError(parseSessionGrant({ session_id: "abc" })).field).toBe("token");
     expect(expectError(parseSessionGrant({ session_id: "abc", token: "not hex at all!" })).field).toBe("token");
+    expect(expectError(parseSessionGrant({ session_id: "abc", token: `x.${"9b1e".repeat(16)}` })).field).toBe("token");
+    expect(expectError(parseSessionGrant({ session_id: "abc", token: "9b1e".repeat(16), expires_in: -5 })).field).toBe("expires_in");
+    expect(expectError(parseSessionGrant({ session_id: "abc", token: "9b1e".repeat(16), expires_at: "soon" })).field).toBe("expires_at");
     expect(expectError(parseSessionGrant("nope")).field).toBe("(body)");
   });
 });

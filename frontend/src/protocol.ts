@@ -149,10 +149,15 @@ export type SimulationIncoming = ResponseMessage | ErrorMessage;
 /** What a browser sends to either service. */
 export type BrowserOutgoing = StimulusMessage | StartStreamMessage | StopStreamMessage | SubscribeMessage;
 
-/** The relay's `POST /api/sessions` answer. */
+/** The relay's answer to `POST /api/sessions` and `POST /api/sessions/{id}/renew`. */
 export interface SessionGrant {
   session_id: string;
+  /** `<expiry>.<64 hex digits>`: valid until `expires_at`. */
   token: string;
+  /** When the token expires, Unix seconds (by the relay's clock). */
+  expires_at?: number;
+  /** Seconds from the answer until the token expires (independent of the page's clock). */
+  expires_in?: number;
 }
 
 /** One recording channel: a (file, electrode) pair placed on the 10x10 array. */
@@ -447,17 +452,23 @@ export function parseSimulationMessage(text: string): ParseResult<SimulationInco
   );
 }
 
-/** Parses the relay's `POST /api/sessions` body. */
+/** Parses the relay's `POST /api/sessions` (or renewal) body. */
 export function parseSessionGrant(body: unknown): ParseResult<SessionGrant> {
   return guard(() => {
     if (!isObject(body)) throw new ProtocolError("session", "(body)", "a JSON object", describeValue(body));
     const f = new Fields(body, "session");
     const session_id = f.sessionId("session_id");
     const token = f.string("token");
-    if (!/^[0-9a-f]{16,}$/i.test(token)) {
-      throw new ProtocolError("session", "token", "a hex string", describeValue(token));
+    // `<expiry>.<hex MAC>`; a bare hex MAC is what relays without expiring tokens send.
+    if (!/^(\d{1,20}\.)?[0-9a-f]{16,}$/i.test(token)) {
+      throw new ProtocolError("session", "token", "<expiry digits>.<hex digits>", describeValue(token));
     }
-    return { session_id, token };
+    const grant: SessionGrant = { session_id, token };
+    const expiresAt = f.optCount("expires_at");
+    if (expiresAt !== undefined) grant.expires_at = expiresAt;
+    const expiresIn = f.optCount("expires_in");
+    if (expiresIn !== undefined) grant.expires_in = expiresIn;
+    return grant;
   });
 }
 

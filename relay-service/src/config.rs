@@ -36,6 +36,11 @@ pub struct Limits {
     pub queue_depth: usize,
     /// Connections, header-read and idle timeouts (see [`NetLimits`]).
     pub net: NetLimits,
+
+    // --- session tokens ---
+    /// Lifetime of the tokens the relay issues and renews (`--token-ttl-secs`): how long
+    /// a leaked token stays usable. Pages renew theirs at half of it.
+    pub token_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -51,6 +56,7 @@ impl Default for Limits {
             session_idle: Duration::from_secs(600),
             queue_depth: 64,
             net: NetLimits::default(),
+            token_ttl: shared_protocol::DEFAULT_TOKEN_TTL,
         }
     }
 }
@@ -173,6 +179,8 @@ impl RelayConfig {
         for (name, got, min, max) in l.net.ranges() {
             range(name, got, min, max)?;
         }
+        // At least 10 s so that a page can renew at half of it; at most 30 days.
+        range("token ttl seconds", l.token_ttl.as_secs(), 10, 30 * 24 * 3600)?;
         Ok(())
     }
 }

@@ -14,7 +14,8 @@
 //!   idle expiry.
 //! - [`redis_store`]: the same in Redis, shared by several relays (scale-out).
 //! - [`subscribe`]: `/ws/subscribe` for browsers (token per session).
-//! - [`http`]: `POST /api/sessions`, `/healthz`, `/metrics`, the frontend.
+//! - [`http`]: `POST /api/sessions` and `POST /api/sessions/{id}/renew` (tokens with an
+//!   expiry), `/healthz`, `/metrics`, the frontend.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`ws`]: socket plumbing (writer task, reader, rate limiter), from `service-kit`.
 //! - [`error`]: start-up errors.
@@ -141,6 +142,7 @@ pub fn app(state: AppState) -> Router {
     let cors = service_kit::http::cors(state.config.origins.clone(), [axum::http::Method::GET, axum::http::Method::POST]);
     let api = Router::new()
         .route("/api/sessions", post(http::create_session))
+        .route("/api/sessions/{id}/renew", post(http::renew_session))
         .route("/healthz", get(http::healthz))
         .layer(cors);
     Router::new()

@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use rand::Rng;
 use relay_service::config::{DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_URL};
 use relay_service::{bind, AppState, Limits, RedisConfig, RelayConfig, StoreConfig, BIND_ENV, DEFAULT_BIND};
+use service_kit::secret_file;
 use shared_protocol::{OriginPolicy, SharedSecret};
-use tracing::warn;
+use tracing::info;
 
 /// Reconstructs images from V1 responses and pushes them to browsers; serves the frontend.
 #[derive(Debug, Parser)]
@@ -30,10 +30,19 @@ struct Args {
     /// Built frontend served at `/`.
     #[arg(long, env = "V1_STATIC_DIR", default_value = "frontend/dist")]
     static_dir: PathBuf,
-    /// Secret shared with the simulation-services (tokens, /ws/ingest). When unset, one is
-    /// generated and logged; the simulation-service must then be given the same value.
+    /// Secret shared with the simulation-services (tokens, /ws/ingest). When unset, the
+    /// relay reads it from --shared-secret-file, or generates one into that file.
     #[arg(long, env = "V1_SHARED_SECRET", hide_env_values = true)]
     shared_secret: Option<String>,
+    /// Where the secret lives when --shared-secret is unset: read if the file exists,
+    /// else generated and written there, readable by its owner only (mode 0600). Give
+    /// the simulation-service the same path.
+    #[arg(long, env = "V1_SHARED_SECRET_FILE", default_value = secret_file::DEFAULT_PATH)]
+    shared_secret_file: PathBuf,
+    /// Seconds a session token is valid; pages renew theirs at half of it
+    /// (POST /api/sessions/{id}/renew).
+    #[arg(long, env = "V1_RELAY_TOKEN_TTL_SECS", default_value_t = Limits::default().token_ttl.as_secs())]
+    token_ttl_secs: u64,
     /// Extra page origins allowed to open WebSockets, comma-separated (`*` for any);
     /// loopback origins are always allowed.
     #[arg(long, env = "V1_ALLOWED_ORIGINS", default_value = "")]
@@ -105,17 +114,25 @@ fn main() -> ExitCode {
 }
 
 async fn start(args: Args) -> anyhow::Result<()> {
+    // --- the shared secret: given, or read from / generated into a file (the value is
+    // never logged: whoever holds it can mint tokens and inject frames) ---
     let secret = match args.shared_secret.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => SharedSecret::new(s)?,
         None => {
-            let (secret, text) = SharedSecret::from_random_bytes(rand::rng().random())?;
-            warn!(
-                "V1_SHARED_SECRET is not set; generated one for this run. Start the simulation-service with \
-                 V1_SHARED_SECRET={text} (`make up` passes one secret to both services)"
-            );
+            let path = &args.shared_secret_file;
+            let (secret, origin) = secret_file::read_or_create(path)?;
+            match origin {
+                secret_file::Origin::Read => info!(file = %path.display(), "read the shared secret from its file"),
+                secret_file::Origin::Created => info!(
+                    file = %path.display(),
+                    "V1_SHARED_SECRET is not set: generated a secret into this file (mode 0600); start the \
+                     simulation-service with --shared-secret-file pointing at it (or V1_SHARED_SECRET_FILE)"
+                ),
+            }
             secret
         }
     };
+    secret_file::refuse_public_secret(&secret, args.bind.ip())?;
     let mut origins = OriginPolicy::with_list(&args.allowed_origins)?;
     // The relay's own origin, when it listens on a specific non-loopback address.
     let ip = args.bind.ip();
@@ -144,6 +161,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
             session_idle: Duration::from_secs(args.session_idle_secs),
             queue_depth: args.queue_depth,
             net: (&args.net).into(),
+            token_ttl: Duration::from_secs(args.token_ttl_secs),
         },
     };
     let store = match args.session_store {

@@ -1,7 +1,10 @@
 //! The relay's Prometheus metrics, served at `/metrics` in the text exposition format.
 //!
 //! Names start with `v1_relay_`. Frames in are `waveform_latent`s accepted on
-//! `/ws/ingest`; frames out are `reconstructed_image`s pushed to subscribers.
+//! `/ws/ingest`; frames out are `reconstructed_image`s pushed to subscribers. Refused
+//! requests (a foreign page, a wrong token) are counted by reason in `refusals_total`;
+//! their log lines are rate-limited ([`Metrics::refused`]), so the counters are where a
+//! flood shows in full.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,12 +13,53 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 pub use service_kit::metrics::CodeLabel;
+use service_kit::log_limit::LogLimiter;
 use service_kit::metrics::latency_buckets;
 
 /// Label for counters split by endpoint.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabel {
     pub endpoint: String,
+}
+
+/// Label of `refusals_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// Why the relay refused a request before doing any work for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A page whose `Origin` is not allowed (WebSocket upgrade or POST).
+    Origin,
+    /// A POST without `Content-Type: application/json`.
+    ContentType,
+    /// A session token that is wrong (or malformed) for its session.
+    Token,
+    /// A genuine session token past its expiry.
+    ExpiredToken,
+    /// `/ws/ingest` without the shared secret as bearer token.
+    Bearer,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 5] = [Refusal::Origin, Refusal::ContentType, Refusal::Token, Refusal::ExpiredToken, Refusal::Bearer];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Origin => "origin",
+            Refusal::ContentType => "content_type",
+            Refusal::Token => "token",
+            Refusal::ExpiredToken => "expired_token",
+            Refusal::Bearer => "bearer",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// Every metric of the relay, registered once.
@@ -47,6 +91,10 @@ pub struct Metrics {
     pub ingest_connections: Gauge,
     /// Frames accepted and not yet answered.
     pub in_flight: Gauge,
+    /// Requests refused before any work, by [`Refusal`].
+    pub refusals: Family<ReasonLabel, Counter>,
+    /// One log line per second per [`Refusal`], indexed by [`Refusal::index`].
+    refusal_logs: [LogLimiter; Refusal::ALL.len()],
 }
 
 impl Default for Metrics {
@@ -72,6 +120,8 @@ impl Metrics {
             subscribers: Gauge::default(),
             ingest_connections: Gauge::default(),
             in_flight: Gauge::default(),
+            refusals: Family::default(),
+            refusal_logs: Default::default(),
             registry: Registry::default(),
         };
         registry.register("frames_in", "waveform_latent messages accepted for reconstruction", m.frames_in.clone());
@@ -95,11 +145,27 @@ impl Metrics {
         registry.register("subscribers", "live subscriptions", m.subscribers.clone());
         registry.register("ingest_connections", "open /ws/ingest connections", m.ingest_connections.clone());
         registry.register("in_flight_frames", "frames accepted and not yet answered", m.in_flight.clone());
+        registry.register(
+            "refusals",
+            "requests refused before any work, by reason (origin, content_type, token, expired_token, bearer)",
+            m.refusals.clone(),
+        );
+        // Every reason shows from the start, at 0, so that a dashboard can rate() it.
+        for r in Refusal::ALL {
+            let _ = m.refusals.get_or_create(&ReasonLabel { reason: r.label() });
+        }
         Self { registry, ..m }
     }
 
     pub fn error(&self, code: shared_protocol::ErrorCode) {
         self.errors.get_or_create(&CodeLabel::of(code)).inc();
+    }
+
+    /// Counts a refusal. `Some(n)` when a log line about it may be written now, `n` being
+    /// the refusals of that reason not logged since the last line; `None` to stay silent.
+    pub fn refused(&self, reason: Refusal) -> Option<u64> {
+        self.refusals.get_or_create(&ReasonLabel { reason: reason.label() }).inc();
+        self.refusal_logs[reason.index()].check()
     }
 
     pub fn connection(&self, endpoint: &str) {

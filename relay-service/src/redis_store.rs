@@ -54,7 +54,11 @@
 //!
 //! # Limits and outages
 //! `--max-sessions` and `--max-sessions-per-client` count what this relay holds and
-//! issued: with N relays a client may hold up to N times the per-client limit. A Redis
+//! issued: with N relays a client may hold up to N times the per-client limit. A session
+//! that a subscription on this relay brings into its local table (issued by another
+//! relay, or forgotten here while idle) counts against the subscriber's address, as in
+//! the in-memory store; one that frames from the trusted simulation-service bring in
+//! counts against no one. A Redis
 //! error or timeout becomes [`SessionError::Unavailable`] (the `unavailable` code) for
 //! the frame or request at hand, never a panic; the connections reconnect by themselves
 //! (the pub/sub one also re-subscribes), and the subscribers of this relay are told when
@@ -210,6 +214,8 @@ struct LocalSession {
     tx: broadcast::Sender<Live>,
     last_active: Instant,
     in_flight: usize,
+    /// The address it counts against for the per-client limit (issued to it, or created
+    /// here by its subscription); `None` when frames created it.
     issued_to: Option<IpAddr>,
     /// Whether the pub/sub connection is subscribed to the session's channel.
     listening: bool,
@@ -338,14 +344,17 @@ impl RedisStore {
         u64::try_from(self.idle.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The local entry of a session, created on first use within `--max-sessions`.
-    fn local_mut<'a>(&self, local: &'a mut Local, id: &SessionId, now: Instant) -> Result<&'a mut LocalSession, SessionError> {
+    /// The local entry of a session, created on first use within `--max-sessions` (and,
+    /// for an `owner`, within its `--max-sessions-per-client`).
+    fn local_mut<'a>(
+        &self,
+        local: &'a mut Local,
+        id: &SessionId,
+        owner: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<&'a mut LocalSession, SessionError> {
         if !local.sessions.contains_key(id) {
-            if local.sessions.len() >= self.max_sessions {
-                return Err(SessionError::Full { max: self.max_sessions });
-            }
-            let (tx, _) = broadcast::channel(self.buffered_images.max(1));
-            local.sessions.insert(id.clone(), LocalSession { tx, last_active: now, in_flight: 0, issued_to: None, listening: false });
+            self.create_local(local, id.clone(), owner, now)?;
         }
         match local.sessions.get_mut(id) {
             Some(s) => {
@@ -356,24 +365,27 @@ impl RedisStore {
         }
     }
 
-    /// Registers a session issued here: counted against this relay's limits, recorded
-    /// in Redis so that it is known to every relay.
-    pub async fn issue(&self, id: SessionId, client: IpAddr, now: Instant) -> Result<(), SessionError> {
-        {
-            let mut local = lock(&self.local);
-            if local.sessions.len() >= self.max_sessions {
-                return Err(SessionError::Full { max: self.max_sessions });
-            }
+    /// Adds a local entry, counted against `owner` when there is one.
+    fn create_local(&self, local: &mut Local, id: SessionId, owner: Option<IpAddr>, now: Instant) -> Result<(), SessionError> {
+        if local.sessions.len() >= self.max_sessions {
+            return Err(SessionError::Full { max: self.max_sessions });
+        }
+        if let Some(client) = owner {
             let count = local.per_client.get(&client).copied().unwrap_or(0);
             if count >= self.max_per_client {
                 return Err(SessionError::ClientLimit { client, max: self.max_per_client });
             }
             local.per_client.insert(client, count + 1);
-            let (tx, _) = broadcast::channel(self.buffered_images.max(1));
-            local
-                .sessions
-                .insert(id.clone(), LocalSession { tx, last_active: now, in_flight: 0, issued_to: Some(client), listening: false });
         }
+        let (tx, _) = broadcast::channel(self.buffered_images.max(1));
+        local.sessions.insert(id, LocalSession { tx, last_active: now, in_flight: 0, issued_to: owner, listening: false });
+        Ok(())
+    }
+
+    /// Registers a session issued here: counted against this relay's limits, recorded
+    /// in Redis so that it is known to every relay.
+    pub async fn issue(&self, id: SessionId, client: IpAddr, now: Instant) -> Result<(), SessionError> {
+        self.create_local(&mut lock(&self.local), id.clone(), Some(client), now)?;
         let created_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let key = self.keys.session(&id);
         let result = redis::pipe()
@@ -403,7 +415,7 @@ impl RedisStore {
     pub async fn admit(&self, id: &SessionId, frame_id: Option<u64>, now: Instant) -> Result<Admission, SessionError> {
         {
             let mut local = lock(&self.local);
-            self.local_mut(&mut local, id, now)?.in_flight += 1;
+            self.local_mut(&mut local, id, None, now)?.in_flight += 1;
         }
         let frame = frame_id.map(|f| f.to_string()).unwrap_or_default();
         let mut invocation = self.admit.prepare_invoke();
@@ -489,11 +501,12 @@ impl RedisStore {
     }
 
     /// Subscribes to a session: the images buffered in Redis in frame order (images
-    /// without a frame id follow, in publication order), then every new one.
-    pub async fn subscribe(&self, id: &SessionId, now: Instant) -> Result<Subscription, SessionError> {
+    /// without a frame id follow, in publication order), then every new one. A local
+    /// entry this creates counts against `client`.
+    pub async fn subscribe(&self, id: &SessionId, client: Option<IpAddr>, now: Instant) -> Result<Subscription, SessionError> {
         let live = {
             let mut local = lock(&self.local);
-            self.local_mut(&mut local, id, now)?.tx.subscribe()
+            self.local_mut(&mut local, id, client, now)?.tx.subscribe()
         };
         {
             let _ops = self.channel_ops.lock().await;

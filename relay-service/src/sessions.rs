@@ -85,7 +85,9 @@ struct Session {
     in_flight: usize,
     tx: broadcast::Sender<Live>,
     last_active: Instant,
-    /// The client address `POST /api/sessions` issued it to, for the per-client limit.
+    /// The client address it counts against for the per-client limit: the one
+    /// `POST /api/sessions` issued it to, or the subscriber whose subscription
+    /// (re)created it. `None` for a session created by ingest.
     issued_to: Option<IpAddr>,
 }
 
@@ -188,27 +190,40 @@ impl MemoryStore {
     /// Registers a session issued to `client` by `POST /api/sessions`.
     pub fn issue(&self, id: SessionId, client: IpAddr, now: Instant) -> Result<(), SessionError> {
         let mut inner = self.lock();
+        self.create(&mut inner, id, Some(client), now)
+    }
+
+    /// Adds a session within `--max-sessions`, and counts it against `owner` within
+    /// `--max-sessions-per-client` when there is one.
+    fn create(&self, inner: &mut Inner, id: SessionId, owner: Option<IpAddr>, now: Instant) -> Result<(), SessionError> {
         if inner.sessions.len() >= self.max_sessions {
             return Err(SessionError::Full { max: self.max_sessions });
         }
-        let count = inner.per_client.get(&client).copied().unwrap_or(0);
-        if count >= self.max_per_client {
-            return Err(SessionError::ClientLimit { client, max: self.max_per_client });
+        if let Some(client) = owner {
+            let count = inner.per_client.get(&client).copied().unwrap_or(0);
+            if count >= self.max_per_client {
+                return Err(SessionError::ClientLimit { client, max: self.max_per_client });
+            }
+            inner.per_client.insert(client, count + 1);
         }
-        inner.per_client.insert(client, count + 1);
-        let session = Session::new(self.buffered_images, now, Some(client));
-        inner.sessions.insert(id, session);
+        inner.sessions.insert(id, Session::new(self.buffered_images, now, owner));
         Ok(())
     }
 
     /// The session, created on first use (a token is stateless, so a session issued
-    /// before a restart, or by another relay, is still valid).
-    fn session_mut<'a>(&self, inner: &'a mut Inner, id: &SessionId, now: Instant) -> Result<&'a mut Session, SessionError> {
+    /// before a restart, or by another relay, is still valid). `owner` is the client it
+    /// then counts against; frames (ingest) create sessions for no one, since only the
+    /// trusted simulation-service sends them, and only for sessions whose tokens it has
+    /// checked.
+    fn session_mut<'a>(
+        &self,
+        inner: &'a mut Inner,
+        id: &SessionId,
+        owner: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<&'a mut Session, SessionError> {
         if !inner.sessions.contains_key(id) {
-            if inner.sessions.len() >= self.max_sessions {
-                return Err(SessionError::Full { max: self.max_sessions });
-            }
-            inner.sessions.insert(id.clone(), Session::new(self.buffered_images, now, None));
+            self.create(inner, id.clone(), owner, now)?;
         }
         match inner.sessions.get_mut(id) {
             Some(s) => {
@@ -224,7 +239,7 @@ impl MemoryStore {
     /// being reconstructed is also a duplicate.
     pub fn admit(&self, id: &SessionId, frame_id: Option<u64>, now: Instant) -> Result<Admission, SessionError> {
         let mut inner = self.lock();
-        let session = self.session_mut(&mut inner, id, now)?;
+        let session = self.session_mut(&mut inner, id, None, now)?;
         if let Some(f) = frame_id {
             if session.seen.contains(&f) {
                 return Ok(Admission::Duplicate);
@@ -257,7 +272,7 @@ impl MemoryStore {
         let capacity = self.buffered_images;
         // The session may have expired meanwhile only if it had nothing in flight, which
         // this frame contradicts; recreate it rather than lose the image.
-        let session = match self.session_mut(&mut inner, id, now) {
+        let session = match self.session_mut(&mut inner, id, None, now) {
             Ok(s) => s,
             Err(_) => return Published { subscribers: 0, dropped_oldest: false },
         };
@@ -273,10 +288,12 @@ impl MemoryStore {
     }
 
     /// Subscribes to a session: its buffered images in frame order (images without a
-    /// frame id follow, in arrival order), then every new one.
-    pub fn subscribe(&self, id: &SessionId, now: Instant) -> Result<Subscription, SessionError> {
+    /// frame id follow, in arrival order), then every new one. A session this creates
+    /// (forgotten while idle, or never held here) counts against `client`, so that old
+    /// tokens do not lift the per-client limit.
+    pub fn subscribe(&self, id: &SessionId, client: Option<IpAddr>, now: Instant) -> Result<Subscription, SessionError> {
         let mut inner = self.lock();
-        let session = self.session_mut(&mut inner, id, now)?;
+        let session = self.session_mut(&mut inner, id, client, now)?;
         let mut items: Vec<&Buffered> = session.buffer.iter().collect();
         items.sort_by_key(|b| (b.frame_id.is_none(), b.frame_id, b.arrival));
         let replayed_through = items.iter().map(|b| b.arrival).max().unwrap_or(0);
@@ -394,7 +411,7 @@ mod tests {
         store.admit(&s, Some(1), now).unwrap();
         let p = store.publish(&s, Some(1), json("1"), now);
         assert!(p.dropped_oldest, "4 was the oldest");
-        let sub = store.subscribe(&s, now).unwrap();
+        let sub = store.subscribe(&s, None, now).unwrap();
         let got: Vec<&str> = sub.replay.iter().map(|j| j.as_str()).collect();
         assert_eq!(got, vec!["1", "2", "3"]);
     }
@@ -403,8 +420,8 @@ mod tests {
     fn subscribers_get_new_images_live_and_other_sessions_never() {
         let store = MemoryStore::new(10, 10, 3, Duration::from_secs(60));
         let now = Instant::now();
-        let mut a = store.subscribe(&id("a"), now).unwrap();
-        let mut b = store.subscribe(&id("b"), now).unwrap();
+        let mut a = store.subscribe(&id("a"), None, now).unwrap();
+        let mut b = store.subscribe(&id("b"), None, now).unwrap();
         assert!(a.replay.is_empty());
         let p = store.publish(&id("a"), Some(1), json("a1"), now);
         assert_eq!(p.subscribers, 1);
@@ -428,13 +445,50 @@ mod tests {
             store.issue(id("third"), client, t0).unwrap_err(),
             SessionError::ClientLimit { client, max: 2 }
         );
-        let _sub = store.subscribe(&id("watched"), t0).unwrap();
+        let _sub = store.subscribe(&id("watched"), Some(client), t0).unwrap();
         store.admit(&id("busy"), Some(1), t0).unwrap();
         assert_eq!(store.expire_idle(t0 + idle / 2), 0);
         assert_eq!(store.expire_idle(t0 + idle), 1, "only `quiet` expires");
         assert_eq!(store.len(), 2);
         // Its slot is free again for the client.
         store.issue(id("third"), client, t0 + idle).unwrap();
+    }
+
+    #[test]
+    fn sessions_recreated_by_subscribing_count_against_the_subscriber() {
+        let idle = Duration::from_secs(60);
+        let store = MemoryStore::new(100, 2, 3, idle);
+        let t0 = Instant::now();
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        store.issue(id("old1"), client, t0).unwrap();
+        store.issue(id("old2"), client, t0).unwrap();
+        // Both are forgotten; their tokens would still be valid.
+        assert_eq!(store.expire_idle(t0 + idle), 2);
+        let t1 = t0 + idle;
+        store.issue(id("new1"), client, t1).unwrap();
+        // Subscribing to a forgotten session recreates it, counted: the client is at 2.
+        let _old1 = store.subscribe(&id("old1"), Some(client), t1).unwrap();
+        assert_eq!(store.issue(id("new2"), client, t1).unwrap_err(), SessionError::ClientLimit { client, max: 2 });
+        assert_eq!(
+            store.subscribe(&id("old2"), Some(client), t1).unwrap_err(),
+            SessionError::ClientLimit { client, max: 2 },
+            "a client at its limit cannot exceed it by subscribing to forgotten sessions"
+        );
+        // Subscribing again to a session it holds, or to one held for someone else,
+        // creates nothing and is not refused.
+        let _again = store.subscribe(&id("old1"), Some(client), t1).unwrap();
+        store.issue(id("theirs"), other, t1).unwrap();
+        let _theirs = store.subscribe(&id("theirs"), Some(client), t1).unwrap();
+        // A session created by ingest counts against no one.
+        store.admit(&id("ingested"), Some(1), t1).unwrap();
+        let _ingested = store.subscribe(&id("ingested"), Some(client), t1).unwrap();
+        assert_eq!(store.issue(id("new2"), other, t1).map(|_| ()), Ok(()));
+        // Once the recreated session expires, its slot is free again.
+        drop(_old1);
+        drop(_again);
+        assert!(store.expire_idle(t1 + idle) >= 2);
+        store.issue(id("new3"), client, t1 + idle).unwrap();
     }
 
     #[test]

@@ -98,11 +98,12 @@ impl SessionStore {
         }
     }
 
-    /// The session's buffered images in frame order, then its new images.
-    pub async fn subscribe(&self, id: &SessionId, now: Instant) -> Result<Subscription, SessionError> {
+    /// The session's buffered images in frame order, then its new images. A session the
+    /// subscription (re)creates on this relay counts against `client`'s per-client limit.
+    pub async fn subscribe(&self, id: &SessionId, client: Option<IpAddr>, now: Instant) -> Result<Subscription, SessionError> {
         match self {
-            Self::Memory(m) => m.subscribe(id, now),
-            Self::Redis(r) => r.subscribe(id, now).await,
+            Self::Memory(m) => m.subscribe(id, client, now),
+            Self::Redis(r) => r.subscribe(id, client, now).await,
         }
     }
 

@@ -7,8 +7,14 @@
 //! that falls behind by more than the session buffer is told how many images it missed.
 //! With the Redis store, a subscriber whose relay lost its pub/sub link to Redis is told
 //! so (`unavailable`) and keeps its subscription; subscribing again replays the buffer.
+//!
+//! A token outlives the session's state (an idle session is forgotten, a relay
+//! restarts), so a subscription may (re)create its session. Such a session counts
+//! against the subscriber's address like one it was issued, so holding old tokens does
+//! not lift the per-client limit.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::ws::WebSocket;
@@ -20,7 +26,7 @@ use shared_protocol::{
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::sessions::{Live, Subscription};
 use crate::ws::{accept, finish, peek_ids, split, Budget, End, Event, Outbox};
@@ -29,7 +35,7 @@ use crate::AppState;
 /// Largest message a subscriber sends (`subscribe` is tiny).
 const MAX_SUBSCRIBER_MESSAGE: usize = 16 * 1024;
 
-pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(state): State<AppState>, peer: crate::http::Peer, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     if let Some(refusal) = crate::http::check_origin(&state, &headers) {
         return refusal;
     }
@@ -38,11 +44,14 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, ws: WebS
     }
     let limit = MAX_SUBSCRIBER_MESSAGE.min(state.config.limits.max_message_bytes);
     let tasks = state.tasks.clone();
-    accept(ws, limit, state.config.max_outgoing_bytes(), &tasks, move |socket| serve(socket, state))
+    let client = crate::http::client_ip(&peer);
+    accept(ws, limit, state.config.max_outgoing_bytes(), &tasks, move |socket| serve(socket, state, client))
 }
 
-/// Serves one subscriber connection until it leaves or the relay shuts down.
-pub async fn serve(socket: WebSocket, state: AppState) {
+/// Serves one subscriber connection from `client` (counted against its per-client
+/// session limit when a subscription creates a session; `None`: not counted) until it
+/// leaves or the relay shuts down.
+pub async fn serve(socket: WebSocket, state: AppState, client: Option<IpAddr>) {
     state.metrics.connection("subscribe");
     let rate = state.config.limits.subscribe_messages_per_second;
     let budget = Budget { rate, idle_timeout: state.config.limits.net.idle_timeout };
@@ -51,7 +60,7 @@ pub async fn serve(socket: WebSocket, state: AppState) {
     let close = loop {
         match reader.next().await {
             Ok(Event::Text { text, received }) => match decode(text.as_str(), &RELAY_SUBSCRIBE) {
-                Ok(Message::Subscribe(sub)) => subscribe(&state, &outbox, &mut forwarders, sub, received).await,
+                Ok(Message::Subscribe(sub)) => subscribe(&state, &outbox, &mut forwarders, sub, client, received).await,
                 Ok(other) => {
                     let e = ErrorMessage {
                         code: ErrorCode::UnknownType,
@@ -91,12 +100,14 @@ async fn subscribe(
     outbox: &Outbox,
     forwarders: &mut HashMap<SessionId, JoinHandle<()>>,
     sub: Subscribe,
+    client: Option<IpAddr>,
     now: Instant,
 ) {
     let Subscribe { session_id, token } = sub;
     if let Err(e) = state.config.secret.verify_token(&session_id, &token) {
-        warn!(session = %session_id, "subscribe refused: wrong token");
-        send_error(state, outbox, e.to_error_message(Some(session_id), None)).await;
+        crate::http::refused_token(state, &e, &session_id, "subscribe");
+        // Counted above already; sent without counting it again.
+        outbox.error(e.to_error_message(Some(session_id), None)).await;
         return;
     }
     let max = state.config.limits.max_subscriptions_per_connection;
@@ -108,7 +119,7 @@ async fn subscribe(
             .await;
         return;
     }
-    let Subscription { replay, mut live, replayed_through } = match state.sessions.subscribe(&session_id, now).await {
+    let Subscription { replay, mut live, replayed_through } = match state.sessions.subscribe(&session_id, client, now).await {
         Ok(s) => s,
         Err(e) => {
             let code = e.code();

@@ -192,7 +192,7 @@ async fn pages_from_other_origins_are_refused() {
 #[tokio::test]
 async fn sessions_are_issued_with_verifiable_tokens_and_limited_per_client() {
     let relay = Relay::seed(|c| c.limits.max_sessions_per_client = 2).await;
-    let (status, ctype, body) = http(relay.addr, "POST", "/api/sessions", &[]).await;
+    let (status, ctype, body) = http(relay.addr, "POST", "/api/sessions", &[JSON]).await;
     assert_eq!(status, 201, "{body}");
     assert!(ctype.starts_with("application/json"), "{ctype}");
     let grant: Value = serde_json::from_str(&body).unwrap();
@@ -204,8 +204,8 @@ async fn sessions_are_issued_with_verifiable_tokens_and_limited_per_client() {
     // The issued session works for subscribing.
     let mut sub = relay.subscriber(id).await;
     expect_type(&mut sub, "subscribed").await;
-    assert_eq!(http(relay.addr, "POST", "/api/sessions", &[]).await.0, 201);
-    let (status, _, body) = http(relay.addr, "POST", "/api/sessions", &[]).await;
+    assert_eq!(http(relay.addr, "POST", "/api/sessions", &[JSON]).await.0, 201);
+    let (status, _, body) = http(relay.addr, "POST", "/api/sessions", &[JSON]).await;
     assert_eq!(status, 429, "{body}");
     assert!(body.contains("max-sessions-per-client"), "{body}");
     assert_eq!(http(relay.addr, "GET", "/api/sessions", &[]).await.0, 405);

@@ -160,7 +160,7 @@ fn latent(session: &str, frame: u64) -> String {
 
 /// `POST /api/sessions` on `addr`: (session id, token).
 async fn new_session(addr: SocketAddr) -> (String, String) {
-    let (status, _, body) = http(addr, "POST", "/api/sessions", &[]).await;
+    let (status, _, body) = http(addr, "POST", "/api/sessions", &[JSON]).await;
     assert_eq!(status, 201, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     (v["session_id"].as_str().unwrap().to_owned(), v["token"].as_str().unwrap().to_owned())
@@ -311,7 +311,7 @@ async fn a_redis_outage_gives_unavailable_errors_and_heals() {
     let e = expect_type(&mut ingest, "error").await;
     assert_eq!((e["code"].as_str(), e["frame_id"].as_u64()), (Some("unavailable"), Some(2)), "{e}");
     assert!(e["message"].as_str().unwrap().contains("session store"), "{e}");
-    let (status, _, body) = http(relay.addr, "POST", "/api/sessions", &[]).await;
+    let (status, _, body) = http(relay.addr, "POST", "/api/sessions", &[JSON]).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("unavailable"), "{body}");
 
@@ -403,5 +403,30 @@ async fn frames_in_flight_on_a_lost_relay_are_handed_over_and_finished_ones_ackn
     let metrics_b = http(b.addr, "GET", "/metrics", &[]).await.2;
     assert_eq!(metric(&metrics_b, "v1_relay_frames_in_total"), 1, "B reconstructed frame 7 only");
     c.stop().await;
+    b.stop().await;
+}
+
+/// A session that a subscription brings into a relay's table (issued by another relay, or
+/// forgotten here) counts against the subscriber's address there, as in the in-memory
+/// store: tokens from elsewhere do not lift the per-client limit.
+#[tokio::test]
+async fn sessions_brought_in_by_subscribing_count_against_the_address() {
+    let redis = RedisServer::start();
+    let a = redis_relay(&redis.url(), |_| {}).await;
+    let b = redis_relay(&redis.url(), |c| c.limits.max_sessions_per_client = 2).await;
+    let (s1, t1) = new_session(a.addr).await;
+    let (s2, t2) = new_session(a.addr).await;
+    let mut ws = subscribe(&b, &s1, &t1).await;
+    expect_type(&mut ws, "subscribed").await;
+    assert_eq!(http(b.addr, "POST", "/api/sessions", &[JSON]).await.0, 201);
+    let (status, _, body) = http(b.addr, "POST", "/api/sessions", &[JSON]).await;
+    assert_eq!(status, 429, "the session brought in by subscribing was not counted: {body}");
+    send(&mut ws, &format!(r#"{{"type":"subscribe","session_id":"{s2}","token":"{t2}"}}"#)).await;
+    let e = expect_type(&mut ws, "error").await;
+    assert_eq!(e["session_id"], s2.as_str());
+    assert!(e["message"].as_str().unwrap().contains("max-sessions-per-client"), "{e}");
+    // Relay a issued them and still has room: the limit counts per relay.
+    assert_eq!(http(a.addr, "POST", "/api/sessions", &[JSON]).await.0, 201);
+    a.stop().await;
     b.stop().await;
 }

@@ -2,10 +2,12 @@
 //! behave the same at their edges: the bounded inference worker pool ([`pool`]), the
 //! WebSocket connection handling — writer task, reader with size and rate limits,
 //! upgrade ([`ws`]) — the plain HTTP pieces (error bodies, Origin check, CORS,
-//! `/metrics` and `/healthz` responses: [`http`]), Prometheus helpers ([`metrics`]),
+//! `/metrics` and `/healthz` responses: [`http`]), logging client-controlled values
+//! without letting a flood fill the disk ([`log_limit`]), Prometheus helpers ([`metrics`]),
 //! binding and serving with a graceful drain ([`serve`]), the binaries' start-up and
-//! logging ([`binary`]), and, with the `testing` feature, the clients of the
-//! integration tests (module `testing`).
+//! logging ([`binary`]), the shared secret kept in an owner-only file ([`secret_file`]),
+//! and, with the `testing` feature, the clients of the integration tests (module
+//! `testing`).
 //!
 //! What a service does with a message (the protocol's semantics, the model, sessions)
 //! stays in the service; this crate knows the wire format only through
@@ -13,8 +15,10 @@
 
 pub mod binary;
 pub mod http;
+pub mod log_limit;
 pub mod metrics;
 pub mod pool;
+pub mod secret_file;
 pub mod serve;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -112,6 +112,9 @@ pub enum ProtocolError {
     StimulusSource { detail: String },
     #[error("token is missing or wrong for session {session}; get a session and its token from the relay's POST /api/sessions")]
     Unauthorized { session: String },
+    /// A genuine token whose lifetime is over (it cannot be renewed any more).
+    #[error("the token of session {session} expired at {expired_at} (Unix seconds); a page renews its token before it expires with the relay's POST /api/sessions/{session}/renew; now get a new session from POST /api/sessions")]
+    TokenExpired { session: String, expired_at: u64 },
     #[error("binary WebSocket frames are not supported; send each message as JSON in a text frame")]
     Binary,
 }
@@ -133,7 +136,7 @@ impl ProtocolError {
             ProtocolError::PayloadTooLong { .. } | ProtocolError::ImageTooLarge { .. } => ErrorCode::TooLarge,
             ProtocolError::ShapeMismatch { .. } | ProtocolError::PayloadLength { .. } => ErrorCode::PayloadLength,
             ProtocolError::BadDataUrl { .. } => ErrorCode::BadImage,
-            ProtocolError::Unauthorized { .. } => ErrorCode::Unauthorized,
+            ProtocolError::Unauthorized { .. } | ProtocolError::TokenExpired { .. } => ErrorCode::Unauthorized,
             ProtocolError::Binary => ErrorCode::BinaryNotSupported,
         }
     }

@@ -22,7 +22,7 @@
 //! - [`data_url`]: image data URLs, checked, decoded under a size limit, encoded.
 //! - `image_limits` (feature `image`): decoding a received JPEG/PNG under the size and
 //!   side limits, header dimensions checked before decoding.
-//! - [`auth`]: session tokens (HMAC-SHA256) and the shared secret.
+//! - [`auth`]: session tokens (expiry + HMAC-SHA256) and the shared secret.
 //! - [`origin`]: the `Origin` allow-list for WebSocket upgrades.
 
 pub mod auth;
@@ -35,7 +35,7 @@ pub mod message;
 pub mod origin;
 pub mod validate;
 
-pub use auth::{SharedSecret, WeakSecret};
+pub use auth::{unix_now, IssuedToken, SharedSecret, WeakSecret, DEFAULT_TOKEN_TTL};
 pub use data_url::{DataUrl, ImageKind};
 pub use decode::{
     decode, Endpoint, INGEST_REPLIES, RELAY_INGEST, RELAY_SUBSCRIBE, SIMULATION, SIMULATION_CLIENT, SUBSCRIBER,

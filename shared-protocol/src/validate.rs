@@ -23,7 +23,8 @@ pub const DEFAULT_MAX_IMAGE_SIDE: u32 = 4096;
 /// Default largest image in pixels, 4 MP (a 2048x2048 photo): the decoding cost of one
 /// frame is bounded by its pixels, not by its bytes (a few KB of PNG can claim 16 MP).
 pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 4 * 1024 * 1024;
-/// Longest token accepted before it is even compared (a real one has 64 hex digits).
+/// Longest token accepted before it is even compared (a real one, `<expiry>.<64 hex
+/// digits>`, has at most 85 characters).
 pub const MAX_TOKEN_LEN: usize = 256;
 
 /// Checks every rule that needs no model and no service configuration.

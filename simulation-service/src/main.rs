@@ -36,9 +36,13 @@ struct Args {
     /// of relays sharing one Redis: on losing one the service moves to the next.
     #[arg(long, visible_alias = "relay", env = "V1_RELAY_URL", default_value = DEFAULT_RELAY_URL)]
     relay_url: String,
-    /// Secret shared with the relay (the relay logs one at start-up when it generated it).
+    /// Secret shared with the relay. When unset, it is read from --shared-secret-file.
     #[arg(long, env = "V1_SHARED_SECRET", hide_env_values = true)]
     shared_secret: Option<String>,
+    /// The relay's secret file (the relay generates it when started without a secret),
+    /// read when --shared-secret is unset.
+    #[arg(long, env = "V1_SHARED_SECRET_FILE", default_value = service_kit::secret_file::DEFAULT_PATH)]
+    shared_secret_file: PathBuf,
     /// Extra page origins allowed to connect, comma-separated (`*` for any); loopback
     /// origins are always allowed.
     #[arg(long, env = "V1_ALLOWED_ORIGINS", default_value = "")]
@@ -115,14 +119,23 @@ fn main() -> ExitCode {
 }
 
 async fn start(args: Args) -> anyhow::Result<()> {
+    // --- the shared secret: given, or read from the relay's secret file (never logged) ---
     let secret = match args.shared_secret.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => SharedSecret::new(s)?,
-        None => anyhow::bail!(
-            "V1_SHARED_SECRET is not set. The simulation-service needs the relay's secret to check session tokens \
-             and to connect to the relay: set V1_SHARED_SECRET to the same value for both services \
-             (`make up` does this; a relay started without one logs the secret it generated)"
-        ),
+        None => {
+            let path = &args.shared_secret_file;
+            let secret = service_kit::secret_file::read(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "V1_SHARED_SECRET is not set, and {e}. The simulation-service needs the relay's secret to check \
+                     session tokens and to connect to the relay: a relay started without a secret writes one to its \
+                     --shared-secret-file; give this service the same path, or set V1_SHARED_SECRET for both"
+                )
+            })?;
+            tracing::info!(file = %path.display(), "read the shared secret from the relay's secret file");
+            secret
+        }
     };
+    service_kit::secret_file::refuse_public_secret(&secret, args.bind.ip())?;
     let mut origins = OriginPolicy::with_list(&args.allowed_origins)?;
     let ip = args.bind.ip();
     if !ip.is_loopback() && !ip.is_unspecified() {

@@ -135,7 +135,7 @@ impl Drop for SimProcess {
 async fn a_killed_simulation_service_loses_no_frame_its_client_re_sends_and_duplicates_none() {
     let relay = start_relay("127.0.0.1:0".parse().unwrap()).await;
     let sim = SimProcess::spawn(relay.addr).await;
-    let (status, _, body) = http(relay.addr, "POST", "/api/sessions", &[]).await;
+    let (status, _, body) = http(relay.addr, "POST", "/api/sessions", &[("content-type", "application/json")]).await;
     assert_eq!(status, 201, "{body}");
     let grant: Value = serde_json::from_str(&body).unwrap();
     let session = Session { id: grant["session_id"].as_str().unwrap().into(), token: grant["token"].as_str().unwrap().into() };
@@ -191,7 +191,7 @@ async fn a_killed_simulation_service_loses_no_frame_its_client_re_sends_and_dupl
 /// Frame ids in a relay's buffer for `session`, read from its (in-memory) store.
 async fn buffered_frame_ids(state: &relay_service::AppState, session: &Session) -> BTreeSet<u64> {
     let id = shared_protocol::SessionId::parse(&session.id).unwrap();
-    let subscription = state.sessions.subscribe(&id, Instant::now()).await.unwrap();
+    let subscription = state.sessions.subscribe(&id, None, Instant::now()).await.unwrap();
     subscription
         .replay
         .iter()

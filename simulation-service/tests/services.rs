@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures_util::SinkExt;
 use serde_json::Value;
-use shared_protocol::ImageKind;
+use shared_protocol::{ImageKind, SessionId};
 use tokio_tungstenite::tungstenite::Message;
 
 fn response_len() -> usize {
@@ -253,6 +253,7 @@ async fn bad_browser_inputs_get_clear_errors_while_other_sessions_keep_working()
         (format!(r#"{{"type":"stimulus","session_id":"{s}","token":"{t}","frame_id":5,"image":"{}"}}"#, png_header_only(100_000, 100_000)), "too_large", "100000x100000"),
         (format!(r#"{{"type":"stimulus","session_id":"{s}","token":"{t}","frame_id":6,"image":"data:image/png;base64,{}"}}"#, "A".repeat(300 * 1024)), "too_large", "up to 262144 bytes"),
         (format!(r#"{{"type":"stimulus","session_id":"{s}","token":"{}","frame_id":7,"source":"random"}}"#, "0".repeat(64)), "unauthorized", "POST /api/sessions"),
+        (format!(r#"{{"type":"stimulus","session_id":"{s}","token":"{}","frame_id":7,"source":"random"}}"#, expired_token(s)), "unauthorized", "/renew"),
         (format!(r#"{{"type":"start_stream","session_id":"{s}","token":"{t}","source":"recorded","fps":60}}"#), "bad_message", "between 1 and 30"),
         (format!(r#"{{"type":"start_stream","session_id":"{s}","token":"{t}","source":"folder","fps":5}}"#), "unavailable", "--images"),
         (format!(r#"{{"type":"stimulus","session_id":"bad id","token":"{t}","frame_id":8,"source":"random"}}"#), "bad_session", "only A-Z"),
@@ -481,9 +482,17 @@ async fn start_up_errors_say_what_to_do() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_simulation-service"))
         .args(["--model", fixture().model_dir.to_str().unwrap()])
         .env_remove("V1_SHARED_SECRET")
+        .env_remove("V1_SHARED_SECRET_FILE")
+        // No secret file in the working directory either.
+        .current_dir(empty.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("V1_SHARED_SECRET is not set"), "{stderr}");
+}
+
+/// A genuine token of `session` that expired a second ago.
+fn expired_token(session: &str) -> String {
+    secret().token_expiring_at(&SessionId::parse(session).unwrap(), shared_protocol::unix_now() - 1)
 }

@@ -66,6 +66,10 @@ export function socketRecorder(): { factory: SocketFactory; sockets: FakeSocket[
 export interface FetchCall {
   url: string;
   method: string;
+  /** The Content-Type header, when the request set one. */
+  contentType?: string;
+  /** The body, when the request had one. */
+  body?: string;
 }
 
 export type FetchRoute = (call: FetchCall) => Response | Promise<Response> | Error;
@@ -76,7 +80,10 @@ export function fakeFetch(route: FetchRoute): { fetch: (input: string, init?: Re
   return {
     calls,
     fetch: async (input, init) => {
-      const call = { url: input, method: init?.method ?? "GET" };
+      const call: FetchCall = { url: input, method: init?.method ?? "GET" };
+      const contentType = new Headers(init?.headers).get("content-type");
+      if (contentType !== null) call.contentType = contentType;
+      if (typeof init?.body === "string") call.body = init.body;
       calls.push(call);
       const answer = await route(call);
       if (answer instanceof Error) throw answer;
@@ -107,7 +114,13 @@ export function notJson(status = 200): Response {
   } as unknown as Response;
 }
 
-export const SESSION = { session_id: "3f9c2a7be0d14c55a1e2f0b9c8d7e6a5", token: "9b1e".repeat(16) };
+/** A relay grant: the token is `<expiry>.<64 hex digits>`, renewed at half of `expires_in`. */
+export const SESSION = {
+  session_id: "3f9c2a7be0d14c55a1e2f0b9c8d7e6a5",
+  token: `1800000000.${"9b1e".repeat(16)}`,
+  expires_at: 1_800_000_000,
+  expires_in: 3600,
+};
 
 export const INFO = {
   lags: 2,

@@ -441,7 +441,8 @@ fn watch(pids: &[u32]) -> (Peaks, tokio::task::JoinHandle<()>) {
     (peaks, handle)
 }
 
-/// `POST /api/sessions` on the relay.
+/// `POST /api/sessions` on the relay (with the JSON content type it requires, and an
+/// empty object as body).
 async fn new_session(relay: SocketAddr) -> anyhow::Result<(String, String)> {
     let stream = TcpStream::connect(relay).await.with_context(|| format!("connecting to the relay at {relay}"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Body>(hyper_util::rt::TokioIo::new(stream)).await?;
@@ -450,7 +451,8 @@ async fn new_session(relay: SocketAddr) -> anyhow::Result<(String, String)> {
         .method("POST")
         .uri("/api/sessions")
         .header("host", relay.to_string())
-        .body(Body::empty())?;
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))?;
     let response = sender.send_request(request).await?;
     let status = response.status();
     let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 20).await?;

@@ -111,6 +111,9 @@ pub fn decode_jpeg(url: &str) -> image::DynamicImage {
     image::load_from_memory_with_format(&data.bytes, image::ImageFormat::Jpeg).unwrap()
 }
 
+/// The header that `POST /api/sessions` and its renewal need.
+pub const JSON: (&str, &str) = ("content-type", "application/json");
+
 /// One HTTP/1.1 request; (status, content type, body).
 pub async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let response = service_kit::testing::request(addr, method, path, headers).await;

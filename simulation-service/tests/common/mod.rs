@@ -132,7 +132,7 @@ impl Stack {
 
     /// A session from the relay's `POST /api/sessions`.
     pub async fn session(&self) -> Session {
-        let (status, _, body) = http(self.relay.addr, "POST", "/api/sessions", &[]).await;
+        let (status, _, body) = http(self.relay.addr, "POST", "/api/sessions", &[("content-type", "application/json")]).await;
         assert_eq!(status, 201, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         Session { id: v["session_id"].as_str().unwrap().to_owned(), token: v["token"].as_str().unwrap().to_owned() }
