@@ -49,18 +49,19 @@ const MAX_SESSION_BODY: usize = 4096;
 /// page (or no page), and a JSON content type, which a browser sends cross-origin only
 /// after a CORS preflight that the same allow-list answers. Then the body as a JSON
 /// object (an empty body counts as `{}`).
-fn check_post(state: &AppState, headers: &HeaderMap, body: &Bytes, path: &str) -> Result<serde_json::Map<String, Value>, Response> {
+/// The refusal is boxed: a `Response` is large, and this is the rare path.
+fn check_post(state: &AppState, headers: &HeaderMap, body: &Bytes, path: &str) -> Result<serde_json::Map<String, Value>, Box<Response>> {
     if let Some(refusal) = check_origin(state, headers) {
-        return Err(refusal);
+        return Err(Box::new(refusal));
     }
     if let Some(refusal) = service_kit::http::require_json(headers) {
         let _ = state.metrics.refused(Refusal::ContentType);
         state.metrics.error(ErrorCode::BadMessage);
-        return Err(refusal);
+        return Err(Box::new(refusal));
     }
     let bad = |why: String| {
         state.metrics.error(ErrorCode::BadMessage);
-        error_response(StatusCode::BAD_REQUEST, ErrorCode::BadMessage, &format!("POST {path}: {why}"))
+        Box::new(error_response(StatusCode::BAD_REQUEST, ErrorCode::BadMessage, &format!("POST {path}: {why}")))
     };
     if body.len() > MAX_SESSION_BODY {
         return Err(bad(format!("the body has {} bytes; it takes at most {MAX_SESSION_BODY}", body.len())));
@@ -93,7 +94,7 @@ fn grant(id: &SessionId, issued: &IssuedToken, now: u64) -> Value {
 pub async fn create_session(State(state): State<AppState>, peer: Peer, headers: HeaderMap, body: Bytes) -> Response {
     let fields = match check_post(&state, &headers, &body, "/api/sessions") {
         Ok(f) => f,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     if let Some(name) = fields.keys().next() {
         state.metrics.error(ErrorCode::BadMessage);
@@ -133,7 +134,7 @@ pub async fn create_session(State(state): State<AppState>, peer: Peer, headers: 
 pub async fn renew_session(State(state): State<AppState>, UrlPath(raw_id): UrlPath<String>, headers: HeaderMap, body: Bytes) -> Response {
     let fields = match check_post(&state, &headers, &body, "/api/sessions/{id}/renew") {
         Ok(f) => f,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let id = match SessionId::parse(&raw_id) {
         Ok(id) => id,

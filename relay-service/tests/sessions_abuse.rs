@@ -162,16 +162,16 @@ async fn renewal_gives_a_later_token_and_the_old_one_works_until_its_expiry() {
     // Refusals, each saying what was wrong.
     let expired = secret().token_expiring_at(&session, now - 1);
     let other = SessionId::parse("someone-else").unwrap();
-    let cases: Vec<(String, Vec<(&str, &str)>, String, u16, &str)> = vec![
-        (renew_path.clone(), vec![JSON], format!(r#"{{"token":"{expired}"}}"#), 401, "expired"),
-        (renew_path.clone(), vec![JSON], format!(r#"{{"token":"{}"}}"#, secret().token_for(&other)), 401, "token is missing or wrong"),
-        (renew_path.clone(), vec![JSON], String::new(), 401, "no token"),
-        (renew_path.clone(), vec![JSON], r#"{"token":7}"#.into(), 400, "\"token\""),
-        (renew_path.clone(), vec![JSON], format!(r#"{{"token":"{first}","ttl":99999}}"#), 400, "takes only"),
-        ("/api/sessions/bad%20id/renew".into(), vec![JSON], format!(r#"{{"token":"{first}"}}"#), 400, "session"),
+    let cases: Vec<(String, String, u16, &str)> = vec![
+        (renew_path.clone(), format!(r#"{{"token":"{expired}"}}"#), 401, "expired"),
+        (renew_path.clone(), format!(r#"{{"token":"{}"}}"#, secret().token_for(&other)), 401, "token is missing or wrong"),
+        (renew_path.clone(), String::new(), 401, "no token"),
+        (renew_path.clone(), r#"{"token":7}"#.into(), 400, "\"token\""),
+        (renew_path.clone(), format!(r#"{{"token":"{first}","ttl":99999}}"#), 400, "takes only"),
+        ("/api/sessions/bad%20id/renew".into(), format!(r#"{{"token":"{first}"}}"#), 400, "session"),
     ];
-    for (path, headers, body, want, needle) in cases {
-        let (status, v) = post(relay.addr, &path, &headers, &body).await;
+    for (path, body, want, needle) in cases {
+        let (status, v) = post(relay.addr, &path, &[JSON], &body).await;
         assert_eq!(status, want, "{path} {body}: {v}");
         assert!(v["message"].as_str().unwrap().contains(needle), "{path} {body}: {v}");
     }
