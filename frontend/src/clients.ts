@@ -29,7 +29,10 @@ import {
 /** A problem worth showing in the page, attributed to the service it concerns. */
 export interface ClientError {
   service: "relay" | "simulation";
-  /** A protocol error code, or `protocol` for a message the page could not read. */
+  /**
+   * A protocol error code, `protocol` for a message the page could not read, or `renewal`
+   * for a session token the page could not renew.
+   */
   code: string;
   message: string;
   frameId?: number;

@@ -595,6 +595,8 @@ export function explainErrorCode(code: string): string {
       return "That source is not available on this service";
     case "internal":
       return "The service hit an internal error";
+    case "renewal":
+      return "The session's token could not be renewed";
     default:
       return "The service rejected a message";
   }
