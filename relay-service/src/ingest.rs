@@ -46,7 +46,9 @@ pub async fn upgrade(
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if !state.config.secret.verify_bearer(auth) {
         state.metrics.error(ErrorCode::Unauthorized);
-        warn!("refused /ws/ingest: missing or wrong bearer secret");
+        if let Some(suppressed) = state.metrics.refused(crate::metrics::Refusal::Bearer) {
+            warn!(suppressed, "refused /ws/ingest: missing or wrong bearer secret");
+        }
         return crate::http::error_response(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized,
@@ -90,7 +92,9 @@ pub async fn serve(socket: WebSocket, state: AppState) {
                     _ => {}
                 }
                 if let Some(why) = end.describe() {
-                    warn!("closing /ws/ingest: {why}");
+                    if let Some(suppressed) = crate::ws::CLOSE_LOG.check() {
+                        warn!(suppressed, "closing /ws/ingest: {why}");
+                    }
                 }
                 break end.close_frame("relay shutting down", "message over the relay's size limit");
             }

@@ -174,7 +174,9 @@ pub async fn serve(
         let pass = match gate.enter(peer.ip()) {
             Ok(pass) => pass,
             Err(refusal) => {
-                debug!(client = %peer.ip(), "refused a connection: {}", refusal.message());
+                if let Some(suppressed) = REFUSAL_LOG.check() {
+                    warn!(client = %peer.ip(), suppressed, "refused a connection: {}", refusal.message());
+                }
                 tokio::spawn(refuse(stream, refusal));
                 continue;
             }
@@ -229,6 +231,9 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// At most one log line a second about refused connections.
+static REFUSAL_LOG: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::per_second();
 
 /// Why a connection was not served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// At most one log line a second about connections closed for what their peer did (a
+/// flood of abusive connections must not become a flood of log lines).
+pub static CLOSE_LOG: crate::log_limit::LogLimiter = crate::log_limit::LogLimiter::per_second();
+
 /// Messages queued per connection before senders wait.
 pub const OUTGOING_QUEUE: usize = 256;
 

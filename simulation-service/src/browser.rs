@@ -112,7 +112,9 @@ pub async fn serve(socket: WebSocket, state: AppState, wants_delivered: bool) {
                     _ => {}
                 }
                 if let Some(why) = end.describe() {
-                    info!(connection = id, "closing a browser connection: {why}");
+                    if let Some(suppressed) = crate::ws::CLOSE_LOG.check() {
+                        info!(connection = id, suppressed, "closing a browser connection: {why}");
+                    }
                 }
                 break end.close_frame("simulation-service shutting down", "message over the size limit (--max-message-bytes)");
             }

@@ -284,7 +284,7 @@ fn refused(sim: &SimState) -> u64 {
 /// Frame ids in a relay's buffer for `session`, read from its (in-memory) store.
 async fn buffered_frame_ids(state: &relay_service::AppState, session: &Session) -> BTreeSet<u64> {
     let id = SessionId::parse(&session.id).unwrap();
-    let subscription = state.sessions.subscribe(&id, Instant::now()).await.unwrap();
+    let subscription = state.sessions.subscribe(&id, None, Instant::now()).await.unwrap();
     subscription
         .replay
         .iter()
