@@ -14,7 +14,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,60 +29,16 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A relay on a runtime of its own, so that it can die all at once (see faults.rs).
-struct Relay {
-    addr: SocketAddr,
-    state: relay_service::AppState,
-    runtime: Option<tokio::runtime::Runtime>,
+/// A killable relay whose session buffer (and so the live queue of each subscriber) is
+/// large, so that a subscriber that joins late or reads slowly still sees every image.
+async fn start_relay_with(addr: SocketAddr, tweak: impl FnOnce(&mut relay_service::RelayConfig)) -> KillableRelay {
+    KillableRelay::start_with(addr, |c| {
+        c.limits.buffered_images = 4096;
+        tweak(c);
+    })
+    .await
 }
 
-impl Relay {
-    /// Starts a relay on `addr` (port 0 for any) with [`relay_config`] as `tweak` changes
-    /// it. Its session buffer (and so the live queue of each subscriber) is large, so that
-    /// a subscriber that joins late or reads slowly still sees every image.
-    async fn start(addr: SocketAddr, tweak: impl FnOnce(&mut relay_service::RelayConfig)) -> Self {
-        // The address may still be held for a moment by the relay just killed.
-        let deadline = Instant::now() + WAIT;
-        let listener = loop {
-            match StdListener::bind(addr) {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        };
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut config = relay_config();
-        config.limits.buffered_images = 4096;
-        tweak(&mut config);
-        let model = tokio::task::spawn_blocking(load_model).await.unwrap();
-        let state = relay_service::AppState::new(config, model).unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let served = state.clone();
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            relay_service::run(listener, served, std::future::pending()).await
-        });
-        Self { addr, state, runtime: Some(runtime) }
-    }
-
-    /// Drops every task and socket of the relay at once: no drain, no close frames.
-    fn kill(mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-}
 
 /// A TCP proxy between the simulation-service and the relay that can stop forwarding in
 /// both directions: to both ends the peer looks like a stopped process (connections stay
@@ -296,7 +252,7 @@ const STALL: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_stopped_for_5_s_during_a_30_fps_stream_loses_and_duplicates_no_frame() {
-    let relay = Relay::start("127.0.0.1:0".parse().unwrap(), |_| {}).await;
+    let relay = start_relay_with("127.0.0.1:0".parse().unwrap(), |_| {}).await;
     let proxy = Proxy::start(relay.addr).await;
     let mut config = sim_config(proxy.addr);
     config.limits.relay_stall = Duration::from_secs(1);
@@ -355,7 +311,7 @@ async fn a_relay_stopped_for_5_s_during_a_30_fps_stream_loses_and_duplicates_no_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_killed_and_restarted_during_a_30_fps_stream_loses_and_duplicates_no_frame() {
-    let relay = Relay::start("127.0.0.1:0".parse().unwrap(), |_| {}).await;
+    let relay = start_relay_with("127.0.0.1:0".parse().unwrap(), |_| {}).await;
     let relay_addr = relay.addr;
     let config = sim_config(relay_addr);
     let window = config.limits.relay_window;
@@ -376,7 +332,7 @@ async fn a_relay_killed_and_restarted_during_a_30_fps_stream_loses_and_duplicate
     let backlog = sim.state.metrics.unacked.get();
     assert!(backlog > 2 * window as i64, "the stream went on while no relay ran: {backlog} latents wait");
 
-    let relay = Relay::start(relay_addr, |_| {}).await;
+    let relay = start_relay_with(relay_addr, |_| {}).await;
     // Subscribed before or after the re-sends arrive, the replay and the live images
     // together hold each image once.
     let (after, _sub2) = subscribe(relay_addr, &session).await;
@@ -422,7 +378,7 @@ async fn a_relay_killed_and_restarted_during_a_30_fps_stream_loses_and_duplicate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_into_a_relay_with_a_tiny_queue_is_refused_retried_and_arrives_once() {
-    let relay = Relay::start("127.0.0.1:0".parse().unwrap(), |c| {
+    let relay = start_relay_with("127.0.0.1:0".parse().unwrap(), |c| {
         c.workers = 1;
         c.limits.queue_depth = 1;
     })
@@ -472,7 +428,7 @@ async fn a_burst_into_a_relay_with_a_tiny_queue_is_refused_retried_and_arrives_o
 
 #[tokio::test]
 async fn a_relay_with_another_secret_makes_healthz_degraded_with_the_cause() {
-    let relay = Relay::start("127.0.0.1:0".parse().unwrap(), |c| {
+    let relay = start_relay_with("127.0.0.1:0".parse().unwrap(), |c| {
         c.secret = SharedSecret::new("another-secret-0123456789abcdef0123").unwrap();
     })
     .await;

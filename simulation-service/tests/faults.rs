@@ -199,58 +199,11 @@ async fn buffered_frame_ids(state: &relay_service::AppState, session: &Session) 
         .collect()
 }
 
-/// A relay on a runtime of its own, so that it can die all at once.
-struct KillableRelay {
-    addr: SocketAddr,
-    state: relay_service::AppState,
-    runtime: Option<tokio::runtime::Runtime>,
-}
-
 impl KillableRelay {
-    async fn start(addr: SocketAddr) -> Self {
-        // The address may still be held for a moment by the relay just killed.
-        let deadline = Instant::now() + WAIT;
-        let listener = loop {
-            match std::net::TcpListener::bind(addr) {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        };
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let model = tokio::task::spawn_blocking(load_model).await.unwrap();
-        let state = relay_service::AppState::new(relay_config(), model).unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let served = state.clone();
-        runtime.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            relay_service::run(listener, served, std::future::pending()).await
-        });
-        Self { addr, state, runtime: Some(runtime) }
-    }
-
-    /// Drops every task and socket of the relay at once: no drain, no close frames.
-    fn kill(mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
-    }
-
     async fn subscribe(&self, session: &Session) -> Ws {
         let mut ws = connect(&format!("ws://{}/ws/subscribe", self.addr), &[]).await.unwrap();
         send(&mut ws, &format!(r#"{{"type":"subscribe","session_id":"{}","token":"{}"}}"#, session.id, session.token)).await;
         ws
-    }
-}
-
-impl Drop for KillableRelay {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
     }
 }
 

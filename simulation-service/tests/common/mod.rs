@@ -255,3 +255,60 @@ impl SimProcess {
         self.child.wait().unwrap();
     }
 }
+
+/// A relay on a runtime of its own, so that it can die all at once.
+pub struct KillableRelay {
+    pub addr: SocketAddr,
+    pub state: relay_service::AppState,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl KillableRelay {
+    /// Starts a relay on `addr` (port 0 for any) with [`relay_config`].
+    pub async fn start(addr: SocketAddr) -> Self {
+        Self::start_with(addr, |_| {}).await
+    }
+
+    /// Like [`Self::start`], with the configuration as `tweak` changes it.
+    pub async fn start_with(addr: SocketAddr, tweak: impl FnOnce(&mut relay_service::RelayConfig)) -> Self {
+        // The address may still be held for a moment by the relay just killed.
+        let deadline = Instant::now() + WAIT;
+        let listener = loop {
+            match StdListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = relay_config();
+        tweak(&mut config);
+        let model = tokio::task::spawn_blocking(load_model).await.unwrap();
+        let state = relay_service::AppState::new(config, model).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let served = state.clone();
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            relay_service::run(listener, served, std::future::pending()).await
+        });
+        Self { addr, state, runtime: Some(runtime) }
+    }
+
+    /// Drops every task and socket of the relay at once: no drain, no close frames.
+    pub fn kill(mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for KillableRelay {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
