@@ -148,12 +148,9 @@ pub async fn ping_flood(url: &str, headers: &[(&str, &str)], limit: Duration) ->
             }
             pings += 1;
         }
-        match tokio::time::timeout(Duration::from_secs(1), sink.flush()).await {
-            Ok(Err(_)) => {
-                ended_by_server = true;
-                break;
-            }
-            Ok(Ok(())) | Err(_) => {}
+        if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(1), sink.flush()).await {
+            ended_by_server = true;
+            break;
         }
     }
     let elapsed = started.elapsed();

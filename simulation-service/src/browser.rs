@@ -277,7 +277,7 @@ async fn send_error(state: &AppState, outbox: &Outbox, e: ErrorMessage) {
 /// error; it bounds the socket's write buffer.
 fn max_outgoing_bytes(info: &models::ModelInfo) -> usize {
     let payload = info.n_lags() * info.n_channels() * 32;
-    let side = info.image_size as usize;
+    let side = info.image_size;
     let png = side * side * 2 * 4 / 3;
     payload + png + 16 * 1024
 }
