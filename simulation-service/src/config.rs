@@ -185,24 +185,29 @@ pub fn relay_urls(value: &str) -> Vec<&str> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn relay_url_lists_are_split_and_every_entry_must_be_a_ws_url() {
-        assert_eq!(relay_urls("ws://a:8080/ws/ingest"), vec!["ws://a:8080/ws/ingest"]);
-        assert_eq!(relay_urls("ws://a/ws/ingest, ws://b/ws/ingest"), vec!["ws://a/ws/ingest", "ws://b/ws/ingest"]);
-        let config = |url: &str| SimConfig {
+    /// A valid configuration with `relay_url` and `limits`.
+    fn test_config(relay_url: &str, limits: Limits) -> SimConfig {
+        SimConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             model_dir: PathBuf::new(),
             data_root: None,
             image_dir: None,
-            relay_url: url.to_owned(),
+            relay_url: relay_url.to_owned(),
             secret: SharedSecret::new("0123456789abcdef0123456789abcdef").unwrap(),
             origins: OriginPolicy::default(),
             workers: 1,
             webcam_index: 0,
             drain_timeout: Duration::from_secs(1),
             max_backoff: Duration::from_secs(1),
-            limits: Limits::default(),
-        };
+            limits,
+        }
+    }
+
+    #[test]
+    fn relay_url_lists_are_split_and_every_entry_must_be_a_ws_url() {
+        assert_eq!(relay_urls("ws://a:8080/ws/ingest"), vec!["ws://a:8080/ws/ingest"]);
+        assert_eq!(relay_urls("ws://a/ws/ingest, ws://b/ws/ingest"), vec!["ws://a/ws/ingest", "ws://b/ws/ingest"]);
+        let config = |url: &str| test_config(url, Limits::default());
         assert!(config("ws://a:8080/ws/ingest,ws://b:8080/ws/ingest").validate().is_ok());
         assert_eq!(
             config("ws://a:8080/ws/ingest,http://b:8080").validate(),
@@ -216,20 +221,7 @@ mod tests {
         let config = |tweak: &dyn Fn(&mut Limits)| {
             let mut limits = Limits::default();
             tweak(&mut limits);
-            SimConfig {
-                bind: "127.0.0.1:0".parse().unwrap(),
-                model_dir: PathBuf::new(),
-                data_root: None,
-                image_dir: None,
-                relay_url: "ws://a:8080/ws/ingest".into(),
-                secret: SharedSecret::new("0123456789abcdef0123456789abcdef").unwrap(),
-                origins: OriginPolicy::default(),
-                workers: 1,
-                webcam_index: 0,
-                drain_timeout: Duration::from_secs(1),
-                max_backoff: Duration::from_secs(1),
-                limits,
-            }
+            test_config("ws://a:8080/ws/ingest", limits)
             .validate()
         };
         assert_eq!(config(&|_| {}), Ok(()));

@@ -237,16 +237,6 @@ fn refused(sim: &SimState) -> u64 {
         .sum()
 }
 
-/// Frame ids in a relay's buffer for `session`, read from its (in-memory) store.
-async fn buffered_frame_ids(state: &relay_service::AppState, session: &Session) -> BTreeSet<u64> {
-    let id = SessionId::parse(&session.id).unwrap();
-    let subscription = state.sessions.subscribe(&id, None, Instant::now()).await.unwrap();
-    subscription
-        .replay
-        .iter()
-        .map(|t| serde_json::from_str::<Value>(t.as_str()).unwrap()["frame_id"].as_u64().unwrap())
-        .collect()
-}
 
 const STALL: Duration = Duration::from_secs(5);
 

@@ -188,16 +188,6 @@ async fn a_killed_simulation_service_loses_no_frame_its_client_re_sends_and_dupl
     relay.stop().await;
 }
 
-/// Frame ids in a relay's buffer for `session`, read from its (in-memory) store.
-async fn buffered_frame_ids(state: &relay_service::AppState, session: &Session) -> BTreeSet<u64> {
-    let id = shared_protocol::SessionId::parse(&session.id).unwrap();
-    let subscription = state.sessions.subscribe(&id, None, Instant::now()).await.unwrap();
-    subscription
-        .replay
-        .iter()
-        .map(|t| serde_json::from_str::<Value>(t.as_str()).unwrap()["frame_id"].as_u64().unwrap())
-        .collect()
-}
 
 impl KillableRelay {
     async fn subscribe(&self, session: &Session) -> Ws {
