@@ -35,6 +35,10 @@ struct Summary {
     reliable_channels: Option<usize>,
     rf_footprint_px: Option<[f32; 4]>,
     crop_window_px: Option<[u32; 4]>,
+    /// The statistics that compare the tree with real V1 (reliability, rates, bursts,
+    /// latency, luminance signal, movies), and each beside the real value.
+    twin: Option<neural_data::stats::TwinStats>,
+    twin_vs_real: Vec<neural_data::stats::Comparison>,
     warnings: Vec<String>,
 }
 
@@ -96,6 +100,15 @@ pub fn run(data: &Path, json: bool) -> Result<()> {
         Err(e) => (None, None, None, None, None, vec![format!("could not estimate latency and RFs: {e}")]),
     };
     warnings.extend(input.warnings.iter().cloned());
+    let opts = neural_data::stats::StatsOptions { progress: !json, ..Default::default() };
+    let twin = match neural_data::stats::measure(&input, &opts) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warnings.push(format!("could not measure the statistics against real V1: {e}"));
+            None
+        }
+    };
+    let twin_vs_real = twin.as_ref().map(|t| t.compare()).unwrap_or_default();
     let summary = Summary {
         root: data.display().to_string(),
         segments: input.segments.len(),
@@ -111,6 +124,8 @@ pub fn run(data: &Path, json: bool) -> Result<()> {
         reliable_channels: reliable,
         rf_footprint_px: footprint,
         crop_window_px: crop,
+        twin,
+        twin_vs_real,
         warnings,
     };
     if json {
@@ -151,6 +166,18 @@ pub fn run(data: &Path, json: bool) -> Result<()> {
     }
     if let Some(c) = summary.crop_window_px {
         println!("  reconstruction crop (x, y, w, h px): {c:?}");
+    }
+    if !summary.twin_vs_real.is_empty() {
+        println!("  against real V1 (pvc-1; sources in docs/twin.md):");
+        println!("    {:<46} {:<40} {:<32} {:<22} {}", "measure", "this tree", "real pvc-1", "target", "");
+        for c in &summary.twin_vs_real {
+            let mark = match c.holds {
+                Some(true) => "ok",
+                Some(false) => "MISS",
+                None => "",
+            };
+            println!("    {:<46} {:<40} {:<32} {:<22} {mark}", c.measure, c.measured, c.real, c.target);
+        }
     }
     for w in &summary.warnings {
         println!("  warning: {w}");

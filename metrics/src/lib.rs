@@ -34,8 +34,8 @@ pub use self::image::{
 pub use error::MetricError;
 pub use identification::{two_way_identification, two_way_identification_pixcorr, Identification};
 pub use response::{
-    ccnorm, correlation_to_average, electrode_metrics, fev, feve, is_reliable, noise_variance,
-    pearson_r, signal_power, summarize_electrodes, total_variance, ElectrodeMetrics,
+    ccnorm, correlation_to_average, electrode_metrics, fev, feve, is_reliable, max_r2, noise_variance,
+    normalised_correlation, pearson_r, signal_power, summarize_electrodes, total_variance, ElectrodeMetrics,
     ResponseSummary, TrialMatrix, FEV_THRESHOLD,
 };
 pub use stats::DENOMINATOR_EPSILON;

@@ -247,6 +247,24 @@ pub fn signal_power(trials: &TrialMatrix) -> Result<f64, MetricError> {
     Ok((variance(&sums, 0) - sum_of_var) / (n * (n - 1)) as f64)
 }
 
+/// Explainable fraction of the response variance, "max R²" (Sahani & Linden 2003): the
+/// signal power over the response power `Var(trial mean)`, variances over stimuli (here
+/// usually time bins) with ddof 0. 1 for a noise-free response, about 0 (it can come out
+/// negative) for one without stimulus-driven signal. `None` when the trial mean does not
+/// vary at all.
+pub fn max_r2(trials: &TrialMatrix) -> Result<Option<f64>, MetricError> {
+    let sp = signal_power(trials)?;
+    let rp = variance(&trials.trial_means(), 0);
+    Ok((rp > DENOMINATOR_EPSILON).then(|| sp / rp))
+}
+
+/// Correlation normalised by the channel's ceiling, the way pvc-1 analyses report it:
+/// `r / sqrt(max(max_r2, floor))`. The floor (0.1 in those analyses) keeps channels with
+/// almost no explainable variance from blowing the ratio up.
+pub fn normalised_correlation(r: f64, max_r2: f64, floor: f64) -> f64 {
+    r / max_r2.max(floor).max(DENOMINATOR_EPSILON).sqrt()
+}
+
 fn ccnorm_from(means: &[f64], prediction: &[f64], sp: f64) -> Option<f64> {
     if sp <= 0.0 {
         return None;

@@ -9,6 +9,8 @@
 //! - [`build`]: turns a pvc-1 tree into training-ready pairs (frame crop, response) and
 //!   writes them as a compact cache ([`cache`]).
 //! - [`rf`]: receptive-field footprints and latency from spike-triggered averages.
+//! - [`stats`]: how much a tree looks like real V1 (reliability, rates, bursts, latency,
+//!   luminance signal, movie statistics), beside the real pvc-1 values.
 
 pub mod build;
 pub mod cache;
@@ -17,6 +19,7 @@ pub mod mat;
 pub mod pvc1;
 pub mod rf;
 pub mod sim;
+pub mod stats;
 
 pub use build::BuildConfig;
 pub use error::DataError;
