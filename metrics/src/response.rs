@@ -406,6 +406,23 @@ pub fn summarize_electrodes(
 mod tests {
     use super::*;
 
+    #[test]
+    fn max_r2_by_hand_and_its_limits() {
+        // Var(means [2, 2, 6]) = 32/9; mean per-repeat variance (26/9 + 14/3) / 2 = 34/9;
+        // SP = (2 * 32/9 - 34/9) / 1 = 30/9; max R² = 30/32.
+        let t = TrialMatrix::from_rows(&[vec![1.0, 3.0], vec![2.0, 2.0], vec![5.0, 7.0]]).unwrap();
+        assert!((max_r2(&t).unwrap().unwrap() - 30.0 / 32.0).abs() < 1e-12);
+        // Identical repeats: everything is explainable.
+        let clean = TrialMatrix::from_rows(&[vec![1.0, 1.0], vec![4.0, 4.0], vec![2.0, 2.0]]).unwrap();
+        assert!((max_r2(&clean).unwrap().unwrap() - 1.0).abs() < 1e-12);
+        // A trial mean that never changes has no ceiling to speak of.
+        let flat = TrialMatrix::from_rows(&[vec![1.0, 3.0], vec![3.0, 1.0]]).unwrap();
+        assert_eq!(max_r2(&flat).unwrap(), None);
+        // The floor of the normalised correlation.
+        assert!((normalised_correlation(0.3, 0.01, 0.1) - 0.3 / 0.1f64.sqrt()).abs() < 1e-12);
+        assert!((normalised_correlation(0.3, 0.36, 0.1) - 0.5).abs() < 1e-12);
+    }
+
     fn noisy_trials() -> TrialMatrix {
         TrialMatrix::from_rows(&[
             vec![1.0, 2.0, 3.0],
