@@ -31,7 +31,7 @@ frontend: frontend/dist/index.html
 frontend/dist/index.html: frontend/package-lock.json $(shell find frontend/src -type f 2>/dev/null) frontend/index.html
 	cd frontend && npm ci --no-audit --no-fund && npm run build
 
-## The default simulated dataset (generated once, ~8 minutes on 2 cores, 1.3 GB).
+## The default simulated dataset (generated once, ~8 minutes on 2 cores, 1.5 GB).
 data: $(DATA)/ground_truth/COMPLETE
 
 $(DATA)/ground_truth/COMPLETE:

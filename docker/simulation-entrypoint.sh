@@ -61,7 +61,7 @@ if ! has_dataset && [ "$autogen" = 1 ]; then
   fi
   # Staging folders of an interrupted run are useless; the simulator writes a new one.
   rm -rf "$data"/.partial-*
-  say "no dataset in $data: simulating the '$preset' dataset once (the default preset takes ~10 minutes on two cores and ~1.3 GB)"
+  say "no dataset in $data: simulating the '$preset' dataset once (the default preset takes ~10 minutes on two cores and ~1.5 GB)"
   step v1 simulate --out "$data" --preset "$preset"
 fi
 

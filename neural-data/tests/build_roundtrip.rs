@@ -29,10 +29,13 @@ fn builder_recovers_planted_latency_and_receptive_fields() {
     let truth: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("ground_truth/truth.json")).unwrap()).unwrap();
     let planted = truth["latency_frames"].as_u64().unwrap() as u32;
-    assert_eq!(ds.meta.rf.onset_latency, Some(planted), "onset curve {:?}", ds.meta.rf.onset_curve);
+    // Units start responding 12–40 ms after the planted latency (their own delays), so the
+    // onset shows in the planted latency's bin or the next one.
+    let onset = ds.meta.rf.onset_latency.unwrap_or_else(|| panic!("no onset found in {:?}", ds.meta.rf.onset_curve));
+    assert!(onset == planted || onset == planted + 1, "onset {onset}, planted latency {planted}, curve {:?}", ds.meta.rf.onset_curve);
     assert_eq!(ds.meta.truth_latency_frames, Some(planted));
     // The default window: two bins before the onset, the onset bin and two after it.
-    let first = planted.saturating_sub(2);
+    let first = onset.saturating_sub(2);
     assert_eq!(ds.meta.lags, (first..first + 5).collect::<Vec<u32>>());
 
     // RF centres of the 20 channels with the clearest STAs against the planted centres of

@@ -109,13 +109,14 @@ fn rates_have_the_stated_spontaneous_and_peak_levels() {
     let q10 = maxima[maxima.len() / 10];
     let q90 = maxima[maxima.len() * 9 / 10];
     eprintln!("per-unit peak rate over 5 s movies: 10% {q10:.1}, median {median:.1}, 90% {q90:.1} sp/s");
-    assert!((20.0..=100.0).contains(&median), "median peak {median}");
+    // Peaks of 15–60 sp/s, scaled by each unit's responsiveness (0.1–1, log-uniform).
+    assert!((8.0..=60.0).contains(&median), "median peak {median}");
     assert!(q10 > 5.0 && q90 < 150.0, "peak range {q10}..{q90}");
 }
 
 /// Rates in bin t depend on frames t - latency - j only: a stimulus that appears at frame
-/// 10 changes no rate before bin 10 + latency, some at it, and most one bin later (the
-/// kernel's peak).
+/// 10 changes no rate before bin 10 + latency, a few at it (units start 8–30 ms after the
+/// latency), and far more one or two bins later (the kernels' peaks).
 #[test]
 fn planted_latency_is_exact() {
     for latency in [2usize, 4] {
@@ -133,8 +134,9 @@ fn planted_latency_is_exact() {
         let driven = |t: usize| pop.units.iter().enumerate().map(|(u, unit)| rates[t][u] as f64 - unit.spontaneous_hz).sum::<f64>();
         let (onset, peak) = (driven(10 + latency), driven(11 + latency));
         eprintln!("latency {latency}: population driven rate {onset:.0} sp/s at the onset bin, {peak:.0} one bin later");
-        assert!(onset > 50.0, "latency {latency}: no response at the onset bin ({onset})");
-        assert!(peak > 1.2 * onset, "latency {latency}: the response should peak one bin after onset ({onset} -> {peak})");
+        let peak = peak.max(driven(12 + latency));
+        assert!(onset > 1.0, "latency {latency}: no response at the onset bin ({onset})");
+        assert!(peak > 2.0 * onset, "latency {latency}: the response should peak after the onset bin ({onset} -> {peak})");
     }
 }
 
@@ -186,7 +188,7 @@ fn noise_correlations_fall_with_distance() {
     let trials = 300;
     let counts: Vec<Vec<f64>> = (0..trials)
         .map(|t| {
-            let ev = spikes::trial_events(&pop, &rates, &good, 12, TrialKey { movie: 0, segment: 0, file: 0, trial: t as u16 });
+            let ev = spikes::trial_events(&pop, &rates, &vec![1.0; rates.len()], &good, 12, TrialKey { movie: 0, segment: 0, file: 0, trial: t as u16 });
             ev.iter().map(|e| e.times.len() as f64).collect()
         })
         .collect();

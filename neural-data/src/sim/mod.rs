@@ -123,11 +123,11 @@ impl SimConfig {
             preset: preset.name().to_string(),
             movies: 4,
             segments: 30,
-            // Two thirds of pvc-1's ~900 (20 s of each 30 s segment, 1.3 GB): the encoding
+            // Two thirds of pvc-1's ~900 (20 s of each 30 s segment, 1.5 GB): the encoding
             // model is limited by how much it sees. With 150 frames per segment it reached
             // r 0.77 against the noise-free rates, with 600 0.87 (models/default/training).
             frames_per_segment: 600,
-            latency_frames: 2,
+            latency_frames: 3,
             single_trial_files: 5,
             repeat_electrodes: 23,
             repeats: 10,
@@ -376,11 +376,12 @@ fn build_in(
     // The non-movie condition: spontaneous activity for one segment's duration.
     let spont: Vec<Vec<f32>> =
         vec![pop.units.iter().map(|u| u.spontaneous_hz as f32).collect(); cfg.frames_per_segment];
+    let flat = vec![1f32; cfg.frames_per_segment];
     for (fi, f) in plan.files.iter().enumerate() {
         for (ci, c) in f.conditions.iter().enumerate() {
             if let PlannedCondition::Rseed { .. } = c {
                 for r in 0..f.repeats {
-                    trials.insert((fi, ci, r), spikes::trial_events(pop, &spont, &f.electrodes, cfg.seed, f.key(*c, r)));
+                    trials.insert((fi, ci, r), spikes::trial_events(pop, &spont, &flat, &f.electrodes, cfg.seed, f.key(*c, r)));
                 }
             }
         }
@@ -461,14 +462,16 @@ fn simulate_segment(
     let lum: Vec<Vec<f32>> = frames.iter().map(stimuli::luminance).collect();
     drop(frames);
     let drive = model.drive(&lum);
-    let rates = response::unit_rates(pop, &drive);
+    let mut rates = response::unit_rates(pop, &drive);
+    response::add_onset_transient(pop, &mut rates, model.latency());
+    let noise_drive = spikes::noise_drive(pop, &drive);
     let counts = response::electrode_counts(pop, &rates, FRAME_RATE_HZ);
     let cond = PlannedCondition::Movie { movie, segment };
     let mut trials = Vec::new();
     for (fi, f) in plan.files.iter().enumerate() {
         let Some(ci) = f.conditions.iter().position(|c| *c == cond) else { continue };
         for r in 0..f.repeats {
-            trials.push((fi, ci, r, spikes::trial_events(pop, &rates, &f.electrodes, cfg.seed, f.key(cond, r))));
+            trials.push((fi, ci, r, spikes::trial_events(pop, &rates, &noise_drive, &f.electrodes, cfg.seed, f.key(cond, r))));
         }
     }
     Ok(SegmentOutput { counts, trials })

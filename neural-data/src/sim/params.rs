@@ -120,6 +120,12 @@ pub struct PopulationParams {
     /// drive is mapped to this fraction of the way from spontaneous to peak rate, so that
     /// a typical scene drives each unit close to (but not past) its ceiling.
     pub calibration_level: f64,
+    /// Responsiveness: the calibrated driven rate is scaled by this factor, drawn per unit
+    /// (log-uniform). Many V1 neurons respond weakly and unreliably to natural movies
+    /// (Vinje & Gallant 2000, Science 287:1273; David, Vinje & Gallant 2004, J Neurosci
+    /// 24:6991); with it the repeat file's max R² spreads into a continuum as on the real
+    /// files instead of splitting into good and dead electrodes.
+    pub responsiveness: Range,
     /// Calibration movies: dead-leaves scenes on their own seed stream, and frames each.
     /// Several scenes, because how hard a scene drives a unit varies a lot between scenes.
     pub calibration_scenes: usize,
@@ -137,6 +143,18 @@ pub struct PopulationParams {
     /// Area of the negative lobe relative to the positive one (0 = monophasic,
     /// 1 = fully transient).
     pub kernel_rebound: Range,
+    /// Per-unit delay of the kernel beyond the planted latency (ms). Visual latencies of
+    /// V1 cells spread over tens of ms (Maunsell & Gibson 1992, J Neurophysiol 68:1332;
+    /// Schmolesky et al. 1998, J Neurophysiol 79:3272); with the 3-frame latency this puts
+    /// the contrast-energy STA peak at 4 or 5 frames, mostly 5, as on the real files.
+    pub kernel_delay_ms: Range,
+    /// Onset transient: after the segment onset the driven part of the rate is multiplied
+    /// by `1 + a exp(-t / onset_tau_ms)`, `a` drawn per unit. V1 responses to a new
+    /// stimulus are transient-sustained, the transient several times the sustained rate
+    /// (Albrecht, Geisler, Frazor & Crane 2002, J Neurophysiol 88:888; Müller et al. 2001,
+    /// J Neurophysiol 85:1687).
+    pub onset_gain: Range,
+    pub onset_tau_ms: f64,
 
     // ---------------------------------------------------------------- noise
     /// Standard deviation of the log of the shared slow gain. A modulated Poisson process
@@ -153,6 +171,19 @@ pub struct PopulationParams {
     pub gain_shares: [f64; 3],
     /// Length scale (mm) of the local gain field.
     pub gain_local_length_mm: f64,
+    /// Standard deviation of the log of a per-file, per-electrode gain: every recording
+    /// is its own session, and the same electrode records more or less of its units from
+    /// one session to the next (array micromotion, impedance drift; Barrese et al. 2013,
+    /// J Neural Eng 10:066014).
+    pub file_gain_log_sd: f64,
+    /// Bursts: each unit fires in bursts of 1 + Poisson spikes with this mean
+    /// (drawn per unit), spikes of a burst this many ms apart, and no two spikes of a unit
+    /// closer than `refractory_ms`. Multi-unit activity in V1 is bursty: ISI CV ~2 where
+    /// Poisson gives 1 (DeBusk, DeBruyn, Snider, Kabara & Bonds 1997, J Neurophysiol
+    /// 78:199; Livingstone, Freeman & Hubel 1996, Cereb Cortex 6:513).
+    pub burst_mean_spikes: Range,
+    pub burst_isi_ms: Range,
+    pub refractory_ms: f64,
 
     // ---------------------------------------------------------------- electrode signal
     /// Spike trough (negative peak) amplitude of each unit's template (int8 units).
@@ -179,6 +210,10 @@ pub struct PopulationParams {
     pub noise_crossing_hz: Range,
     /// How far past the threshold a noise crossing dips (int8 units, |normal| sd).
     pub noise_crossing_overshoot: f64,
+    /// Weak, untuned drive of the noise crossings: their rate follows the population's
+    /// mean drive with this relative depth (distant units' spikes that barely cross the
+    /// threshold carry some stimulus, but no tuning), so sorting them away is not free.
+    pub noise_crossing_drive: f64,
 }
 
 impl Default for PopulationParams {
@@ -198,10 +233,10 @@ impl Default for PopulationParams {
             orientation_halfwidth_deg: [18.0, 26.0],
             pinwheel_halfwidth_deg: 40.0,
             unit_orientation_jitter_deg: 8.0,
-            units_per_electrode: [2, 5],
+            units_per_electrode: [1, 4],
             simple_fraction: 0.4,
-            luminance_fraction: 0.5,
-            luminance_weight: [0.5, 1.5],
+            luminance_fraction: 0.15,
+            luminance_weight: [0.2, 0.6],
             rf_size_deg: [0.3, 1.0],
             cycles_per_sigma: [0.32, 0.52],
             naka_rushton_n: [1.7, 2.5],
@@ -210,19 +245,27 @@ impl Default for PopulationParams {
             surround_weight: [0.1, 0.3],
             surround_scale: 2.5,
             softplus_sharpness: 12.0,
-            softplus_threshold: 0.05,
-            spontaneous_hz: [1.0, 10.0],
-            peak_hz: [20.0, 100.0],
+            softplus_threshold: 0.15,
+            spontaneous_hz: [0.2, 3.0],
+            peak_hz: [15.0, 60.0],
             calibration_level: 0.9,
+            responsiveness: [0.1, 1.0],
             calibration_scenes: 12,
             calibration_scene_frames: 40,
             kernel_peak_ms: [38.0, 48.0],
             kernel_suppression_ms: [35.0, 55.0],
             kernel_rebound: [0.3, 0.6],
+            kernel_delay_ms: [8.0, 30.0],
+            onset_gain: [1.5, 4.0],
+            onset_tau_ms: 200.0,
             gain_log_sd: 0.35,
             gain_tau_s: 1.0,
             gain_shares: [0.1, 0.2, 0.7],
             gain_local_length_mm: 0.8,
+            file_gain_log_sd: 0.3,
+            burst_mean_spikes: [1.3, 2.6],
+            burst_isi_ms: [2.0, 6.0],
+            refractory_ms: 1.5,
             spike_trough: [60.0, 110.0],
             spike_trough_width: [1.6, 2.6],
             spike_rebound: [0.15, 0.45],
@@ -232,8 +275,9 @@ impl Default for PopulationParams {
             snippet_noise_sd: 3.5,
             snippet_noise_corr: 0.6,
             spike_amplitude_jitter: 0.05,
-            noise_crossing_hz: [5.0, 20.0],
+            noise_crossing_hz: [2.0, 8.0],
             noise_crossing_overshoot: 6.0,
+            noise_crossing_drive: 0.3,
         }
     }
 }
@@ -242,7 +286,12 @@ impl PopulationParams {
     /// Checks that every range is ordered and every value is in its meaningful domain,
     /// naming the first field that is not.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let ranges: [(&'static str, Range, f64, f64); 19] = [
+        let ranges: [(&'static str, Range, f64, f64); 24] = [
+            ("responsiveness", self.responsiveness, 0.01, 1.0),
+            ("kernel_delay_ms", self.kernel_delay_ms, 0.0, 200.0),
+            ("onset_gain", self.onset_gain, 0.0, 20.0),
+            ("burst_mean_spikes", self.burst_mean_spikes, 1.0, 10.0),
+            ("burst_isi_ms", self.burst_isi_ms, 0.5, 30.0),
             ("luminance_weight", self.luminance_weight, 0.0, 10.0),
             ("magnification_anisotropy", self.magnification_anisotropy, 0.1, 10.0),
             ("orientation_halfwidth_deg", self.orientation_halfwidth_deg, 1.0, 89.0),
@@ -268,7 +317,8 @@ impl PopulationParams {
                 return Err((name, format!("expected {min} <= lo <= hi <= {max}, got [{lo}, {hi}]")));
             }
         }
-        let positive: [(&'static str, f64); 8] = [
+        let positive: [(&'static str, f64); 9] = [
+            ("onset_tau_ms", self.onset_tau_ms),
             ("pixels_per_degree", self.pixels_per_degree),
             ("pitch_mm", self.pitch_mm),
             ("magnification_mm_per_deg", self.magnification_mm_per_deg),
@@ -325,6 +375,15 @@ impl PopulationParams {
         }
         if !(0.0..=0.5).contains(&self.spike_amplitude_jitter) || !(0.0..=60.0).contains(&self.noise_crossing_overshoot) {
             return Err(("spike_amplitude_jitter/noise_crossing_overshoot", format!("expected [0, 0.5] and [0, 60], got {} and {}", self.spike_amplitude_jitter, self.noise_crossing_overshoot)));
+        }
+        if !(self.refractory_ms.is_finite() && (0.0..=10.0).contains(&self.refractory_ms)) {
+            return Err(("refractory_ms", format!("expected 0..=10 ms, got {}", self.refractory_ms)));
+        }
+        if !(self.file_gain_log_sd.is_finite() && (0.0..=2.0).contains(&self.file_gain_log_sd)) {
+            return Err(("file_gain_log_sd", format!("expected 0..=2, got {}", self.file_gain_log_sd)));
+        }
+        if !(self.noise_crossing_drive.is_finite() && (0.0..=1.0).contains(&self.noise_crossing_drive)) {
+            return Err(("noise_crossing_drive", format!("expected a relative depth in [0, 1], got {}", self.noise_crossing_drive)));
         }
         if !(self.rf_scatter_fraction.is_finite() && (0.0..=3.0).contains(&self.rf_scatter_fraction)) {
             return Err(("rf_scatter_fraction", format!("expected 0..=3, got {}", self.rf_scatter_fraction)));

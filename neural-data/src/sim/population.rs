@@ -24,6 +24,10 @@ pub enum CellType {
     Complex,
 }
 
+fn one() -> f64 {
+    1.0
+}
+
 /// One unit (neuron) recorded by an electrode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unit {
@@ -61,8 +65,19 @@ pub struct Unit {
     /// Gain of the driven part of the rate for weak drive (spikes/s per unit of softplus
     /// output), set by calibration (see `response`).
     pub drive_scale_hz: f64,
-    /// Temporal kernel: weight of frame `t - latency - j` for bin `t`, j = 0.. (biphasic).
+    /// Temporal kernel: weight of frame `t - latency - j` for bin `t`, j = 0.. (biphasic,
+    /// starting after the unit's own delay).
     pub temporal_kernel: Vec<f64>,
+    /// Onset transient: relative extra driven rate at the segment onset (see
+    /// `PopulationParams::onset_gain`).
+    #[serde(default)]
+    pub onset_gain: f64,
+    /// Scale of the driven rate set by calibration (see `PopulationParams::responsiveness`).
+    #[serde(default = "one")]
+    pub responsiveness: f64,
+    /// Mean spikes per burst (1 = no bursts).
+    #[serde(default = "one")]
+    pub burst_mean_spikes: f64,
     /// Mean spike waveform, 48 samples at 30 kHz (int8 units, before noise).
     pub template: Vec<f64>,
 }
@@ -287,7 +302,11 @@ fn draw_unit<R: Rng>(rng: &mut R, p: &PopulationParams, map_pos: [f64; 2], map_o
     let peak_ms = rng::uniform(rng, p.kernel_peak_ms[0], p.kernel_peak_ms[1]);
     let suppression_ms = rng::uniform(rng, p.kernel_suppression_ms[0], p.kernel_suppression_ms[1]);
     let rebound = rng::uniform(rng, p.kernel_rebound[0], p.kernel_rebound[1]);
-    let temporal_kernel = biphasic_kernel(peak_ms / 1000.0, suppression_ms / 1000.0, rebound);
+    let delay_ms = rng::uniform(rng, p.kernel_delay_ms[0], p.kernel_delay_ms[1]);
+    let temporal_kernel = biphasic_kernel(peak_ms / 1000.0, suppression_ms / 1000.0, rebound, delay_ms / 1000.0);
+    let onset_gain = rng::uniform(rng, p.onset_gain[0], p.onset_gain[1]);
+    let burst_mean_spikes = rng::uniform(rng, p.burst_mean_spikes[0], p.burst_mean_spikes[1]);
+    let responsiveness = rng::log_uniform(rng, p.responsiveness[0], p.responsiveness[1]);
 
     let template = spike_template(
         rng::uniform(rng, p.spike_trough[0], p.spike_trough[1]),
@@ -323,28 +342,33 @@ fn draw_unit<R: Rng>(rng: &mut R, p: &PopulationParams, map_pos: [f64; 2], map_o
         peak_hz,
         drive_scale_hz: 0.0,
         temporal_kernel,
+        onset_gain,
+        responsiveness,
+        burst_mean_spikes,
         template,
     }
 }
 
-/// A biphasic temporal kernel sampled in 1/30 s bins: a positive half-sine peaking at
+/// A biphasic temporal kernel sampled in 1/30 s bins, starting `delay_s` after the
+/// planted latency: a positive half-sine peaking at
 /// `peak_s` after onset (so lasting `2 peak_s`), then a negative half-sine lasting
 /// `suppression_s`, averaged over each frame bin. The negative lobe is scaled so that its
 /// area is `rebound` times the positive area, and the positive area is 1. Bin j weights
 /// frame `t - latency - j`.
-pub fn biphasic_kernel(peak_s: f64, suppression_s: f64, rebound: f64) -> Vec<f64> {
+pub fn biphasic_kernel(peak_s: f64, suppression_s: f64, rebound: f64, delay_s: f64) -> Vec<f64> {
     let dt = 1.0 / FRAME_RATE_HZ;
     let t1 = 2.0 * peak_s;
     let length_s = t1 + suppression_s;
-    let bins = (length_s / dt).ceil().max(1.0) as usize;
+    let bins = ((delay_s.max(0.0) + length_s) / dt).ceil().max(1.0) as usize;
     let sub = 32;
     let lobe = |negative: bool| -> Vec<f64> {
         (0..bins)
             .map(|j| {
                 (0..sub)
                     .map(|s| {
-                        let t = (j as f64 + (s as f64 + 0.5) / sub as f64) * dt;
+                        let t = (j as f64 + (s as f64 + 0.5) / sub as f64) * dt - delay_s.max(0.0);
                         match (negative, t < t1, t < length_s) {
+                            _ if t < 0.0 => 0.0,
                             (false, true, _) => (std::f64::consts::PI * t / t1).sin(),
                             (true, false, true) => (std::f64::consts::PI * (t - t1) / suppression_s).sin(),
                             _ => 0.0,
@@ -415,7 +439,7 @@ mod tests {
     #[test]
     fn kernel_is_biphasic_with_unit_positive_lobe() {
         for (peak, sup) in [(0.038, 0.035), (0.043, 0.045), (0.048, 0.055)] {
-            let k = biphasic_kernel(peak, sup, 0.45);
+            let k = biphasic_kernel(peak, sup, 0.45, 0.0);
             assert!((4..=5).contains(&k.len()), "{peak}: {k:?}");
             assert!(k[0] > 0.0);
             // The strongest weight is one frame after onset.
@@ -448,7 +472,7 @@ mod tests {
         assert_eq!(pop.good_electrodes().count(), 50);
         for e in &pop.electrodes {
             if e.good {
-                assert!((2..=5).contains(&e.units.len()));
+                assert!((p.units_per_electrode[0]..=p.units_per_electrode[1]).contains(&e.units.len()));
             } else {
                 assert!(e.units.is_empty());
             }

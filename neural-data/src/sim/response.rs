@@ -23,7 +23,8 @@
 //!   drive, saturating at the unit's peak rate (a firing-rate ceiling).
 //!
 //! `A` is set per unit by [`calibrate`] so that a typical dead-leaves scene drives the
-//! unit to `calibration_level` (90%) of the way from its spontaneous to its peak rate.
+//! unit to `calibration_level` (90%) of the way from its spontaneous to its peak rate,
+//! scaled by the unit's responsiveness (weakly driven units are common in V1).
 
 use super::population::{CellType, Population, Unit};
 
@@ -284,6 +285,23 @@ pub fn unit_rates(pop: &Population, drive: &[Vec<f32>]) -> Vec<Vec<f32>> {
         .collect()
 }
 
+/// Adds the onset transient to rates computed from the segment onset: from bin
+/// `latency` on, the driven part of unit u's rate is multiplied by
+/// `1 + onset_gain_u exp(-(t - latency) / onset_tau)` (see `PopulationParams::onset_gain`).
+pub fn add_onset_transient(pop: &Population, rates: &mut [Vec<f32>], latency: usize) {
+    let tau_bins = pop.params.onset_tau_ms / 1000.0 * crate::pvc1::FRAME_RATE_HZ;
+    for (t, row) in rates.iter_mut().enumerate().skip(latency) {
+        let decay = (-((t - latency) as f64) / tau_bins.max(1e-9)).exp();
+        if decay < 1e-4 {
+            break;
+        }
+        for (r, u) in row.iter_mut().zip(&pop.units) {
+            let spont = u.spontaneous_hz as f32;
+            *r = spont + (*r - spont) * (1.0 + (u.onset_gain * decay) as f32);
+        }
+    }
+}
+
 /// Expected spike count of every array electrode in every 1/30 s bin (units only, no
 /// gain noise, no noise crossings): [nframes * 100], row-major, column = id - 1.
 pub fn electrode_counts(pop: &Population, rates: &[Vec<f32>], frame_rate_hz: f64) -> Vec<f32> {
@@ -326,7 +344,7 @@ pub fn calibrate(pop: &mut Population, model: &Model, scenes: &[Vec<Vec<f32>>]) 
         maxima.sort_by(f64::total_cmp);
         let typical = maxima.get(maxima.len() / 2).copied().unwrap_or(0.0).max(floor);
         let range = (unit.peak_hz - unit.spontaneous_hz).max(1e-9);
-        unit.drive_scale_hz = x_level * range / typical;
+        unit.drive_scale_hz = unit.responsiveness * x_level * range / typical;
         let (sum, n) = drives
             .iter()
             .flatten()
@@ -450,7 +468,8 @@ mod tests {
     #[test]
     fn luminance_signal_has_the_sign_of_the_patch_relative_to_its_surround() {
         let (w, h) = (320, 240);
-        let params = PopulationParams { luminance_fraction: 1.0, ..PopulationParams::default() };
+        // Strong weights, so that the sign is far from zero for every unit.
+        let params = PopulationParams { luminance_fraction: 1.0, luminance_weight: [0.5, 1.5], ..PopulationParams::default() };
         let pop = Population::generate(3, &params);
         let model = Model::new(&pop, 2, w, h);
         let mut contrast_only = pop.clone();

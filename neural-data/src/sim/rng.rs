@@ -21,6 +21,8 @@ pub enum Domain {
     Session = 4,
     /// The movie used to calibrate each unit's peak firing rate.
     Calibration = 5,
+    /// The per-file, per-electrode session gain.
+    FileGain = 6,
 }
 
 /// SplitMix64 step: a cheap, well-mixed 64-bit permutation.

@@ -110,7 +110,7 @@ pub fn plan(seed: u64, pop: &Population, spec: &PlanSpec) -> SessionPlan {
         files.push(FilePlan { index: fi as u16, name: format!("{SUBDIR}_u{:03}_000", 4 + fi), electrodes, repeats: 1, conditions, trials });
     }
 
-    // The repeat file: mostly good electrodes (60%), the rest noise-only, as a subset of
+    // The repeat file: mostly good electrodes (75%), the rest noise-only, as a subset of
     // the same array.
     if spec.repeats > 0 && spec.repeat_electrodes > 0 {
         let mut good: Vec<u16> = pop.electrodes.iter().filter(|e| e.good).map(|e| e.id).collect();
@@ -118,7 +118,7 @@ pub fn plan(seed: u64, pop: &Population, spec: &PlanSpec) -> SessionPlan {
         shuffle(&mut rng, &mut good);
         shuffle(&mut rng, &mut bad);
         let n = spec.repeat_electrodes.min(n_el);
-        let n_good = ((0.6 * n as f64).ceil() as usize).min(good.len());
+        let n_good = ((0.75 * n as f64).ceil() as usize).min(good.len());
         let n_bad = (n - n_good).min(bad.len());
         let mut electrodes: Vec<u16> = good[..n_good].iter().chain(&bad[..n_bad]).copied().collect();
         // Top up from the good list if there were not enough noise-only electrodes.

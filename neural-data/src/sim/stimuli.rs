@@ -1,5 +1,5 @@
 //! Movie frames with natural-image statistics: procedural "dead leaves" scenes, or the
-//! user's photographs, turned into 30 Hz movies by slow camera pans and zooms.
+//! user's photographs, turned into 30 Hz movies by camera pans and zooms.
 //!
 //! Dead leaves (Matheron 1968; Lee, Mumford & Huang 2001, Int J Comput Vis 41:35):
 //! opaque shapes stacked front to back until the canvas is covered, with sizes drawn from
@@ -7,8 +7,9 @@
 //! and occlusions of natural scenes. Each shape carries a 1/f ("fractal") texture, mild
 //! shading and a colour with a skewed, roughly log-normal luminance distribution (natural
 //! scenes: Frazor & Geisler 2006, Vision Res 46:1585). Movies are made by moving a
-//! virtual camera slowly over the scene, plus a few independently moving occluders, and a
-//! slight blur of the kind VHS digitisation leaves.
+//! virtual camera over the scene, plus a few independently moving objects, a cut to a new
+//! scene every 3–8 s (as in the commercial clips of pvc-1), and a slight blur of the kind
+//! VHS digitisation leaves.
 //!
 //! Every (movie, segment) has its own seeded stream, so segments can be made in any order.
 
@@ -31,8 +32,15 @@ const CANVAS_H: usize = FH * 3 / 2;
 /// Photo canvas: photos are resized to cover 1.25x the frame.
 const PHOTO_W: u32 = FRAME_WIDTH * 5 / 4;
 const PHOTO_H: u32 = FRAME_HEIGHT * 5 / 4;
+/// Smallest leaf radius (px): objects down to a few pixels, as in natural movies.
+const MIN_LEAF_RADIUS: f64 = 2.5;
+/// Colour balance of the scenes: the pvc-1 movies average about RGB (83, 81, 73), warmer
+/// than untinted leaves (the leaves' luminance is set separately).
+const BASE_TINT: [f32; 3] = [0.83, 0.81, 0.73];
+/// Shot length range (frames): a cut every 3–8 s.
+const SHOT_FRAMES: [usize; 2] = [90, 240];
 /// Blur of every frame (px, Gaussian sigma) for luma and for chroma: see `blur_to_image`.
-const LUMA_BLUR_SIGMA: f32 = 1.2;
+const LUMA_BLUR_SIGMA: f32 = 0.6;
 const CHROMA_BLUR_SIGMA: f32 = 2.0;
 
 /// Where the frames come from.
@@ -184,8 +192,9 @@ impl Leaf {
         let kind = if rng.random::<f32>() < 0.7 { ShapeKind::Ellipse } else { ShapeKind::Rectangle };
         let aspect = rng::log_uniform(rng, 1.0, 3.0) as f32;
         let angle = rng::uniform(rng, 0.0, std::f64::consts::PI) as f32;
-        // Luminance: log-normal around 0.35, the skew of natural scenes.
-        let lum = ((0.35f64.ln() + 0.55 * rng::normal(rng)).exp()).clamp(0.03, 0.95) as f32;
+        // Luminance: log-normal around 0.28 (mean ~0.32, the pvc-1 movies' ~82 of 255), the
+        // skew of natural scenes.
+        let lum = ((0.28f64.ln() + 0.55 * rng::normal(rng)).exp()).clamp(0.03, 0.95) as f32;
         let mut colour = [0f32; 3];
         for (c, t) in colour.iter_mut().zip(tint) {
             *c = (t * (0.08 * rng::normal(rng) as f32).exp()).max(0.05);
@@ -255,9 +264,9 @@ fn leaf_radius(rng: &mut ChaCha8Rng, r_min: f64, r_max: f64) -> f32 {
 /// A dead-leaves scene: leaves placed front to back until the canvas is covered.
 fn dead_leaves(rng: &mut ChaCha8Rng, noise: &FractalNoise, width: usize, height: usize) -> Canvas {
     let tint = [
-        (0.08 * rng::normal(rng)).exp() as f32,
-        (0.08 * rng::normal(rng)).exp() as f32,
-        (0.08 * rng::normal(rng)).exp() as f32,
+        BASE_TINT[0] * (0.08 * rng::normal(rng)).exp() as f32,
+        BASE_TINT[1] * (0.08 * rng::normal(rng)).exp() as f32,
+        BASE_TINT[2] * (0.08 * rng::normal(rng)).exp() as f32,
     ];
     let mut rgb = vec![0f32; width * height * 3];
     let mut covered = vec![false; width * height];
@@ -267,7 +276,7 @@ fn dead_leaves(rng: &mut ChaCha8Rng, noise: &FractalNoise, width: usize, height:
         if uncovered == 0 {
             break;
         }
-        let r = leaf_radius(rng, 8.0, 300.0);
+        let r = leaf_radius(rng, MIN_LEAF_RADIUS, 300.0);
         let c = [
             rng::uniform(rng, -0.1 * width as f64, 1.1 * width as f64) as f32,
             rng::uniform(rng, -0.1 * height as f64, 1.1 * height as f64) as f32,
@@ -310,8 +319,8 @@ fn dead_leaves(rng: &mut ChaCha8Rng, noise: &FractalNoise, width: usize, height:
 
 // ------------------------------------------------------------------------ camera
 
-/// A slow, smooth camera path over a canvas: per axis a sum of two sinusoids (periods
-/// 4–20 s) and a gently oscillating zoom, kept inside the canvas.
+/// A smooth camera path over a canvas: per axis a sum of two sinusoids (periods
+/// 3–12 s) and a gently oscillating zoom, kept inside the canvas.
 #[derive(Debug, Clone)]
 struct CameraPath {
     canvas: [f32; 2],
@@ -329,7 +338,7 @@ impl CameraPath {
         let (w, h) = (width as f32, height as f32);
         // Smallest zoom (frame px per canvas px) at which the view still fits.
         let z_fit = (FW as f32 / w).max(FH as f32 / h);
-        let zoom0 = z_fit.max(1.0) * rng::uniform(rng, 1.2, 1.6) as f32;
+        let zoom0 = z_fit.max(1.0) * rng::uniform(rng, 1.0, 1.15) as f32;
         let zoom_amp = rng::uniform(rng, 0.0, 0.06) as f32;
         let z_min = zoom0 * (1.0 - zoom_amp);
         let mut amp = [[0f32; 2]; 2];
@@ -341,7 +350,7 @@ impl CameraPath {
             let share = rng.random::<f32>();
             amp[axis] = [room * share * 0.95, room * (1.0 - share) * 0.95];
             for k in 0..2 {
-                period[axis][k] = rng::uniform(rng, 120.0, 600.0) as f32;
+                period[axis][k] = rng::uniform(rng, 90.0, 360.0) as f32;
                 phase[axis][k] = rng::uniform(rng, 0.0, std::f64::consts::TAU) as f32;
             }
         }
@@ -477,12 +486,24 @@ fn blur_plane(src: &[f32], sigma: f32) -> Vec<f32> {
     out
 }
 
+/// A movie of shots: every 3–8 s (`SHOT_FRAMES`) a cut to a new scene, as in the
+/// commercial clips of pvc-1, each shot its own dead-leaves scene, camera path and
+/// independently moving objects.
 fn dead_leaves_movie(rng: &mut ChaCha8Rng, nframes: usize) -> Vec<RgbImage> {
+    let mut frames = Vec::with_capacity(nframes);
+    while frames.len() < nframes {
+        let len = rng.random_range(SHOT_FRAMES[0]..=SHOT_FRAMES[1]).min(nframes - frames.len());
+        frames.extend(dead_leaves_shot(rng, len));
+    }
+    frames
+}
+
+fn dead_leaves_shot(rng: &mut ChaCha8Rng, nframes: usize) -> Vec<RgbImage> {
     let noise = Arc::new(FractalNoise::generate(rng));
     let canvas = dead_leaves(rng, &noise, CANVAS_W, CANVAS_H);
     let path = CameraPath::draw(rng, canvas.width, canvas.height, nframes);
-    let n_occ = rng.random_range(1..=3usize);
-    let tint = [1.0f32; 3];
+    let n_occ = rng.random_range(2..=5usize);
+    let tint = BASE_TINT;
     let occluders: Vec<Occluder> = (0..n_occ)
         .map(|_| {
             let r = rng::uniform(rng, 15.0, 55.0) as f32;
@@ -491,7 +512,7 @@ fn dead_leaves_movie(rng: &mut ChaCha8Rng, nframes: usize) -> Vec<RgbImage> {
             let cross = [rng::uniform(rng, 0.0, FW as f64) as f32, rng::uniform(rng, 0.0, FH as f64) as f32];
             let t_cross = rng::uniform(rng, 0.0, nframes.max(1) as f64) as f32;
             let dir = rng::uniform(rng, 0.0, std::f64::consts::TAU) as f32;
-            let speed = rng::uniform(rng, 0.5, 3.0) as f32;
+            let speed = rng::uniform(rng, 1.0, 6.0) as f32;
             let velocity = [speed * dir.cos(), speed * dir.sin()];
             Occluder {
                 leaf,
