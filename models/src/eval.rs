@@ -34,6 +34,10 @@ use crate::error::{io_err, ModelError, Result};
 use crate::pipeline::{write_atomic, V1Model};
 use crate::ridge::Ridge;
 
+/// Channels whose max R² is at most this carry (almost) no explainable variance; the
+/// normalised correlation divides by at least its square root.
+pub const MAX_R2_FLOOR: f64 = 0.1;
+
 /// Ridge regularisation strengths tried (relative to the mean diagonal of XᵀX).
 const LAMBDAS: [f64; 7] = [1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0];
 
@@ -47,6 +51,11 @@ pub struct EncodingMethod {
     pub correlation_to_average: Option<f64>,
     pub feve: Option<f64>,
     pub ccnorm: Option<f64>,
+    /// Mean FEVE over the repeated channels whose max R² exceeds [`MAX_R2_FLOOR`]: the
+    /// practice of pvc-1 analyses (channels without explainable variance say nothing).
+    pub feve_max_r2_above_floor: Option<f64>,
+    /// Mean over the same channels of r(prediction, trial average) / sqrt(max(max R², 0.1)).
+    pub normalised_correlation: Option<f64>,
     pub per_channel_r: Vec<f64>,
     pub per_channel_r_noise_free: Option<Vec<f64>>,
 }
@@ -72,6 +81,11 @@ pub struct EvalReport {
     pub good_channels: usize,
     pub repeated_channels: usize,
     pub reliable_channels: usize,
+    /// Max R² (Sahani & Linden 2003) of every repeated channel, on the lag-summed counts
+    /// the model predicts: the ceiling of any encoding model on that channel.
+    pub repeated_max_r2: Vec<f64>,
+    /// Repeated channels with max R² above [`MAX_R2_FLOOR`].
+    pub channels_above_max_r2_floor: usize,
     pub lags: Vec<u32>,
     pub image_size: usize,
     pub crop_window: [u32; 4],
@@ -300,6 +314,17 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let repeated: Vec<usize> = (0..n_c)
         .filter(|&c| opts.split == Split::Test && ds.n_repeats >= 2 && !ds.repeat_samples.is_empty() && (0..ds.repeat_samples.len()).all(|m| ds.repeat_response(0, m)[c].is_finite()))
         .collect();
+    // The repeats of each repeated channel (M samples x R repeats) and its max R².
+    let repeat_mats: Vec<(usize, v1_metrics::TrialMatrix)> = repeated
+        .iter()
+        .filter_map(|&c| {
+            let m = ds.repeat_samples.len();
+            let vals: Vec<f64> = (0..m).flat_map(|mi| (0..ds.n_repeats).map(move |r| (mi, r))).map(|(mi, r)| ds.repeat_response(r, mi)[c] as f64).collect();
+            v1_metrics::TrialMatrix::from_flat(&vals, m, ds.n_repeats).ok().map(|tm| (c, tm))
+        })
+        .collect();
+    let repeated_max_r2: Vec<f64> = repeat_mats.iter().map(|(_, tm)| v1_metrics::max_r2(tm).ok().flatten().unwrap_or(0.0)).collect();
+    let above_floor: Vec<bool> = repeated_max_r2.iter().map(|v| *v > MAX_R2_FLOOR).collect();
     let mut encoding = Vec::new();
     let mut reliable_channels = 0;
     for (name, p) in [("CNN (image_encoder + waveform_decoder)", &pred), ("ridge (pixels -> response)", &ridge_pred)] {
@@ -307,21 +332,19 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
         let per_r: Vec<f64> = (0..n_c).map(|c| pearson(&p_sum[c], &rec_sum[c])).collect();
         let per_rt: Option<Vec<f64>> = truth_sum.as_ref().map(|t| (0..n_c).map(|c| pearson(&p_sum[c], &t[c])).collect());
         let mut electrode_metrics = Vec::new();
-        for &c in &repeated {
-            let m = ds.repeat_samples.len();
-            let mut vals = Vec::with_capacity(m * ds.n_repeats);
-            let mut preds = Vec::with_capacity(m);
-            for mi in 0..m {
-                for r in 0..ds.n_repeats {
-                    vals.push(ds.repeat_response(r, mi)[c] as f64);
+        let (mut feve_above, mut normalised) = (Vec::new(), Vec::new());
+        for (k, (c, tm)) in repeat_mats.iter().enumerate() {
+            let preds: Vec<f64> = ds
+                .repeat_samples
+                .iter()
+                .map(|&s| p_sum[*c][pos_in_test.get(&(s as usize)).copied().unwrap_or(0)])
+                .collect();
+            if let Ok(em) = v1_metrics::electrode_metrics(tm, &preds) {
+                if above_floor[k] {
+                    feve_above.push(em.feve);
+                    normalised.push(v1_metrics::normalised_correlation(em.correlation_to_average, repeated_max_r2[k], MAX_R2_FLOOR));
                 }
-                let k = pos_in_test.get(&(ds.repeat_samples[mi] as usize)).copied().unwrap_or(0);
-                preds.push(p_sum[c][k]);
-            }
-            if let Ok(tm) = v1_metrics::TrialMatrix::from_flat(&vals, m, ds.n_repeats) {
-                if let Ok(em) = v1_metrics::electrode_metrics(&tm, &preds) {
-                    electrode_metrics.push(em);
-                }
+                electrode_metrics.push(em);
             }
         }
         let summary = if electrode_metrics.is_empty() { None } else { v1_metrics::summarize_electrodes(&electrode_metrics).ok() };
@@ -335,6 +358,8 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
             correlation_to_average: summary.map(|s| s.mean_correlation_to_average),
             feve: summary.and_then(|s| s.mean_feve_reliable),
             ccnorm: summary.and_then(|s| s.mean_ccnorm),
+            feve_max_r2_above_floor: (!feve_above.is_empty()).then(|| mean_of(&feve_above)),
+            normalised_correlation: (!normalised.is_empty()).then(|| mean_of(&normalised)),
             per_channel_r: per_r,
             per_channel_r_noise_free: per_rt,
         });
@@ -513,6 +538,8 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
         channels: n_c,
         good_channels: good_idx.len(),
         repeated_channels: repeated.len(),
+        channels_above_max_r2_floor: above_floor.iter().filter(|a| **a).count(),
+        repeated_max_r2,
         reliable_channels,
         lags: info.lags.clone(),
         image_size: s,
@@ -552,9 +579,32 @@ pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
     );
     let _ = writeln!(s, "Protocol: splits by whole (movie, segment); normalisation from the training split; first {} frames of each segment dropped. Encoding metrics per channel on the count summed over the lag bins, averaged over good channels; FEVE over channels with FEV > 0.15 ({} of {} repeated channels). Reconstruction metrics on {} evenly spaced images of the split, grayscale in [0,1]; SSIM after Wang et al. 2004 (Gaussian sigma 1.5, K1 0.01, K2 0.03); 2-way identification by pixel correlation (chance 0.5).\n", ds.meta.config.drop_onset_frames, r.reliable_channels, r.repeated_channels, r.evaluated_images);
     let _ = writeln!(s, "## Encoding (image -> response)\n");
-    let _ = writeln!(s, "| method | r (single trial) | r (noise-free) | corr. to average | FEVE | CCnorm |\n|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| method | r (single trial) | r (noise-free) | corr. to average | FEVE (FEV > 0.15) | FEVE (max R² > {MAX_R2_FLOOR}) | normalised r | CCnorm |\n|---|---|---|---|---|---|---|---|");
     for e in &r.encoding {
-        let _ = writeln!(s, "| {} | {:.3} | {} | {} | {} | {} |", e.name, e.r_single_trial, opt(e.r_noise_free), opt(e.correlation_to_average), opt(e.feve), opt(e.ccnorm));
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {} | {} | {} | {} | {} | {} |",
+            e.name,
+            e.r_single_trial,
+            opt(e.r_noise_free),
+            opt(e.correlation_to_average),
+            opt(e.feve),
+            opt(e.feve_max_r2_above_floor),
+            opt(e.normalised_correlation),
+            opt(e.ccnorm)
+        );
+    }
+    if !r.repeated_max_r2.is_empty() {
+        let mut sorted = r.repeated_max_r2.clone();
+        sorted.sort_by(f64::total_cmp);
+        let list: Vec<String> = sorted.iter().map(|v| format!("{v:.2}")).collect();
+        let _ = writeln!(
+            s,
+            "\nCeilings: max R² (Sahani & Linden 2003) of the {} repeated channels on the lag-summed counts, sorted: {}; {} above {MAX_R2_FLOOR}. Normalised r = r(prediction, trial average) / sqrt(max(max R², {MAX_R2_FLOOR})), as pvc-1 analyses report it; both it and the second FEVE column average the channels above {MAX_R2_FLOOR}.",
+            sorted.len(),
+            list.join(", "),
+            r.channels_above_max_r2_floor
+        );
     }
     for (title, rows) in [("RF-footprint crop (primary)", &r.reconstruction_crop), ("full frame (crop pasted into the mean frame)", &r.reconstruction_full_frame)] {
         let _ = writeln!(s, "\n## Reconstruction (response -> image): {title}\n");
