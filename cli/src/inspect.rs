@@ -169,7 +169,7 @@ pub fn run(data: &Path, json: bool) -> Result<()> {
     }
     if !summary.twin_vs_real.is_empty() {
         println!("  against real V1 (pvc-1; sources in docs/twin.md):");
-        println!("    {:<46} {:<40} {:<32} {:<22} {}", "measure", "this tree", "real pvc-1", "target", "");
+        println!("    {:<46} {:<40} {:<32} {:<22}", "measure", "this tree", "real pvc-1", "target");
         for c in &summary.twin_vs_real {
             let mark = match c.holds {
                 Some(true) => "ok",
