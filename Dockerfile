@@ -60,7 +60,9 @@ WORKDIR /src
 ENV CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never CARGO_NET_RETRY=5
 # The binaries the images ship. One list, so the dependency build and the final build
 # compile the same feature set and the second reuses every dependency of the first.
-ENV V1_BINS="--bin relay-service --bin simulation-service --bin v1"
+# Without the default features: `v1`'s NWB export links libhdf5, which the images leave
+# out (export NWB on the host: `make deps`, then `v1 export nwb`).
+ENV V1_BINS="--no-default-features --bin relay-service --bin simulation-service --bin v1"
 # Compiles every dependency from the manifests and stand-in sources alone (cached until a
 # manifest or Cargo.lock changes), then drops the stand-ins.
 COPY --from=sources /skeleton/ ./

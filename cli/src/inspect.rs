@@ -43,7 +43,7 @@ struct Summary {
 }
 
 pub fn run(data: &Path, json: bool) -> Result<()> {
-    let input = neural_data::build::read_input(data, false)?;
+    let input = crate::nwb::read_tree(data, false)?;
     let mut files = Vec::new();
     for r in &input.recordings {
         let (mut movie, mut other, mut reps, mut events, mut secs) = (0, 0, 0, 0usize, 0f64);

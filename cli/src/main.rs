@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
 mod inspect;
+mod nwb;
 
 /// Training allocates and frees tensors of megabytes several times per layer and step.
 /// glibc's malloc serves blocks above 128 KiB with mmap and returns them to the kernel on
@@ -153,10 +154,33 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         scale: u32,
     },
+    /// Write a dataset in another format.
+    Export {
+        #[command(subcommand)]
+        what: ExportCommand,
+    },
     /// Benchmarks (printed as JSON).
     Bench {
         #[command(subcommand)]
         what: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Every recording of a pvc-1 tree (real or simulated) as an NWB 2.x file,
+    /// `sub-<subdir>_ses-<recording>.nwb`, with the ground truth of a simulated tree.
+    /// `v1 build/train/eval/inspect --data OUT` read the folder back.
+    Nwb {
+        /// The pvc-1 tree (the folder holding crcns-ringach-data/).
+        #[arg(long)]
+        data: PathBuf,
+        /// Folder for the .nwb files (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace .nwb files that already exist in --out.
+        #[arg(long)]
+        overwrite: bool,
     },
 }
 
@@ -180,7 +204,7 @@ fn load_or_build_dataset(
     cfg: &neural_data::BuildConfig,
     strict: bool,
 ) -> Result<(neural_data::cache::Dataset, Option<neural_data::build::BuildSummary>)> {
-    let input = neural_data::build::read_input(data, strict)?;
+    let input = nwb::read_tree(data, strict)?;
     let (ds, summary) = neural_data::build::load_or_build(&input, cfg, true)?;
     if let Some(s) = &summary {
         eprintln!(
@@ -356,6 +380,7 @@ fn run(cli: Cli) -> Result<()> {
             big.save(&out).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {}", out.display());
         }
+        Command::Export { what: ExportCommand::Nwb { data, out, overwrite } } => nwb::export(&data, &out, overwrite)?,
         Command::Bench { what } => bench::run(what)?,
     }
     Ok(())

@@ -1,0 +1,222 @@
+//! A simulated tree exported to NWB and read back: the recordings equal the pvc-1
+//! reader's, value by value, and the dataset builder makes the same training arrays from
+//! either; bad inputs get errors that say what is wrong.
+
+use std::path::Path;
+
+use neural_data::build::{build, read_input, BuildConfig, TreeInput};
+use neural_data::sim::{simulate, GroundTruth, Preset, SimConfig};
+use v1_nwb::{export_tree, is_nwb_input, ExportOptions, NwbError};
+
+fn small_tree(dir: &Path, seed: u64) -> TreeInput {
+    let mut cfg = SimConfig::preset(Preset::Small, seed);
+    cfg.progress = false;
+    simulate(dir, &cfg).unwrap();
+    read_input(dir, true).unwrap()
+}
+
+fn export(tree: &TreeInput, root: &Path, out: &Path) -> v1_nwb::ExportSummary {
+    let truth = GroundTruth::load(root).unwrap();
+    export_tree(
+        tree,
+        Some(&truth),
+        out,
+        &ExportOptions {
+            overwrite: false,
+            progress: false,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_nwb_files_give_the_builder_the_same_recordings_and_the_same_arrays() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree_dir = dir.path().join("tree");
+    let nwb_dir = dir.path().join("nwb");
+    let tree = small_tree(&tree_dir, 11);
+    let summary = export(&tree, &tree_dir, &nwb_dir);
+    assert_eq!(summary.files.len(), tree.recordings.len());
+    let spikes: usize = summary.files.iter().map(|f| f.spikes).sum();
+    let events: usize = tree
+        .recordings
+        .iter()
+        .flat_map(|r| r.conditions.iter())
+        .flat_map(|c| c.repeats.iter())
+        .flat_map(|t| t.electrodes.iter())
+        .map(|e| e.times.len())
+        .sum();
+    assert!(
+        events > 1000,
+        "the small tree should have events, got {events}"
+    );
+    assert_eq!(spikes, events);
+
+    assert!(is_nwb_input(&nwb_dir));
+    assert!(!is_nwb_input(&tree_dir));
+    let back = v1_nwb::read_input(&nwb_dir).unwrap();
+    let mut a = tree.recordings.clone();
+    let mut b = back.recordings.clone();
+    a.sort_by(|x, y| x.name.cmp(&y.name));
+    b.sort_by(|x, y| x.name.cmp(&y.name));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        // Value by value: electrodes, conditions, every repeat's tzero, timeTag, event
+        // times (bit for bit) and snippets.
+        assert_eq!(x, y, "recording {} differs after the round trip", x.name);
+    }
+    // The segments the recordings show, with the same frames.
+    for s in &back.segments {
+        let orig = tree
+            .segments
+            .iter()
+            .find(|t| t.movie == s.movie && t.segment == s.segment)
+            .unwrap();
+        assert_eq!(s.nframes, orig.nframes);
+        let canon = |p: &Path| p.canonicalize().unwrap();
+        assert!(s
+            .frame_paths
+            .iter()
+            .zip(&orig.frame_paths)
+            .all(|(p, q)| canon(p) == canon(q)));
+    }
+
+    let cfg = BuildConfig::default();
+    let (from_mat, _) = build(&tree, &cfg, false).unwrap();
+    let (from_nwb, _) = build(&back, &cfg, false).unwrap();
+    assert_eq!(from_mat.n, from_nwb.n);
+    assert!(from_mat.n > 0);
+    assert_eq!(from_mat.index, from_nwb.index);
+    assert_eq!(from_mat.split, from_nwb.split);
+    assert_eq!(from_mat.meta.channels, from_nwb.meta.channels);
+    assert_eq!(from_mat.meta.lags, from_nwb.meta.lags);
+    assert_eq!(from_mat.meta.crop_window, from_nwb.meta.crop_window);
+    assert_eq!(from_mat.crops, from_nwb.crops);
+    assert_eq!(from_mat.full, from_nwb.full);
+    assert_eq!(from_mat.responses, from_nwb.responses);
+    assert!(from_mat.responses.iter().sum::<f32>() > 0.0);
+    assert_eq!(from_mat.n_repeats, from_nwb.n_repeats);
+    assert_eq!(from_mat.repeat_samples, from_nwb.repeat_samples);
+    let same_nan = |a: &[f32], b: &[f32]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+    };
+    assert!(same_nan(&from_mat.repeats, &from_nwb.repeats));
+    assert!(
+        from_mat.n_repeats >= 2,
+        "the repeat file's trials must survive the round trip"
+    );
+}
+
+#[test]
+fn an_export_never_overwrites_by_accident_and_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree_dir = dir.path().join("tree");
+    let nwb_dir = dir.path().join("nwb");
+    let tree = small_tree(&tree_dir, 12);
+    export(&tree, &tree_dir, &nwb_dir);
+    let truth = GroundTruth::load(&tree_dir).unwrap();
+    let again = export_tree(
+        &tree,
+        Some(&truth),
+        &nwb_dir,
+        &ExportOptions {
+            overwrite: false,
+            progress: false,
+        },
+    );
+    let msg = again.unwrap_err().to_string();
+    assert!(
+        msg.contains("already exists") && msg.contains("--overwrite"),
+        "{msg}"
+    );
+    export_tree(
+        &tree,
+        Some(&truth),
+        &nwb_dir,
+        &ExportOptions {
+            overwrite: true,
+            progress: false,
+        },
+    )
+    .unwrap();
+    let partial: Vec<_> = std::fs::read_dir(&nwb_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(partial.is_empty());
+}
+
+#[test]
+fn bad_inputs_get_errors_that_name_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    // Not HDF5 at all.
+    let junk = dir.path().join("junk.nwb");
+    std::fs::write(&junk, b"this is not an HDF5 file").unwrap();
+    let e = v1_nwb::read_input(&junk).unwrap_err();
+    assert!(matches!(e, NwbError::NotNwb { .. }), "{e}");
+    assert!(
+        e.to_string().contains("junk.nwb") && e.to_string().contains("HDF5"),
+        "{e}"
+    );
+
+    // HDF5 but not NWB; NWB of another major version; NWB without its tables.
+    let plain = dir.path().join("plain.nwb");
+    hdf5::File::create(&plain)
+        .unwrap()
+        .create_group("x")
+        .unwrap();
+    let e = v1_nwb::read_input(&plain).unwrap_err();
+    assert!(
+        matches!(e, NwbError::NotNwb { .. }) && e.to_string().contains("NWBFile"),
+        "{e}"
+    );
+
+    let v1 = dir.path().join("old.nwb");
+    {
+        let f = hdf5::File::create(&v1).unwrap();
+        for (k, v) in [("neurodata_type", "NWBFile"), ("nwb_version", "1.0.6")] {
+            f.new_attr::<hdf5::types::VarLenUnicode>()
+                .shape(())
+                .create(k)
+                .unwrap()
+                .write_scalar(&v.parse::<hdf5::types::VarLenUnicode>().unwrap())
+                .unwrap();
+        }
+    }
+    let e = v1_nwb::read_input(&v1).unwrap_err();
+    assert!(
+        matches!(e, NwbError::Version { .. }) && e.to_string().contains("1.0.6"),
+        "{e}"
+    );
+
+    let bare = dir.path().join("bare.nwb");
+    {
+        let f = hdf5::File::create(&bare).unwrap();
+        for (k, v) in [("neurodata_type", "NWBFile"), ("nwb_version", "2.11.0")] {
+            f.new_attr::<hdf5::types::VarLenUnicode>()
+                .shape(())
+                .create(k)
+                .unwrap()
+                .write_scalar(&v.parse::<hdf5::types::VarLenUnicode>().unwrap())
+                .unwrap();
+        }
+    }
+    let e = v1_nwb::read_input(&bare).unwrap_err();
+    assert!(matches!(e, NwbError::Missing { .. }), "{e}");
+    assert!(
+        e.to_string().contains("missing") && e.to_string().contains("v1 export nwb"),
+        "{e}"
+    );
+
+    // A folder with no NWB files, and a path that does not exist.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let e = v1_nwb::read_input(&empty).unwrap_err();
+    assert!(e.to_string().contains("no .nwb files"), "{e}");
+    let e = v1_nwb::read_input(&dir.path().join("nowhere")).unwrap_err();
+    assert!(e.to_string().contains("no such file"), "{e}");
+}
