@@ -31,18 +31,12 @@ import numpy as np
 from scipy.io import loadmat
 from pynwb import NWBHDF5IO
 
+# The problem collector of the public-reader check of the .mat files.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "neural-data", "tests"))
+from public_reader import Checker  # noqa: E402
+
 PITCH_UM = 400.0
 FRAME_RATE_HZ = 30.0
-
-
-class Checker:
-    def __init__(self):
-        self.errors = []
-
-    def check(self, ok, where, message):
-        if not ok:
-            self.errors.append(f"{where}: {message}")
-        return bool(ok)
 
 
 def mat_recording(path):

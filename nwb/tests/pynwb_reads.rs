@@ -11,9 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use neural_data::build::read_input;
-use neural_data::sim::{simulate, GroundTruth, Preset, SimConfig};
-use v1_nwb::{export_tree, ExportOptions};
+mod common;
 
 fn python() -> Option<PathBuf> {
     let candidate = std::env::var_os("V1_NWB_PYTHON")
@@ -44,23 +42,7 @@ fn python() -> Option<PathBuf> {
 fn pynwb_reads_the_exported_files_as_the_mat_files_say_and_nwbinspector_finds_no_error() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let tree_dir = dir.path().join("tree");
-    let nwb_dir = dir.path().join("nwb");
-    let mut cfg = SimConfig::preset(Preset::Small, 21);
-    cfg.progress = false;
-    simulate(&tree_dir, &cfg).unwrap();
-    let tree = read_input(&tree_dir, true).unwrap();
-    let truth = GroundTruth::load(&tree_dir).unwrap();
-    let summary = export_tree(
-        &tree,
-        Some(&truth),
-        &nwb_dir,
-        &ExportOptions {
-            overwrite: false,
-            progress: false,
-        },
-    )
-    .unwrap();
+    let common::Exported { tree_dir, nwb_dir, tree, summary } = common::small_export(dir.path(), 21);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pynwb_check.py");
     let out = Command::new(&python)

@@ -2,42 +2,30 @@
 //! reader's, value by value, and the dataset builder makes the same training arrays from
 //! either; bad inputs get errors that say what is wrong.
 
+mod common;
+
 use std::path::Path;
 
-use neural_data::build::{build, read_input, BuildConfig, TreeInput};
-use neural_data::sim::{simulate, GroundTruth, Preset, SimConfig};
-use v1_nwb::{export_tree, is_nwb_input, ExportOptions, NwbError};
+use common::{export, small_export};
+use neural_data::build::{build, BuildConfig};
+use v1_nwb::{is_nwb_input, NwbError};
 
-fn small_tree(dir: &Path, seed: u64) -> TreeInput {
-    let mut cfg = SimConfig::preset(Preset::Small, seed);
-    cfg.progress = false;
-    simulate(dir, &cfg).unwrap();
-    read_input(dir, true).unwrap()
-}
-
-fn export(tree: &TreeInput, root: &Path, out: &Path) -> v1_nwb::ExportSummary {
-    let truth = GroundTruth::load(root).unwrap();
-    export_tree(
-        tree,
-        Some(&truth),
-        out,
-        &ExportOptions {
-            overwrite: false,
-            progress: false,
-        },
-    )
-    .unwrap()
+/// An HDF5 file whose root carries NWB's two identifying attributes.
+fn nwb_root(path: &Path, version: &str) {
+    let f = hdf5::File::create(path).unwrap();
+    for (k, v) in [("neurodata_type", "NWBFile"), ("nwb_version", version)] {
+        let v: hdf5::types::VarLenUnicode = v.parse().unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>().shape(()).create(k).unwrap().write_scalar(&v).unwrap();
+    }
 }
 
 #[test]
 fn the_nwb_files_give_the_builder_the_same_recordings_and_the_same_arrays() {
     let dir = tempfile::tempdir().unwrap();
-    let tree_dir = dir.path().join("tree");
-    let nwb_dir = dir.path().join("nwb");
-    let tree = small_tree(&tree_dir, 11);
-    let summary = export(&tree, &tree_dir, &nwb_dir);
-    assert_eq!(summary.files.len(), tree.recordings.len());
-    let spikes: usize = summary.files.iter().map(|f| f.spikes).sum();
+    let ex = small_export(dir.path(), 11);
+    let tree = &ex.tree;
+    assert_eq!(ex.summary.files.len(), tree.recordings.len());
+    let spikes: usize = ex.summary.files.iter().map(|f| f.spikes).sum();
     let events: usize = tree
         .recordings
         .iter()
@@ -46,15 +34,12 @@ fn the_nwb_files_give_the_builder_the_same_recordings_and_the_same_arrays() {
         .flat_map(|t| t.electrodes.iter())
         .map(|e| e.times.len())
         .sum();
-    assert!(
-        events > 1000,
-        "the small tree should have events, got {events}"
-    );
+    assert!(events > 1000, "the small tree should have events, got {events}");
     assert_eq!(spikes, events);
 
-    assert!(is_nwb_input(&nwb_dir));
-    assert!(!is_nwb_input(&tree_dir));
-    let back = v1_nwb::read_input(&nwb_dir).unwrap();
+    assert!(is_nwb_input(&ex.nwb_dir));
+    assert!(!is_nwb_input(&ex.tree_dir));
+    let back = v1_nwb::read_input(&ex.nwb_dir).unwrap();
     let mut a = tree.recordings.clone();
     let mut b = back.recordings.clone();
     a.sort_by(|x, y| x.name.cmp(&y.name));
@@ -67,25 +52,17 @@ fn the_nwb_files_give_the_builder_the_same_recordings_and_the_same_arrays() {
     }
     // The segments the recordings show, with the same frames.
     for s in &back.segments {
-        let orig = tree
-            .segments
-            .iter()
-            .find(|t| t.movie == s.movie && t.segment == s.segment)
-            .unwrap();
+        let orig = tree.segments.iter().find(|t| t.movie == s.movie && t.segment == s.segment).unwrap();
         assert_eq!(s.nframes, orig.nframes);
         let canon = |p: &Path| p.canonicalize().unwrap();
-        assert!(s
-            .frame_paths
-            .iter()
-            .zip(&orig.frame_paths)
-            .all(|(p, q)| canon(p) == canon(q)));
+        assert!(s.frame_paths.iter().zip(&orig.frame_paths).all(|(p, q)| canon(p) == canon(q)));
     }
 
     let cfg = BuildConfig::default();
-    let (from_mat, _) = build(&tree, &cfg, false).unwrap();
+    let (from_mat, _) = build(tree, &cfg, false).unwrap();
     let (from_nwb, _) = build(&back, &cfg, false).unwrap();
-    assert_eq!(from_mat.n, from_nwb.n);
     assert!(from_mat.n > 0);
+    assert_eq!(from_mat.n, from_nwb.n);
     assert_eq!(from_mat.index, from_nwb.index);
     assert_eq!(from_mat.split, from_nwb.split);
     assert_eq!(from_mat.meta.channels, from_nwb.meta.channels);
@@ -93,61 +70,25 @@ fn the_nwb_files_give_the_builder_the_same_recordings_and_the_same_arrays() {
     assert_eq!(from_mat.meta.crop_window, from_nwb.meta.crop_window);
     assert_eq!(from_mat.crops, from_nwb.crops);
     assert_eq!(from_mat.full, from_nwb.full);
-    assert_eq!(from_mat.responses, from_nwb.responses);
     assert!(from_mat.responses.iter().sum::<f32>() > 0.0);
+    assert_eq!(from_mat.responses, from_nwb.responses);
+    assert!(from_mat.n_repeats >= 2, "the repeat file's trials must survive the round trip");
     assert_eq!(from_mat.n_repeats, from_nwb.n_repeats);
     assert_eq!(from_mat.repeat_samples, from_nwb.repeat_samples);
-    let same_nan = |a: &[f32], b: &[f32]| {
-        a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
-    };
-    assert!(same_nan(&from_mat.repeats, &from_nwb.repeats));
-    assert!(
-        from_mat.n_repeats >= 2,
-        "the repeat file's trials must survive the round trip"
-    );
+    let same = |a: &[f32], b: &[f32]| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || (x.is_nan() && y.is_nan()));
+    assert!(same(&from_mat.repeats, &from_nwb.repeats));
 }
 
 #[test]
 fn an_export_never_overwrites_by_accident_and_leaves_no_partial_file() {
     let dir = tempfile::tempdir().unwrap();
-    let tree_dir = dir.path().join("tree");
-    let nwb_dir = dir.path().join("nwb");
-    let tree = small_tree(&tree_dir, 12);
-    export(&tree, &tree_dir, &nwb_dir);
-    let truth = GroundTruth::load(&tree_dir).unwrap();
-    let again = export_tree(
-        &tree,
-        Some(&truth),
-        &nwb_dir,
-        &ExportOptions {
-            overwrite: false,
-            progress: false,
-        },
-    );
-    let msg = again.unwrap_err().to_string();
-    assert!(
-        msg.contains("already exists") && msg.contains("--overwrite"),
-        "{msg}"
-    );
-    export_tree(
-        &tree,
-        Some(&truth),
-        &nwb_dir,
-        &ExportOptions {
-            overwrite: true,
-            progress: false,
-        },
-    )
-    .unwrap();
-    let partial: Vec<_> = std::fs::read_dir(&nwb_dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
-        .collect();
-    assert!(partial.is_empty());
+    let ex = small_export(dir.path(), 12);
+    let msg = export(&ex.tree, &ex.tree_dir, &ex.nwb_dir, false).unwrap_err().to_string();
+    assert!(msg.contains("already exists") && msg.contains("--overwrite"), "{msg}");
+    export(&ex.tree, &ex.tree_dir, &ex.nwb_dir, true).unwrap();
+    let names: Vec<String> = std::fs::read_dir(&ex.nwb_dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), ex.tree.recordings.len(), "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with(".nwb")), "{names:?}");
 }
 
 #[test]
@@ -158,59 +99,24 @@ fn bad_inputs_get_errors_that_name_the_problem() {
     std::fs::write(&junk, b"this is not an HDF5 file").unwrap();
     let e = v1_nwb::read_input(&junk).unwrap_err();
     assert!(matches!(e, NwbError::NotNwb { .. }), "{e}");
-    assert!(
-        e.to_string().contains("junk.nwb") && e.to_string().contains("HDF5"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("junk.nwb") && e.to_string().contains("HDF5"), "{e}");
 
     // HDF5 but not NWB; NWB of another major version; NWB without its tables.
     let plain = dir.path().join("plain.nwb");
-    hdf5::File::create(&plain)
-        .unwrap()
-        .create_group("x")
-        .unwrap();
+    hdf5::File::create(&plain).unwrap().create_group("x").unwrap();
     let e = v1_nwb::read_input(&plain).unwrap_err();
-    assert!(
-        matches!(e, NwbError::NotNwb { .. }) && e.to_string().contains("NWBFile"),
-        "{e}"
-    );
+    assert!(matches!(e, NwbError::NotNwb { .. }) && e.to_string().contains("NWBFile"), "{e}");
 
-    let v1 = dir.path().join("old.nwb");
-    {
-        let f = hdf5::File::create(&v1).unwrap();
-        for (k, v) in [("neurodata_type", "NWBFile"), ("nwb_version", "1.0.6")] {
-            f.new_attr::<hdf5::types::VarLenUnicode>()
-                .shape(())
-                .create(k)
-                .unwrap()
-                .write_scalar(&v.parse::<hdf5::types::VarLenUnicode>().unwrap())
-                .unwrap();
-        }
-    }
-    let e = v1_nwb::read_input(&v1).unwrap_err();
-    assert!(
-        matches!(e, NwbError::Version { .. }) && e.to_string().contains("1.0.6"),
-        "{e}"
-    );
+    let old = dir.path().join("old.nwb");
+    nwb_root(&old, "1.0.6");
+    let e = v1_nwb::read_input(&old).unwrap_err();
+    assert!(matches!(e, NwbError::Version { .. }) && e.to_string().contains("1.0.6"), "{e}");
 
     let bare = dir.path().join("bare.nwb");
-    {
-        let f = hdf5::File::create(&bare).unwrap();
-        for (k, v) in [("neurodata_type", "NWBFile"), ("nwb_version", "2.11.0")] {
-            f.new_attr::<hdf5::types::VarLenUnicode>()
-                .shape(())
-                .create(k)
-                .unwrap()
-                .write_scalar(&v.parse::<hdf5::types::VarLenUnicode>().unwrap())
-                .unwrap();
-        }
-    }
+    nwb_root(&bare, "2.11.0");
     let e = v1_nwb::read_input(&bare).unwrap_err();
     assert!(matches!(e, NwbError::Missing { .. }), "{e}");
-    assert!(
-        e.to_string().contains("missing") && e.to_string().contains("v1 export nwb"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("missing") && e.to_string().contains("v1 export nwb"), "{e}");
 
     // A folder with no NWB files, and a path that does not exist.
     let empty = dir.path().join("empty");
