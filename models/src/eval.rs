@@ -56,6 +56,12 @@ pub struct EncodingMethod {
     pub feve_max_r2_above_floor: Option<f64>,
     /// Mean over the same channels of r(prediction, trial average) / sqrt(max(max R², 0.1)).
     pub normalised_correlation: Option<f64>,
+    /// FEVE over the same channels after a per-channel gain and offset fitted on the other
+    /// half of the repeated segments (2-fold, by segment): the repeat file is a session of
+    /// its own, with its own gain per electrode, and a model fitted on other sessions
+    /// predicts its shape, not its scale. Fitted on held-out segments only, never on the
+    /// segment it is scored on.
+    pub feve_session_gain: Option<f64>,
     pub per_channel_r: Vec<f64>,
     pub per_channel_r_noise_free: Option<Vec<f64>>,
 }
@@ -92,6 +98,12 @@ pub struct EvalReport {
     pub encoding: Vec<EncodingMethod>,
     pub reconstruction_crop: Vec<ReconMethod>,
     pub reconstruction_full_frame: Vec<ReconMethod>,
+    /// The same decoders fed repeat-averaged responses: the repeated channels' counts
+    /// averaged over the repeats (lag by lag), the other channels single trials. Empty
+    /// without repeats.
+    pub reconstruction_crop_repeat_averaged: Vec<ReconMethod>,
+    /// What the repeat-averaged input averages: (repeated channels, repeats).
+    pub repeat_averaged_channels: usize,
     /// Model PixCorr on the crop divided by the noise-free upper bound's.
     pub pixcorr_fraction_of_upper_bound: Option<f64>,
     pub notes: Vec<String>,
@@ -311,20 +323,24 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let truth_sum = truth.as_ref().map(|t| sum_over_lags(t, test.len(), n_l, n_c));
     let pos_in_test: std::collections::HashMap<usize, usize> = test.iter().enumerate().map(|(k, &i)| (i, k)).collect();
     // Repeats exist for test samples only.
-    let repeated: Vec<usize> = (0..n_c)
-        .filter(|&c| opts.split == Split::Test && ds.n_repeats >= 2 && !ds.repeat_samples.is_empty() && (0..ds.repeat_samples.len()).all(|m| ds.repeat_response(0, m)[c].is_finite()))
-        .collect();
+    let n_rep_samples = ds.repeat_samples.len();
+    let use_repeats = opts.split == Split::Test && ds.n_repeats >= 2 && n_rep_samples > 0;
+    // Lag-summed repeats, [r * M + m][channel].
+    let rep_sum: Vec<Vec<f32>> = if use_repeats { (0..ds.n_repeats).flat_map(|r| (0..n_rep_samples).map(move |m| (r, m))).map(|(r, m)| ds.repeat_response(r, m)).collect() } else { Vec::new() };
+    let repeated: Vec<usize> = (0..n_c).filter(|&c| use_repeats && (0..n_rep_samples).all(|m| rep_sum[m][c].is_finite())).collect();
     // The repeats of each repeated channel (M samples x R repeats) and its max R².
     let repeat_mats: Vec<(usize, v1_metrics::TrialMatrix)> = repeated
         .iter()
         .filter_map(|&c| {
             let m = ds.repeat_samples.len();
-            let vals: Vec<f64> = (0..m).flat_map(|mi| (0..ds.n_repeats).map(move |r| (mi, r))).map(|(mi, r)| ds.repeat_response(r, mi)[c] as f64).collect();
+            let vals: Vec<f64> = (0..m).flat_map(|mi| (0..ds.n_repeats).map(move |r| (mi, r))).map(|(mi, r)| rep_sum[r * m + mi][c] as f64).collect();
             v1_metrics::TrialMatrix::from_flat(&vals, m, ds.n_repeats).ok().map(|tm| (c, tm))
         })
         .collect();
     let repeated_max_r2: Vec<f64> = repeat_mats.iter().map(|(_, tm)| v1_metrics::max_r2(tm).ok().flatten().unwrap_or(0.0)).collect();
     let above_floor: Vec<bool> = repeated_max_r2.iter().map(|v| *v > MAX_R2_FLOOR).collect();
+    // Two folds of the repeated samples by whole segment (alternate segments).
+    let fold: Vec<bool> = ds.repeat_samples.iter().map(|&i| ds.index[i as usize][1] % 2 == 1).collect();
     let mut encoding = Vec::new();
     let mut reliable_channels = 0;
     for (name, p) in [("CNN (image_encoder + waveform_decoder)", &pred), ("ridge (pixels -> response)", &ridge_pred)] {
@@ -332,7 +348,7 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
         let per_r: Vec<f64> = (0..n_c).map(|c| pearson(&p_sum[c], &rec_sum[c])).collect();
         let per_rt: Option<Vec<f64>> = truth_sum.as_ref().map(|t| (0..n_c).map(|c| pearson(&p_sum[c], &t[c])).collect());
         let mut electrode_metrics = Vec::new();
-        let (mut feve_above, mut normalised) = (Vec::new(), Vec::new());
+        let (mut feve_above, mut normalised, mut feve_gain) = (Vec::new(), Vec::new(), Vec::new());
         for (k, (c, tm)) in repeat_mats.iter().enumerate() {
             let preds: Vec<f64> = ds
                 .repeat_samples
@@ -343,6 +359,11 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
                 if above_floor[k] {
                     feve_above.push(em.feve);
                     normalised.push(v1_metrics::normalised_correlation(em.correlation_to_average, repeated_max_r2[k], MAX_R2_FLOOR));
+                    if let Some(rescaled) = cross_fitted_gain(&preds, &tm.trial_means(), &fold) {
+                        if let Ok(g) = v1_metrics::electrode_metrics(tm, &rescaled) {
+                            feve_gain.push(g.feve);
+                        }
+                    }
                 }
                 electrode_metrics.push(em);
             }
@@ -360,6 +381,7 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
             ccnorm: summary.and_then(|s| s.mean_ccnorm),
             feve_max_r2_above_floor: (!feve_above.is_empty()).then(|| mean_of(&feve_above)),
             normalised_correlation: (!normalised.is_empty()).then(|| mean_of(&normalised)),
+            feve_session_gain: (!feve_gain.is_empty()).then(|| mean_of(&feve_gain)),
             per_channel_r: per_r,
             per_channel_r_noise_free: per_rt,
         });
@@ -432,6 +454,44 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let mut reconstruction_crop = Vec::new();
     for (name, flat) in &methods {
         reconstruction_crop.push(recon_method(name, &targets, &to_images(flat)?)?);
+    }
+    // Repeat-averaged responses: the repeated channels' counts averaged over the repeats,
+    // lag by lag, the other channels as recorded once; the same trained decoders.
+    let m_of: std::collections::HashMap<usize, usize> = ds.repeat_samples.iter().enumerate().map(|(m, &i)| (i as usize, m)).collect();
+    let averaged = |idx: &[usize]| -> Option<Vec<f32>> {
+        if repeated.is_empty() {
+            return None;
+        }
+        let mut out = Vec::with_capacity(idx.len() * rlen);
+        for &i in idx {
+            let m = *m_of.get(&i)?;
+            let mut r = ds.response(i).to_vec();
+            for &c in &repeated {
+                for l in 0..n_l {
+                    let sum: f32 = (0..ds.n_repeats).map(|rep| ds.repeat_response_lagged(rep, m)[l * n_c + c]).sum();
+                    r[l * n_c + c] = sum / ds.n_repeats as f32;
+                }
+            }
+            out.extend(r);
+        }
+        Some(out)
+    };
+    let mut reconstruction_crop_repeat_averaged = Vec::new();
+    if let (Some(avg), Some(avg_shuffled)) = (averaged(&eval_idx), averaged(&shuffled_idx)) {
+        let as_tensor = |v: Vec<f32>| Tensor::from_vec(v, (n_eval, rlen), &dev);
+        let model_avg = recon_of(model, &as_tensor(avg.clone())?)?;
+        let ridge_avg: Vec<f32> = ridge_dec.predict(&avg)?.into_iter().map(|v| v.clamp(0.0, 1.0)).collect();
+        let shuffled_avg = recon_of(model, &as_tensor(avg_shuffled)?)?;
+        let mut avg_methods: Vec<(&str, &Vec<f32>)> =
+            vec![("model (waveform_encoder + image_decoder)", &model_avg), ("ridge (response -> pixels)", &ridge_avg), ("model, shuffled responses", &shuffled_avg)];
+        if let Some(u) = &upper_recon {
+            avg_methods.push(("upper bound (noise-free rates)", u));
+        }
+        for (name, flat) in &avg_methods {
+            reconstruction_crop_repeat_averaged.push(recon_method(name, &targets, &to_images(flat)?)?);
+        }
+    } else if opts.split == Split::Test {
+        notes.push("No repeat-averaged reconstruction: the evaluated images have no repeated trials on the model's channels.".into());
     }
     // Full frame: each crop reconstruction pasted into the mean training frame.
     let [fw, fh] = ds.meta.full_size;
@@ -547,6 +607,8 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
         encoding,
         reconstruction_crop,
         reconstruction_full_frame,
+        reconstruction_crop_repeat_averaged,
+        repeat_averaged_channels: repeated.len(),
         pixcorr_fraction_of_upper_bound,
         notes,
     };
@@ -554,6 +616,26 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     write_atomic(&out.join("metrics.json"), json.as_bytes())?;
     write_atomic(&out.join("report.md"), markdown(&report, ds).as_bytes())?;
     Ok(report)
+}
+
+/// `pred` rescaled fold by fold with the gain and offset that fit `target` best (least
+/// squares) on the other fold; None when a fold has fewer than two samples.
+fn cross_fitted_gain(pred: &[f64], target: &[f64], fold: &[bool]) -> Option<Vec<f64>> {
+    let fit = |on: bool| -> Option<(f64, f64)> {
+        let pts: Vec<(f64, f64)> = pred.iter().zip(target).zip(fold).filter(|(_, f)| **f == on).map(|((p, t), _)| (*p, *t)).collect();
+        if pts.len() < 2 {
+            return None;
+        }
+        let n = pts.len() as f64;
+        let (mp, mt) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+        let var: f64 = pts.iter().map(|p| (p.0 - mp).powi(2)).sum();
+        let cov: f64 = pts.iter().map(|p| (p.0 - mp) * (p.1 - mt)).sum();
+        let a = if var > 0.0 { cov / var } else { 0.0 };
+        Some((a, mt - a * mp))
+    };
+    let (a_true, b_true) = fit(true)?;
+    let (a_false, b_false) = fit(false)?;
+    Some(pred.iter().zip(fold).map(|(p, f)| if *f { a_false * p + b_false } else { a_true * p + b_true }).collect())
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -579,17 +661,18 @@ pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
     );
     let _ = writeln!(s, "Protocol: splits by whole (movie, segment); normalisation from the training split; first {} frames of each segment dropped. Encoding metrics per channel on the count summed over the lag bins, averaged over good channels; FEVE over channels with FEV > 0.15 ({} of {} repeated channels). Reconstruction metrics on {} evenly spaced images of the split, grayscale in [0,1]; SSIM after Wang et al. 2004 (Gaussian sigma 1.5, K1 0.01, K2 0.03); 2-way identification by pixel correlation (chance 0.5).\n", ds.meta.config.drop_onset_frames, r.reliable_channels, r.repeated_channels, r.evaluated_images);
     let _ = writeln!(s, "## Encoding (image -> response)\n");
-    let _ = writeln!(s, "| method | r (single trial) | r (noise-free) | corr. to average | FEVE (FEV > 0.15) | FEVE (max R² > {MAX_R2_FLOOR}) | normalised r | CCnorm |\n|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| method | r (single trial) | r (noise-free) | corr. to average | FEVE (FEV > 0.15) | FEVE (max R² > {MAX_R2_FLOOR}) | FEVE, session gain | normalised r | CCnorm |\n|---|---|---|---|---|---|---|---|---|");
     for e in &r.encoding {
         let _ = writeln!(
             s,
-            "| {} | {:.3} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.3} | {} | {} | {} | {} | {} | {} | {} |",
             e.name,
             e.r_single_trial,
             opt(e.r_noise_free),
             opt(e.correlation_to_average),
             opt(e.feve),
             opt(e.feve_max_r2_above_floor),
+            opt(e.feve_session_gain),
             opt(e.normalised_correlation),
             opt(e.ccnorm)
         );
@@ -600,7 +683,7 @@ pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
         let list: Vec<String> = sorted.iter().map(|v| format!("{v:.2}")).collect();
         let _ = writeln!(
             s,
-            "\nCeilings: max R² (Sahani & Linden 2003) of the {} repeated channels on the lag-summed counts, sorted: {}; {} above {MAX_R2_FLOOR}. Normalised r = r(prediction, trial average) / sqrt(max(max R², {MAX_R2_FLOOR})), as pvc-1 analyses report it; both it and the second FEVE column average the channels above {MAX_R2_FLOOR}.",
+            "\nCeilings: max R² (Sahani & Linden 2003) of the {} repeated channels on the lag-summed counts, sorted: {}; {} above {MAX_R2_FLOOR}. Normalised r = r(prediction, trial average) / sqrt(max(max R², {MAX_R2_FLOOR})), as pvc-1 analyses report it; it and the second and third FEVE columns average the channels above {MAX_R2_FLOOR}. \"Session gain\": the repeat file is a recording of its own, with its own gain per electrode; that column scores each channel's prediction after a gain and offset fitted by least squares on the other half of the repeated segments (alternate segments, 2-fold), never on the segments it is scored on.",
             sorted.len(),
             list.join(", "),
             r.channels_above_max_r2_floor
@@ -610,6 +693,18 @@ pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
         let _ = writeln!(s, "\n## Reconstruction (response -> image): {title}\n");
         let _ = writeln!(s, "| method | MSE | PSNR (dB) | SSIM | PixCorr | 2-way ident. |\n|---|---|---|---|---|---|");
         for m in rows.iter() {
+            let _ = writeln!(s, "| {} | {:.4} | {} | {:.3} | {:.3} | {} |", m.name, m.mse, opt(m.psnr_db), m.ssim, m.pixcorr, opt(m.identification));
+        }
+    }
+    if !r.reconstruction_crop_repeat_averaged.is_empty() {
+        let _ = writeln!(s, "\n## Reconstruction from repeat-averaged responses: RF-footprint crop\n");
+        let _ = writeln!(
+            s,
+            "The same decoders fed the {} repeated channels' counts averaged over the repeats of the repeat file (lag by lag), the other channels as recorded once. The repeat file is a session of its own: its gain per electrode differs from the single-trial files the decoders were trained on.\n",
+            r.repeat_averaged_channels
+        );
+        let _ = writeln!(s, "| method | MSE | PSNR (dB) | SSIM | PixCorr | 2-way ident. |\n|---|---|---|---|---|---|");
+        for m in &r.reconstruction_crop_repeat_averaged {
             let _ = writeln!(s, "| {} | {:.4} | {} | {:.3} | {:.3} | {} |", m.name, m.mse, opt(m.psnr_db), m.ssim, m.pixcorr, opt(m.identification));
         }
     }
@@ -645,4 +740,25 @@ pub fn good_channels_from_truth(data_root: &Path, info: &crate::info::ModelInfo)
         .filter_map(|e| Some((e.get("id")?.as_u64()?, e.get("good")?.as_bool()?)))
         .collect();
     Some(info.channels.iter().map(|c| good.get(&(c.electrode as u64)).copied().unwrap_or(false)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cross_fitted_gain;
+
+    #[test]
+    fn the_session_gain_is_fitted_on_the_other_fold_only() {
+        // Fold A (true): target = 2 * pred + 1; fold B (false): target = 4 * pred.
+        let pred = [0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0];
+        let fold = [true, true, true, true, false, false, false, false];
+        let target: Vec<f64> = pred.iter().zip(&fold).map(|(p, f)| if *f { 2.0 * p + 1.0 } else { 4.0 * p }).collect();
+        let out = cross_fitted_gain(&pred, &target, &fold).unwrap();
+        // Fold A's predictions get fold B's fit (4p) and the other way round (2p + 1).
+        for (k, (&p, &f)) in pred.iter().zip(&fold).enumerate() {
+            let want = if f { 4.0 * p } else { 2.0 * p + 1.0 };
+            assert!((out[k] - want).abs() < 1e-12, "{k}: {} vs {want}", out[k]);
+        }
+        // A fold with one sample cannot be fitted.
+        assert!(cross_fitted_gain(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], &[true, false, false]).is_none());
+    }
 }

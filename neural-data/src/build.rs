@@ -688,7 +688,7 @@ pub fn build(input: &TreeInput, cfg: &BuildConfig, progress: bool) -> Result<(Da
     }
 
     // Repeats of test samples.
-    let mut rep_trials: Vec<(usize, usize, Vec<f32>)> = Vec::new(); // (sample, channel, per-repeat count summed over the lags)
+    let mut rep_trials: Vec<(usize, usize, Vec<Vec<f32>>)> = Vec::new(); // (sample, channel, per repeat the count in each lag bin)
     let mut n_repeats = 0usize;
     if cfg.match_repeats_by_electrode {
         for r in &repeat_files {
@@ -718,9 +718,9 @@ pub fn build(input: &TreeInput, cfg: &BuildConfig, progress: bool) -> Result<(Da
                             .collect();
                         for t in 0..seg.nframes {
                             let Some(&si) = sample_of.get(&(m, sgm, t as u16)) else { continue };
-                            let per_rep: Vec<f32> = binned
+                            let per_rep: Vec<Vec<f32>> = binned
                                 .iter()
-                                .map(|b| lags.iter().map(|&l| b.get(t + l as usize).copied().unwrap_or(0.0)).sum::<f32>())
+                                .map(|b| lags.iter().map(|&l| b.get(t + l as usize).copied().unwrap_or(0.0)).collect())
                                 .collect();
                             rep_trials.push((si, ch, per_rep));
                         }
@@ -732,11 +732,14 @@ pub fn build(input: &TreeInput, cfg: &BuildConfig, progress: bool) -> Result<(Da
     let repeat_samples: Vec<u32> = rep_trials.iter().map(|(s, _, _)| *s as u32).collect::<BTreeSet<_>>().into_iter().collect();
     let m_of: HashMap<u32, usize> = repeat_samples.iter().enumerate().map(|(i, s)| (*s, i)).collect();
     let n_rep_samples = repeat_samples.len();
-    let mut repeats = vec![f32::NAN; n_repeats * n_rep_samples * n_ch];
+    let n_lags = lags.len();
+    let mut repeats = vec![f32::NAN; n_repeats * n_rep_samples * n_lags * n_ch];
     for (si, ch, per_rep) in &rep_trials {
         let m = m_of[&(*si as u32)];
-        for (r, v) in per_rep.iter().enumerate() {
-            repeats[(r * n_rep_samples + m) * n_ch + ch] = *v;
+        for (r, bins) in per_rep.iter().enumerate() {
+            for (k, v) in bins.iter().enumerate() {
+                repeats[((r * n_rep_samples + m) * n_lags + k) * n_ch + ch] = *v;
+            }
         }
     }
 

@@ -8,8 +8,8 @@
 //! - `truth`      f32 [N, L, C]     noise-free expected counts (simulated data only)
 //! - `index`      u16 [N, 3]        (movie, segment, frame) of each sample
 //! - `split`      u8  [N]           0 train, 1 validation, 2 test
-//! - `repeats`    f32 [R, M, C]     repeated trials of M test samples: counts summed over
-//!   the L lag bins (NaN where the repeat file lacks a channel)
+//! - `repeats`    f32 [R, M, L, C]  repeated trials of M test samples: counts in the L lag
+//!   bins (NaN where the repeat file lacks a channel)
 //! - `repeat_samples` u32 [M]       sample index of each repeated sample
 //!
 //! Everything else (channels, lags, crop window, estimates, the build config) is JSON in
@@ -102,7 +102,8 @@ pub struct Dataset {
 }
 
 /// Version 2: repeats count with the single-trial channel's spike/noise threshold.
-pub const CACHE_VERSION: u32 = 2;
+/// Version 3: repeats keep their lag bins (repeat-averaged responses for the decoders).
+pub const CACHE_VERSION: u32 = 3;
 
 impl Dataset {
     pub fn n_channels(&self) -> usize {
@@ -168,9 +169,16 @@ impl Dataset {
     }
     /// Repeat r of repeated sample m: per channel, the count summed over the lag bins
     /// (NaN for channels the repeat file did not record).
-    pub fn repeat_response(&self, r: usize, m: usize) -> &[f32] {
-        let c = self.n_channels();
-        &self.repeats[(r * self.repeat_samples.len() + m) * c..][..c]
+    pub fn repeat_response(&self, r: usize, m: usize) -> Vec<f32> {
+        let (l, c) = (self.n_lags(), self.n_channels());
+        let lagged = self.repeat_response_lagged(r, m);
+        (0..c).map(|ch| (0..l).map(|k| lagged[k * c + ch]).sum()).collect()
+    }
+
+    /// Repeat r of repeated sample m in the layout of [`Dataset::response`]: [L, C].
+    pub fn repeat_response_lagged(&self, r: usize, m: usize) -> &[f32] {
+        let lc = self.n_lags() * self.n_channels();
+        &self.repeats[(r * self.repeat_samples.len() + m) * lc..][..lc]
     }
 
     /// Writes the cache atomically (temporary file, then rename).
@@ -192,7 +200,7 @@ impl Dataset {
             ("responses", TensorView::new(Dtype::F32, vec![self.n, l, c], &responses).map_err(bad)?),
             ("index", TensorView::new(Dtype::U16, vec![self.n, 3], &index_bytes).map_err(bad)?),
             ("split", TensorView::new(Dtype::U8, vec![self.n], &split_bytes).map_err(bad)?),
-            ("repeats", TensorView::new(Dtype::F32, vec![self.n_repeats, m, c], &repeats).map_err(bad)?),
+            ("repeats", TensorView::new(Dtype::F32, vec![self.n_repeats, m, l, c], &repeats).map_err(bad)?),
             ("repeat_samples", TensorView::new(Dtype::U32, vec![m], &repeat_samples).map_err(bad)?),
         ];
         if let Some(t) = &truth {
@@ -265,7 +273,7 @@ impl Dataset {
         let (mshape, repeat_samples) = get("repeat_samples", Dtype::U32)?;
         let m = mshape.first().copied().unwrap_or(0);
         let n_repeats = rshape.first().copied().unwrap_or(0);
-        expect("repeats", &rshape, &[n_repeats, m, c])?;
+        expect("repeats", &rshape, &[n_repeats, m, l, c])?;
         let truth = match st.tensor("truth") {
             Ok(_) => {
                 let (shape, t) = get("truth", Dtype::F32)?;
