@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheMeta, Channel, Dataset, Split, CACHE_VERSION};
 use crate::error::{io_err, DataError};
+use crate::progress::progress_bar;
 use crate::pvc1::{ElectrodeEvents, Recording, FRAME_HEIGHT, FRAME_RATE_HZ, FRAME_WIDTH};
 use crate::rf::{self, StaAccumulator};
 
@@ -495,7 +496,7 @@ pub fn build(input: &TreeInput, cfg: &BuildConfig, progress: bool) -> Result<(Da
     };
 
     // 4. Decode frames and bin counts, segment by segment (two threads).
-    let bar = progress_bar(progress, segments.len() as u64, "decoding frames");
+    let bar = progress_bar(progress, segments.len() as u64, "{msg:>16} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}", "decoding frames");
     let n_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
     let mut decoded: Vec<Option<Result<Deinterlaced, DataError>>> = (0..segments.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
@@ -789,20 +790,6 @@ fn square_window(fp: [f32; 4], cell_px: f32, margin: u32) -> [u32; 4] {
     let y = (cy - side as f32 / 2.0).round().clamp(0.0, (FRAME_HEIGHT - side) as f32) as u32;
     // Even coordinates so the de-interlaced grid maps exactly.
     [x & !1, y & !1, side, side]
-}
-
-fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
 }
 
 /// Reads a pvc-1 tree for the builder. `root` is the folder that holds
