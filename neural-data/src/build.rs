@@ -42,10 +42,8 @@ pub struct BuildConfig {
     pub n_lags: usize,
     /// How many of the `n_lags` bins come before the estimated response latency. Those bins
     /// answer the previous frames, which in a 30 Hz movie resemble the current one, so a
-    /// decoder reading them gets more spikes about the scene: on the default simulated
-    /// dataset the report's ridge decoder goes from PixCorr 0.196 (bins 2..4) to 0.218
-    /// (bins 0..4), and its share of what it gets from the noise-free rates from 64% to 66%
-    /// (`bench/decoding_noise.py`); the shipped model went from 0.221 to 0.238. The
+    /// decoder reading them gets more spikes about the scene and reconstructs better (the
+    /// measurements, with `bench/decoding_noise.py`, are in docs/evaluation-history.md). The
     /// previous frames are in the image encoder's clip (placed by the onset: it ends at the
     /// last frame the latest bin answers), so the encoding model can predict these bins,
     /// with less of their history than the later bins get. A config file without this
@@ -58,10 +56,9 @@ pub struct BuildConfig {
     pub drop_onset_frames: usize,
     /// Count only events sorted as spikes (2-means on snippet troughs, per channel)
     /// instead of all threshold crossings. On by default: noise crossings carry nothing
-    /// about the stimulus but add Poisson noise. On the default simulated dataset they are
-    /// ~40% of all events (1.11 events per channel and bin, 0.64 after sorting, 0.69
-    /// expected from the noise-free rates), and sorting raises the single-trial share of
-    /// what the report's ridge decoder gets from the noise-free rates from 57% to 65%.
+    /// about the stimulus but add Poisson noise, so dropping them brings single-trial
+    /// decoding closer to what the noise-free rates allow (how many events are noise on
+    /// the simulated dataset, and the gain: docs/evaluation-history.md).
     pub spikes_only: bool,
     /// Average 2x2 pixel blocks before anything else (VHS frames are interlaced).
     pub deinterlace: bool,
