@@ -32,8 +32,9 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_template_falls_back_to_the_default_bar() {
-        let bar = progress_bar(true, 10, "{msg:<<<}", "x");
+    fn a_shown_bar_has_its_length_and_message() {
+        let bar = progress_bar(true, 10, "{msg} [{bar:30}] {pos}/{len}", "decoding frames");
         assert_eq!(bar.length(), Some(10));
+        assert_eq!(bar.message(), "decoding frames");
     }
 }
