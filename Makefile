@@ -54,7 +54,8 @@ test-frontend: frontend
 test-e2e: build frontend
 	./scripts/e2e.sh
 
-## Benchmarks (figures go to BENCHMARKS.md by hand, with machine and date).
+## Benchmarks (figures go by hand, with machine and date, into docs/benchmarks/history.md;
+## the latest of each kind replaces its row in BENCHMARKS.md).
 bench: build
 	target/release/v1 bench data
 	target/release/v1 bench train
@@ -82,7 +83,7 @@ fuzz:
 
 ## Soak benchmark (not a test): SOAK_SESSIONS sessions at 30 frames/s for SOAK_SECONDS
 ## against both services in release with the shipped model; reports lost frames, latency
-## p50/p99 and each service's peak memory (figures go to BENCHMARKS.md by hand).
+## p50/p99 and each service's peak memory (figures go to docs/benchmarks/history.md by hand).
 SOAK_SESSIONS ?= 4
 SOAK_SECONDS ?= 600
 SOAK_FLOODERS ?= 0

@@ -12,19 +12,19 @@ mod inspect;
 mod nwb;
 
 /// Training allocates and frees tensors of megabytes several times per layer and step.
-/// glibc's malloc serves blocks above 128 KiB with mmap and returns them to the kernel on
-/// every free, so each operation page-faults fresh zeroed memory: in a profile of a
-/// training step at batch 128 nearly half the time was the kernel clearing and mapping
-/// pages. mimalloc keeps freed memory for reuse (BENCHMARKS.md has the before and after).
+/// glibc's malloc serves large blocks with mmap and returns them to the kernel on every
+/// free, so each operation page-faults fresh zeroed memory and a training step spends
+/// much of its time in the kernel. mimalloc keeps freed memory for reuse. The profile
+/// and the before and after are in docs/benchmarks/history.md (Training step).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc still hands freed memory back to the kernel after a delay (1 s), and each
-/// training step then faults it in again as fresh zeroed (huge) pages: in a profile of the
-/// 2-thread step at batch 64, 14% of the time was the kernel clearing pages and 10%
-/// memset. Keeping it mapped cut the step's CPU time by 18% (BENCHMARKS.md). `v1` runs
-/// batch jobs whose memory peaks early and is released at exit, so nothing is lost by
-/// holding it; the services keep the default and give memory back.
+/// mimalloc still hands freed memory back to the kernel after a short delay, and each
+/// training step then faults it in again as fresh zeroed pages. Keeping it mapped saves
+/// that work on every step (profile and figures: docs/benchmarks/history.md, Training
+/// step). `v1` runs batch jobs whose memory peaks early and is released at exit, so
+/// nothing is lost by holding it; the services keep the default and give memory back,
+/// since they run for long and their load comes and goes.
 #[allow(unsafe_code)]
 fn keep_freed_memory_mapped() {
     /// `mi_option_purge_delay` in mimalloc.h (index 15 in both v2 and v3); -1 = never purge.

@@ -134,23 +134,11 @@ fn split_name(split: Split) -> &'static str {
     }
 }
 
+/// Pearson r of one channel's predicted and recorded series, by the metrics crate's
+/// definition. Both series have one value per evaluated sample (at least 2); a series
+/// with a NaN or infinity gives NaN, so a broken prediction shows in the report.
 fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len()) as f64;
-    if n < 2.0 {
-        return 0.0;
-    }
-    let ma = a.iter().sum::<f64>() / n;
-    let mb = b.iter().sum::<f64>() / n;
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma).powi(2);
-        sbb += (y - mb).powi(2);
-    }
-    if saa <= 0.0 || sbb <= 0.0 {
-        return 0.0;
-    }
-    sab / (saa * sbb).sqrt()
+    v1_metrics::pearson_r(a, b).unwrap_or(f64::NAN)
 }
 
 /// Per channel, the value summed over lags: [N, L*C] -> per channel Vec over N.

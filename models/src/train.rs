@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use neural_data::cache::{Dataset, Split};
+use neural_data::progress::progress_bar;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Poisson};
@@ -277,7 +278,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
             let mut order = train_idx.clone();
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ ((phase as u64) << 40) ^ epoch as u64);
             order.shuffle(&mut rng);
-            let bar = progress_bar(opts.progress, order.len() as u64, &format!("phase {phase} epoch {}", epoch + 1));
+            let bar = progress_bar(opts.progress, order.len() as u64, "{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}", &format!("phase {phase} epoch {}", epoch + 1));
             let (mut loss_sum, mut loss_n) = (0f64, 0f64);
             for chunk in order.chunks(batch) {
                 let (grads, l) = if phase == 1 {
@@ -569,20 +570,6 @@ fn all_latents(model: &V1Model, ds: &Dataset, clips: &Clips, device: &Device, dp
         Ok(model.networks().image_encoder.forward(&x)?.detach())
     })?;
     Ok(Tensor::cat(&parts, 0)?)
-}
-
-fn progress_bar(show: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(msg.to_string());
-    bar
 }
 
 #[cfg(test)]

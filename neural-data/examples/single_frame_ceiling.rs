@@ -11,16 +11,9 @@
 //! resolution the networks see), to measure what the resize loses.
 use neural_data::sim::{self, population::Population, response, stimuli, SimConfig};
 
+/// Pearson r by the metrics crate's definition (a constant series gives 0).
 fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma).powi(2);
-        sbb += (y - mb).powi(2);
-    }
-    sab / (saa * sbb).sqrt().max(1e-12)
+    v1_metrics::pearson_r(a, b).expect("equally long, finite, non-empty series")
 }
 
 /// The frame with the default crop window (the footprint of seed 1) resized to `size`

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheMeta, Channel, Dataset, Split, CACHE_VERSION};
 use crate::error::{io_err, DataError};
+use crate::progress::progress_bar;
 use crate::pvc1::{ElectrodeEvents, Recording, FRAME_HEIGHT, FRAME_RATE_HZ, FRAME_WIDTH};
 use crate::rf::{self, StaAccumulator};
 
@@ -41,10 +42,8 @@ pub struct BuildConfig {
     pub n_lags: usize,
     /// How many of the `n_lags` bins come before the estimated response latency. Those bins
     /// answer the previous frames, which in a 30 Hz movie resemble the current one, so a
-    /// decoder reading them gets more spikes about the scene: on the default simulated
-    /// dataset the report's ridge decoder goes from PixCorr 0.196 (bins 2..4) to 0.218
-    /// (bins 0..4), and its share of what it gets from the noise-free rates from 64% to 66%
-    /// (`bench/decoding_noise.py`); the shipped model went from 0.221 to 0.238. The
+    /// decoder reading them gets more spikes about the scene and reconstructs better (the
+    /// measurements, with `bench/decoding_noise.py`, are in docs/evaluation-history.md). The
     /// previous frames are in the image encoder's clip (placed by the onset: it ends at the
     /// last frame the latest bin answers), so the encoding model can predict these bins,
     /// with less of their history than the later bins get. A config file without this
@@ -57,10 +56,9 @@ pub struct BuildConfig {
     pub drop_onset_frames: usize,
     /// Count only events sorted as spikes (2-means on snippet troughs, per channel)
     /// instead of all threshold crossings. On by default: noise crossings carry nothing
-    /// about the stimulus but add Poisson noise. On the default simulated dataset they are
-    /// ~40% of all events (1.11 events per channel and bin, 0.64 after sorting, 0.69
-    /// expected from the noise-free rates), and sorting raises the single-trial share of
-    /// what the report's ridge decoder gets from the noise-free rates from 57% to 65%.
+    /// about the stimulus but add Poisson noise, so dropping them brings single-trial
+    /// decoding closer to what the noise-free rates allow (how many events are noise on
+    /// the simulated dataset, and the gain: docs/evaluation-history.md).
     pub spikes_only: bool,
     /// Average 2x2 pixel blocks before anything else (VHS frames are interlaced).
     pub deinterlace: bool,
@@ -495,7 +493,7 @@ pub fn build(input: &TreeInput, cfg: &BuildConfig, progress: bool) -> Result<(Da
     };
 
     // 4. Decode frames and bin counts, segment by segment (two threads).
-    let bar = progress_bar(progress, segments.len() as u64, "decoding frames");
+    let bar = progress_bar(progress, segments.len() as u64, "{msg:>16} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}", "decoding frames");
     let n_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
     let mut decoded: Vec<Option<Result<Deinterlaced, DataError>>> = (0..segments.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
@@ -792,20 +790,6 @@ fn square_window(fp: [f32; 4], cell_px: f32, margin: u32) -> [u32; 4] {
     let y = (cy - side as f32 / 2.0).round().clamp(0.0, (FRAME_HEIGHT - side) as f32) as u32;
     // Even coordinates so the de-interlaced grid maps exactly.
     [x & !1, y & !1, side, side]
-}
-
-fn progress_bar(show: bool, len: u64, what: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>16} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
 }
 
 /// Reads a pvc-1 tree for the builder. `root` is the folder that holds

@@ -9,6 +9,7 @@
 //! - [`build`]: turns a pvc-1 tree into training-ready pairs (frame crop, response) and
 //!   writes them as a compact cache ([`cache`]).
 //! - [`rf`]: receptive-field footprints and latency from spike-triggered averages.
+//! - [`progress`]: the progress bars of the long batch jobs (here and in training).
 //! - [`stats`]: how much a tree looks like real V1 (reliability, rates, bursts, latency,
 //!   luminance signal, movie statistics), beside the real pvc-1 values.
 
@@ -16,6 +17,7 @@ pub mod build;
 pub mod cache;
 pub mod error;
 pub mod mat;
+pub mod progress;
 pub mod pvc1;
 pub mod rf;
 pub mod sim;

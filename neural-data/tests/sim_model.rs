@@ -213,11 +213,8 @@ fn noise_correlations_fall_with_distance() {
     assert!(f < n - 0.03, "distant pairs {f} vs neighbours {n}");
 }
 
+/// Pearson r of the pairs, by the metrics crate's definition.
 fn pearson(xs: &[(f64, f64)]) -> f64 {
-    let n = xs.len() as f64;
-    let (ma, mb) = (xs.iter().map(|p| p.0).sum::<f64>() / n, xs.iter().map(|p| p.1).sum::<f64>() / n);
-    let cov: f64 = xs.iter().map(|(a, b)| (a - ma) * (b - mb)).sum();
-    let va: f64 = xs.iter().map(|(a, _)| (a - ma).powi(2)).sum();
-    let vb: f64 = xs.iter().map(|(_, b)| (b - mb).powi(2)).sum();
-    cov / (va * vb).sqrt().max(1e-12)
+    let (a, b): (Vec<f64>, Vec<f64>) = xs.iter().copied().unzip();
+    v1_metrics::pearson_r(&a, &b).expect("finite, non-empty pairs")
 }

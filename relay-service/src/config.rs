@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use service_kit::config::{range, OutOfRange};
 use service_kit::serve::NetLimits;
 use shared_protocol::{OriginPolicy, SharedSecret};
 
@@ -136,20 +137,12 @@ impl StoreConfig {
 /// A setting that cannot work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{name} is {got}; it must be between {min} and {max}")]
-    OutOfRange { name: &'static str, got: u64, min: u64, max: u64 },
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
     #[error("--redis-url {url:?} is not a Redis URL; use redis://host:port/ (for example redis://127.0.0.1:6379/) or redis+unix:///path/to/socket; this build has no TLS (rediss://)")]
     RedisUrl { url: String },
     #[error("--redis-prefix {prefix:?} must be 1 to 64 printable ASCII characters without spaces (for example v1:)")]
     RedisPrefix { prefix: String },
-}
-
-fn range(name: &'static str, got: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if (min..=max).contains(&got) {
-        Ok(())
-    } else {
-        Err(ConfigError::OutOfRange { name, got, min, max })
-    }
 }
 
 impl RelayConfig {

@@ -5,7 +5,7 @@
 //! `/metrics` and `/healthz` responses: [`http`]), logging client-controlled values
 //! without letting a flood fill the disk ([`log_limit`]), Prometheus helpers ([`metrics`]),
 //! binding and serving with a graceful drain ([`serve`]), the binaries' start-up and
-//! logging ([`binary`]), the shared secret kept in an owner-only file ([`secret_file`]),
+//! logging ([`binary`]), range checks of the settings ([`config`]), the shared secret kept in an owner-only file ([`secret_file`]),
 //! and, with the `testing` feature, the clients of the integration tests (module
 //! `testing`).
 //!
@@ -14,6 +14,7 @@
 //! `shared-protocol`.
 
 pub mod binary;
+pub mod config;
 pub mod http;
 pub mod log_limit;
 pub mod metrics;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shared_protocol::validate::{DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_SIDE};
+use service_kit::config::{range, OutOfRange};
 use service_kit::serve::NetLimits;
 use shared_protocol::{OriginPolicy, SharedSecret};
 
@@ -116,22 +117,14 @@ pub struct SimConfig {
 /// A setting that cannot work.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{name} is {got}; it must be between {min} and {max}")]
-    OutOfRange { name: &'static str, got: u64, min: u64, max: u64 },
+    #[error(transparent)]
+    OutOfRange(#[from] OutOfRange),
     #[error("the message size limit ({message} bytes) must exceed the image size limit ({image} bytes) so that an image fits in a message")]
     ImageExceedsMessage { message: usize, image: usize },
     #[error("the relay dead timeout ({dead_ms} ms, --relay-dead-secs) must be longer than the stall timeout ({stall_ms} ms, --relay-stall-ms): a link is stalled before it is dropped")]
     RelayDeadBeforeStall { dead_ms: u64, stall_ms: u64 },
     #[error("relay URL {url:?} is not a ws:// URL (for example ws://127.0.0.1:8080/ws/ingest); this build has no TLS, put a TLS proxy in front for wss://")]
     RelayUrl { url: String },
-}
-
-fn range(name: &'static str, got: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if (min..=max).contains(&got) {
-        Ok(())
-    } else {
-        Err(ConfigError::OutOfRange { name, got, min, max })
-    }
 }
 
 impl SimConfig {

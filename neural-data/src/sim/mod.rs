@@ -39,7 +39,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 pub use error::SimError;
@@ -48,6 +47,7 @@ pub use population::Population;
 pub use truth::{GroundTruth, SegmentRates, Truth};
 
 use crate::mat::atomic::write_atomically;
+use crate::progress::progress_bar;
 use crate::mat::{write_mat_bytes, Compression, Variable};
 use crate::pvc1::{
     recording_to_mat, write_segment_frames, Condition, ConditionKind, ElectrodeEvents, Recording, Trial, DATA_DIR_NAME,
@@ -321,7 +321,7 @@ fn build_in(
     let first_error: Mutex<Option<SimError>> = Mutex::new(None);
     let stop = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
-    let bar = progress_bar(cfg.progress, segments.len() as u64);
+    let bar = progress_bar(cfg.progress, segments.len() as u64, "simulating V1 [{bar:30}] {pos}/{len} segments, {elapsed} (eta {eta})", "");
     let threads = if cfg.threads == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     } else {
@@ -503,18 +503,6 @@ fn write_recording_deterministic(data_root: &Path, rec: &Recording, compress: bo
     let path = dir.join(format!("{}.mat", rec.name));
     write_atomically(&path, &bytes, true).map_err(io("writing", &path))?;
     Ok(path)
-}
-
-fn progress_bar(show: bool, len: u64) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    // Drawn on stderr only when it is a terminal (indicatif hides it otherwise).
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("simulating V1 [{bar:30}] {pos}/{len} segments, {elapsed} (eta {eta})") {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar
 }
 
 /// Number of files and bytes under `dir`.
