@@ -23,8 +23,17 @@ test: build frontend test-rust test-frontend test-e2e
 deps:
 	./scripts/install-deps.sh
 
+# NWB export (`v1 export nwb`) links the system's libhdf5 (`make deps` installs it); where
+# it is missing, `v1` is built without it and says so when asked to export.
+HAVE_HDF5 := $(shell pkg-config --exists hdf5 2>/dev/null && echo yes)
+
 build:
+ifeq ($(HAVE_HDF5),yes)
 	$(CARGO) build --release --workspace --bins
+else
+	@echo "note: libhdf5 not found (sudo make deps installs it): building v1 without NWB export"
+	$(CARGO) build --release --workspace --bins --exclude v1-nwb --no-default-features
+endif
 
 frontend: frontend/dist/index.html
 
