@@ -94,6 +94,8 @@ pub struct EvalReport {
     pub reconstruction_full_frame: Vec<ReconMethod>,
     /// Model PixCorr on the crop divided by the noise-free upper bound's.
     pub pixcorr_fraction_of_upper_bound: Option<f64>,
+    /// Projective-field centres against receptive-field centres over the good channels.
+    pub projective_fields: Option<crate::projective::PfRfComparison>,
     pub notes: Vec<String>,
 }
 
@@ -531,6 +533,8 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let bar_vals: Vec<f32> = reconstruction_crop.iter().map(|r| r.pixcorr as f32).collect();
     figures::bar_chart(&bar_labels, &bar_vals, "Reconstruction PixCorr (RF crop)", &out.join("pixcorr.png")).map_err(fig_err)?;
 
+    let projective_fields = projective_section(&ds.meta, model, &good, out)?;
+
     let report = EvalReport {
         split: split_name(opts.split).to_string(),
         test_samples: test.len(),
@@ -548,12 +552,46 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
         reconstruction_crop,
         reconstruction_full_frame,
         pixcorr_fraction_of_upper_bound,
+        projective_fields,
         notes,
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| ModelError::Invalid(e.to_string()))?;
     write_atomic(&out.join("metrics.json"), json.as_bytes())?;
     write_atomic(&out.join("report.md"), markdown(&report, ds).as_bytes())?;
     Ok(report)
+}
+
+/// Each good channel's projective field against its receptive-field estimate (dataset
+/// cache), with the figures; None when the cache's RF estimates do not cover the model's
+/// channels.
+pub fn projective_section(meta: &neural_data::cache::CacheMeta, model: &V1Model, good: &[bool], out: &Path) -> Result<Option<crate::projective::PfRfComparison>> {
+    use crate::projective;
+    let rfs = projective::rf_centres_in_crop(meta);
+    if rfs.len() != model.info().n_channels() {
+        return Ok(None);
+    }
+    let pf = projective::projective_fields(model)?;
+    let cmp = projective::compare(model, &pf, &rfs, Some(good))?;
+    projective::write_figures(&pf, &cmp, out)?;
+    Ok(Some(cmp))
+}
+
+/// The projective-field section of the report.
+pub fn projective_markdown(p: &crate::projective::PfRfComparison) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## Projective fields against receptive fields\n");
+    let _ = writeln!(
+        s,
+        "{} good channels. {}.\n\n| | x | y |\n|---|---|---|\n| r(PF centre, RF centre) across channels | {} | {} |\n\nMean distance between a channel's PF and RF centres: {} crop px (PF centres paired with other channels' RF centres: {} px).\n",
+        p.channels.len(),
+        p.method,
+        opt(p.r_x),
+        opt(p.r_y),
+        opt(p.mean_distance_px),
+        opt(p.mean_distance_shuffled_px)
+    );
+    let _ = writeln!(s, "Each field below is the change a channel's activity makes to the reconstruction (mid-grey: none; white: brighter; black: darker), its RF centre a white cross, its PF centre a black square; rows list the electrodes in order.\n\n![projective fields](projective_fields.png)\n\n![PF vs RF centre, x](pf_rf_x.png) ![PF vs RF centre, y](pf_rf_y.png)");
+    s
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -625,6 +663,9 @@ pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
         );
     }
     let _ = writeln!(s, "\n## Figures\n\n![reconstructions](reconstructions.png)\n\n![PixCorr](pixcorr.png)\n\n![full frame](full_frame.png)\n\n![encoding scatter](encoding_scatter.png)\n\n![traces](traces.png)\n\n![electrode map](electrode_map.png)");
+    if let Some(p) = &r.projective_fields {
+        s.push_str(&projective_markdown(p));
+    }
     if !r.notes.is_empty() {
         let _ = writeln!(s, "\n## Notes\n");
         for n in &r.notes {
