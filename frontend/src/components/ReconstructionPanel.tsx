@@ -33,7 +33,7 @@ export function FieldInset({ field, size }: { field: ProjectiveField; size: numb
         </svg>
       </div>
       <figcaption>
-        Electrode {field.electrode}: what its activity adds (white brighter, black darker){rf !== null ? "; + its receptive field" : ""}
+        Electrode {field.electrode}: what its activity adds (white brighter, black darker){rf !== null ? "; red +: its receptive field" : ""}; blue ring: the field's centre
       </figcaption>
     </figure>
   );
