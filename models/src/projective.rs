@@ -303,6 +303,39 @@ mod tests {
     }
 
     #[test]
+    fn a_field_is_the_reconstruction_of_a_bump_over_the_mean_minus_that_of_the_mean() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model_dir, data_root) = crate::testing::tiny_fixture(dir.path()).unwrap();
+        let model = V1Model::load(&model_dir).unwrap();
+        let info = model.info();
+        let pf = projective_fields(&model).unwrap();
+        assert_eq!(pf.fields.len(), info.n_channels());
+        let s = info.image_size;
+        let unclamped = |r: Vec<f32>| -> Vec<f32> {
+            let t = Tensor::from_vec(r, (1, info.response_len()), model.device()).unwrap();
+            model.reconstruct_tensor_unclamped(&t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        };
+        let c = info.n_channels() / 2;
+        let mut bumped = info.response_mean.clone();
+        for l in 0..info.n_lags() {
+            bumped[l * info.n_channels() + c] += info.response_std[l * info.n_channels() + c];
+        }
+        let (hi, lo) = (unclamped(bumped), unclamped(info.response_mean.clone()));
+        for i in 0..s * s {
+            assert!((pf.fields[c][i] - (hi[i] - lo[i])).abs() < 1e-4, "pixel {i}");
+        }
+        assert!(pf.fields[c].iter().any(|v| v.abs() > 0.0), "a bump changes the reconstruction");
+        // RF centres come from the cache the model was built from, one per channel.
+        let cache = crate::recorded::find_cache(&data_root, info).unwrap();
+        let meta = neural_data::cache::Dataset::read_meta(&cache).unwrap();
+        let rfs = rf_centres_in_crop(&meta);
+        let cmp = compare(&model, &pf, &rfs, None).unwrap();
+        assert_eq!(cmp.channels.len(), pf.fields.iter().filter(|f| field_centre(f, s).is_some()).count());
+        let wrong = compare(&model, &pf, &rfs[1..], None).unwrap_err();
+        assert!(wrong.to_string().contains("receptive fields"), "{wrong}");
+    }
+
+    #[test]
     fn fields_display_around_mid_grey() {
         assert_eq!(field_to_unit(&[0.0, 0.2, -0.4]), vec![0.5, 0.75, 0.0]);
         assert_eq!(field_to_unit(&[0.0, 0.0]), vec![0.5, 0.5]);
