@@ -61,7 +61,7 @@ pub fn projective_fields(model: &V1Model) -> Result<ProjectiveFields> {
 /// None for a field without energy.
 pub fn field_centre(field: &[f32], size: usize) -> Option<[f32; 2]> {
     let peak = field.iter().map(|v| v * v).fold(0f32, f32::max);
-    if !(peak > 0.0) || field.len() != size * size {
+    if peak.is_nan() || peak <= 0.0 || field.len() != size * size {
         return None;
     }
     let (mut sx, mut sy, mut sw) = (0f64, 0f64, 0f64);

@@ -137,7 +137,7 @@ fn imagined_payloads_are_finite_spike_counts_in_range() {
     assert_eq!(e.code(), ErrorCode::NonFinite);
     assert!(e.to_string().contains("payload[1] is not a finite number"), "{e}");
     assert_eq!(err(&imagined(""), &SIMULATION).code(), ErrorCode::BadMessage);
-    let e = err(&format!(r#"{{"type":"imagined","session_id":"s1","payload":[1]}}"#), &SIMULATION);
+    let e = err(r#"{"type":"imagined","session_id":"s1","payload":[1]}"#, &SIMULATION);
     assert!(e.to_string().contains("missing field `token`"), "{e}");
     // Only browsers paint: the relay takes latents, and a stimulus image cannot claim to be imagined.
     assert_eq!(err(&imagined("1"), &RELAY_INGEST).code(), ErrorCode::UnknownType);

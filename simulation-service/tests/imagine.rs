@@ -1,6 +1,8 @@
 //! Imagine mode and dreams end to end: real servers on ephemeral ports, the real fixture
 //! model and dataset, real WebSocket clients playing the browser.
 
+// Not every helper of `common` is used here.
+#[allow(unused_imports)]
 mod common;
 
 use std::time::{Duration, Instant};
