@@ -61,7 +61,7 @@ export function ReconstructionPanel({ mode, reconstruction, pending, streaming, 
             <figcaption>Reconstruction</figcaption>
           </figure>
         ) : image !== null ? (
-          <img className="recon-image" src={image} alt="Reconstruction from the V1 activity" data-testid="reconstruction" />
+          <img className="recon-image" src={image} alt="Reconstruction from the V1 activity" data-testid="reconstruction" data-frame-id={reconstruction?.frameId} />
         ) : (
           !pending && (
             <p className="placeholder">
