@@ -533,7 +533,7 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let bar_vals: Vec<f32> = reconstruction_crop.iter().map(|r| r.pixcorr as f32).collect();
     figures::bar_chart(&bar_labels, &bar_vals, "Reconstruction PixCorr (RF crop)", &out.join("pixcorr.png")).map_err(fig_err)?;
 
-    let projective_fields = projective_section(&ds.meta, model, &good, out)?;
+    let projective_fields = projective_section(ds, model, &good, out)?;
 
     let report = EvalReport {
         split: split_name(opts.split).to_string(),
@@ -561,18 +561,23 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     Ok(report)
 }
 
+/// Training samples the receptive-field maps of the projective-field figure average over.
+const RF_MAP_SAMPLES: usize = 20_000;
+
 /// Each good channel's projective field against its receptive-field estimate (dataset
 /// cache), with the figures; None when the cache's RF estimates do not cover the model's
 /// channels.
-pub fn projective_section(meta: &neural_data::cache::CacheMeta, model: &V1Model, good: &[bool], out: &Path) -> Result<Option<crate::projective::PfRfComparison>> {
+pub fn projective_section(ds: &Dataset, model: &V1Model, good: &[bool], out: &Path) -> Result<Option<crate::projective::PfRfComparison>> {
     use crate::projective;
-    let rfs = projective::rf_centres_in_crop(meta);
+    let rfs = projective::rf_centres_in_crop(&ds.meta);
     if rfs.len() != model.info().n_channels() {
         return Ok(None);
     }
     let pf = projective::projective_fields(model)?;
     let cmp = projective::compare(model, &pf, &rfs, Some(good))?;
-    projective::write_figures(&pf, &cmp, out)?;
+    let compared: Vec<usize> = cmp.channels.iter().map(|c| c.channel).collect();
+    let rf_maps = projective::energy_sta(ds, &compared, RF_MAP_SAMPLES);
+    projective::write_figures(&pf, &cmp, &rf_maps, out)?;
     Ok(Some(cmp))
 }
 
@@ -590,7 +595,7 @@ pub fn projective_markdown(p: &crate::projective::PfRfComparison) -> String {
         opt(p.mean_distance_px),
         opt(p.mean_distance_shuffled_px)
     );
-    let _ = writeln!(s, "Each field below is the change a channel's activity makes to the reconstruction (mid-grey: none; white: brighter; black: darker), its RF centre a white cross, its PF centre a black square; rows list the electrodes in order.\n\n![projective fields](projective_fields.png)\n\n![PF vs RF centre, x](pf_rf_x.png) ![PF vs RF centre, y](pf_rf_y.png)");
+    let _ = writeln!(s, "Below, for each channel (electrodes named at the left of each row, in order), its PF (the change its activity makes to the reconstruction; mid-grey: none, white: brighter, black: darker) beside its RF as the training data show it (spike-triggered average of local contrast energy over up to {RF_MAP_SAMPLES} training crops; brighter: more contrast there drives the channel), both marked with the RF centre (white cross) and the PF centre (black square).\n\n![projective fields](projective_fields.png)\n\n![PF vs RF centre, x](pf_rf_x.png) ![PF vs RF centre, y](pf_rf_y.png)");
     s
 }
 

@@ -9,7 +9,7 @@
 //! energy, `neural_data::rf`), both in the pixels of the model's crop.
 
 use candle_core::Tensor;
-use neural_data::cache::CacheMeta;
+use neural_data::cache::{CacheMeta, Dataset, Split};
 use serde::Serialize;
 
 use crate::error::{ModelError, Result};
@@ -106,6 +106,37 @@ pub fn rf_centres_in_crop(meta: &CacheMeta) -> Vec<RfInCrop> {
         .collect()
 }
 
+/// Each listed channel's receptive field as the crop sees it: the spike-triggered average of
+/// local contrast energy (`neural_data::rf::energy_map`, per pixel) over at most
+/// `max_samples` evenly spaced training samples, weighted by the channel's lag-summed count
+/// minus its mean. Row-major maps of the crop's size, for the figure.
+pub fn energy_sta(ds: &Dataset, channels: &[usize], max_samples: usize) -> Vec<Vec<f32>> {
+    let s = ds.meta.image_size;
+    let (n_l, n_c) = (ds.meta.lags.len(), ds.meta.channels.len());
+    let train = ds.indices(Split::Train);
+    let step = train.len().div_ceil(max_samples.max(1)).max(1);
+    let picked: Vec<usize> = train.into_iter().step_by(step).collect();
+    let counts = |i: usize| -> Vec<f32> {
+        let r = ds.response(i);
+        channels.iter().map(|&c| (0..n_l).map(|l| r[l * n_c + c]).sum()).collect()
+    };
+    let n = picked.len().max(1) as f32;
+    let mut mean = vec![0f32; channels.len()];
+    for &i in &picked {
+        counts(i).iter().zip(mean.iter_mut()).for_each(|(v, m)| *m += v / n);
+    }
+    let mut maps = vec![vec![0f32; s * s]; channels.len()];
+    for &i in &picked {
+        let pixels: Vec<f32> = ds.crop(i).iter().map(|&v| f32::from(v) / 255.0).collect();
+        let (energy, _, _) = neural_data::rf::energy_map(&pixels, s, s, 1);
+        for ((map, v), m) in maps.iter_mut().zip(counts(i)).zip(&mean) {
+            let w = (v - m) / n;
+            map.iter_mut().zip(&energy).for_each(|(a, e)| *a += w * e);
+        }
+    }
+    maps
+}
+
 /// One channel's fields, for the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChannelFields {
@@ -198,37 +229,47 @@ fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
     v1_metrics::pearson_r(a, b).ok()
 }
 
-/// Fields per row of the figure.
-const FIGURE_COLUMNS: usize = 8;
+/// Channels per row of the figure (each a PF and an RF image).
+const FIGURE_CHANNELS_PER_ROW: usize = 4;
 
-/// Writes `projective_fields.png` (each compared channel's PF, mid-grey = no change, with
-/// its RF centre as a white cross and its PF centre as a black square) and
-/// `pf_rf_x.png`, `pf_rf_y.png` (PF centre against RF centre, one point per channel).
-pub fn write_figures(pf: &ProjectiveFields, cmp: &PfRfComparison, out: &std::path::Path) -> Result<()> {
+/// Writes `projective_fields.png`: for each compared channel its PF (mid-grey = no change)
+/// next to its estimated RF (`rf_maps`, one per compared channel, in the order of
+/// `cmp.channels`: the contrast-energy STA over the crop, mid-grey = none), both with the
+/// RF centre as a white cross and the PF centre as a black square; and `pf_rf_x.png`,
+/// `pf_rf_y.png` (PF centre against RF centre, one point per channel).
+pub fn write_figures(pf: &ProjectiveFields, cmp: &PfRfComparison, rf_maps: &[Vec<f32>], out: &std::path::Path) -> Result<()> {
     use v1_metrics::figures;
     let fig_err = |e: figures::FigureError| ModelError::Invalid(format!("writing a projective-field figure: {e}"));
-    if cmp.channels.is_empty() {
+    let gray = |px: Vec<f32>, s: usize| v1_metrics::GrayImageF32::new(s as u32, s as u32, px).map_err(|e| ModelError::Invalid(e.to_string()));
+    if cmp.channels.is_empty() || rf_maps.len() != cmp.channels.len() {
         return Ok(());
     }
     let s = pf.size;
+    let marked = |field: &[f32], ch: &ChannelFields| {
+        let mut px = field_to_unit(field);
+        mark(&mut px, s, ch.rf_centre, 1.0, true);
+        mark(&mut px, s, ch.pf_centre, 0.0, false);
+        px
+    };
     let mut rows: Vec<Vec<v1_metrics::GrayImageF32>> = Vec::new();
     let mut labels = Vec::new();
-    for chunk in cmp.channels.chunks(FIGURE_COLUMNS) {
-        let mut row = Vec::with_capacity(FIGURE_COLUMNS);
-        for ch in chunk {
-            let mut px = field_to_unit(&pf.fields[ch.channel]);
-            mark(&mut px, s, ch.rf_centre, 1.0, true);
-            mark(&mut px, s, ch.pf_centre, 0.0, false);
-            row.push(v1_metrics::GrayImageF32::new(s as u32, s as u32, px).map_err(|e| ModelError::Invalid(e.to_string()))?);
+    let pairs: Vec<(&ChannelFields, &Vec<f32>)> = cmp.channels.iter().zip(rf_maps).collect();
+    for chunk in pairs.chunks(FIGURE_CHANNELS_PER_ROW) {
+        let mut row = Vec::with_capacity(2 * FIGURE_CHANNELS_PER_ROW);
+        for (ch, rf) in chunk {
+            row.push(gray(marked(&pf.fields[ch.channel], ch), s)?);
+            row.push(gray(marked(rf, ch), s)?);
         }
-        while row.len() < FIGURE_COLUMNS {
-            row.push(v1_metrics::GrayImageF32::new(s as u32, s as u32, vec![1.0; s * s]).map_err(|e| ModelError::Invalid(e.to_string()))?);
+        while row.len() < 2 * FIGURE_CHANNELS_PER_ROW {
+            row.push(gray(vec![1.0; s * s], s)?);
         }
-        labels.push(format!("e{}-e{}", chunk[0].electrode, chunk[chunk.len() - 1].electrode));
+        let names: Vec<String> = chunk.iter().map(|(ch, _)| format!("e{}", ch.electrode)).collect();
+        labels.push(names.join(" "));
         rows.push(row);
     }
+    let titles: Vec<&str> = (0..FIGURE_CHANNELS_PER_ROW).flat_map(|_| ["PF", "RF"]).collect();
     let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-    figures::image_grid(&rows, &[], &label_refs, 2, &out.join("projective_fields.png")).map_err(fig_err)?;
+    figures::image_grid(&rows, &titles, &label_refs, 2, &out.join("projective_fields.png")).map_err(fig_err)?;
     for (k, axis) in ["x", "y"].iter().enumerate() {
         let rf: Vec<f32> = cmp.channels.iter().map(|c| c.rf_centre[k]).collect();
         let pfc: Vec<f32> = cmp.channels.iter().map(|c| c.pf_centre[k]).collect();
