@@ -267,7 +267,18 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
         />
 
         <div className="panels">
-          <Panel id="input" step={1} title={mode === "recorded" ? "Movie frame" : "What V1 sees"} subtitle={mode === "recorded" ? "held-out segment, as shown to the animal" : "the crop the model receives"}>
+          <Panel
+            id="input"
+            step={1}
+            title={mode === "recorded" ? "Movie frame" : "What V1 sees"}
+            subtitle={
+              mode === "recorded"
+                ? "held-out segment, as shown to the animal"
+                : mode === "imagine" || mode === "dream"
+                  ? "nothing: no image in this mode"
+                  : "the crop the model receives"
+            }
+          >
             <InputPanel
               mode={mode}
               source={source}
