@@ -11,14 +11,13 @@ use common::*;
 use serde_json::Value;
 use shared_protocol::ImageKind;
 
-fn imagined(session: &Session, frame_id: u64, payload: &[f32]) -> String {
-    let values: Vec<String> = payload.iter().map(|v| v.to_string()).collect();
-    format!(
-        r#"{{"type":"imagined","session_id":"{}","token":"{}","frame_id":{frame_id},"payload":[{}]}}"#,
-        session.id,
-        session.token,
-        values.join(",")
-    )
+/// Both services, a session, its subscriber on the relay and a browser on the simulation.
+async fn connected() -> (Stack, Session, Ws, Ws) {
+    let stack = Stack::start(|_| {}).await;
+    let session = stack.session().await;
+    let watcher = stack.subscriber(&session).await;
+    let browser = stack.browser().await;
+    (stack, session, watcher, browser)
 }
 
 fn relay_frames_in(stack: &Stack) -> u64 {
@@ -27,10 +26,7 @@ fn relay_frames_in(stack: &Stack) -> u64 {
 
 #[tokio::test]
 async fn an_edited_response_is_reconstructed_for_its_session_and_bad_ones_never_reach_the_relay() {
-    let stack = Stack::start(|_| {}).await;
-    let session = stack.session().await;
-    let mut watcher = stack.subscriber(&session).await;
-    let mut browser = stack.browser().await;
+    let (stack, session, mut watcher, mut browser) = connected().await;
     let (_, _, info) = http(stack.sim.addr, "GET", "/api/info", &[]).await;
     let info: Value = serde_json::from_str(&info).unwrap();
     let mean: Vec<f32> = info["response_mean"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
@@ -40,7 +36,7 @@ async fn an_edited_response_is_reconstructed_for_its_session_and_bad_ones_never_
     // Wrong length: named, with what the model expects and where to get a right one.
     let mut short_payload = mean.clone();
     short_payload.pop();
-    send(&mut browser, &imagined(&session, 1, &short_payload)).await;
+    send(&mut browser, &session.imagined(1, &short_payload)).await;
     let e = expect_type(&mut browser, "error").await;
     assert_eq!(e["code"], "payload_length", "{}", short(&e));
     assert_eq!(e["frame_id"], 1);
@@ -50,15 +46,15 @@ async fn an_edited_response_is_reconstructed_for_its_session_and_bad_ones_never_
     // Out of range and non-finite values: the index and the allowed range.
     let mut negative = mean.clone();
     negative[5] = -2.0;
-    send(&mut browser, &imagined(&session, 2, &negative)).await;
+    send(&mut browser, &session.imagined(2, &negative)).await;
     let e = expect_type(&mut browser, "error").await;
     assert_eq!(e["code"], "non_finite");
     assert!(e["message"].as_str().unwrap().contains("payload[5] is -2; imagined activity is a spike count per bin, between 0 and 100"), "{}", short(&e));
     let mut huge = mean.clone();
     huge[0] = 1e6;
-    send(&mut browser, &imagined(&session, 3, &huge)).await;
+    send(&mut browser, &session.imagined(3, &huge)).await;
     assert_eq!(expect_type(&mut browser, "error").await["code"], "non_finite");
-    let text = imagined(&session, 4, &mean).replacen("[", "[1e39,", 1);
+    let text = session.imagined(4, &mean).replacen("[", "[1e39,", 1);
     send(&mut browser, &text).await;
     let e = expect_type(&mut browser, "error").await;
     assert_eq!(e["code"], "non_finite");
@@ -67,7 +63,7 @@ async fn an_edited_response_is_reconstructed_for_its_session_and_bad_ones_never_
     // A token of another session, and no token.
     let other = stack.session().await;
     let foreign = Session { id: session.id.clone(), token: other.token.clone() };
-    send(&mut browser, &imagined(&foreign, 5, &mean)).await;
+    send(&mut browser, &foreign.imagined(5, &mean)).await;
     let e = expect_type(&mut browser, "error").await;
     assert_eq!(e["code"], "unauthorized");
     assert!(e["message"].as_str().unwrap().contains("POST /api/sessions"), "{}", short(&e));
@@ -80,7 +76,7 @@ async fn an_edited_response_is_reconstructed_for_its_session_and_bad_ones_never_
     // A good edit: one electrode raised over the mean.
     let mut edited = mean.clone();
     edited[3] += 4.0;
-    send(&mut browser, &imagined(&session, 6, &edited)).await;
+    send(&mut browser, &session.imagined(6, &edited)).await;
     let response = expect_type(&mut browser, "response").await;
     assert_eq!(response["frame_id"], 6);
     assert_eq!(response["source"], "imagined");
@@ -98,10 +94,7 @@ async fn an_edited_response_is_reconstructed_for_its_session_and_bad_ones_never_
 
 #[tokio::test]
 async fn raising_an_electrode_changes_the_reconstruction_and_the_mean_restores_it() {
-    let stack = Stack::start(|_| {}).await;
-    let session = stack.session().await;
-    let mut watcher = stack.subscriber(&session).await;
-    let mut browser = stack.browser().await;
+    let (stack, session, mut watcher, mut browser) = connected().await;
     let mean = load_model().info().response_mean.clone();
     let mut raised = mean.clone();
     let channels = load_model().info().n_channels();
@@ -110,7 +103,7 @@ async fn raising_an_electrode_changes_the_reconstruction_and_the_mean_restores_i
     }
     let mut images = Vec::new();
     for (frame, payload) in [(1, &mean), (2, &raised), (3, &mean)] {
-        send(&mut browser, &imagined(&session, frame, payload)).await;
+        send(&mut browser, &session.imagined(frame, payload)).await;
         expect_type(&mut browser, "response").await;
         let image = expect_type(&mut watcher, "reconstructed_image").await;
         assert_eq!(image["frame_id"], frame);
@@ -126,10 +119,7 @@ async fn raising_an_electrode_changes_the_reconstruction_and_the_mean_restores_i
 
 #[tokio::test]
 async fn a_dream_streams_activity_without_an_image_and_its_reconstructions() {
-    let stack = Stack::start(|_| {}).await;
-    let session = stack.session().await;
-    let mut watcher = stack.subscriber(&session).await;
-    let mut browser = stack.browser().await;
+    let (stack, session, mut watcher, mut browser) = connected().await;
     let (_, _, info) = http(stack.sim.addr, "GET", "/api/info", &[]).await;
     assert!(info.contains("\"dream\""), "{info}");
     send(&mut browser, &session.start_stream("dream", 30)).await;
