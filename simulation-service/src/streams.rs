@@ -74,27 +74,21 @@ async fn anchor(state: &AppState) -> Result<Tensor, String> {
 pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source: StreamSource, fps: u32, stop: CancellationToken) {
     state.metrics.streams.inc();
     let _gauge = StreamGauge(&state);
-    let camera = if source == StreamSource::Webcam {
-        match open_camera(&state).await {
-            Ok(feed) => Some(feed),
-            Err(message) => {
-                report(&state, &outbox, &session_id, message).await;
-                return;
-            }
-        }
-    } else {
-        None
+    // What the source needs before its first tick: the camera opened, the dream's first leg.
+    let camera = match source {
+        StreamSource::Webcam => Some(open_camera(&state).await),
+        _ => None,
     };
-    let mut dream = if source == StreamSource::Dream {
-        match Dream::start(&state).await {
-            Ok(d) => Some(d),
-            Err(message) => {
-                report(&state, &outbox, &session_id, message).await;
-                return;
-            }
+    let dream = match source {
+        StreamSource::Dream => Some(Dream::start(&state).await),
+        _ => None,
+    };
+    let (camera, mut dream) = match (camera.transpose(), dream.transpose()) {
+        (Ok(camera), Ok(dream)) => (camera, dream),
+        (Err(message), _) | (_, Err(message)) => {
+            report(&state, &outbox, &session_id, message).await;
+            return;
         }
-    } else {
-        None
     };
     let period = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));
     let mut tick = tokio::time::interval(period);
