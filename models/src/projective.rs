@@ -13,6 +13,7 @@ use neural_data::cache::{CacheMeta, Dataset, Split};
 use serde::Serialize;
 
 use crate::error::{ModelError, Result};
+use crate::info::ModelInfo;
 use crate::pipeline::V1Model;
 
 /// Share of its peak energy above which a pixel counts towards a field's centre.
@@ -29,9 +30,19 @@ pub struct ProjectiveFields {
     pub mean_image: Vec<f32>,
 }
 
-/// Computes every channel's projective field in one batch.
+/// Computes every channel's projective field through the model's reconstruction path, in
+/// one batch.
 pub fn projective_fields(model: &V1Model) -> Result<ProjectiveFields> {
-    let info = model.info();
+    projective_fields_of(model.info(), |rows, n| {
+        let counts = Tensor::from_vec(rows, (n, model.info().response_len()), model.device())?;
+        Ok(model.reconstruct_tensor_unclamped(&counts)?.flatten_all()?.to_vec1::<f32>()?)
+    })
+}
+
+/// Every channel's projective field through any decoder of raw responses: `decode` gets
+/// `n` lag-major responses, one after another, and returns their `n` images (row-major,
+/// the model's crop size), unclamped.
+pub fn projective_fields_of(info: &ModelInfo, decode: impl FnOnce(Vec<f32>, usize) -> Result<Vec<f32>>) -> Result<ProjectiveFields> {
     let (n_l, n_c) = (info.n_lags(), info.n_channels());
     let n = n_l * n_c;
     let s = info.image_size;
@@ -44,8 +55,10 @@ pub fn projective_fields(model: &V1Model) -> Result<ProjectiveFields> {
         }
         rows.extend_from_slice(&r);
     }
-    let counts = Tensor::from_vec(rows, (n_c + 1, n), model.device())?;
-    let pixels = model.reconstruct_tensor_unclamped(&counts)?.flatten_all()?.to_vec1::<f32>()?;
+    let pixels = decode(rows, n_c + 1)?;
+    if pixels.len() != (n_c + 1) * s * s {
+        return Err(ModelError::Invalid(format!("a decoder gave {} pixels for {} responses of {s}x{s} images", pixels.len(), n_c + 1)));
+    }
     let mean_image = pixels[..s * s].to_vec();
     let fields = (0..n_c)
         .map(|c| {
@@ -169,8 +182,7 @@ pub struct PfRfComparison {
 }
 
 /// Compares PF and RF centres over the channels `good` marks (all when None).
-pub fn compare(model: &V1Model, pf: &ProjectiveFields, rfs: &[RfInCrop], good: Option<&[bool]>) -> Result<PfRfComparison> {
-    let info = model.info();
+pub fn compare(info: &ModelInfo, pf: &ProjectiveFields, rfs: &[RfInCrop], good: Option<&[bool]>) -> Result<PfRfComparison> {
     if rfs.len() != info.n_channels() {
         return Err(ModelError::Invalid(format!(
             "the dataset estimates {} receptive fields but the model has {} channels",
@@ -370,9 +382,9 @@ mod tests {
         let cache = crate::recorded::find_cache(&data_root, info).unwrap();
         let meta = neural_data::cache::Dataset::read_meta(&cache).unwrap();
         let rfs = rf_centres_in_crop(&meta);
-        let cmp = compare(&model, &pf, &rfs, None).unwrap();
+        let cmp = compare(info, &pf, &rfs, None).unwrap();
         assert_eq!(cmp.channels.len(), pf.fields.iter().filter(|f| field_centre(f, s).is_some()).count());
-        let wrong = compare(&model, &pf, &rfs[1..], None).unwrap_err();
+        let wrong = compare(info, &pf, &rfs[1..], None).unwrap_err();
         assert!(wrong.to_string().contains("receptive fields"), "{wrong}");
     }
 
