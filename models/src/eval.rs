@@ -612,7 +612,7 @@ pub fn projective_markdown(p: &crate::projective::PfRfComparison, ridge: Option<
         );
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "Below, for each channel (electrodes named at the left of each row, in order), its PF (the change its activity makes to the reconstruction; mid-grey: none, white: brighter, black: darker) beside its RF as the training data show it (spike-triggered average of local contrast energy over up to {RF_MAP_SAMPLES} training crops; brighter: more contrast there drives the channel), both marked with the RF centre (white cross) and the PF centre (black square).\n\n![projective fields](projective_fields.png)\n\n![PF vs RF centre, x](pf_rf_x.png) ![PF vs RF centre, y](pf_rf_y.png)");
+    let _ = writeln!(s, "Below, for each channel (electrodes named at the left of each row, in order), its PF through the model (the change its activity makes to the reconstruction; mid-grey: none, white: brighter, black: darker) beside its RF as the training data show it (spike-triggered average of local contrast energy over up to {RF_MAP_SAMPLES} training crops; brighter: more contrast there drives the channel), both marked with the RF centre (white cross) and the PF centre (black square).\n\n![projective fields](projective_fields.png)\n\n![PF vs RF centre, x](pf_rf_x.png) ![PF vs RF centre, y](pf_rf_y.png)");
     s
 }
 
