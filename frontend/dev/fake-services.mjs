@@ -5,10 +5,13 @@
  * `E2E_SERVICES=fake` mode). They speak docs/protocol.md: sessions with expiring HMAC
  * tokens (`POST /api/sessions` and `/api/sessions/{id}/renew`, JSON content type only),
  * `subscribe`/`subscribed`, `stimulus` -> `response` + `reconstructed_image`,
- * `start_stream`/`stop_stream` for the recorded replay, and `/api/info`.
+ * `imagined` -> `response` + `reconstructed_image` (Imagine mode), `start_stream`/`stop_stream`
+ * for the recorded replay and the dream, `/api/info` and `/api/projective-fields`.
  *
  * What they do not do is model anything: the "activity" is a smooth function of a
- * procedural pattern, and the "reconstruction" a blurred copy of that pattern.
+ * procedural pattern, and the "reconstruction" a blurred copy of that pattern; an imagined
+ * response is "reconstructed" as one soft blob per channel at its array position, bright
+ * where the channel is above the mean and dark below.
  *
  *   node dev/fake-services.mjs [--relay-port 8080] [--sim-port 8081] [--static-dir dist]
  */
@@ -152,6 +155,53 @@ function respond(px) {
     }
   }
   return payload;
+}
+
+/** The mean response Imagine mode can start from. */
+const MEAN_RESPONSE = new Array(LAGS * CHANNELS.length).fill(0.3);
+const MAX_IMAGINED_COUNT = 100;
+
+/** Where each channel "sees", in crop pixels: the middle of its array cell. */
+function centreOf(ch) {
+  return [((ch.col + 0.5) / 10) * SIDE, ((ch.row + 0.5) / 10) * SIDE];
+}
+
+/** The stand-in decoder of a response: a blob per channel, signed by its activity over the mean. */
+function decodeResponse(payload) {
+  const px = new Float64Array(SIDE * SIDE).fill(128);
+  CHANNELS.forEach((ch, c) => {
+    let excess = 0;
+    for (let l = 0; l < LAGS; l++) excess += payload[l * CHANNELS.length + c] - MEAN_RESPONSE[l * CHANNELS.length + c];
+    if (excess === 0) return;
+    const [cx, cy] = centreOf(ch);
+    for (let y = 0; y < SIDE; y++) {
+      for (let x = 0; x < SIDE; x++) px[y * SIDE + x] += 20 * excess * Math.exp(-((x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2) / 32);
+    }
+  });
+  return px;
+}
+
+/** Why an imagined payload is refused (code and message, as the real service says), or null. */
+function checkImagined(payload) {
+  const expected = LAGS * CHANNELS.length;
+  if (!Array.isArray(payload) || payload.length !== expected) {
+    return ["payload_length", `imagined: payload has ${Array.isArray(payload) ? payload.length : 0} values; the model expects ${expected} (${LAGS} lags x ${CHANNELS.length} channels)`];
+  }
+  const bad = payload.findIndex((v) => typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > MAX_IMAGINED_COUNT);
+  if (bad >= 0) return ["non_finite", `imagined: payload[${bad}] is ${payload[bad]}; imagined activity is a spike count per bin, between 0 and ${MAX_IMAGINED_COUNT}: clamp the value`];
+  return null;
+}
+
+function projectiveFields() {
+  const one = (c) => {
+    const payload = MEAN_RESPONSE.slice();
+    for (let l = 0; l < LAGS; l++) payload[l * CHANNELS.length + c] += 1 / LAGS;
+    return decodeResponse(payload);
+  };
+  return {
+    image_size: SIDE,
+    channels: CHANNELS.map((ch, c) => ({ index: c, electrode: ch.electrode, image: pngDataUrl(one(c), SIDE), pf_center: centreOf(ch), rf_center: centreOf(ch) })),
+  };
 }
 
 // ------------------------------------------------------------------------------ services
@@ -312,8 +362,18 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
     cors(res);
     if (req.url === "/api/info") {
       res.writeHead(200, { "Content-Type": "application/json" }).end(
-        JSON.stringify({ channels: CHANNELS, lags: LAGS, crop_size: SIDE, sources: ["random", "recorded", "dataset"], recorded_segments: 4 }),
+        JSON.stringify({
+          channels: CHANNELS,
+          lags: LAGS,
+          crop_size: SIDE,
+          sources: ["random", "recorded", "dataset", "dream"],
+          recorded_segments: 4,
+          response_mean: MEAN_RESPONSE,
+          max_imagined_count: MAX_IMAGINED_COUNT,
+        }),
       );
+    } else if (req.url === "/api/projective-fields") {
+      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(projectiveFields()));
     } else if (req.url === "/healthz") res.writeHead(200).end('{"status":"ok"}');
     else res.writeHead(404).end();
   });
@@ -357,22 +417,30 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
             source: msg.source ?? "client",
           });
           setTimeout(() => deliver(msg.session_id, msg.frame_id, px, Date.now()), 20);
+        } else if (msg.type === "imagined") {
+          const refusal = checkImagined(msg.payload);
+          if (refusal !== null) return send(ws, { type: "error", code: refusal[0], message: refusal[1], session_id: msg.session_id, frame_id: msg.frame_id });
+          send(ws, { type: "response", session_id: msg.session_id, frame_id: msg.frame_id, payload: msg.payload, shape: [LAGS, CHANNELS.length], latency_ms: 0.1, source: "imagined" });
+          const sentAt = Date.now();
+          setTimeout(() => deliver(msg.session_id, msg.frame_id, decodeResponse(msg.payload), sentAt), 10);
         } else if (msg.type === "start_stream") {
           stop();
           let frame = 0;
+          const dream = msg.source === "dream";
           streamTimer = setInterval(() => {
             frame += 1;
             const px = pattern(frame * 0.15);
-            send(ws, {
+            const response = {
               type: "response",
               session_id: msg.session_id,
               frame_id: frame,
               payload: respond(px),
               shape: [LAGS, CHANNELS.length],
-              input_image: pngDataUrl(px, SIDE),
               latency_ms: 0.4,
-              source: "recorded",
-            });
+              source: dream ? "dream" : "recorded",
+            };
+            if (!dream) response.input_image = pngDataUrl(px, SIDE);
+            send(ws, response);
             const sentAt = Date.now();
             setTimeout(() => deliver(msg.session_id, frame, px, sentAt), 25);
           }, 1000 / Math.max(1, Math.min(30, msg.fps ?? 30)));

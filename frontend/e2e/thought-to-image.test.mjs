@@ -4,8 +4,10 @@
  *
  * It clicks Thought-to-Image with the webcam as input and expects the reconstruction and
  * the activity heatmap within a few seconds; runs the live stream and the recorded replay;
- * then stops the relay, expects the page to say so, restarts it and expects the page to
- * recover without a reload. Screenshots go to e2e-artifacts/.
+ * paints one electrode in Imagine mode (the reconstruction must change most near its
+ * receptive field, follow each edit within 100 ms, and come back on reset) and dreams
+ * (at least 10 new images a second); then stops the relay, expects the page to say so,
+ * restarts it and expects the page to recover without a reload. Screenshots go to e2e-artifacts/.
  *
  *   npm run e2e                         (RELAY_BIN, SIM_BIN, V1_MODEL_DIR, V1_DATA_DIR set)
  *   E2E_SERVICES=fake npm run e2e       (the protocol stand-ins of dev/)
@@ -173,6 +175,154 @@ test("recorded mode shows the true frame beside the reconstruction with a simila
   await page.getByTestId("primary-action").click();
 });
 
+/** Gray levels (0..255) of the reconstruction as displayed, its side, and its src. */
+async function reconstructionPixels() {
+  return page.getByTestId("reconstruction").evaluate(async (img) => {
+    await img.decode();
+    const canvas = document.createElement("canvas");
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    const rgba = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    const gray = [];
+    for (let i = 0; i < rgba.length; i += 4) gray.push(rgba[i]);
+    return { gray, side: canvas.width, src: img.getAttribute("src") };
+  });
+}
+
+/** The frame id of the reconstruction shown (a new frame may bring the same image). */
+function shownFrame() {
+  return page.getByTestId("reconstruction").getAttribute("data-frame-id");
+}
+
+/** Waits until the reconstruction of a frame other than `previous` is shown, then until no newer one came for `quietMs`. */
+async function reconstructionSettles(previous, quietMs = 400) {
+  await page.waitForFunction((prev) => document.querySelector('[data-testid="reconstruction"]')?.getAttribute("data-frame-id") !== prev, previous, { timeout: APPEAR_MS });
+  let last = null;
+  let stableSince = Date.now();
+  for (;;) {
+    const now = await shownFrame();
+    if (now !== last) {
+      last = now;
+      stableSince = Date.now();
+    } else if (Date.now() - stableSince >= quietMs) return last;
+    await page.waitForTimeout(50);
+  }
+}
+
+test("Imagine mode: raising one electrode changes the reconstruction most near its receptive field, and reset restores it", async () => {
+  const fields = await (await fetch(`${services.simHttp}/api/projective-fields`)).json();
+  const info = await (await fetch(`${services.simHttp}/api/info`)).json();
+  await page.getByRole("tab", { name: "Imagine" }).click();
+  await page.getByTestId("imagine-start").selectOption("mean");
+  await expectVisible(page.getByTestId("reconstruction"), "the reconstruction of the mean response");
+  const start = await reconstructionSettles(null);
+  const before = await reconstructionPixels();
+
+  // The electrode whose receptive field is estimated most reliably, inside the crop.
+  const size = fields.image_size;
+  const inside = fields.channels.filter((c) => Array.isArray(c.rf_center) && c.rf_center.every((v) => v >= 0 && v < size));
+  assert.ok(inside.length > 0, "the dataset gives receptive-field centres inside the crop");
+  const chosen = inside.reduce((best, c) => ((c.rf_snr ?? 0) > (best.rf_snr ?? 0) ? c : best));
+  const ch = info.channels[chosen.index];
+  const cell = page.locator(`[data-testid="activity-heatmap"] rect[data-cell="${ch.row * 10 + ch.col}"]`);
+
+  // Edit latency: from the press on the electrode to the new reconstruction in the page.
+  await page.evaluate(() => {
+    window.__edits = [];
+    window.__images = [];
+    document.querySelector('[data-testid="activity-heatmap"]').addEventListener("pointerdown", () => window.__edits.push(performance.now()));
+    const observe = (img) =>
+      new MutationObserver(() => window.__images.push(performance.now())).observe(img, { attributes: true, attributeFilter: ["data-frame-id"] });
+    observe(document.querySelector('[data-testid="reconstruction"]'));
+  });
+  const latencies = [];
+  let frame = start;
+  for (let i = 0; i < 10; i++) {
+    await cell.click();
+    frame = await reconstructionSettles(frame, 150);
+    latencies.push(
+      await page.evaluate(() => {
+        const pressed = window.__edits[window.__edits.length - 1];
+        const shown = window.__images.find((t) => t >= pressed);
+        return shown - pressed;
+      }),
+    );
+  }
+  latencies.sort((a, b) => a - b);
+  const p50 = latencies[Math.floor(latencies.length / 2)];
+  const after = await reconstructionPixels();
+  await shot("06-imagine-raised");
+
+  // Where did the image change? Mean change within a radius of the RF centre against the whole image.
+  const scale = after.side / size;
+  const [rx, ry] = chosen.rf_center.map((v) => v * scale);
+  const radius = after.side / 6;
+  let near = 0;
+  let nearN = 0;
+  let all = 0;
+  let cx = 0;
+  let cy = 0;
+  for (let i = 0; i < after.gray.length; i++) {
+    const d = Math.abs(after.gray[i] - before.gray[i]);
+    const x = (i % after.side) + 0.5;
+    const y = Math.floor(i / after.side) + 0.5;
+    all += d;
+    cx += d * x;
+    cy += d * y;
+    if ((x - rx) ** 2 + (y - ry) ** 2 <= radius ** 2) {
+      near += d;
+      nearN += 1;
+    }
+  }
+  const meanAll = all / after.gray.length;
+  const meanNear = near / Math.max(1, nearN);
+  const centroid = [cx / all, cy / all].map((v) => v / scale);
+  const offset = Math.hypot(centroid[0] - chosen.rf_center[0], centroid[1] - chosen.rf_center[1]);
+  console.log(
+    `# imagine: electrode ${chosen.electrode} (RF centre ${chosen.rf_center.map((v) => v.toFixed(1))} of a ${size} px crop) raised by 20 spikes: mean change ${meanAll.toFixed(2)} grey levels, ${meanNear.toFixed(2)} within ${(radius / scale).toFixed(1)} px of the RF centre (x${(meanNear / meanAll).toFixed(2)}); centroid of the change ${centroid.map((v) => v.toFixed(1))}, ${offset.toFixed(1)} px from the RF centre; edit-to-image p50 ${p50.toFixed(0)} ms, max ${latencies[latencies.length - 1].toFixed(0)} ms (${services.kind} services)`,
+  );
+  assert.ok(meanAll > 0.5, context_(`raising electrode ${chosen.electrode} changed the reconstruction by ${meanAll.toFixed(2)} grey levels on average`));
+  assert.ok(meanNear > meanAll, context_(`the change is not weighted toward the RF centre: ${meanNear.toFixed(2)} near it against ${meanAll.toFixed(2)} overall`));
+  assert.ok(p50 <= 100, context_(`the reconstruction followed an edit after ${p50.toFixed(0)} ms (median of 10); at most 100 ms expected`));
+
+  // Hovering the electrode shows its projective field.
+  await cell.hover();
+  await expectVisible(page.getByTestId("projective-field"), "the projective field on hover");
+
+  await page.getByTestId("imagine-reset").click();
+  await reconstructionSettles(frame);
+  const back = await reconstructionPixels();
+  const residual = back.gray.reduce((s, v, i) => s + Math.abs(v - before.gray[i]), 0) / back.gray.length;
+  assert.ok(back.src === before.src || residual < 0.5, context_(`reset left a mean difference of ${residual.toFixed(2)} grey levels`));
+  await shot("07-imagine-reset");
+});
+
+test("Dream mode shows a changing image at 10 frames/s or more", async () => {
+  await page.getByRole("tab", { name: "Dream" }).click();
+  await page.getByTestId("primary-action").click();
+  await expectVisible(page.getByTestId("reconstruction"), "the first dream reconstruction");
+  const seen = await page.evaluate(async () => {
+    const img = document.querySelector('[data-testid="reconstruction"]');
+    const sources = new Set();
+    let changes = 0;
+    const observer = new MutationObserver(() => {
+      changes += 1;
+      sources.add(img.getAttribute("src"));
+    });
+    observer.observe(img, { attributes: true, attributeFilter: ["src"] });
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    observer.disconnect();
+    return { changes, distinct: sources.size };
+  });
+  const fps = seen.distinct / 3;
+  console.log(`# dream: ${seen.changes} image changes, ${seen.distinct} distinct images in 3 s: ${fps.toFixed(1)} frames/s (${services.kind} services)`);
+  await shot("08-dream");
+  await page.getByTestId("primary-action").click();
+  assert.ok(fps >= 10, context_(`the dream showed ${fps.toFixed(1)} distinct images per second`));
+});
+
 test("a relay outage is shown in the page, and the page recovers without a reload", async () => {
   await page.getByRole("tab", { name: "Snapshot" }).click();
   await services.stopRelay();
@@ -180,7 +330,7 @@ test("a relay outage is shown in the page, and the page recovers without a reloa
   await expectVisible(page.getByRole("status", { name: /Relay: unreachable/ }), "the unreachable relay badge");
   const text = await page.getByTestId("relay-down").textContent();
   assert.match(text, /Relay is down/);
-  await shot("06-relay-down");
+  await shot("09-relay-down");
 
   await services.startRelay();
   // The page retries on its own with backoff; it may already be reconnecting or connected
@@ -213,6 +363,6 @@ test("a relay outage is shown in the page, and the page recovers without a reloa
       await page.waitForTimeout(1000);
     }
   }
-  await shot("07-relay-recovered");
+  await shot("10-relay-recovered");
   assert.ok(ok, context_("a new reconstruction arrived after the relay came back"));
 });

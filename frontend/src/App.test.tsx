@@ -18,12 +18,12 @@ function denied(): Error {
   return e;
 }
 
-async function mount(options: { openCamera?: () => Promise<MediaStream> } = {}) {
+async function mount(options: { openCamera?: () => Promise<MediaStream>; info?: Record<string, unknown> } = {}) {
   const relaySockets = socketRecorder();
   const simSockets = socketRecorder();
   const controller = new SessionController({
     relay: new RelayClient({ origin: "http://relay.test", fetch: fakeFetch(() => json(SESSION, 201)).fetch, socketFactory: relaySockets.factory, backoff: { initialMs: 50, jitter: 0 } }),
-    simulation: new SimulationClient({ wsUrl: "ws://sim.test/ws", fetch: fakeFetch(() => json(INFO)).fetch, socketFactory: simSockets.factory, backoff: { initialMs: 50, jitter: 0 } }),
+    simulation: new SimulationClient({ wsUrl: "ws://sim.test/ws", fetch: fakeFetch((call) => json(call.url.endsWith("/api/projective-fields") ? { image_size: 4, channels: [] } : (options.info ?? INFO))).fetch, socketFactory: simSockets.factory, backoff: { initialMs: 50, jitter: 0 } }),
     similarity: async () => 0.5,
   });
   controllers.push(controller);
@@ -49,6 +49,29 @@ async function mount(options: { openCamera?: () => Promise<MediaStream> } = {}) 
 }
 
 describe("App", () => {
+  it("in Imagine mode paints an electrode from the mean, sends the edit, and resets it", async () => {
+    const { simSockets, relaySockets } = await mount({ info: { ...INFO, response_mean: [1, 1, 1, 2, 2, 2] } });
+    await waitFor(() => expect(screen.getByTestId("activity-heatmap").querySelectorAll("rect[data-electrode]").length).toBe(2));
+    await userEvent.click(screen.getByRole("tab", { name: "Imagine" }));
+    const imagined = () => simSockets.last().messages().filter((m) => m.type === "imagined");
+    expect(imagined()).toEqual([{ type: "imagined", session_id: SESSION.session_id, token: SESSION.token, frame_id: 1, payload: [1, 1, 1, 2, 2, 2] }]);
+    act(() => relaySockets.last().receive({ type: "reconstructed_image", session_id: SESSION.session_id, frame_id: 1, image_base64: PNG }));
+    const heatmap = screen.getByTestId("activity-heatmap");
+    expect(heatmap.getAttribute("data-editable")).toBe("true");
+    const cell = heatmap.querySelector('rect[data-cell="11"]') as Element;
+    act(() => {
+      cell.dispatchEvent(new MouseEvent("pointerdown", { bubbles: true }));
+      cell.dispatchEvent(new MouseEvent("pointerup", { bubbles: true }));
+    });
+    expect(imagined().at(-1)?.payload).toEqual([1, 2, 2, 2, 3, 3]);
+    act(() => relaySockets.last().receive({ type: "reconstructed_image", session_id: SESSION.session_id, frame_id: 2, image_base64: PNG }));
+    const reset = screen.getByTestId("imagine-reset");
+    expect(reset.hasAttribute("disabled")).toBe(false);
+    await userEvent.click(reset);
+    expect(imagined().at(-1)?.payload).toEqual([1, 1, 1, 2, 2, 2]);
+    expect(screen.getByTestId("imagine-undo").hasAttribute("disabled")).toBe(false);
+  });
+
   it("shows both services connected and a ready Thought-to-Image button", async () => {
     await mount();
     expect(screen.getByRole("heading", { level: 1 }).textContent).toBe("V1 Thought-to-Image");

@@ -9,6 +9,7 @@ import { buildLayout } from "./activity";
 import { ActivityPanel } from "./components/ActivityPanel";
 import { Alerts } from "./components/Alerts";
 import { ConnectionBadge } from "./components/ConnectionBadge";
+import { ImagineControls } from "./components/ImagineControls";
 import { InputPanel } from "./components/InputPanel";
 import { ModeTabs } from "./components/ModeTabs";
 import { RateSelect } from "./components/RateSelect";
@@ -29,6 +30,8 @@ export interface AppProps {
 }
 
 const SNAPSHOT_CAPTURE = { maxWidth: 640, maxHeight: 480, quality: 0.9 };
+/** Spikes (summed over the lags) one click adds to an electrode in Imagine mode. */
+const IMAGINE_STEP = 2;
 
 function defaultCapture(video: HTMLVideoElement, canvas: HTMLCanvasElement, snapshot: boolean): string | null {
   return snapshot ? captureVideoFrame(video, canvas, SNAPSHOT_CAPTURE) : captureVideoFrame(video, canvas);
@@ -67,6 +70,7 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
   const [source, setSource] = useState<InputSource>("random");
   const [upload, setUpload] = useState<{ image: string; name: string } | null>(null);
   const [fps, setFps] = useState(30);
+  const [lower, setLower] = useState(false);
   const videoRef = useRef<HTMLVideoElement | null>(null);
   const captureCanvas = useRef<HTMLCanvasElement | null>(null);
   const fileInput = useRef<HTMLInputElement | null>(null);
@@ -122,11 +126,29 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
       else if (camera.status !== "on") {
         controller.addError("camera", "Live needs the camera", camera.status === "error" ? camera.error.message : "The camera is still starting; try again in a moment.");
       } else controller.startLive(() => grab(false), fps);
+    } else if (mode === "imagine") {
+      controller.startImagine(state.imagine?.start ?? "mean");
+    } else if (mode === "dream") {
+      if (streaming) controller.stopStreaming();
+      else controller.startDream(fps);
     } else {
       if (streaming) controller.stopStreaming();
       else controller.startRecorded(fps);
     }
-  }, [mode, source, upload, camera, streaming, fps, controller, grab, chooseFile]);
+  }, [mode, source, upload, camera, streaming, fps, controller, grab, chooseFile, state.imagine?.start]);
+
+  const editing = useMemo(
+    () =>
+      mode === "imagine" && state.imagine !== null
+        ? {
+            onEdit: (cell: number, delta: number) => controller.editCell(cell, delta),
+            onHover: (cell: number | null) => controller.hoverCell(cell),
+            step: IMAGINE_STEP,
+            lower,
+          }
+        : null,
+    [mode, state.imagine, controller, lower],
+  );
 
   // "T" runs the primary action from anywhere on the page except form fields.
   useEffect(() => {
@@ -161,6 +183,12 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
   } else if (mode === "recorded") {
     label = streaming ? "Stop replay" : "Play recording";
     sub = streaming ? "Replaying held-out responses" : "Reconstruct from real recorded responses";
+  } else if (mode === "imagine") {
+    label = "Start over";
+    sub = state.imagine?.start === "last" ? "From the last response" : "From the population's mean";
+  } else if (mode === "dream") {
+    label = streaming ? "Wake up" : "Dream";
+    sub = streaming ? "Activity without an image, reconstructed live" : "Let the model dream up activity";
   }
 
   const onModeChange = (next: Mode) => controller.setMode(next);
@@ -190,7 +218,17 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
           <ModeTabs mode={mode} onChange={onModeChange} />
           <div className="mode-options">
             {mode === "snapshot" && <SourcePicker source={source} onChange={setSource} />}
-            {mode !== "snapshot" && <RateSelect fps={fps} onChange={setFps} disabled={streaming} />}
+            {mode === "imagine" && (
+              <ImagineControls
+                view={state.imagine}
+                lower={lower}
+                onLower={setLower}
+                onStart={(start) => controller.startImagine(start)}
+                onUndo={() => controller.undoEdit()}
+                onReset={() => controller.resetEdits()}
+              />
+            )}
+            {mode !== "snapshot" && mode !== "imagine" && <RateSelect fps={fps} onChange={setFps} disabled={streaming} />}
           </div>
           <div className="primary-wrap">
             <button
@@ -229,7 +267,18 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
         />
 
         <div className="panels">
-          <Panel id="input" step={1} title={mode === "recorded" ? "Movie frame" : "What V1 sees"} subtitle={mode === "recorded" ? "held-out segment, as shown to the animal" : "the crop the model receives"}>
+          <Panel
+            id="input"
+            step={1}
+            title={mode === "recorded" ? "Movie frame" : "What V1 sees"}
+            subtitle={
+              mode === "recorded"
+                ? "held-out segment, as shown to the animal"
+                : mode === "imagine" || mode === "dream"
+                  ? "nothing: no image in this mode"
+                  : "the crop the model receives"
+            }
+          >
             <InputPanel
               mode={mode}
               source={source}
@@ -247,11 +296,39 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
               </p>
             )}
           </Panel>
-          <Panel id="activity" step={2} title="V1 activity" subtitle={mode === "recorded" ? "recorded spikes on the 10×10 array" : "predicted spikes on the 10×10 array"}>
-            <ActivityPanel activity={state.activity} history={controller.history} layout={layout} lags={state.info?.lags ?? null} problem={state.activityProblem} />
+          <Panel
+            id="activity"
+            step={2}
+            title="V1 activity"
+            subtitle={
+              mode === "recorded"
+                ? "recorded spikes on the 10×10 array"
+                : mode === "imagine"
+                  ? "your spikes on the 10×10 array"
+                  : mode === "dream"
+                    ? "dreamt spikes on the 10×10 array"
+                    : "predicted spikes on the 10×10 array"
+            }
+          >
+            <ActivityPanel
+              activity={state.activity}
+              history={controller.history}
+              layout={layout}
+              lags={state.info?.lags ?? null}
+              problem={state.activityProblem}
+              editing={editing}
+            />
           </Panel>
           <Panel id="recon" step={3} title="Reconstruction" subtitle="decoded from the activity alone">
-            <ReconstructionPanel mode={mode} reconstruction={state.reconstruction} pending={pending} streaming={streaming} similarity={state.similarity} />
+            <ReconstructionPanel
+              mode={mode}
+              reconstruction={state.reconstruction}
+              pending={pending}
+              streaming={streaming}
+              similarity={state.similarity}
+              field={state.hoveredField}
+              fieldSize={state.fieldSize}
+            />
           </Panel>
         </div>
 

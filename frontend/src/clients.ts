@@ -13,6 +13,8 @@ import { Emitter } from "./lib/emitter";
 import {
   type BrowserOutgoing,
   type Credentials,
+  type ParseResult,
+  type ProjectiveFields,
   type ReconstructedImage,
   type ResponseMessage,
   type SessionGrant,
@@ -21,6 +23,7 @@ import {
   encode,
   parseRelayMessage,
   parseSessionGrant,
+  parseProjectiveFields,
   parseSimulationInfo,
   parseSimulationMessage,
   subscribe,
@@ -378,40 +381,39 @@ export class SimulationClient {
    * that the simulation-service must allow; the WebSocket itself is not subject to CORS.)
    */
   private async loadInfo(): Promise<void> {
-    const url = `${simulationHttpOrigin(this.wsUrl)}/api/info`;
+    const info = await this.getJson("/api/info", parseSimulationInfo, "the activity map needs the channel list");
+    if (info === null) return;
+    this.currentInfo = info;
+    this.events.emit("info", info);
+  }
+
+  /** Every channel's projective field (`GET /api/projective-fields`); null after reporting a failure. */
+  projectiveFields(): Promise<ProjectiveFields | null> {
+    return this.getJson("/api/projective-fields", parseProjectiveFields, "Imagine mode shows them on hover");
+  }
+
+  /** GETs a JSON document of the service and parses it; failures are reported as errors, saying what needs it. */
+  private async getJson<T>(path: string, parse: (body: unknown) => ParseResult<T>, needs: string): Promise<T | null> {
+    const url = `${simulationHttpOrigin(this.wsUrl)}${path}`;
+    const fail = (message: string): null => {
+      this.events.emit("error", { service: "simulation", code: "protocol", message });
+      return null;
+    };
     let response: Response;
     try {
       response = await this.fetch(url);
     } catch (err) {
-      this.events.emit("error", {
-        service: "simulation",
-        code: "protocol",
-        message: `GET ${url} failed (${networkMessage(err)}); the activity map needs the channel list. If the service is up, it may not allow cross-origin requests from this page.`,
-      });
-      return;
+      return fail(`GET ${url} failed (${networkMessage(err)}); ${needs}. If the service is up, it may not allow cross-origin requests from this page.`);
     }
-    if (!response.ok) {
-      this.events.emit("error", {
-        service: "simulation",
-        code: "protocol",
-        message: `GET ${url} answered ${response.status}; the activity map needs the channel list`,
-      });
-      return;
-    }
+    if (!response.ok) return fail(`GET ${url} answered ${response.status}; ${needs}`);
     let body: unknown;
     try {
       body = await response.json();
     } catch (err) {
-      this.events.emit("error", { service: "simulation", code: "protocol", message: `GET ${url} is not JSON: ${networkMessage(err)}` });
-      return;
+      return fail(`GET ${url} is not JSON: ${networkMessage(err)}`);
     }
-    const parsed = parseSimulationInfo(body);
-    if (!parsed.ok) {
-      this.events.emit("error", { service: "simulation", code: "protocol", message: `GET ${url}: ${parsed.error.message}` });
-      return;
-    }
-    this.currentInfo = parsed.value;
-    this.events.emit("info", parsed.value);
+    const parsed = parse(body);
+    return parsed.ok ? parsed.value : fail(`GET ${url}: ${parsed.error.message}`);
   }
 
   private onMessage(text: string): void {

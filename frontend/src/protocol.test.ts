@@ -3,6 +3,8 @@ import {
   ProtocolError,
   clampFps,
   encode,
+  imagined,
+  parseProjectiveFields,
   parseRelayMessage,
   parseSessionGrant,
   parseSimulationInfo,
@@ -202,6 +204,37 @@ describe("parseSimulationInfo", () => {
     expect(expectError(parseSimulationInfo({ lags: 1, channels: [] })).field).toBe("channels");
     expect(expectError(parseSimulationInfo({ lags: 0, channels: [{ file: "a", electrode: 1, row: 0, col: 0 }] })).field).toBe("lags");
     expect(expectError(parseSimulationInfo({ lags: 1, channels: [{ file: "a", row: 0, col: 0 }] })).field).toBe("electrode");
+  });
+});
+
+describe("Imagine mode's messages", () => {
+  it("build an imagined response with every value a count the service accepts", () => {
+    const cred = { sessionId: "s1", token: "t" };
+    expect(imagined(cred, 4, [0.5, -1, 250, Number.NaN])).toEqual({ type: "imagined", session_id: "s1", token: "t", frame_id: 4, payload: [0.5, 0, 100, 0] });
+  });
+
+  it("read the mean response of /api/info when it fits the channel map", () => {
+    const info = { lags: 1, channels: [{ file: "a", electrode: 1, row: 0, col: 0 }] };
+    const ok = parseSimulationInfo({ ...info, response_mean: [0.25] });
+    expect(ok.ok && ok.value.responseMean).toEqual([0.25]);
+    const wrong = parseSimulationInfo({ ...info, response_mean: [0.25, 1] });
+    expect(wrong.ok && wrong.value.responseMean).toBeUndefined();
+  });
+
+  it("read /api/projective-fields, with centres when known", () => {
+    const parsed = parseProjectiveFields({
+      image_size: 48,
+      channels: [
+        { index: 0, electrode: 3, image: "data:image/png;base64,AA", pf_center: [1, 2], rf_center: null, rf_snr: null },
+        { index: 1, electrode: 4, image: "data:image/png;base64,AA", pf_center: null, rf_center: [3.5, 4] },
+      ],
+    });
+    expect(parsed.ok && parsed.value.channels.map((c) => [c.pfCenter, c.rfCenter])).toEqual([
+      [[1, 2], null],
+      [null, [3.5, 4]],
+    ]);
+    const bad = parseProjectiveFields({ image_size: 48, channels: [{ index: 0, electrode: 3 }] });
+    expect(!bad.ok && bad.error.message).toContain("image");
   });
 });
 

@@ -15,11 +15,11 @@
  */
 
 /** Where a frame came from; `source` on `waveform_latent`, `response`, `start_stream`. */
-export const SOURCES = ["client", "random", "dataset", "folder", "webcam", "recorded"] as const;
+export const SOURCES = ["client", "random", "dataset", "folder", "webcam", "recorded", "imagined", "dream"] as const;
 export type Source = (typeof SOURCES)[number];
 
 /** Sources the simulation-service can stream by itself after `start_stream`. */
-export const STREAM_SOURCES = ["recorded", "dataset", "folder", "webcam"] as const;
+export const STREAM_SOURCES = ["recorded", "dataset", "folder", "webcam", "dream"] as const;
 export type StreamSource = (typeof STREAM_SOURCES)[number];
 
 /** Error codes listed in the protocol. Unknown codes are still accepted (see `ErrorMessage`). */
@@ -52,6 +52,8 @@ export const MAX_IMAGE_BYTES = 4 * 1024 * 1024;
 export const MAX_IMAGE_SIDE = 4096;
 /** Largest payload of a response or latent. */
 export const MAX_PAYLOAD_VALUES = 65_536;
+/** Largest value of an `imagined` payload: a spike count per 1/30 s bin. */
+export const MAX_IMAGINED_COUNT = 100;
 
 // ---------------------------------------------------------------------------------------
 // Messages
@@ -123,6 +125,16 @@ export interface StimulusMessage {
   source?: Source;
 }
 
+/** A response painted by the person (Imagine mode), reconstructed like a simulated one. */
+export interface ImaginedMessage {
+  type: "imagined";
+  session_id: string;
+  token: string;
+  frame_id: number;
+  /** Lag-major counts, each in 0..=MAX_IMAGINED_COUNT. */
+  payload: number[];
+}
+
 export interface StartStreamMessage {
   type: "start_stream";
   session_id: string;
@@ -147,7 +159,7 @@ export type RelayIncoming = Subscribed | ReconstructedImage | ErrorMessage;
 /** What the simulation-service sends to a browser on `/ws`. */
 export type SimulationIncoming = ResponseMessage | ErrorMessage;
 /** What a browser sends to either service. */
-export type BrowserOutgoing = StimulusMessage | StartStreamMessage | StopStreamMessage | SubscribeMessage;
+export type BrowserOutgoing = StimulusMessage | ImaginedMessage | StartStreamMessage | StopStreamMessage | SubscribeMessage;
 
 /** The relay's answer to `POST /api/sessions` and `POST /api/sessions/{id}/renew`. */
 export interface SessionGrant {
@@ -182,6 +194,24 @@ export interface SimulationInfo {
   sources?: string[];
   /** How many held-out segments the recorded mode can replay, when the service says. */
   recordedSegments?: number;
+  /** The training split's mean response (lag-major), where Imagine mode can start. */
+  responseMean?: number[];
+}
+
+/** One channel of `GET /api/projective-fields`. */
+export interface ProjectiveField {
+  index: number;
+  electrode: number;
+  /** What the channel's activity adds to the reconstruction, as a PNG data URL (mid-grey: nothing). */
+  image: string;
+  /** Centres in the pixels of the model's crop, when known. */
+  pfCenter: [number, number] | null;
+  rfCenter: [number, number] | null;
+}
+
+export interface ProjectiveFields {
+  imageSize: number;
+  channels: ProjectiveField[];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -524,10 +554,36 @@ export function parseSimulationInfo(body: unknown): ParseResult<SimulationInfo> 
     if (Array.isArray(body.sources) && body.sources.every((s: unknown) => typeof s === "string")) {
       info.sources = body.sources as string[];
     }
+    const mean = body.response_mean;
+    if (Array.isArray(mean) && mean.length === lags * channels.length && mean.every((v: unknown) => typeof v === "number" && Number.isFinite(v))) {
+      info.responseMean = mean as number[];
+    }
     const segments = body.recorded_segments;
     if (typeof segments === "number" && Number.isSafeInteger(segments) && segments >= 0) info.recordedSegments = segments;
     else if (Array.isArray(segments)) info.recordedSegments = segments.length;
     return info;
+  });
+}
+
+function readPoint(v: unknown): [number, number] | null {
+  return Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === "number" && Number.isFinite(x)) ? [v[0] as number, v[1] as number] : null;
+}
+
+/** Parses the simulation-service's `GET /api/projective-fields`. */
+export function parseProjectiveFields(body: unknown): ParseResult<ProjectiveFields> {
+  return guard(() => {
+    const what = "api/projective-fields";
+    if (!isObject(body)) throw new ProtocolError(what, "(body)", "a JSON object", describeValue(body));
+    const f = new Fields(body, what);
+    const imageSize = f.count("image_size");
+    const raw = body.channels;
+    if (!Array.isArray(raw)) throw new ProtocolError(what, "channels", "an array", describeValue(raw));
+    const channels = raw.map((ch: unknown, i: number): ProjectiveField => {
+      if (!isObject(ch)) throw new ProtocolError(what, `channels[${i}]`, "an object", describeValue(ch));
+      const cf = new Fields(ch, `${what} channels[${i}]`);
+      return { index: cf.count("index"), electrode: cf.count("electrode"), image: cf.string("image"), pfCenter: readPoint(ch.pf_center), rfCenter: readPoint(ch.rf_center) };
+    });
+    return { imageSize, channels };
   });
 }
 
@@ -549,6 +605,13 @@ export function stimulusWithImage(cred: Credentials, frameId: number, image: str
 /** A stimulus asking the simulation-service to pick a random frame itself. */
 export function randomStimulus(cred: Credentials, frameId: number): StimulusMessage {
   return { type: "stimulus", session_id: cred.sessionId, token: cred.token, frame_id: frameId, source: "random" };
+}
+
+/** Clamps a requested rate into the 1–30 frames/s the services accept. */
+/** An edited response, its values clamped into what the service accepts. */
+export function imagined(cred: Credentials, frameId: number, payload: ArrayLike<number>): ImaginedMessage {
+  const values = Array.from(payload, (v) => (Number.isFinite(v) ? Math.min(MAX_IMAGINED_COUNT, Math.max(0, v)) : 0));
+  return { type: "imagined", session_id: cred.sessionId, token: cred.token, frame_id: frameId, payload: values };
 }
 
 /** Clamps a requested rate into the 1–30 frames/s the services accept. */
@@ -590,7 +653,9 @@ export function explainErrorCode(code: string): string {
     case "overloaded":
       return "The service is overloaded";
     case "payload_length":
-      return "The model and the relay disagree on the response size";
+      return "The response does not have the size the model expects";
+    case "non_finite":
+      return "A response value is not a usable number";
     case "unavailable":
       return "That source is not available on this service";
     case "internal":

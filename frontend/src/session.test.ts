@@ -14,10 +14,18 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+/** `GET /api/projective-fields` for INFO's three channels. */
+const FIELDS = {
+  image_size: 4,
+  channels: [0, 1, 2].map((c) => ({ index: c, electrode: INFO.channels[c]?.electrode, image: PNG, pf_center: [1, 2], rf_center: [1.5, 2.5] })),
+};
+const INFO_WITH_MEAN = { ...INFO, response_mean: [1, 1, 1, 2, 2, 2] };
+
 async function setup({
   connect = true,
   similarity = async () => 0.5,
   sessionAnswer = (): Response | Error => json(SESSION, 201),
+  info = INFO as Record<string, unknown>,
 } = {}) {
   const relaySockets = socketRecorder();
   const simSockets = socketRecorder();
@@ -29,7 +37,7 @@ async function setup({
   });
   const simulation = new SimulationClient({
     wsUrl: "ws://sim.test/ws",
-    fetch: fakeFetch(() => json(INFO)).fetch,
+    fetch: fakeFetch((call) => json(call.url.endsWith("/api/projective-fields") ? FIELDS : info)).fetch,
     socketFactory: simSockets.factory,
     backoff: noJitter,
   });
@@ -295,6 +303,74 @@ describe("SessionController", () => {
     expect(s.reconstruction).toBeNull();
     expect(s.activity).toBeNull();
     expect(controller.history.length).toBe(0);
+  });
+
+  it("in Imagine mode paints from the mean, sends the newest edit once the previous one is back, undoes and resets", async () => {
+    const { controller, sim, reconstruct, respond } = await setup({ info: INFO_WITH_MEAN });
+    controller.setMode("imagine");
+    await vi.advanceTimersByTimeAsync(0);
+    const imagined = () => sim().messages().filter((m) => m.type === "imagined");
+    expect(imagined()).toEqual([{ type: "imagined", session_id: SESSION.session_id, token: SESSION.token, frame_id: 1, payload: [1, 1, 1, 2, 2, 2] }]);
+    expect(controller.getState().imagine).toMatchObject({ start: "mean", edited: false, canUndo: false });
+    // Two edits while frame 1 is on its way: only the newest goes, after frame 1 is back.
+    expect(controller.editCell(11, 4)).toBe(true);
+    expect(controller.editCell(0, -2)).toBe(true);
+    expect(imagined()).toHaveLength(1);
+    expect(controller.getState().activity?.grid?.[11]).toBe(7); // (1 + 2) + 4 spikes over 2 lags
+    reconstruct(1);
+    expect(imagined()).toHaveLength(2);
+    expect(imagined()[1]?.payload).toEqual([0, 3, 3, 1, 4, 4]);
+    // The echo of an imagined response does not move the view back.
+    respond(2, { source: "imagined", payload: [1, 1, 1, 2, 2, 2] });
+    expect(controller.getState().activity?.grid?.[0]).toBe(1);
+    reconstruct(2);
+    expect(controller.getState().reconstruction?.frameId).toBe(2);
+    expect(controller.undoEdit()).toBe(true);
+    expect(imagined().at(-1)?.payload).toEqual([1, 3, 3, 2, 4, 4]);
+    reconstruct(3);
+    expect(controller.resetEdits()).toBe(true);
+    expect(imagined().at(-1)?.payload).toEqual([1, 1, 1, 2, 2, 2]);
+    expect(controller.getState().imagine).toMatchObject({ edited: false, canUndo: true });
+    // Hovering an electrode shows its projective field.
+    controller.hoverCell(11);
+    expect(controller.getState().hoveredField).toMatchObject({ electrode: 12, rfCenter: [1.5, 2.5] });
+    expect(controller.getState().fieldSize).toBe(4);
+    controller.hoverCell(null);
+    expect(controller.getState().hoveredField).toBeNull();
+  });
+
+  it("starts Imagine mode from the last response, and says why it cannot without one", async () => {
+    const { controller, sim, respond } = await setup();
+    controller.setMode("imagine");
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.getState().errors.at(-1)?.message).toContain("mean response");
+    controller.setMode("snapshot");
+    controller.sendSnapshot(null);
+    respond(1, { payload: [0, 5, 0, 1, 1, 1] });
+    controller.setMode("imagine");
+    expect(controller.getState().imagine?.start).toBe("last");
+    expect(sim().messages().at(-1)).toMatchObject({ type: "imagined", payload: [0, 5, 0, 1, 1, 1] });
+  });
+
+  it("an imagined frame the service refuses lets the next edit go", async () => {
+    const { controller, sim } = await setup({ info: INFO_WITH_MEAN });
+    controller.setMode("imagine");
+    controller.editCell(0, 2);
+    sim().receive({ type: "error", code: "non_finite", message: "imagined: payload[0] is -1", session_id: SESSION.session_id, frame_id: 1 });
+    expect(sim().messages().filter((m) => m.type === "imagined")).toHaveLength(2);
+  });
+
+  it("dreams: asks for the dream stream and shows every frame of it", async () => {
+    const { controller, sim, respond, reconstruct } = await setup();
+    controller.setMode("dream");
+    controller.startDream(20);
+    expect(sim().messages().at(-1)).toEqual({ type: "start_stream", session_id: SESSION.session_id, token: SESSION.token, source: "dream", fps: 20 });
+    respond(1_700_000_000_000_000, { source: "dream", input_image: undefined });
+    reconstruct(1_700_000_000_000_000);
+    expect(controller.getState().reconstruction?.frameId).toBe(1_700_000_000_000_000);
+    expect(controller.getState().activity).not.toBeNull();
+    controller.stopStreaming();
+    expect(sim().messages().at(-1)).toEqual({ type: "stop_stream", session_id: SESSION.session_id });
   });
 
   it("stops everything on dispose", async () => {

@@ -11,22 +11,44 @@
 import { ActivityHistory, type ArrayLayout, RunningScale, buildLayout, decodeActivity } from "./activity";
 import { type ClientError, RelayClient, type RelayImage, SimulationClient } from "./clients";
 import { type ConnectionStatus } from "./lib/connection";
+import { ImaginedResponse } from "./imagine";
 import { type FrameStats, FrameTracker } from "./lib/frames";
 import { RunningMean, imageSimilarity } from "./lib/imaging";
 import {
   type Credentials,
+  type ProjectiveField,
+  type ProjectiveFields,
   type RecordedPosition,
   type ResponseMessage,
   type SimulationInfo,
   clampFps,
   explainErrorCode,
+  imagined,
   randomStimulus,
   startStream,
   stimulusWithImage,
   stopStream,
 } from "./protocol";
 
-export type Mode = "snapshot" | "live" | "recorded";
+export type Mode = "snapshot" | "live" | "recorded" | "imagine" | "dream";
+
+/** Modes whose frames the simulation-service produces itself (a stream it runs). */
+const SERVER_STREAM_MODES: ReadonlySet<Mode> = new Set(["recorded", "dream"]);
+
+/** Where Imagine mode starts painting from. */
+export type ImagineStart = "last" | "mean";
+
+/** What Imagine mode shows besides the activity. */
+export interface ImagineView {
+  start: ImagineStart;
+  edited: boolean;
+  canUndo: boolean;
+  /** Edits made since the mode began (for tests and the caption). */
+  edits: number;
+}
+
+/** A long-running imagined frame no longer holds back the next edit after this long. */
+const IMAGINED_STALL_MS = 1000;
 
 /** One message in the page's error list. */
 export interface PageError {
@@ -81,6 +103,12 @@ export interface PageState {
   /** Simulation and relay processing times of the latest frame, ms. */
   serviceLatency: { simulation: number | null; relay: number | null };
   errors: PageError[];
+  /** Imagine mode's editing state; null in the other modes or before it could start. */
+  imagine: ImagineView | null;
+  /** The projective field under the pointer (Imagine mode), when known. */
+  hoveredField: ProjectiveField | null;
+  /** Side of the model's crop, the coordinates of the projective fields. */
+  fieldSize: number | null;
 }
 
 export interface SessionControllerOptions {
@@ -126,7 +154,17 @@ export class SessionController {
   private statsTimer: ReturnType<typeof setInterval> | null = null;
   private capture: (() => string | null) | null = null;
   /** The stream the person asked for, re-requested after the simulation reconnects. */
-  private wantedStream: { source: "recorded"; fps: number } | null = null;
+  private wantedStream: { source: "recorded" | "dream"; fps: number } | null = null;
+  /** The last response the service simulated (or recorded), where Imagine mode can start. */
+  private lastPayload: number[] | null = null;
+  private imagined: ImaginedResponse | null = null;
+  /** The imagined frame sent and not yet reconstructed, and when it was sent. */
+  private imaginedInFlight: { frameId: number; at: number } | null = null;
+  /** An edit made while a frame was in flight: sent once that frame is back. */
+  private imaginedDirty = false;
+  private fields: ProjectiveFields | null = null;
+  private fieldsRequested = false;
+  private readonly clock: () => number;
   private readonly truths = new Map<number, string>();
   private latestTruth: string | null = null;
 
@@ -137,6 +175,7 @@ export class SessionController {
     this.snapshotTimeoutMs = options.snapshotTimeoutMs ?? 8000;
     this.wallClock = options.wallClock ?? Date.now;
     this.tracker = new FrameTracker(options.now ? { now: options.now } : {});
+    this.clock = options.now ?? (() => performance.now());
     this.history = new ActivityHistory(options.historyFrames ?? 90);
     this.state = {
       relay: initialStatus,
@@ -156,6 +195,9 @@ export class SessionController {
       similarity: { mean: null, count: 0 },
       serviceLatency: { simulation: null, relay: null },
       errors: [],
+      imagine: null,
+      hoveredField: null,
+      fieldSize: null,
     };
   }
 
@@ -218,7 +260,131 @@ export class SessionController {
     this.stopStreaming();
     this.clearSnapshot();
     this.resetView();
-    this.update({ mode, pending: false });
+    this.imagined = null;
+    this.imaginedInFlight = null;
+    this.imaginedDirty = false;
+    this.update({ mode, pending: false, imagine: null, hoveredField: null });
+    if (mode === "imagine") {
+      this.loadFields();
+      this.startImagine(this.lastPayload !== null ? "last" : "mean");
+    }
+  }
+
+  // -- Imagine mode -------------------------------------------------------------------
+
+  /**
+   * Starts painting from the last simulated response or from the population's mean, and
+   * sends it, so that the reconstruction shows where the painting starts.
+   */
+  startImagine(start: ImagineStart): boolean {
+    const info = this.state.info;
+    const from = start === "last" ? this.lastPayload : (info?.responseMean ?? null);
+    const expected = info ? info.lags * info.channels.length : null;
+    if (from === null || (expected !== null && from.length !== expected)) {
+      const why =
+        start === "last"
+          ? "There is no response to start from yet: send an image first (Snapshot), or start from the mean."
+          : "The simulation service has not said its mean response yet (GET /api/info); wait for it to connect.";
+      this.addError("input", "Cannot start imagining", why);
+      return false;
+    }
+    this.imagined = new ImaginedResponse(from);
+    this.imaginedDirty = false;
+    this.imaginedInFlight = null;
+    this.update({ imagine: { start, edited: false, canUndo: false, edits: 0 } });
+    this.showImagined();
+    this.sendImagined();
+    return true;
+  }
+
+  /** Raises (delta > 0) or lowers the activity of the electrode at array cell `cell`. */
+  editCell(cell: number, delta: number): boolean {
+    if (this.imagined === null || this.layout === null) return false;
+    if (!this.imagined.edit(cell, delta, this.layout)) return false;
+    this.afterEdit(1);
+    return true;
+  }
+
+  undoEdit(): boolean {
+    if (this.imagined === null || !this.imagined.undo()) return false;
+    this.afterEdit(-1);
+    return true;
+  }
+
+  resetEdits(): boolean {
+    if (this.imagined === null || !this.imagined.reset()) return false;
+    this.afterEdit(1);
+    return true;
+  }
+
+  /** Shows the projective field of the electrode at array cell `cell` (null: none). */
+  hoverCell(cell: number | null): void {
+    const layout = this.layout;
+    let field: ProjectiveField | null = null;
+    if (cell !== null && layout !== null && this.fields !== null) {
+      // The first channel recorded at the cell stands for it.
+      for (let c = 0; c < layout.channels; c++) {
+        if (layout.cellOfChannel[c] === cell) {
+          field = this.fields.channels[c] ?? null;
+          break;
+        }
+      }
+    }
+    if (field !== this.state.hoveredField) this.update({ hoveredField: field });
+  }
+
+  private afterEdit(step: number): void {
+    const r = this.imagined;
+    const view = this.state.imagine;
+    if (r === null || view === null) return;
+    this.update({ imagine: { ...view, edited: r.edited, canUndo: r.canUndo, edits: Math.max(0, view.edits + step) } });
+    this.showImagined();
+    this.sendImagined();
+  }
+
+  private showImagined(): void {
+    if (this.imagined === null) return;
+    this.showActivity(this.imagined.values, undefined, undefined);
+  }
+
+  /** Sends the response as it stands, unless a frame is on its way: then once it is back (latest wins). */
+  private sendImagined(): void {
+    const r = this.imagined;
+    const cred = this.relay.credentials;
+    if (r === null || cred === null) return;
+    const inFlight = this.imaginedInFlight;
+    if (inFlight !== null && this.clock() - inFlight.at < IMAGINED_STALL_MS) {
+      this.imaginedDirty = true;
+      return;
+    }
+    const frameId = this.nextFrameId++;
+    if (!this.simulation.send(imagined(cred, frameId, r.values))) {
+      this.addError("simulation", "Not sent", "The simulation service is not connected; the page keeps trying to reconnect.");
+      return;
+    }
+    this.tracker.markSent(frameId);
+    this.imaginedInFlight = { frameId, at: this.clock() };
+    this.imaginedDirty = false;
+  }
+
+  /** An imagined frame is back (or refused): the next edit may go. */
+  private imaginedSettled(frameId: number | undefined): void {
+    if (this.imaginedInFlight === null || frameId !== this.imaginedInFlight.frameId) return;
+    this.imaginedInFlight = null;
+    if (this.imaginedDirty) this.sendImagined();
+  }
+
+  private loadFields(): void {
+    if (this.fieldsRequested) return;
+    this.fieldsRequested = true;
+    void this.simulation.projectiveFields().then((fields) => {
+      if (fields === null) {
+        this.fieldsRequested = false;
+        return;
+      }
+      this.fields = fields;
+      this.update({ fieldSize: fields.imageSize });
+    });
   }
 
   /**
@@ -281,16 +447,25 @@ export class SessionController {
 
   /** Starts the simulation's replay of recorded held-out responses. */
   startRecorded(fps: number): boolean {
+    return this.startServerStream("recorded", fps);
+  }
+
+  /** Starts the simulation's dream: activity without an image, reconstructed live. */
+  startDream(fps: number): boolean {
+    return this.startServerStream("dream", fps);
+  }
+
+  private startServerStream(source: "recorded" | "dream", fps: number): boolean {
     const cred = this.credentialsOrReport();
     if (cred === null) return false;
     this.stopStreaming();
     this.resetView();
     const rate = clampFps(fps);
-    if (!this.simulation.send(startStream(cred, "recorded", rate))) {
+    if (!this.simulation.send(startStream(cred, source, rate))) {
       this.addError("simulation", "Not sent", "The simulation service is not connected; the page keeps trying to reconnect.");
       return false;
     }
-    this.wantedStream = { source: "recorded", fps: rate };
+    this.wantedStream = { source, fps: rate };
     this.update({ streaming: true, liveFps: rate });
     return true;
   }
@@ -404,6 +579,9 @@ export class SessionController {
   private onResponse(msg: ResponseMessage): void {
     const cred = this.relay.credentials;
     if (cred !== null && msg.session_id !== cred.sessionId) return;
+    // An imagined response comes back as it was sent; the view already shows the newest edit.
+    if (msg.source === "imagined") return;
+    if (msg.source !== "dream") this.lastPayload = msg.payload;
     const patch: Partial<PageState> = {};
     if (msg.recorded !== undefined) patch.recordedPosition = msg.recorded;
     if (msg.input_image !== undefined) {
@@ -419,18 +597,25 @@ export class SessionController {
         }
       }
     }
+    patch.serviceLatency = { ...this.state.serviceLatency, simulation: msg.latency_ms ?? null };
+    this.update(patch);
+    this.showActivity(msg.payload, msg.shape, msg.frame_id);
+  }
+
+  /** Draws one response on the array and adds it to the history. */
+  private showActivity(payload: ArrayLike<number>, shape: [number, number] | undefined, frameId: number | undefined): void {
+    const patch: Partial<PageState> = {};
     try {
-      const frame = decodeActivity(msg.payload, msg.shape, this.layout);
+      const frame = decodeActivity(payload, shape, this.layout);
       this.history.push(frame.totals);
       const scale = this.scale.update(frame.grid ?? frame.totals);
       const activity: ActivityView = { grid: frame.grid, scale, version: (this.state.activity?.version ?? 0) + 1 };
-      if (msg.frame_id !== undefined) activity.frameId = msg.frame_id;
+      if (frameId !== undefined) activity.frameId = frameId;
       patch.activity = activity;
       patch.activityProblem = null;
     } catch (err) {
       patch.activityProblem = err instanceof Error ? err.message : String(err);
     }
-    patch.serviceLatency = { ...this.state.serviceLatency, simulation: msg.latency_ms ?? null };
     this.update(patch);
   }
 
@@ -442,7 +627,7 @@ export class SessionController {
     // Outside the recorded replay every frame of this session was sent by this page; an
     // image for a frame it no longer awaits is a straggler from an earlier mode or a frame
     // given up on, and would only make the view jump back.
-    if (this.state.mode !== "recorded" && img.frame_id !== undefined && !awaited) return;
+    if (!SERVER_STREAM_MODES.has(this.state.mode) && img.frame_id !== undefined && !awaited) return;
     // Frames this page did not send (the recorded replay) are timed from the simulation's
     // send time, which is on the same clock when both run on one machine; implausible
     // values (clocks of different machines) are ignored.
@@ -472,6 +657,7 @@ export class SessionController {
     }
     if (latency !== null) patch.stats = this.tracker.stats();
     this.update(patch);
+    this.imaginedSettled(img.frame_id);
   }
 
   private async scorePair(truth: string, image: string, reconstruction: Reconstruction): Promise<void> {
@@ -497,6 +683,7 @@ export class SessionController {
     } else if (err.frameId !== undefined) {
       this.tracker.cancel(err.frameId);
     }
+    this.imaginedSettled(err.frameId);
     this.addError(err.service, title, err.message);
   }
 }

@@ -106,6 +106,11 @@ pub struct EvalReport {
     pub repeat_averaged_channels: usize,
     /// Model PixCorr on the crop divided by the noise-free upper bound's.
     pub pixcorr_fraction_of_upper_bound: Option<f64>,
+    /// Projective-field centres against receptive-field centres over the good channels.
+    pub projective_fields: Option<crate::projective::PfRfComparison>,
+    /// The same for the ridge decoder (response -> pixels): what a linear decoder of the
+    /// same responses gives.
+    pub projective_fields_ridge: Option<crate::projective::PfRfComparison>,
     pub notes: Vec<String>,
 }
 
@@ -579,6 +584,8 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
     let bar_vals: Vec<f32> = reconstruction_crop.iter().map(|r| r.pixcorr as f32).collect();
     figures::bar_chart(&bar_labels, &bar_vals, "Reconstruction PixCorr (RF crop)", &out.join("pixcorr.png")).map_err(fig_err)?;
 
+    let (projective_fields, projective_fields_ridge) = projective_section(ds, model, &ridge_dec, &good, out)?;
+
     let report = EvalReport {
         split: split_name(opts.split).to_string(),
         test_samples: test.len(),
@@ -598,6 +605,8 @@ pub fn evaluate(ds: &Dataset, model: &V1Model, upper: Option<&V1Model>, out: &Pa
         reconstruction_crop_repeat_averaged,
         repeat_averaged_channels: repeated.len(),
         pixcorr_fraction_of_upper_bound,
+        projective_fields,
+        projective_fields_ridge,
         notes,
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| ModelError::Invalid(e.to_string()))?;
@@ -624,6 +633,57 @@ fn cross_fitted_gain(pred: &[f64], target: &[f64], fold: &[bool]) -> Option<Vec<
     let (a_true, b_true) = fit(true)?;
     let (a_false, b_false) = fit(false)?;
     Some(pred.iter().zip(fold).map(|(p, f)| if *f { a_false * p + b_false } else { a_true * p + b_true }).collect())
+}
+
+/// The projective-field comparisons of the model and of the ridge decoder.
+pub type ModelAndRidge = (Option<crate::projective::PfRfComparison>, Option<crate::projective::PfRfComparison>);
+
+/// Training samples the receptive-field maps of the projective-field figure average over.
+const RF_MAP_SAMPLES: usize = 20_000;
+
+/// Each good channel's projective field against its receptive-field estimate (dataset
+/// cache), for the model (with the figures) and for the ridge decoder; None when the
+/// cache's RF estimates do not cover the model's channels.
+pub fn projective_section(ds: &Dataset, model: &V1Model, ridge: &Ridge, good: &[bool], out: &Path) -> Result<ModelAndRidge> {
+    use crate::projective;
+    let info = model.info();
+    let rfs = projective::rf_centres_in_crop(&ds.meta);
+    if rfs.len() != info.n_channels() {
+        return Ok((None, None));
+    }
+    let pf = projective::projective_fields(model)?;
+    let cmp = projective::compare(info, &pf, &rfs, Some(good))?;
+    let compared: Vec<usize> = cmp.channels.iter().map(|c| c.channel).collect();
+    let rf_maps = projective::energy_sta(ds, &compared, RF_MAP_SAMPLES);
+    projective::write_figures(&pf, &cmp, &rf_maps, out)?;
+    let ridge_pf = projective::projective_fields_of(info, |rows, _| ridge.predict(&rows))?;
+    let ridge_cmp = projective::compare(info, &ridge_pf, &rfs, Some(good))?;
+    Ok((Some(cmp), Some(ridge_cmp)))
+}
+
+/// The projective-field section of the report.
+pub fn projective_markdown(p: &crate::projective::PfRfComparison, ridge: Option<&crate::projective::PfRfComparison>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## Projective fields against receptive fields\n");
+    let _ = writeln!(
+        s,
+        "{} good channels. {}.\n\n| decoder | r(PF centre, RF centre) x | y | mean PF-RF distance (crop px) | paired with other channels' RFs |\n|---|---|---|---|---|",
+        p.channels.len(),
+        p.method
+    );
+    for (name, c) in std::iter::once(("model (waveform_encoder + image_decoder)", p)).chain(ridge.map(|r| ("ridge (response -> pixels)", r))) {
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {} |",
+            opt(c.r_x),
+            opt(c.r_y),
+            opt(c.mean_distance_px),
+            opt(c.mean_distance_shuffled_px)
+        );
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "Below, for each channel (electrodes named at the left of each row, in order), its PF through the model (the change its activity makes to the reconstruction; mid-grey: none, white: brighter, black: darker) beside its RF as the training data show it (spike-triggered average of local contrast energy over up to {RF_MAP_SAMPLES} training crops; brighter: more contrast there drives the channel), both marked with the RF centre (white cross) and the PF centre (black square).\n\n![projective fields](projective_fields.png)\n\n![PF vs RF centre, x](pf_rf_x.png) ![PF vs RF centre, y](pf_rf_y.png)");
+    s
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -708,6 +768,9 @@ pub fn markdown(r: &EvalReport, ds: &Dataset) -> String {
         );
     }
     let _ = writeln!(s, "\n## Figures\n\n![reconstructions](reconstructions.png)\n\n![PixCorr](pixcorr.png)\n\n![full frame](full_frame.png)\n\n![encoding scatter](encoding_scatter.png)\n\n![traces](traces.png)\n\n![electrode map](electrode_map.png)");
+    if let Some(p) = &r.projective_fields {
+        s.push_str(&projective_markdown(p, r.projective_fields_ridge.as_ref()));
+    }
     if !r.notes.is_empty() {
         let _ = writeln!(s, "\n## Notes\n");
         for n in &r.notes {

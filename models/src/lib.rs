@@ -8,7 +8,8 @@
 //! - [`config`]: every hyper-parameter in one TOML file.
 //! - [`info`]: what a model knows about its data (channels, lags, crop, statistics).
 //! - [`train`]: two-phase training; [`eval`]: the evaluation report; [`ridge`]: the
-//!   linear baselines.
+//!   linear baselines; [`projective`]: each channel's projective field against its
+//!   receptive field.
 
 pub mod config;
 pub mod conv;
@@ -20,6 +21,7 @@ pub mod image_encoder;
 pub mod info;
 pub mod parallel;
 pub mod pipeline;
+pub mod projective;
 pub mod recorded;
 pub mod ridge;
 pub mod testing;

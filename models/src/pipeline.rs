@@ -245,9 +245,25 @@ impl V1Model {
     /// Batched simulation path on normalised pixels: clips [B, clip_frames, S, S], or
     /// single pictures [B, 1, S, S] which are held for the whole clip -> [B, L*C].
     pub fn predict_tensor(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.nets.waveform_decoder.forward(&self.encode_tensor(x)?)?)
+    }
+
+    /// image_encoder alone, on normalised pixels (clips, or pictures held for the clip):
+    /// the latent z, [B, latent_channels, S/4, S/4].
+    pub fn encode_tensor(&self, x: &Tensor) -> Result<Tensor> {
         let k = self.arch.clip_frames;
-        let z = if x.dim(1)? == 1 && k > 1 { self.nets.image_encoder.forward_held(x)? } else { self.nets.image_encoder.forward(x)? };
-        Ok(self.nets.waveform_decoder.forward(&z)?)
+        Ok(if x.dim(1)? == 1 && k > 1 { self.nets.image_encoder.forward_held(x)? } else { self.nets.image_encoder.forward(x)? })
+    }
+
+    /// The latent z of one picture held on the screen, [1, latent_channels, S/4, S/4].
+    pub fn encode_crop(&self, crop: &GrayCrop) -> Result<Tensor> {
+        self.encode_tensor(&self.crops_to_tensor(&[crop])?)
+    }
+
+    /// waveform_decoder alone: the predicted mean counts (lag-major) of one latent z,
+    /// [1, latent_channels, S/4, S/4], whatever image it came from (or none).
+    pub fn decode_latent(&self, z: &Tensor) -> Result<Vec<f32>> {
+        Ok(self.nets.waveform_decoder.forward(z)?.flatten_all()?.to_vec1::<f32>()?)
     }
 
     /// Checks a response's length and values.
@@ -278,10 +294,15 @@ impl V1Model {
 
     /// Batched reconstruction: raw counts [B, L*C] -> pixels in [0,1], [B,1,S,S].
     pub fn reconstruct_tensor(&self, counts: &Tensor) -> Result<Tensor> {
+        Ok(self.reconstruct_tensor_unclamped(counts)?.clamp(0f32, 1f32)?)
+    }
+
+    /// The same before the clamp to [0,1] (for differences of reconstructions).
+    pub fn reconstruct_tensor_unclamped(&self, counts: &Tensor) -> Result<Tensor> {
         let r = self.normalise_responses(counts)?;
         let z = self.nets.waveform_encoder.forward(&r)?;
         let x = self.nets.image_decoder.forward(&z)?;
-        Ok(self.denormalise_pixels(&x)?.clamp(0f32, 1f32)?)
+        self.denormalise_pixels(&x)
     }
 
     /// The variables of the named networks (`image_encoder`, `waveform_decoder`,

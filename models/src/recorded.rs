@@ -9,6 +9,7 @@ use crate::data::matches_meta;
 use crate::error::{ModelError, Result};
 use crate::info::ModelInfo;
 use crate::pipeline::GrayCrop;
+use crate::projective::{rf_centres_in_crop, RfInCrop};
 
 #[derive(Debug, Clone)]
 pub struct RecordedFrame {
@@ -31,6 +32,8 @@ pub struct RecordedSegment {
 #[derive(Debug, Clone)]
 pub struct RecordedSet {
     pub segments: Vec<RecordedSegment>,
+    /// Each channel's receptive field estimated when the cache was built, in crop pixels.
+    pub receptive_fields: Vec<RfInCrop>,
 }
 
 impl RecordedSet {
@@ -49,21 +52,23 @@ impl RecordedSet {
         let s = samples.meta.image_size;
         let r = samples.meta.lags.len() * samples.meta.channels.len();
         let rows = samples.index.iter().zip(samples.crops.chunks_exact(s * s)).zip(samples.responses.chunks_exact(r.max(1)));
-        Self::from_rows(rows.map(|((&[movie, segment, frame], crop), response)| {
+        let rows = rows.map(|((&[movie, segment, frame], crop), response)| {
             (movie, segment, RecordedFrame { frame, crop: GrayCrop::from_u8(s, crop), response: response.to_vec() })
-        }))
+        });
+        Self::from_rows(rows, rf_centres_in_crop(&samples.meta))
     }
 
     pub fn from_dataset(ds: &Dataset, split: Split) -> Self {
         let s = ds.meta.image_size;
-        Self::from_rows(ds.indices(split).into_iter().map(|i| {
+        let rows = ds.indices(split).into_iter().map(|i| {
             let [movie, segment, frame] = ds.index[i];
             (movie, segment, RecordedFrame { frame, crop: GrayCrop::from_u8(s, ds.crop(i)), response: ds.response(i).to_vec() })
-        }))
+        });
+        Self::from_rows(rows, rf_centres_in_crop(&ds.meta))
     }
 
     /// Groups frames into segments, in order.
-    fn from_rows(rows: impl Iterator<Item = (u16, u16, RecordedFrame)>) -> Self {
+    fn from_rows(rows: impl Iterator<Item = (u16, u16, RecordedFrame)>, receptive_fields: Vec<RfInCrop>) -> Self {
         let mut segments: Vec<RecordedSegment> = Vec::new();
         for (movie, segment, f) in rows {
             match segments.last_mut() {
@@ -71,7 +76,7 @@ impl RecordedSet {
                 _ => segments.push(RecordedSegment { movie, segment, frames: vec![f] }),
             }
         }
-        Self { segments }
+        Self { segments, receptive_fields }
     }
 
     pub fn n_frames(&self) -> usize {

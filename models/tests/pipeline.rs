@@ -159,9 +159,21 @@ fn training_learns_and_evaluation_writes_an_honest_report() {
     assert_eq!(saved.info(), model.info());
     let report_dir = dir.path().join("report");
     let report = models::eval::evaluate(&ds, &model, None, &report_dir, &models::eval::EvalOptions { max_images: 120, ..Default::default() }).unwrap();
-    for f in ["metrics.json", "report.md", "reconstructions.png", "encoding_scatter.png", "traces.png", "electrode_map.png", "pixcorr.png", "full_frame.png"] {
+    for f in [
+        "metrics.json", "report.md", "reconstructions.png", "encoding_scatter.png", "traces.png", "electrode_map.png", "pixcorr.png",
+        "full_frame.png", "projective_fields.png", "pf_rf_x.png", "pf_rf_y.png",
+    ] {
         assert!(report_dir.join(f).exists(), "{f} is written");
     }
+    // Projective fields against RF centres: every channel that has a field (good channels
+    // default to all), with both correlations in the JSON and the markdown.
+    let pf = report.projective_fields.as_ref().expect("the cache has RF estimates");
+    assert!(pf.channels.len() >= 3, "{} channels compared", pf.channels.len());
+    assert!(pf.r_x.is_some_and(|r| (-1.0..=1.0).contains(&r)) && pf.r_y.is_some_and(|r| (-1.0..=1.0).contains(&r)), "{:?} {:?}", pf.r_x, pf.r_y);
+    let ridge_pf = report.projective_fields_ridge.as_ref().expect("the ridge decoder's fields are compared too");
+    assert_eq!(ridge_pf.channels.len(), ridge_pf.channels.iter().filter(|c| c.pf_peak > 0.0).count());
+    let md = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
+    assert!(md.contains("## Projective fields against receptive fields") && md.contains("r(PF centre, RF centre)") && md.contains("| ridge (response -> pixels) |"), "{md}");
     // Training learns: the phase-1 validation loss (Poisson + image, held-out segments)
     // falls well below its value after the first epoch, and the predictions correlate
     // positively with the simulator's noise-free rates. (How well it learns is measured on

@@ -23,7 +23,7 @@ pub const RELAY_SUBSCRIBE: Endpoint = Endpoint { name: "the relay's /ws/subscrib
 /// The simulation-service's `/ws`.
 pub const SIMULATION: Endpoint = Endpoint {
     name: "the simulation-service's /ws",
-    accepts: &[MessageType::Stimulus, MessageType::StartStream, MessageType::StopStream],
+    accepts: &[MessageType::Stimulus, MessageType::Imagined, MessageType::StartStream, MessageType::StopStream],
 };
 /// What the relay sends back on `/ws/ingest` (read by the simulation-service).
 pub const INGEST_REPLIES: Endpoint = Endpoint {

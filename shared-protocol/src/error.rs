@@ -98,6 +98,8 @@ pub enum ProtocolError {
     PayloadTooLong { message_type: MessageType, field: &'static str, got: usize, max: usize },
     #[error("{message_type}: {field}[{index}] is not a finite number (values beyond ±3.4e38 do not fit 32 bits)")]
     NonFinite { message_type: MessageType, field: &'static str, index: usize },
+    #[error("{message_type}: payload[{index}] is {got}; imagined activity is a spike count per bin, between 0 and {max}: clamp the value")]
+    CountOutOfRange { message_type: MessageType, index: usize, got: f32, max: f32 },
     #[error("{message_type}: shape {shape:?} means {expected} values but payload has {got}")]
     ShapeMismatch { message_type: MessageType, shape: [usize; 2], expected: usize, got: usize },
     #[error("payload has {got} values; the model expects {expected} ({lags} lags x {channels} channels)")]
@@ -124,7 +126,9 @@ impl ProtocolError {
     pub fn code(&self) -> ErrorCode {
         match self {
             ProtocolError::BadJson { .. } => ErrorCode::BadJson,
-            ProtocolError::NonFiniteLiteral { .. } | ProtocolError::NonFinite { .. } => ErrorCode::NonFinite,
+            ProtocolError::NonFiniteLiteral { .. } | ProtocolError::NonFinite { .. } | ProtocolError::CountOutOfRange { .. } => {
+                ErrorCode::NonFinite
+            }
             ProtocolError::NotAnObject
             | ProtocolError::MissingType { .. }
             | ProtocolError::BadFields { .. }

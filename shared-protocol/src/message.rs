@@ -79,6 +79,10 @@ pub enum Source {
     Webcam,
     /// A recorded response replayed with its true frame.
     Recorded,
+    /// A response painted by a person in the browser (`imagined`), not simulated.
+    Imagined,
+    /// Activity the simulation-service dreams up without an image (the `dream` stream).
+    Dream,
 }
 
 impl Source {
@@ -90,6 +94,8 @@ impl Source {
             Source::Folder => "folder",
             Source::Webcam => "webcam",
             Source::Recorded => "recorded",
+            Source::Imagined => "imagined",
+            Source::Dream => "dream",
         }
     }
 }
@@ -106,6 +112,9 @@ pub enum StreamSource {
     Folder,
     /// The server's camera (only in builds with the `webcam` feature).
     Webcam,
+    /// No image: a slow walk through the image latent z between the latents of natural
+    /// frames, decoded to rates by the waveform_decoder.
+    Dream,
 }
 
 impl StreamSource {
@@ -115,6 +124,7 @@ impl StreamSource {
             StreamSource::Dataset => Source::Dataset,
             StreamSource::Folder => Source::Folder,
             StreamSource::Webcam => Source::Webcam,
+            StreamSource::Dream => Source::Dream,
         }
     }
 }
@@ -196,6 +206,22 @@ pub struct Stimulus {
     /// (`client`, `webcam`) copied to the response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+}
+
+/// browser -> simulation-service (`/ws`): a response edited by hand (Imagine mode), to be
+/// reconstructed like a simulated one. Checked like any response (length, finite values)
+/// and, since it claims to be spike counts, every value in
+/// `0..=`[`crate::validate::MAX_IMAGINED_COUNT`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Imagined {
+    pub session_id: SessionId,
+    /// `token` from `POST /api/sessions`.
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_id: Option<u64>,
+    /// Lag-major counts: `payload[l * channels + c]`.
+    pub payload: Vec<f32>,
 }
 
 /// Where a recorded frame sits in the dataset, so a viewer can name what it shows.
@@ -291,6 +317,7 @@ pub enum Message {
     Ack(Ack),
     Delivered(Delivered),
     Stimulus(Stimulus),
+    Imagined(Imagined),
     Response(Response),
     StartStream(StartStream),
     StopStream(StopStream),
@@ -307,6 +334,7 @@ pub enum MessageType {
     Ack,
     Delivered,
     Stimulus,
+    Imagined,
     Response,
     StartStream,
     StopStream,
@@ -316,12 +344,13 @@ pub enum MessageType {
 }
 
 impl MessageType {
-    pub const ALL: [MessageType; 11] = [
+    pub const ALL: [MessageType; 12] = [
         MessageType::WaveformLatent,
         MessageType::ReconstructedImage,
         MessageType::Ack,
         MessageType::Delivered,
         MessageType::Stimulus,
+        MessageType::Imagined,
         MessageType::Response,
         MessageType::StartStream,
         MessageType::StopStream,
@@ -338,6 +367,7 @@ impl MessageType {
             MessageType::Ack => "ack",
             MessageType::Delivered => "delivered",
             MessageType::Stimulus => "stimulus",
+            MessageType::Imagined => "imagined",
             MessageType::Response => "response",
             MessageType::StartStream => "start_stream",
             MessageType::StopStream => "stop_stream",
@@ -366,6 +396,7 @@ impl Message {
             Message::Ack(_) => MessageType::Ack,
             Message::Delivered(_) => MessageType::Delivered,
             Message::Stimulus(_) => MessageType::Stimulus,
+            Message::Imagined(_) => MessageType::Imagined,
             Message::Response(_) => MessageType::Response,
             Message::StartStream(_) => MessageType::StartStream,
             Message::StopStream(_) => MessageType::StopStream,
@@ -383,6 +414,7 @@ impl Message {
             Message::Ack(m) => Some(&m.session_id),
             Message::Delivered(m) => Some(&m.session_id),
             Message::Stimulus(m) => Some(&m.session_id),
+            Message::Imagined(m) => Some(&m.session_id),
             Message::Response(m) => Some(&m.session_id),
             Message::StartStream(m) => Some(&m.session_id),
             Message::StopStream(m) => Some(&m.session_id),
@@ -400,6 +432,7 @@ impl Message {
             Message::Ack(m) => Some(m.frame_id),
             Message::Delivered(m) => Some(m.frame_id),
             Message::Stimulus(m) => m.frame_id,
+            Message::Imagined(m) => m.frame_id,
             Message::Response(m) => m.frame_id,
             Message::Error(m) => m.frame_id,
             Message::StartStream(_) | Message::StopStream(_) | Message::Subscribe(_) | Message::Subscribed(_) => None,
@@ -436,7 +469,7 @@ macro_rules! into_message {
         })*
     };
 }
-into_message!(WaveformLatent, ReconstructedImage, Ack, Delivered, Stimulus, Response, StartStream, StopStream, Subscribe, Subscribed);
+into_message!(WaveformLatent, ReconstructedImage, Ack, Delivered, Stimulus, Imagined, Response, StartStream, StopStream, Subscribe, Subscribed);
 
 impl From<ErrorMessage> for Message {
     fn from(m: ErrorMessage) -> Self {

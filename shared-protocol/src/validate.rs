@@ -9,6 +9,9 @@ use crate::message::{Message, MessageType, Source, Stimulus};
 
 /// Most values in a `payload`.
 pub const MAX_PAYLOAD_VALUES: usize = 65_536;
+/// Largest value of an `imagined` payload: a spike count per 1/30 s bin (3,000 spikes/s,
+/// beyond any V1 electrode).
+pub const MAX_IMAGINED_COUNT: f32 = 100.0;
 /// Largest `frame_id`: 2^53 - 1, the largest integer a browser's number holds exactly.
 pub const MAX_FRAME_ID: u64 = (1 << 53) - 1;
 /// Stream rates accepted by `start_stream`.
@@ -54,6 +57,10 @@ pub fn validate(message: &Message) -> Result<(), ProtocolError> {
             check_finite_opt(ty, "latency_ms", m.latency_ms)
         }
         Message::Stimulus(m) => check_stimulus(m),
+        Message::Imagined(m) => {
+            check_payload(ty, &m.payload)?;
+            check_counts(ty, &m.payload)
+        }
         Message::StartStream(m) => match m.fps {
             Some(fps) if !(MIN_FPS..=MAX_FPS).contains(&fps) => Err(ProtocolError::OutOfRange {
                 message_type: ty,
@@ -96,6 +103,19 @@ pub fn check_payload(ty: MessageType, payload: &[f32]) -> Result<(), ProtocolErr
     Ok(())
 }
 
+/// Every value a spike count in `0..=`[`MAX_IMAGINED_COUNT`] (after [`check_payload`]).
+fn check_counts(ty: MessageType, payload: &[f32]) -> Result<(), ProtocolError> {
+    match payload.iter().position(|v| !(0.0..=MAX_IMAGINED_COUNT).contains(v)) {
+        Some(index) => Err(ProtocolError::CountOutOfRange {
+            message_type: ty,
+            index,
+            got: payload[index],
+            max: MAX_IMAGINED_COUNT,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn check_shape(ty: MessageType, shape: Option<[usize; 2]>, len: usize) -> Result<(), ProtocolError> {
     if let Some(shape) = shape {
         let expected = shape[0].saturating_mul(shape[1]);
@@ -116,7 +136,7 @@ fn check_finite_opt(ty: MessageType, field: &'static str, v: Option<f64>) -> Res
 fn check_stimulus(m: &Stimulus) -> Result<(), ProtocolError> {
     match (&m.image, m.source) {
         (Some(url), source) => {
-            if matches!(source, Some(Source::Random | Source::Dataset | Source::Recorded)) {
+            if matches!(source, Some(Source::Random | Source::Dataset | Source::Recorded | Source::Imagined | Source::Dream)) {
                 return Err(ProtocolError::StimulusSource {
                     detail: format!(
                         "this one has an image and source {:?}; drop one of them",

@@ -50,6 +50,13 @@ fn every_documented_example_decodes_at_its_endpoint_and_round_trips() {
             SIMULATION_CLIENT,
         ),
         (format!(r#"{{"type":"start_stream","session_id":"s1","token":"{token}","source":"recorded","fps":30}}"#), SIMULATION),
+        (format!(r#"{{"type":"imagined","session_id":"s1","token":"{token}","frame_id":9,"payload":[0.4,1.2,0.0,3.5]}}"#), SIMULATION),
+        (format!(r#"{{"type":"start_stream","session_id":"s1","token":"{token}","source":"dream","fps":20}}"#), SIMULATION),
+        (
+            r#"{"type":"waveform_latent","session_id":"s1","payload":[0.4,1.2],"frame_id":9,"shape":[1,2],"source":"imagined"}"#.into(),
+            RELAY_INGEST,
+        ),
+        (r#"{"type":"response","session_id":"s1","frame_id":10,"payload":[0.4,1.2],"shape":[1,2],"source":"dream"}"#.into(), SIMULATION_CLIENT),
         (r#"{"type":"stop_stream","session_id":"s1"}"#.into(), SIMULATION),
         (format!(r#"{{"type":"subscribe","session_id":"s1","token":"{token}"}}"#), RELAY_SUBSCRIBE),
         (r#"{"type":"subscribed","session_id":"s1","buffered":12}"#.into(), SUBSCRIBER),
@@ -93,7 +100,7 @@ fn unknown_types_list_what_the_endpoint_accepts() {
     assert!(e.to_string().contains("\"waveform\""), "{e}");
     assert!(e.to_string().contains("waveform_latent"), "{e}");
     let e = err(r#"{"type":"waveform_latent","session_id":"a","payload":[1]}"#, &SIMULATION);
-    assert!(e.to_string().contains("stimulus, start_stream, stop_stream"), "{e}");
+    assert!(e.to_string().contains("stimulus, imagined, start_stream, stop_stream"), "{e}");
 }
 
 #[test]
@@ -114,6 +121,29 @@ fn payload_rules() {
     assert!(e.to_string().contains("4 values but payload has 3"), "{e}");
     let e = check_payload_len(3, 3, 96).unwrap_err();
     assert_eq!(e.to_string(), "payload has 3 values; the model expects 288 (3 lags x 96 channels)");
+}
+
+#[test]
+fn imagined_payloads_are_finite_spike_counts_in_range() {
+    let token = "9b1e".repeat(16);
+    let imagined = |payload: &str| format!(r#"{{"type":"imagined","session_id":"s1","token":"{token}","frame_id":3,"payload":[{payload}]}}"#);
+    let e = err(&imagined("1,2,-0.5"), &SIMULATION);
+    assert_eq!(e.code(), ErrorCode::NonFinite);
+    assert_eq!(e.to_string(), "imagined: payload[2] is -0.5; imagined activity is a spike count per bin, between 0 and 100: clamp the value");
+    let e = err(&imagined("1,250"), &SIMULATION);
+    assert_eq!(e.code(), ErrorCode::NonFinite);
+    assert!(e.to_string().contains("payload[1] is 250"), "{e}");
+    let e = err(&imagined("1,1e39"), &SIMULATION);
+    assert_eq!(e.code(), ErrorCode::NonFinite);
+    assert!(e.to_string().contains("payload[1] is not a finite number"), "{e}");
+    assert_eq!(err(&imagined(""), &SIMULATION).code(), ErrorCode::BadMessage);
+    let e = err(r#"{"type":"imagined","session_id":"s1","payload":[1]}"#, &SIMULATION);
+    assert!(e.to_string().contains("missing field `token`"), "{e}");
+    // Only browsers paint: the relay takes latents, and a stimulus image cannot claim to be imagined.
+    assert_eq!(err(&imagined("1"), &RELAY_INGEST).code(), ErrorCode::UnknownType);
+    let e = err(&format!(r#"{{"type":"stimulus","session_id":"s1","token":"{token}","image":"data:image/png;base64,iVBO","source":"imagined"}}"#), &SIMULATION);
+    assert_eq!(e.code(), ErrorCode::BadMessage);
+    assert!(decode(&imagined("0,100,7.25"), &SIMULATION).is_ok());
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `/ws`: browsers send `stimulus`, `start_stream` and `stop_stream`; the service answers
+//! `/ws`: browsers send `stimulus`, `imagined`, `start_stream` and `stop_stream`; the service answers
 //! each frame with a `response` and forwards its `waveform_latent` to the relay. A
 //! connection opened as `/ws?delivered=true` is also told `delivered` once the relay has
 //! acknowledged a frame (see the delivery guarantee in docs/protocol.md).
@@ -19,7 +19,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use shared_protocol::validate::DEFAULT_FPS;
 use shared_protocol::{
-    decode, ErrorCode, ErrorMessage, Message, ProtocolError, SessionId, Source, StartStream, Stimulus, SIMULATION,
+    check_payload_len, decode, ErrorCode, ErrorMessage, Imagined, Message, ProtocolError, SessionId, Source, StartStream, Stimulus,
+    SIMULATION,
 };
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -128,6 +129,7 @@ pub async fn serve(socket: WebSocket, state: AppState, wants_delivered: bool) {
             Ok(Event::Text { text, .. }) => {
                 match decode(text.as_str(), &SIMULATION) {
                     Ok(Message::Stimulus(s)) => stimulus(&state, &mut conn, s).await,
+                    Ok(Message::Imagined(m)) => imagined(&state, &mut conn, m).await,
                     Ok(Message::StartStream(s)) => start_stream(&state, &mut conn, s).await,
                     Ok(Message::StopStream(s)) => {
                         if let Some(stop) = conn.streams.remove(&s.session_id) {
@@ -205,35 +207,61 @@ async fn stimulus(state: &AppState, conn: &mut Connection, s: Stimulus) {
             }
         },
     };
+    run_frame(state, conn, FrameMeta::new(session_id, frame_id, source), input).await;
+}
+
+/// A response painted in the browser: checked against the model (the protocol has
+/// checked its values), then answered and forwarded like a simulated one.
+async fn imagined(state: &AppState, conn: &mut Connection, m: Imagined) {
+    let Imagined { session_id, token, frame_id, payload } = m;
+    if !admit_session(state, conn, &session_id, &token, frame_id).await {
+        return;
+    }
+    let frame_id = frame_id.unwrap_or_else(|| state.frame_ids.next());
+    let info = state.simulator.model().info();
+    if let Err(e) = check_payload_len(payload.len(), info.n_lags(), info.n_channels()) {
+        let message = format!("imagined: {e}; start from the last response or from the mean response of GET /api/info");
+        let error = ErrorMessage { code: e.code(), message, session_id: Some(session_id), frame_id: Some(frame_id) };
+        send_error(state, &conn.outbox, error).await;
+        return;
+    }
+    run_frame(state, conn, FrameMeta::new(session_id, frame_id, Source::Imagined), Input::Imagined(payload)).await;
+}
+
+/// Takes a place among the connection's unanswered frames (and a worker's, when the
+/// input needs one), then runs the frame on a task of the connection.
+async fn run_frame(state: &AppState, conn: &mut Connection, meta: FrameMeta, input: Input) {
+    let refuse = |message: String, meta: FrameMeta| ErrorMessage {
+        code: ErrorCode::Overloaded,
+        message,
+        session_id: Some(meta.session_id),
+        frame_id: Some(meta.frame_id),
+    };
     let Ok(slot) = conn.slots.clone().try_acquire_owned() else {
         let message = format!(
             "this connection has {} frames waiting for their responses; read the responses, or send fewer frames",
             reply_slots(state)
         );
-        let error = ErrorMessage { code: ErrorCode::Overloaded, message, session_id: Some(session_id), frame_id: Some(frame_id) };
-        send_error(state, &conn.outbox, error).await;
+        send_error(state, &conn.outbox, refuse(message, meta)).await;
         return;
     };
-    let ticket = match state.pool.admit(crate::pool::lane_of(conn.id)) {
-        Ok(t) => t,
-        Err(e) => {
-            let error = ErrorMessage {
-                code: ErrorCode::Overloaded,
-                message: e.to_string(),
-                session_id: Some(session_id),
-                frame_id: Some(frame_id),
-            };
-            send_error(state, &conn.outbox, error).await;
-            return;
+    let ticket = if input.needs_worker() {
+        match state.pool.admit(crate::pool::lane_of(conn.id)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                send_error(state, &conn.outbox, refuse(e.to_string(), meta)).await;
+                return;
+            }
         }
+    } else {
+        None
     };
-    state.metrics.frame_in(source);
-    let meta = FrameMeta::new(session_id, frame_id, source);
+    state.metrics.frame_in(meta.source);
     let task_state = state.clone();
     let outbox = conn.outbox.clone();
     conn.tasks.spawn(async move {
         let _slot = slot;
-        process(&task_state, &outbox, meta, input, Some(ticket)).await;
+        process(&task_state, &outbox, meta, input, ticket).await;
     });
 }
 

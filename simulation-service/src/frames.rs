@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use candle_core::Tensor;
 use models::GrayCrop;
 use shared_protocol::validate::MAX_FRAME_ID;
 use shared_protocol::{Delivered, ErrorMessage, Message, RecordedPosition, Response, SessionId, Source, WaveformLatent};
@@ -70,17 +71,22 @@ pub enum Input {
     Crop(GrayCrop),
     /// A recorded response with its true frame: nothing to simulate.
     Recorded { crop: GrayCrop, response: Vec<f32> },
+    /// A response painted in the browser, already validated: nothing to simulate, no image.
+    Imagined(Vec<f32>),
+    /// A point of a dream: the latent z between two anchors (`t` in [0,1] from `from` to
+    /// `to`), decoded to rates by the waveform_decoder. No image.
+    Dream { from: Tensor, to: Tensor, t: f32 },
 }
 
 impl Input {
     /// Whether the frame needs a worker (model inference or image decoding).
     pub fn needs_worker(&self) -> bool {
-        !matches!(self, Input::Recorded { .. })
+        !matches!(self, Input::Recorded { .. } | Input::Imagined(_))
     }
 }
 
-/// The response and the crop's PNG data URL.
-fn work(state: &AppState, input: Input) -> Result<(Vec<f32>, String), FrameError> {
+/// The response and, when the frame has one, the crop's PNG data URL.
+fn work(state: &AppState, input: Input) -> Result<(Vec<f32>, Option<String>), FrameError> {
     let (crop, response) = match input {
         Input::DataUrl(url) => {
             let crop = state.simulator.crop_from_data_url(&url, "image")?;
@@ -92,8 +98,10 @@ fn work(state: &AppState, input: Input) -> Result<(Vec<f32>, String), FrameError
             (crop, response)
         }
         Input::Recorded { crop, response } => (crop, response),
+        Input::Imagined(response) => return Ok((response, None)),
+        Input::Dream { from, to, t } => return Ok((state.simulator.dream(&from, &to, t)?, None)),
     };
-    Ok((response, crop_png(&crop)?))
+    Ok((response, Some(crop_png(&crop)?)))
 }
 
 /// Runs one frame (on a worker when `ticket` is given) and delivers it, or reports its
@@ -133,7 +141,7 @@ pub async fn process(state: &AppState, outbox: &Outbox, meta: FrameMeta, input: 
 
 /// Sends the latent to the relay first (its reconstruction is the longer way), then the
 /// response to the browser.
-async fn deliver(state: &AppState, outbox: &Outbox, meta: FrameMeta, payload: Vec<f32>, input_image: String) -> bool {
+async fn deliver(state: &AppState, outbox: &Outbox, meta: FrameMeta, payload: Vec<f32>, input_image: Option<String>) -> bool {
     let info = state.simulator.model().info();
     let shape = Some([info.n_lags(), info.n_channels()]);
     let latent = WaveformLatent {
@@ -151,7 +159,7 @@ async fn deliver(state: &AppState, outbox: &Outbox, meta: FrameMeta, payload: Ve
         frame_id: Some(meta.frame_id),
         payload,
         shape,
-        input_image: Some(input_image),
+        input_image,
         latency_ms: Some(round_ms(latency)),
         source: Some(meta.source),
         sent_at_ms: Some(meta.received_at_ms),

@@ -7,7 +7,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
-use shared_protocol::validate::{MAX_FPS, MIN_FPS};
+use shared_protocol::validate::{MAX_FPS, MAX_IMAGINED_COUNT, MIN_FPS};
 use shared_protocol::{ErrorCode, StreamSource};
 
 use crate::AppState;
@@ -50,6 +50,8 @@ pub async fn info(State(state): State<AppState>) -> Response {
         "shape": [model.n_lags(), model.n_channels()],
         "response_len": model.response_len(),
         "image_size": model.image_size,
+        "response_mean": model.response_mean,
+        "max_imagined_count": MAX_IMAGINED_COUNT,
         "crop_window": model.crop_window,
         "bin_seconds": 1.0 / 30.0,
         "sources": streams,

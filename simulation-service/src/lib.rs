@@ -2,7 +2,8 @@
 //! -> waveform_decoder), answers the browser with each `response`, and forwards it as a
 //! `waveform_latent` to the relay-service over one persistent connection. Besides client
 //! images it serves random dataset frames, an image folder, a server camera (feature
-//! `webcam`) and recorded mode: recorded responses of held-out test segments replayed at
+//! `webcam`), dreams (activity without an image), responses painted in the browser
+//! (`imagined`) and recorded mode: recorded responses of held-out test segments replayed at
 //! 30 Hz with their true frames. `docs/protocol.md` describes every endpoint.
 //!
 //! # Layout
@@ -17,6 +18,7 @@
 //!   flow control (a window of unanswered latents, retries after refusals), stall
 //!   detection and the link's health.
 //! - [`http`]: `/api/info`, `/healthz`, `/metrics`.
+//! - [`fields`]: `/api/projective-fields`, each channel's projective field.
 //! - [`metrics`]: the Prometheus registry.
 //! - [`ws`]: socket plumbing (writer task, reader, rate limiter), from `service-kit`.
 //! - [`error`]: start-up and per-frame errors.
@@ -28,6 +30,7 @@
 pub mod browser;
 pub mod config;
 pub mod error;
+pub mod fields;
 pub mod frames;
 pub mod http;
 pub mod metrics;
@@ -85,6 +88,8 @@ pub struct Shared {
     pub tasks: TaskTracker,
     /// Numbers browser connections for logs and the viewer table.
     pub next_connection: AtomicU64,
+    /// The body of `/api/projective-fields`, made on its first request.
+    pub projective_fields: std::sync::OnceLock<serde_json::Value>,
 }
 
 service_kit::state_handle! {
@@ -120,6 +125,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             next_connection: AtomicU64::new(1),
+            projective_fields: std::sync::OnceLock::new(),
             config,
         })))
     }
@@ -148,6 +154,7 @@ pub fn app(state: AppState) -> Router {
     let cors = service_kit::http::cors(state.config.origins.clone(), [axum::http::Method::GET]);
     Router::new()
         .route("/api/info", get(http::info))
+        .route("/api/projective-fields", get(fields::handler))
         .route("/healthz", get(http::healthz))
         .layer(cors)
         .route("/ws", get(browser::upgrade))

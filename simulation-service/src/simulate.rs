@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use candle_core::Tensor;
 use image::codecs::png::PngEncoder;
 use image::{DynamicImage, ImageEncoder};
 use models::{GrayCrop, V1Model};
@@ -47,6 +48,21 @@ impl Simulator {
     /// image_encoder -> z -> waveform_decoder: predicted mean counts, lag-major.
     pub fn predict(&self, crop: &GrayCrop) -> Result<Vec<f32>, FrameError> {
         Ok(self.model.predict(crop)?)
+    }
+
+    /// image_encoder alone: the latent z of a crop (an anchor of a dream).
+    pub fn latent(&self, crop: &GrayCrop) -> Result<Tensor, FrameError> {
+        Ok(self.model.encode_crop(crop)?)
+    }
+
+    /// The rates the waveform_decoder gives for the latent `t` of the way (eased, so the
+    /// walk slows down at each anchor) from `from` to `to`.
+    pub fn dream(&self, from: &Tensor, to: &Tensor, t: f32) -> Result<Vec<f32>, FrameError> {
+        let t = t.clamp(0.0, 1.0);
+        let eased = f64::from(t * t * (3.0 - 2.0 * t));
+        let z = ((from * (1.0 - eased)).and_then(|a| (to * eased).and_then(|b| a + b)))
+            .map_err(|e| FrameError::Internal(format!("mixing two latents failed: {e}")))?;
+        Ok(self.model.decode_latent(&z)?)
     }
 }
 

@@ -94,6 +94,7 @@ impl Sources {
         if self.webcam.is_some() {
             out.push(StreamSource::Webcam);
         }
+        out.push(StreamSource::Dream);
         out
     }
 
@@ -163,6 +164,20 @@ impl Sources {
         })
     }
 
+    /// An anchor of a dream: a random natural frame (dataset, else image folder), else a
+    /// procedural pattern of the model's crop size.
+    pub fn dream_anchor(&self, size: usize) -> GrayCrop {
+        match self.pick(Source::Random) {
+            Ok(picked) => picked.crop,
+            Err(_) => procedural_crop(size, &mut rand::rng()),
+        }
+    }
+
+    /// Each channel's receptive-field centre (crop pixels) from the dataset cache, if any.
+    pub fn receptive_fields(&self) -> Option<&[models::projective::RfInCrop]> {
+        self.recorded.as_deref().map(|s| s.receptive_fields.as_slice()).filter(|r| !r.is_empty())
+    }
+
     /// The `i`-th frame of the recorded segments in order (wrapping around), for
     /// recorded mode.
     pub fn recorded_at(&self, i: usize) -> Option<(RecordedPosition, &RecordedFrame)> {
@@ -175,6 +190,28 @@ impl Sources {
         let images = self.folder_images()?;
         images.get(i % images.len())
     }
+}
+
+/// A few soft bright and dark blobs and an oriented grating patch on mid-grey: something
+/// with the local contrast of a natural frame, for a service without images.
+fn procedural_crop(size: usize, rng: &mut impl Rng) -> GrayCrop {
+    let s = size as f32;
+    let mut pixels = vec![0.5f32; size * size];
+    for _ in 0..5 {
+        let (cx, cy) = (rng.random_range(0.0..s), rng.random_range(0.0..s));
+        let width = rng.random_range(0.05..0.25) * s;
+        let amplitude = rng.random_range(-0.4f32..0.4);
+        let grating = rng.random_bool(0.4);
+        let (angle, period) = (rng.random_range(0.0..std::f32::consts::PI), rng.random_range(3.0..10.0f32));
+        for (i, p) in pixels.iter_mut().enumerate() {
+            let (x, y) = ((i % size) as f32 - cx, (i / size) as f32 - cy);
+            let envelope = (-(x * x + y * y) / (2.0 * width * width)).exp();
+            let carrier = if grating { (std::f32::consts::TAU * (x * angle.cos() + y * angle.sin()) / period).cos() } else { 1.0 };
+            *p += amplitude * envelope * carrier;
+        }
+    }
+    pixels.iter_mut().for_each(|p| *p = p.clamp(0.0, 1.0));
+    GrayCrop { size, pixels }
 }
 
 fn nth_frame(set: &RecordedSet, mut i: usize) -> Option<(RecordedPosition, &RecordedFrame)> {

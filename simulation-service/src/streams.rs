@@ -5,11 +5,18 @@
 //! - `dataset`: random test frames through the model.
 //! - `folder`: the image folder in order through the model.
 //! - `webcam`: the server camera's latest frame through the model.
+//! - `dream`: no image at all. The image latent z walks slowly from the latent of one
+//!   random natural frame (dataset, else image folder, else a procedural pattern) to the
+//!   next, [`DREAM_LEG`] per leg with easing at each anchor, and the waveform_decoder turns
+//!   each point of the walk into rates: plausible population activity that no image on
+//!   the screen caused.
 //!
 //! The clock ticks at `fps`; a tick that finds the previous frame still running, or the
 //! workers busy, is skipped rather than queued, so a stream never falls behind real time.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use candle_core::Tensor;
 
 use shared_protocol::{ErrorMessage, SessionId, Source, StreamSource};
 use tokio::time::MissedTickBehavior;
@@ -20,20 +27,68 @@ use crate::frames::{process, FrameMeta, Input};
 use crate::ws::Outbox;
 use crate::AppState;
 
+/// Time the dream takes to glide from one anchor latent to the next.
+pub const DREAM_LEG: Duration = Duration::from_secs(2);
+
+/// The walk of a dream: the leg it is on and when that leg began.
+struct Dream {
+    from: Tensor,
+    to: Tensor,
+    leg_started: Instant,
+}
+
+impl Dream {
+    async fn start(state: &AppState) -> Result<Self, String> {
+        Ok(Self { from: anchor(state).await?, to: anchor(state).await?, leg_started: Instant::now() })
+    }
+
+    /// The next point of the walk, starting a new leg (a new anchor) when one is over.
+    async fn next(&mut self, state: &AppState) -> Result<Input, String> {
+        let mut t = self.leg_started.elapsed().as_secs_f32() / DREAM_LEG.as_secs_f32();
+        if t >= 1.0 {
+            let next = anchor(state).await?;
+            self.from = std::mem::replace(&mut self.to, next);
+            self.leg_started = Instant::now();
+            t = 0.0;
+        }
+        Ok(Input::Dream { from: self.from.clone(), to: self.to.clone(), t })
+    }
+}
+
+/// The latent z of a new anchor (image_encoder, off the async threads).
+async fn anchor(state: &AppState) -> Result<Tensor, String> {
+    let state = state.clone();
+    let encoded = tokio::task::spawn_blocking(move || {
+        let crop = state.sources.dream_anchor(state.simulator.model().info().image_size);
+        state.simulator.latent(&crop)
+    })
+    .await;
+    match encoded {
+        Ok(Ok(z)) => Ok(z),
+        Ok(Err(e)) => Err(format!("the dream could not encode its next anchor: {e}")),
+        Err(e) => Err(format!("the dream's anchor task failed: {e}")),
+    }
+}
+
 /// Runs one stream until `stop`, shutdown, or the browser leaving.
 pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source: StreamSource, fps: u32, stop: CancellationToken) {
     state.metrics.streams.inc();
     let _gauge = StreamGauge(&state);
-    let camera = if source == StreamSource::Webcam {
-        match open_camera(&state).await {
-            Ok(feed) => Some(feed),
-            Err(message) => {
-                report(&state, &outbox, &session_id, message).await;
-                return;
-            }
+    // What the source needs before its first tick: the camera opened, the dream's first leg.
+    let camera = match source {
+        StreamSource::Webcam => Some(open_camera(&state).await),
+        _ => None,
+    };
+    let dream = match source {
+        StreamSource::Dream => Some(Dream::start(&state).await),
+        _ => None,
+    };
+    let (camera, mut dream) = match (camera.transpose(), dream.transpose()) {
+        (Ok(camera), Ok(dream)) => (camera, dream),
+        (Err(message), _) | (_, Err(message)) => {
+            report(&state, &outbox, &session_id, message).await;
+            return;
         }
-    } else {
-        None
     };
     let period = Duration::from_secs_f64(1.0 / f64::from(fps.max(1)));
     let mut tick = tokio::time::interval(period);
@@ -71,6 +126,16 @@ pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source:
             StreamSource::Webcam => match camera.as_ref().and_then(|c| c.latest()) {
                 Some(crop) => Input::Crop(crop),
                 None => continue,
+            },
+            StreamSource::Dream => match dream.as_mut() {
+                Some(d) => match d.next(&state).await {
+                    Ok(input) => input,
+                    Err(message) => {
+                        report(&state, &outbox, &session_id, message).await;
+                        break;
+                    }
+                },
+                None => break,
             },
         };
         index += 1;

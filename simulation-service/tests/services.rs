@@ -161,7 +161,7 @@ async fn random_dataset_frames_and_an_image_folder_are_sources_too() {
     let (_, _, info) = http(stack.sim.addr, "GET", "/api/info", &[]).await;
     let info: Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["folder_images"], 2, "the unreadable file was skipped");
-    assert_eq!(info["sources"], serde_json::json!(["recorded", "dataset", "folder"]));
+    assert_eq!(info["sources"], serde_json::json!(["recorded", "dataset", "folder", "dream"]));
 
     let session = stack.session().await;
     let mut browser = stack.browser().await;
@@ -242,7 +242,7 @@ async fn bad_browser_inputs_get_clear_errors_while_other_sessions_keep_working()
     let s = &bad.id;
     let cases: Vec<(String, &str, &str)> = vec![
         ("{not json".into(), "bad_json", "not valid JSON"),
-        (format!(r#"{{"type":"stimulus_please","session_id":"{s}"}}"#), "unknown_type", "stimulus, start_stream, stop_stream"),
+        (format!(r#"{{"type":"stimulus_please","session_id":"{s}"}}"#), "unknown_type", "stimulus, imagined, start_stream, stop_stream"),
         (format!(r#"{{"type":"subscribe","session_id":"{s}","token":"{t}"}}"#), "unknown_type", "not accepted"),
         (format!(r#"{{"type":"stimulus","session_id":"{s}","frame_id":1,"source":"random"}}"#), "bad_message", "missing field `token`"),
         (format!(r#"{{"type":"stimulus","session_id":"{s}","token":"{t}","frame_id":1,"source":"random","mood":"happy"}}"#), "bad_message", "unknown field `mood`"),

@@ -6,14 +6,35 @@ import { useEffect, useRef } from "react";
 import { ARRAY_SIDE, type ActivityHistory, type ArrayLayout, heatColour, heatCss } from "../activity";
 import type { ActivityView } from "../session";
 
+/** What a person can do to the array in Imagine mode. */
+export interface ArrayEditing {
+  /** Raise (`delta` > 0) or lower the electrode at array cell `cell`. */
+  onEdit: (cell: number, delta: number) => void;
+  /** The pointer is over array cell `cell` (null: left the array). */
+  onHover: (cell: number | null) => void;
+  /** Spikes (summed over the lags) one click or one cell of a drag adds. */
+  step: number;
+  /** Lower instead of raise (Shift or the right button invert it). */
+  lower: boolean;
+}
+
 export interface ArrayHeatmapProps {
   grid: Float32Array | null;
   layout: ArrayLayout | null;
   scale: number;
+  editing?: ArrayEditing | null;
+}
+
+/** The array cell under a pointer event, if it is on an electrode. */
+function cellOf(target: EventTarget | null): number | null {
+  if (!(target instanceof Element)) return null;
+  const cell = target.getAttribute("data-cell");
+  return cell !== null && target.getAttribute("data-electrode") !== null ? Number(cell) : null;
 }
 
 /** The array as 100 cells; recorded positions coloured by activity, the rest greyed. */
-export function ArrayHeatmap({ grid, layout, scale }: ArrayHeatmapProps) {
+export function ArrayHeatmap({ grid, layout, scale, editing = null }: ArrayHeatmapProps) {
+  const dragging = useRef<{ sign: number; last: number | null } | null>(null);
   const cells = [];
   let recorded = 0;
   let peak = -Infinity;
@@ -67,8 +88,49 @@ export function ArrayHeatmap({ grid, layout, scale }: ArrayHeatmapProps) {
       : peak > -Infinity
         ? `Electrode array, ${recorded} recorded positions; strongest at electrode ${peakElectrode}, ${peak.toFixed(2)} spikes`
         : `Electrode array, ${recorded} recorded positions; no activity yet`;
+  if (editing === null) {
+    return (
+      <svg className="heatmap" viewBox={`0 0 ${ARRAY_SIDE} ${ARRAY_SIDE}`} role="img" aria-label={summary} data-testid="activity-heatmap" data-has-activity={grid !== null}>
+        {cells}
+      </svg>
+    );
+  }
+  // Imagine mode: press on an electrode to raise (or lower) it, drag to paint more of them.
+  const apply = (cell: number, sign: number) => editing.onEdit(cell, sign * editing.step);
   return (
-    <svg className="heatmap" viewBox={`0 0 ${ARRAY_SIDE} ${ARRAY_SIDE}`} role="img" aria-label={summary} data-testid="activity-heatmap" data-has-activity={grid !== null}>
+    <svg
+      className="heatmap heatmap-editable"
+      viewBox={`0 0 ${ARRAY_SIDE} ${ARRAY_SIDE}`}
+      role="img"
+      aria-label={`${summary}. Click or drag on electrodes to ${editing.lower ? "lower" : "raise"} their activity; Shift or the right button does the opposite.`}
+      data-testid="activity-heatmap"
+      data-has-activity={grid !== null}
+      data-editable="true"
+      onContextMenu={(e) => e.preventDefault()}
+      onPointerDown={(e) => {
+        const cell = cellOf(e.target);
+        if (cell === null) return;
+        const invert = e.shiftKey || e.button === 2;
+        const sign = editing.lower !== invert ? -1 : 1;
+        dragging.current = { sign, last: cell };
+        apply(cell, sign);
+      }}
+      onPointerMove={(e) => {
+        const cell = cellOf(e.target);
+        editing.onHover(cell);
+        const drag = dragging.current;
+        if (drag === null || cell === null || cell === drag.last || e.buttons === 0) return;
+        drag.last = cell;
+        apply(cell, drag.sign);
+      }}
+      onPointerUp={() => {
+        dragging.current = null;
+      }}
+      onPointerLeave={() => {
+        dragging.current = null;
+        editing.onHover(null);
+      }}
+    >
       {cells}
     </svg>
   );
@@ -138,14 +200,16 @@ export interface ActivityPanelProps {
   layout: ArrayLayout | null;
   lags: number | null;
   problem: string | null;
+  /** Imagine mode: the array is editable. */
+  editing?: ArrayEditing | null;
 }
 
-export function ActivityPanel({ activity, history, layout, lags, problem }: ActivityPanelProps) {
+export function ActivityPanel({ activity, history, layout, lags, problem, editing = null }: ActivityPanelProps) {
   const scale = activity?.scale ?? 1;
   return (
     <div className="activity">
       <div className="heatmap-wrap">
-        <ArrayHeatmap grid={activity?.grid ?? null} layout={layout} scale={scale} />
+        <ArrayHeatmap grid={activity?.grid ?? null} layout={layout} scale={scale} editing={editing} />
         <div className="legend" aria-hidden="true">
           <span className="legend-bar" />
           <span className="legend-labels">
@@ -157,7 +221,9 @@ export function ActivityPanel({ activity, history, layout, lags, problem }: Acti
       <p className="caption">
         {layout === null
           ? "The channel map comes from the simulation service."
-          : `Spikes per electrode after each frame${lags ? `, summed over ${lags} bins of 33 ms` : ""}; dots: no electrode.`}
+          : editing !== null
+            ? `Click or drag on electrodes to ${editing.lower ? "lower" : "raise"} them by ${editing.step} spikes (Shift: the opposite); hover to see what each one means.`
+            : `Spikes per electrode after each frame${lags ? `, summed over ${lags} bins of 33 ms` : ""}; dots: no electrode.`}
       </p>
       <div className="raster-wrap">
         <span className="raster-axis">channels</span>

@@ -1,5 +1,5 @@
 /**
- * Snapshot / Live / Recorded, as an ARIA tab list: arrow keys move between tabs, Home and
+ * Snapshot / Live / Recorded / Imagine / Dream, as an ARIA tab list: arrow keys move between tabs, Home and
  * End jump to the ends, and only the selected tab is in the Tab order.
  */
 import { type KeyboardEvent, useRef } from "react";
@@ -9,6 +9,8 @@ export const MODES: { mode: Mode; label: string; hint: string }[] = [
   { mode: "snapshot", label: "Snapshot", hint: "One image in, one reconstruction out" },
   { mode: "live", label: "Live", hint: "Your webcam, streamed at up to 30 frames/s" },
   { mode: "recorded", label: "Recorded", hint: "Real recorded responses of held-out movie segments" },
+  { mode: "imagine", label: "Imagine", hint: "Paint the activity yourself and see what it means" },
+  { mode: "dream", label: "Dream", hint: "Activity without any image, dreamt up by the model" },
 ];
 
 export interface ModeTabsProps {

@@ -3,6 +3,7 @@
  * frame stands beside it, with this frame's similarity and the running mean.
  */
 import { formatScore } from "../lib/format";
+import type { ProjectiveField } from "../protocol";
 import type { Mode, Reconstruction } from "../session";
 
 export interface ReconstructionPanelProps {
@@ -11,9 +12,34 @@ export interface ReconstructionPanelProps {
   pending: boolean;
   streaming: boolean;
   similarity: { mean: number | null; count: number };
+  /** Imagine mode: the projective field of the electrode under the pointer. */
+  field?: ProjectiveField | null;
+  /** Side of the crop the field's centres are given in. */
+  fieldSize?: number | null;
 }
 
-export function ReconstructionPanel({ mode, reconstruction, pending, streaming, similarity }: ReconstructionPanelProps) {
+/** A channel's projective field, with its receptive-field centre (cross) and its own centre (ring). */
+export function FieldInset({ field, size }: { field: ProjectiveField; size: number }) {
+  const mark = (p: [number, number] | null) => (p === null ? null : { x: (100 * p[0]) / size, y: (100 * p[1]) / size });
+  const rf = mark(field.rfCenter);
+  const pf = mark(field.pfCenter);
+  return (
+    <figure className="field-inset" data-testid="projective-field" data-electrode={field.electrode}>
+      <div className="field-stage">
+        <img src={field.image} alt={`What electrode ${field.electrode} adds to the reconstruction`} />
+        <svg viewBox="0 0 100 100" aria-hidden="true">
+          {rf !== null && <path className="rf-mark" d={`M${rf.x - 6} ${rf.y}h12M${rf.x} ${rf.y - 6}v12`} />}
+          {pf !== null && <circle className="pf-mark" cx={pf.x} cy={pf.y} r={4} />}
+        </svg>
+      </div>
+      <figcaption>
+        Electrode {field.electrode}: what its activity adds (white brighter, black darker){rf !== null ? "; red +: its receptive field" : ""}; blue ring: the field's centre
+      </figcaption>
+    </figure>
+  );
+}
+
+export function ReconstructionPanel({ mode, reconstruction, pending, streaming, similarity, field = null, fieldSize = null }: ReconstructionPanelProps) {
   const image = reconstruction?.image ?? null;
   const recorded = mode === "recorded";
   return (
@@ -35,11 +61,15 @@ export function ReconstructionPanel({ mode, reconstruction, pending, streaming, 
             <figcaption>Reconstruction</figcaption>
           </figure>
         ) : image !== null ? (
-          <img className="recon-image" src={image} alt="Reconstruction from the V1 activity" data-testid="reconstruction" />
+          <img className="recon-image" src={image} alt="Reconstruction from the V1 activity" data-testid="reconstruction" data-frame-id={reconstruction?.frameId} />
         ) : (
           !pending && (
             <p className="placeholder">
-              {mode === "live" ? "Start the live stream to see reconstructions." : "The reconstruction appears here."}
+              {mode === "live"
+                ? "Start the live stream to see reconstructions."
+                : mode === "dream"
+                  ? "Start the dream to see what the activity looks like."
+                  : "The reconstruction appears here."}
             </p>
           )
         )}
@@ -68,6 +98,7 @@ export function ReconstructionPanel({ mode, reconstruction, pending, streaming, 
       {recorded && !streaming && similarity.count === 0 && (
         <p className="caption">Similarity: pixel correlation of the two images, drawn at the same size.</p>
       )}
+      {mode === "imagine" && field !== null && fieldSize !== null && <FieldInset field={field} size={fieldSize} />}
       {!recorded && reconstruction?.frameId !== undefined && <p className="caption">Frame {reconstruction.frameId}</p>}
     </div>
   );

@@ -64,8 +64,8 @@ describe("ModeTabs", () => {
     const onChange = vi.fn();
     render(<Harness onChange={onChange} />);
     const tabs = screen.getAllByRole("tab");
-    expect(tabs.map((t) => t.textContent)).toEqual(["Snapshot", "Live", "Recorded"]);
-    expect(tabs.map((t) => t.tabIndex)).toEqual([0, -1, -1]);
+    expect(tabs.map((t) => t.textContent)).toEqual(["Snapshot", "Live", "Recorded", "Imagine", "Dream"]);
+    expect(tabs.map((t) => t.tabIndex)).toEqual([0, -1, -1, -1, -1]);
     await userEvent.tab();
     expect(document.activeElement).toBe(tabs[0]);
     await userEvent.keyboard("{ArrowRight}");
@@ -73,11 +73,11 @@ describe("ModeTabs", () => {
     expect(document.activeElement).toBe(tabs[1]);
     expect(tabs[1]?.getAttribute("aria-selected")).toBe("true");
     await userEvent.keyboard("{ArrowLeft}{ArrowLeft}");
-    expect(onChange).toHaveBeenLastCalledWith("recorded");
+    expect(onChange).toHaveBeenLastCalledWith("dream");
     await userEvent.keyboard("{Home}");
     expect(onChange).toHaveBeenLastCalledWith("snapshot");
     await userEvent.keyboard("{End}");
-    expect(onChange).toHaveBeenLastCalledWith("recorded");
+    expect(onChange).toHaveBeenLastCalledWith("dream");
   });
 });
 
@@ -97,6 +97,33 @@ describe("ArrayHeatmap", () => {
     expect(container.querySelector('rect[data-cell="0"]')?.getAttribute("fill")).not.toBe(strongest?.getAttribute("fill"));
     expect(screen.getByRole("img", { name: /2 recorded positions; strongest at electrode 12, 2\.00 spikes/ })).toBeTruthy();
     expect(within(container).getByText("electrode 1: 1.00 spikes")).toBeTruthy();
+  });
+
+  it("in Imagine mode raises a pressed electrode, paints a drag, lowers with the lower brush and reports hovering", () => {
+    const l = layout();
+    const onEdit = vi.fn();
+    const onHover = vi.fn();
+    const { container, rerender } = render(<ArrayHeatmap grid={new Float32Array(100)} layout={l} scale={1} editing={{ onEdit, onHover, step: 2, lower: false }} />);
+    const first = container.querySelector('rect[data-cell="0"]') as Element;
+    const second = container.querySelector('rect[data-cell="11"]') as Element;
+    const empty = container.querySelector('rect[data-cell="5"]') as Element;
+    fireEvent.pointerDown(first, { buttons: 1 });
+    fireEvent.pointerMove(second, { buttons: 1 });
+    fireEvent.pointerMove(second, { buttons: 1 });
+    fireEvent.pointerUp(second);
+    expect(onEdit.mock.calls).toEqual([
+      [0, 2],
+      [11, 2],
+    ]);
+    expect(onHover).toHaveBeenLastCalledWith(11);
+    rerender(<ArrayHeatmap grid={new Float32Array(100)} layout={l} scale={1} editing={{ onEdit, onHover, step: 2, lower: true }} />);
+    fireEvent.pointerDown(second, { buttons: 1 });
+    fireEvent.pointerUp(second);
+    expect(onEdit).toHaveBeenLastCalledWith(11, -2);
+    fireEvent.pointerDown(empty, { buttons: 1 });
+    expect(onEdit).toHaveBeenCalledTimes(3);
+    fireEvent.pointerLeave(container.querySelector("svg") as Element);
+    expect(onHover).toHaveBeenLastCalledWith(null);
   });
 
   it("says it is waiting without a channel map", () => {

@@ -174,6 +174,17 @@ impl Session {
         )
     }
 
+    /// An `imagined` message: a response edited in the browser.
+    pub fn imagined(&self, frame_id: u64, payload: &[f32]) -> String {
+        let values: Vec<String> = payload.iter().map(|v| v.to_string()).collect();
+        format!(
+            r#"{{"type":"imagined","session_id":"{}","token":"{}","frame_id":{frame_id},"payload":[{}]}}"#,
+            self.id,
+            self.token,
+            values.join(",")
+        )
+    }
+
     pub fn stop_stream(&self) -> String {
         format!(r#"{{"type":"stop_stream","session_id":"{}"}}"#, self.id)
     }
