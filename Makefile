@@ -15,7 +15,7 @@ BINS := target/release/v1 target/release/relay-service target/release/simulation
 up: build frontend data
 	./scripts/up.sh
 
-## Every test: Rust (unit + integration, real servers), frontend unit tests, and the
+## Every test: Rust (unit + integration, real servers), the frontend's lint and unit tests, and the
 ## end-to-end test in Chromium against the real services.
 test: build frontend test-rust test-frontend test-e2e
 
@@ -58,7 +58,7 @@ test-rust:
 	$(CARGO) test --release --workspace
 
 test-frontend: frontend
-	cd frontend && npm test
+	cd frontend && npm run lint && npm test
 
 test-e2e: build frontend
 	./scripts/e2e.sh

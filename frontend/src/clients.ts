@@ -170,7 +170,7 @@ export class RelayClient {
     try {
       response = await this.fetch(url, jsonPost({}));
     } catch (err) {
-      throw new Error(`POST ${url} failed: ${networkMessage(err)}`);
+      throw new Error(`POST ${url} failed: ${networkMessage(err)}`, { cause: err });
     }
     if (!response.ok) {
       throw new Error(`POST ${url} answered ${response.status} ${response.statusText}`.trim());
@@ -179,7 +179,7 @@ export class RelayClient {
     try {
       body = await response.json();
     } catch (err) {
-      throw new Error(`POST ${url} did not answer JSON: ${networkMessage(err)}`);
+      throw new Error(`POST ${url} did not answer JSON: ${networkMessage(err)}`, { cause: err });
     }
     const grant = parseSessionGrant(body);
     if (!grant.ok) throw new Error(`POST ${url}: ${grant.error.message}`);

@@ -15,14 +15,12 @@ export function useCamera(active: boolean, open: () => Promise<MediaStream> = op
   const [camera, setCamera] = useState<CameraState>({ status: "off" });
   const [attempt, setAttempt] = useState(0);
 
+  // The effect only subscribes; "off" while inactive and "starting" until the camera
+  // answers are derived below, so no state is set synchronously in the effect body.
   useEffect(() => {
-    if (!active) {
-      setCamera({ status: "off" });
-      return;
-    }
+    if (!active) return;
     let cancelled = false;
     let stream: MediaStream | null = null;
-    setCamera({ status: "starting" });
     open().then(
       (s) => {
         if (cancelled) {
@@ -41,8 +39,10 @@ export function useCamera(active: boolean, open: () => Promise<MediaStream> = op
     return () => {
       cancelled = true;
       stopCamera(stream);
+      setCamera({ status: "off" });
     };
   }, [active, attempt, open]);
 
-  return { camera, retry: () => setAttempt((n) => n + 1) };
+  const shown: CameraState = !active ? { status: "off" } : camera.status === "off" ? { status: "starting" } : camera;
+  return { camera: shown, retry: () => setAttempt((n) => n + 1) };
 }
