@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hdf5::{File, Group, ObjectReference1};
+use hdf5::{File, Group};
 use neural_data::build::{SegmentSource, TreeInput};
 use neural_data::pvc1::{
     Condition, ConditionKind, ElectrodeEvents, Recording, Trial, SAMPLE_RATE_HZ, SNIPPET_LEN,
@@ -267,9 +267,8 @@ fn read_file(path: &Path) -> Result<(Recording, Vec<SegmentSource>), NwbError> {
     // Frames.
     let frames_g = group(&file, path, &format!("stimulus/presentation/{FRAMES}"))?;
     let external = strs(&frames_g, path, "external_file")?;
-    let frames_ref = file
-        .reference::<ObjectReference1>(&format!("/stimulus/presentation/{FRAMES}"))
-        .map_err(|e| NwbError::hdf5(path, "referencing the frames", e))?;
+    // Every trial's frame reference must point at this group.
+    let frames_path = frames_g.name();
     let base = path.parent().unwrap_or(Path::new("."));
 
     // Conditions, in listOfResults order; repeats by index.
@@ -336,20 +335,11 @@ fn read_file(path: &Path) -> Result<(Recording, Vec<SegmentSource>), NwbError> {
         if let (ConditionKind::Movie { movie, segment }, true) =
             (&kind, r.idx_start >= 0 && r.count > 0)
         {
-            if file
-                .dereference(&r.timeseries)
-                .map(|o| match o {
-                    hdf5::ReferencedObject::Group(g) => g.name(),
-                    _ => String::new(),
-                })
-                .ok()
-                != file
-                    .dereference(&frames_ref)
-                    .map(|o| match o {
-                        hdf5::ReferencedObject::Group(g) => g.name(),
-                        _ => String::new(),
-                    })
-                    .ok()
+            let target = match file.dereference(&r.timeseries) {
+                Ok(hdf5::ReferencedObject::Group(g)) => Some(g.name()),
+                _ => None,
+            };
+            if target.as_deref() != Some(frames_path.as_str())
             {
                 return Err(invalid(
                     path,
