@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use neural_data::pvc1::{self, ConditionKind, Pvc1Tree, Recording, FRAME_RATE_HZ, SAMPLE_RATE_HZ};
-use neural_data::sim::{simulate, GroundTruth, Preset, SimConfig, SimSummary};
+use v1_sim::{simulate, GroundTruth, Preset, SimConfig, SimSummary};
 
 const SEED: u64 = 7;
 
@@ -199,7 +199,7 @@ fn ground_truth_matches_the_tree() {
 fn firing_rates_are_in_the_stated_ranges() {
     let f = fixture();
     let t = &f.truth.truth;
-    let p = neural_data::sim::PopulationParams::default();
+    let p = v1_sim::PopulationParams::default();
     for e in t.electrodes.iter().filter(|e| e.good) {
         assert!((p.units_per_electrode[0]..=p.units_per_electrode[1]).contains(&e.units.len()));
         for u in &e.units {

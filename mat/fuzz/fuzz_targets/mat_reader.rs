@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use neural_data::mat::{read_mat_bytes_with, ReadOptions};
+use v1_mat::{read_mat_bytes_with, ReadOptions};
 
 fuzz_target!(|data: &[u8]| {
     // A small inflate cap keeps each execution fast and within libFuzzer's RSS limit.

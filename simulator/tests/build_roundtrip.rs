@@ -1,10 +1,11 @@
 //! The dataset builder reads what the simulator wrote, and recovers the planted latency
-//! and receptive-field positions; the cache round-trips; broken trees are reported.
+//! and receptive-field positions; the cache round-trips; broken trees are reported. It
+//! lives in the simulator crate because that sits above the builder (`neural-data`).
 
 use neural_data::build::{build, read_input};
 use neural_data::cache::{Dataset, Split};
-use neural_data::sim::{simulate, Preset, SimConfig};
 use neural_data::BuildConfig;
+use v1_sim::{simulate, Preset, SimConfig};
 
 /// Enough data for the STA estimates (the small preset has too little), still seconds.
 fn medium(out: &std::path::Path) {

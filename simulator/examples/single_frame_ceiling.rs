@@ -5,11 +5,11 @@
 //! (the steady state). V1 integrates over ~100-150 ms, so a model that sees one frame per
 //! sample is capped near these correlations; this is why the image encoder reads a clip.
 //!
-//!     cargo run --release -p neural-data --example single_frame_ceiling [-- CROP_PX]
+//!     cargo run --release -p v1-sim --example single_frame_ceiling [-- CROP_PX]
 //!
 //! With CROP_PX the held frame's RF crop is first resized to CROP_PX pixels and back (the
 //! resolution the networks see), to measure what the resize loses.
-use neural_data::sim::{self, population::Population, response, stimuli, SimConfig};
+use v1_sim::{population::Population, response, stimuli, Preset, SimConfig};
 
 /// Pearson r by the metrics crate's definition (a constant series gives 0).
 fn pearson(a: &[f64], b: &[f64]) -> f64 {
@@ -39,7 +39,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let cfg = SimConfig::preset(sim::Preset::Default, 1);
+    let cfg = SimConfig::preset(Preset::Default, 1);
     let mut pop = Population::generate(cfg.seed, &cfg.population);
     let model = response::Model::new(&pop, 2, 320, 240);
     let calib: Vec<Vec<Vec<f32>>> = stimuli::calibration_scenes(cfg.seed, cfg.population.calibration_scenes, cfg.population.calibration_scene_frames)

@@ -30,7 +30,7 @@
 //! - [`reader`]: bytes -> [`MatFile`];
 //! - [`writer`]: [`Variable`]s -> bytes/file, written atomically, whole-number doubles
 //!   stored in the smallest integer type as MATLAB's `save` does;
-//! - [`atomic`]: write-to-temp-then-rename, shared with the pvc-1 writer.
+//! - [`atomic`]: write-to-temp-then-rename, shared with the pvc-1 writer and the simulator.
 //!
 //! Element order is MATLAB's: column-major.
 

@@ -23,7 +23,7 @@ use rand_distr::StandardNormal;
 use super::params::PopulationParams;
 use super::population::Population;
 use super::rng::{self, Domain};
-use crate::pvc1::{ElectrodeEvents, FRAME_RATE_HZ, SAMPLE_RATE_HZ, SNIPPET_LEN};
+use neural_data::pvc1::{ElectrodeEvents, FRAME_RATE_HZ, SAMPLE_RATE_HZ, SNIPPET_LEN};
 
 /// Samples of the 30 kHz clock per 1/30 s frame.
 pub const SAMPLES_PER_FRAME: u64 = (SAMPLE_RATE_HZ / FRAME_RATE_HZ) as u64;

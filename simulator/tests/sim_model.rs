@@ -1,10 +1,10 @@
 //! The simulated population in memory: maps, tuning, rates, latency, noise correlations.
 
-use neural_data::sim::population::{CellType, Population};
-use neural_data::sim::response::{self, Model};
-use neural_data::sim::spikes::{self, TrialKey};
-use neural_data::sim::stimuli::{self, StimulusSource};
-use neural_data::sim::PopulationParams;
+use v1_sim::population::{CellType, Population};
+use v1_sim::response::{self, Model};
+use v1_sim::spikes::{self, TrialKey};
+use v1_sim::stimuli::{self, StimulusSource};
+use v1_sim::PopulationParams;
 
 fn calibrated(seed: u64, latency: usize) -> (Population, Model) {
     let params = PopulationParams::default();

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::params::PopulationParams;
 use super::rng::{self, Domain};
-use crate::pvc1::{SNIPPET_LEN, FRAME_RATE_HZ};
+use neural_data::pvc1::{SNIPPET_LEN, FRAME_RATE_HZ};
 
 /// Simple (linear, half-wave rectified) or complex (quadrature energy) cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use neural_data::mat::{
+use v1_mat::{
     read_mat_bytes, read_mat_file, write_mat_bytes, write_mat_file, Compression, MatArray,
     MatClass, MatData, MatError, NumericData, StructArray, Variable,
 };
@@ -375,7 +375,7 @@ fn reading_a_missing_file_names_it() {
 
 #[test]
 fn a_fixed_header_text_gives_identical_bytes() {
-    use neural_data::mat::write_mat_bytes_with_header;
+    use v1_mat::write_mat_bytes_with_header;
     let vars = every_kind();
     let a = write_mat_bytes_with_header(
         &vars,

@@ -1,19 +1,20 @@
 //! The simulated tree read by a public-style pvc-1 loader: scipy's `loadmat` at its
 //! default options, fields indexed by position as well as by name, integer-typed counts
 //! and ids, frame folders named from `values`, and the event times of every electrode
-//! equal to what this crate's own reader returns (`tests/public_reader.py`).
+//! equal to what `neural-data`'s reader returns (`tests/public_reader.py`).
 //!
 //! Skips without scipy (printing why) unless `V1_REQUIRE_SCIPY` is set, like
-//! `mat_scipy.rs`.
+//! `v1-mat`'s `mat_scipy.rs`.
 
+#[path = "../../mat/tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
 use neural_data::pvc1::{self, ConditionKind, Recording};
-use neural_data::sim::{simulate, Preset, SimConfig};
 use serde_json::{json, Value};
+use v1_sim::{simulate, Preset, SimConfig};
 
 use common::scipy_available;
 

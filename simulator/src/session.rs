@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::population::{shuffle, Population};
 use super::rng::{self, Domain};
 use super::spikes::TrialKey;
-use crate::pvc1::FRAME_RATE_HZ;
+use neural_data::pvc1::FRAME_RATE_HZ;
 
 /// Sub-folder of `neurodata/` for all files, as in pvc-1.
 pub const SUBDIR: &str = "ac1";

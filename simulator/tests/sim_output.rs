@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 use neural_data::pvc1;
-use neural_data::sim::{simulate, GroundTruth, Preset, SimConfig, SimError};
+use v1_sim::{simulate, GroundTruth, Preset, SimConfig, SimError};
 
 fn quick(seed: u64) -> SimConfig {
     let mut cfg = SimConfig::preset(Preset::Small, seed);

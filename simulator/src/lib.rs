@@ -46,13 +46,13 @@ pub use params::PopulationParams;
 pub use population::Population;
 pub use truth::{GroundTruth, SegmentRates, Truth};
 
-use crate::mat::atomic::write_atomically;
-use crate::progress::progress_bar;
-use crate::mat::{write_mat_bytes, Compression, Variable};
-use crate::pvc1::{
+use neural_data::progress::progress_bar;
+use neural_data::pvc1::{
     recording_to_mat, write_segment_frames, Condition, ConditionKind, ElectrodeEvents, Recording, Trial, DATA_DIR_NAME,
     FRAME_HEIGHT, FRAME_RATE_HZ, FRAME_WIDTH, NEURODATA_DIR, PEPANA,
 };
+use v1_mat::atomic::write_atomically;
+use v1_mat::{write_mat_bytes, Compression, Variable};
 use error::io;
 use session::{PlanSpec, PlannedCondition, SessionPlan};
 use stimuli::{PhotoLibrary, StimulusSource};

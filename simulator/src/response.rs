@@ -289,7 +289,7 @@ pub fn unit_rates(pop: &Population, drive: &[Vec<f32>]) -> Vec<Vec<f32>> {
 /// `latency` on, the driven part of unit u's rate is multiplied by
 /// `1 + onset_gain_u exp(-(t - latency) / onset_tau)` (see `PopulationParams::onset_gain`).
 pub fn add_onset_transient(pop: &Population, rates: &mut [Vec<f32>], latency: usize) {
-    let tau_bins = pop.params.onset_tau_ms / 1000.0 * crate::pvc1::FRAME_RATE_HZ;
+    let tau_bins = pop.params.onset_tau_ms / 1000.0 * neural_data::pvc1::FRAME_RATE_HZ;
     for (t, row) in rates.iter_mut().enumerate().skip(latency) {
         let decay = (-((t - latency) as f64) / tau_bins.max(1e-9)).exp();
         if decay < 1e-4 {
@@ -438,7 +438,7 @@ fn envelope(center: [f64; 2], orientation_deg: f64, sigma_x: f64, sigma_y: f64, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::PopulationParams;
+    use crate::PopulationParams;
 
     fn grating(w: usize, h: usize, ori_deg: f64, f_cpp: f64, phase: f64, contrast: f64) -> Vec<f32> {
         let psi = (ori_deg + 90.0).to_radians();

@@ -22,7 +22,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::error::SimError;
 use super::rng::{self, Domain};
-use crate::pvc1::{FRAME_HEIGHT, FRAME_WIDTH};
+use neural_data::pvc1::{FRAME_HEIGHT, FRAME_WIDTH};
 
 const FW: usize = FRAME_WIDTH as usize;
 const FH: usize = FRAME_HEIGHT as usize;

@@ -4,7 +4,7 @@
 //! than the class, empty `miMATRIX` elements, and v7.3 files. Plus a file written by
 //! scipy's `savemat`, embedded as bytes so the check runs without Python.
 
-use neural_data::mat::{read_mat_bytes, MatClass, MatData, MatError, NumericData};
+use v1_mat::{read_mat_bytes, MatClass, MatData, MatError, NumericData};
 
 #[derive(Clone, Copy, PartialEq)]
 enum E {
@@ -109,7 +109,7 @@ fn file(e: E, elements: &[Vec<u8>]) -> Vec<u8> {
     f
 }
 
-fn numeric(f: &neural_data::mat::MatFile, name: &str) -> NumericData {
+fn numeric(f: &v1_mat::MatFile, name: &str) -> NumericData {
     match &f
         .variables
         .iter()
