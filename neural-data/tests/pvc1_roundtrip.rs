@@ -366,11 +366,11 @@ fn other_empty_shapes_single_vectors_and_double_snippets_are_read() {
 }
 
 /// The fuzz seeds are pepANA files written by scipy's savemat (see
-/// `neural-data/fuzz/make_seeds.py`): plain structs and `pepmodule`/`peplooper` objects,
+/// `mat/fuzz/make_seeds.py`): plain structs and `pepmodule`/`peplooper` objects,
 /// compressed and not. They read as the same recording, without Python.
 #[test]
 fn pepana_files_written_by_scipy_are_read() {
-    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/mat_reader");
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mat/fuzz/seeds/mat_reader");
     let mut seen = 0;
     for name in [
         "pepana_struct_plain",
