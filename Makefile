@@ -87,7 +87,7 @@ fuzz:
 	cd shared-protocol/fuzz && mkdir -p corpus/protocol_decode corpus/data_url_image && \
 	  $(FUZZ_RUN) protocol_decode corpus/protocol_decode seeds/protocol_decode -- $(FUZZ_ARGS) -max_len=4096 && \
 	  $(FUZZ_RUN) data_url_image corpus/data_url_image seeds/data_url_image -- $(FUZZ_ARGS) -max_len=16384
-	cd neural-data/fuzz && mkdir -p corpus/mat_reader && \
+	cd mat/fuzz && mkdir -p corpus/mat_reader && \
 	  $(FUZZ_RUN) mat_reader corpus/mat_reader seeds/mat_reader -- $(FUZZ_ARGS) -max_len=8192
 
 ## Soak benchmark (not a test): SOAK_SESSIONS sessions at 30 frames/s for SOAK_SECONDS

@@ -269,16 +269,16 @@ fn bench_data(dir: Option<PathBuf>, small_only: bool) -> Result<()> {
         }
     };
     let mut results = Vec::new();
-    let presets: &[(&str, neural_data::sim::Preset)] = if small_only {
-        &[("small", neural_data::sim::Preset::Small)]
+    let presets: &[(&str, v1_sim::Preset)] = if small_only {
+        &[("small", v1_sim::Preset::Small)]
     } else {
-        &[("small", neural_data::sim::Preset::Small), ("default", neural_data::sim::Preset::Default)]
+        &[("small", v1_sim::Preset::Small), ("default", v1_sim::Preset::Default)]
     };
     for (name, preset) in presets {
         let out = base.join(name);
-        let mut cfg = neural_data::sim::SimConfig::preset(*preset, 1);
+        let mut cfg = v1_sim::SimConfig::preset(*preset, 1);
         cfg.overwrite = true;
-        let s = neural_data::sim::simulate(&out, &cfg)?;
+        let s = v1_sim::simulate(&out, &cfg)?;
         let input = neural_data::build::read_input(&out, true)?;
         let t0 = Instant::now();
         let (ds, decoded) = neural_data::build::build(&input, &neural_data::BuildConfig::default(), false)?;

@@ -232,10 +232,10 @@ fn training_threads(configured: usize) -> usize {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate { out, preset, seed, images, frames, overwrite } => {
-            let mut cfg = neural_data::sim::SimConfig::preset(
+            let mut cfg = v1_sim::SimConfig::preset(
                 match preset {
-                    PresetArg::Small => neural_data::sim::Preset::Small,
-                    PresetArg::Default => neural_data::sim::Preset::Default,
+                    PresetArg::Small => v1_sim::Preset::Small,
+                    PresetArg::Default => v1_sim::Preset::Default,
                 },
                 seed,
             );
@@ -244,7 +244,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(f) = frames {
                 cfg.frames_per_segment = f;
             }
-            let s = neural_data::sim::simulate(&out, &cfg)?;
+            let s = v1_sim::simulate(&out, &cfg)?;
             println!(
                 "simulated {} segments, {} frames, {} recordings, {} events, {:.1} MB in {:.1} s ({:.0} frames/s) -> {}",
                 s.segments,

@@ -9,9 +9,9 @@ use anyhow::Result;
 pub fn export(data: &Path, out: &Path, overwrite: bool) -> Result<()> {
     use anyhow::Context;
     let input = neural_data::build::read_input(data, true)?;
-    let truth = if data.join(neural_data::sim::truth::TRUTH_DIR).exists() {
+    let truth = if data.join(v1_sim::truth::TRUTH_DIR).exists() {
         Some(
-            neural_data::sim::GroundTruth::load(data)
+            v1_sim::GroundTruth::load(data)
                 .with_context(|| format!("reading the ground truth of {}", data.display()))?,
         )
     } else {

@@ -18,10 +18,10 @@ pub fn fixture_config() -> TrainConfig {
 pub fn tiny_fixture(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let data = dir.join("data");
     let model_dir = dir.join("model");
-    let mut sim = neural_data::sim::SimConfig::preset(neural_data::sim::Preset::Small, 1);
+    let mut sim = v1_sim::SimConfig::preset(v1_sim::Preset::Small, 1);
     sim.progress = false;
     sim.overwrite = true;
-    neural_data::sim::simulate(&data, &sim).map_err(|e| ModelError::Invalid(format!("simulating the fixture: {e}")))?;
+    v1_sim::simulate(&data, &sim).map_err(|e| ModelError::Invalid(format!("simulating the fixture: {e}")))?;
     let cfg = fixture_config();
     let input = neural_data::build::read_input(&data, true)?;
     let (ds, _) = neural_data::build::load_or_build(&input, &cfg.data, false)?;

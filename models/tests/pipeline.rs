@@ -134,11 +134,11 @@ fn training_learns_and_evaluation_writes_an_honest_report() {
     // segments of 3 s, still seconds to simulate and train.
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut sim = neural_data::sim::SimConfig::preset(neural_data::sim::Preset::Small, 2);
+    let mut sim = v1_sim::SimConfig::preset(v1_sim::Preset::Small, 2);
     sim.segments = 10;
     sim.frames_per_segment = 90;
     sim.progress = false;
-    neural_data::sim::simulate(&data, &sim).unwrap();
+    v1_sim::simulate(&data, &sim).unwrap();
     let mut cfg = fixture_config();
     cfg.phase1.max_epochs = 20;
     cfg.phase1.patience = 20;

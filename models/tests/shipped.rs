@@ -28,10 +28,10 @@ fn default_dataset() -> &'static Path {
     static DATA: OnceLock<PathBuf> = OnceLock::new();
     DATA.get_or_init(|| {
         let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join("default-dataset");
-        let mut sim = neural_data::sim::SimConfig::preset(neural_data::sim::Preset::Default, 1);
+        let mut sim = v1_sim::SimConfig::preset(v1_sim::Preset::Default, 1);
         sim.progress = false;
         sim.overwrite = true;
-        neural_data::sim::simulate(&data, &sim).unwrap();
+        v1_sim::simulate(&data, &sim).unwrap();
         data
     })
 }

@@ -1,17 +1,18 @@
 //! Malformed input never panics: every truncation of small valid files, and random byte
 //! flips (deterministic, seeded) of valid files, end in an error or a valid parse. The
-//! pvc-1 layer is run on whatever parses, since it walks the same values.
+//! pvc-1 layer is run on whatever parses, since it walks the same values; that is why
+//! these tests of the `v1-mat` reader live here, above both.
 //!
-//! Crashes found by the fuzzer (`neural-data/fuzz`) become regression tests here, named
-//! after the input's problem.
+//! Crashes found by the fuzzer (`mat/fuzz`) become regression tests here, named after the
+//! input's problem.
 
-use neural_data::mat::{
-    read_mat_bytes, read_mat_bytes_with, write_mat_bytes, Compression, MatError, ReadOptions,
-    Variable,
-};
 use neural_data::pvc1::{
     recording_from_mat, recording_to_mat, Condition, ConditionKind, ElectrodeEvents, Recording,
     Trial,
+};
+use v1_mat::{
+    read_mat_bytes, read_mat_bytes_with, write_mat_bytes, Compression, MatError, ReadOptions,
+    Variable,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -4,12 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
-use neural_data::mat::{write_mat_file, Compression, MatArray, MatData, MatError, Variable};
 use neural_data::pvc1::{
     read_recording, read_tree, read_tree_with, recording_to_mat, write_recording,
     write_segment_frames, Condition, ConditionKind, ElectrodeEvents, Pvc1Error, Recording,
     TreeOptions, Trial, DATA_DIR_NAME,
 };
+use v1_mat::{write_mat_file, Compression, MatArray, MatData, MatError, Variable};
 
 fn ev(n: usize) -> ElectrodeEvents {
     ElectrodeEvents {

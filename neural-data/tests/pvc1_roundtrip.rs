@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use image::{Rgb, RgbImage};
-use neural_data::mat::{write_mat_file, Compression, MatArray, MatData, NumericData, Variable};
 use neural_data::pvc1::{
     read_recording, read_tree, recording_to_mat, segment_dir_name, write_recording,
     write_segment_frames, Condition, ConditionKind, ElectrodeEvents, Recording, Trial,
     DATA_DIR_NAME, SNIPPET_LEN,
 };
+use v1_mat::{write_mat_file, Compression, MatArray, MatData, NumericData, Variable};
 
 fn snippet(seed: usize) -> [i8; SNIPPET_LEN] {
     let mut s = [0i8; SNIPPET_LEN];
@@ -366,11 +366,11 @@ fn other_empty_shapes_single_vectors_and_double_snippets_are_read() {
 }
 
 /// The fuzz seeds are pepANA files written by scipy's savemat (see
-/// `neural-data/fuzz/make_seeds.py`): plain structs and `pepmodule`/`peplooper` objects,
+/// `mat/fuzz/make_seeds.py`): plain structs and `pepmodule`/`peplooper` objects,
 /// compressed and not. They read as the same recording, without Python.
 #[test]
 fn pepana_files_written_by_scipy_are_read() {
-    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/mat_reader");
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mat/fuzz/seeds/mat_reader");
     let mut seen = 0;
     for name in [
         "pepana_struct_plain",
@@ -486,7 +486,7 @@ fn former_layout_recording() -> Recording {
 
 #[test]
 fn files_in_the_former_field_order_with_double_storage_still_read() {
-    use neural_data::mat::{read_mat_bytes, MatClass};
+    use v1_mat::{read_mat_bytes, MatClass};
     let hex: String = FORMER_LAYOUT_FILE_HEX.concat();
     let bytes: Vec<u8> = (0..hex.len())
         .step_by(2)

@@ -9,8 +9,8 @@ use neural_data::build::{SegmentSource, TreeInput};
 use neural_data::pvc1::{
     electrode_position, ConditionKind, Recording, FRAME_RATE_HZ, SAMPLE_RATE_HZ, SNIPPET_LEN,
 };
-use neural_data::sim::GroundTruth;
 use serde::Serialize;
+use v1_sim::GroundTruth;
 
 use crate::h5::{self, Ids, CORE, HDMF};
 use crate::{NwbError, FRAMES, GROUND_TRUTH_MODULE, NWB_VERSION};
@@ -790,9 +790,9 @@ fn write_truth(
     ];
     h5::table_attrs(&table, "SIMULATED: the planted receptive field of each electrode of this recording (frame px of the 320x240 movie; NaN on noise-only electrodes)", &cols)?;
     h5::element_ids(&table, ids, n)?;
-    let by_id: HashMap<u16, &neural_data::sim::truth::ElectrodeTruth> =
+    let by_id: HashMap<u16, &v1_sim::truth::ElectrodeTruth> =
         truth.truth.electrodes.iter().map(|e| (e.id, e)).collect();
-    let get = |f: &dyn Fn(&neural_data::sim::truth::ElectrodeTruth) -> Option<f64>| -> Vec<f64> {
+    let get = |f: &dyn Fn(&v1_sim::truth::ElectrodeTruth) -> Option<f64>| -> Vec<f64> {
         rec.electrodes
             .iter()
             .map(|id| by_id.get(id).and_then(|e| f(e)).unwrap_or(f64::NAN))

@@ -32,7 +32,7 @@ from scipy.io import loadmat
 from pynwb import NWBHDF5IO
 
 # The problem collector of the public-reader check of the .mat files.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "neural-data", "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "simulator", "tests"))
 from public_reader import Checker  # noqa: E402
 
 PITCH_UM = 400.0

@@ -27,7 +27,7 @@ pub use writer::{
     REPEAT_FIELDS, RESULT_FIELDS,
 };
 
-pub use crate::mat::Compression;
+pub use v1_mat::Compression;
 
 /// Name of the folder the pvc-1 zip unpacks to.
 pub const DATA_DIR_NAME: &str = "crcns-ringach-data";
@@ -92,7 +92,7 @@ impl fmt::Display for PepLocation {
 #[derive(Debug, thiserror::Error)]
 pub enum Pvc1Error {
     #[error(transparent)]
-    Mat(#[from] crate::mat::MatError),
+    Mat(#[from] v1_mat::MatError),
 
     #[error("{root}: no pvc-1 tree: {detail}")]
     NoTree { root: PathBuf, detail: String },

@@ -18,7 +18,7 @@ use super::{
     frame_file_name, Condition, ConditionKind, ElectrodeEvents, PepLocation, Pvc1Error, Recording,
     Trial, DATA_DIR_NAME, MOVIE_FRAMES_DIR, NEURODATA_DIR, NFRAMES_FILE, PEPANA, SNIPPET_LEN,
 };
-use crate::mat::{Level5Reader, MatClass, MatFile, MatReader, MatRef};
+use v1_mat::{Level5Reader, MatClass, MatFile, MatReader, MatRef};
 
 /// How to treat a broken segment folder or recording file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -570,7 +570,7 @@ fn snippet_matrix(r: &MatRef) -> Result<(usize, usize, Vec<i8>), Pvc1Error> {
     let mut data = Vec::with_capacity(values.len());
     for v in values {
         if v.fract() != 0.0 || !(-128.0..=127.0).contains(&v) {
-            return Err(Pvc1Error::Mat(crate::mat::MatError::WrongType {
+            return Err(Pvc1Error::Mat(v1_mat::MatError::WrongType {
                 path: r.file().to_path_buf(),
                 node: r.path().to_string(),
                 expected: "int8 waveform samples".to_string(),

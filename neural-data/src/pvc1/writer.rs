@@ -21,7 +21,7 @@
 //! for are empty `[]` placeholders that only hold those positions (see [`PEPANA_FIELDS`]
 //! and [`REPEAT_FIELDS`]). Whole-number doubles (`noRepeats`, `values`, `condition`,
 //! `no_conditions`, `elec_list`, `timeTag`) are stored as small integers, as MATLAB
-//! stores them (see [`crate::mat::writer`]), so scipy's `loadmat` returns integers.
+//! stores them (see [`v1_mat::writer`]), so scipy's `loadmat` returns integers.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -33,8 +33,8 @@ use super::{
     frame_file_name, segment_dir_name, ConditionKind, Pvc1Error, Recording, MOVIE_FRAMES_DIR,
     NEURODATA_DIR, NFRAMES_FILE, PEPANA, SNIPPET_LEN,
 };
-use crate::mat::atomic::write_atomically;
-use crate::mat::{write_mat_file, Compression, MatArray, Variable};
+use v1_mat::atomic::write_atomically;
+use v1_mat::{write_mat_file, Compression, MatArray, Variable};
 
 /// JPEG quality of written frames: visually clean at 320x240, ~10-15 kB a frame.
 pub const JPEG_QUALITY: u8 = 85;
@@ -266,7 +266,7 @@ pub fn write_segment_frames(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mat::{MatData, StructArray};
+    use v1_mat::{MatData, StructArray};
     use crate::pvc1::{Condition, ElectrodeEvents, Trial};
 
     fn names(a: &MatArray) -> Vec<&str> {

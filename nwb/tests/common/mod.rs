@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use neural_data::build::{read_input, TreeInput};
-use neural_data::sim::{simulate, GroundTruth, Preset, SimConfig};
 use v1_nwb::{export_tree, ExportOptions, ExportSummary};
+use v1_sim::{simulate, GroundTruth, Preset, SimConfig};
 
 pub struct Exported {
     pub tree_dir: PathBuf,
