@@ -13,6 +13,18 @@ use crate::parallel::DataParallel;
 use crate::pipeline::V1Model;
 use crate::waveform_decoder::poisson_loss;
 
+/// What every loss reads besides the samples: the model, the data and the settings.
+#[derive(Clone, Copy)]
+pub(super) struct Inputs<'a> {
+    pub model: &'a V1Model,
+    pub ds: &'a Dataset,
+    pub clips: &'a Clips,
+    pub cfg: &'a TrainConfig,
+    pub device: &'a Device,
+    /// Which responses phase 2 learns from.
+    pub source: ResponseSource,
+}
+
 fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok((a - b)?.sqr()?.mean_all()?)
 }
@@ -70,7 +82,8 @@ fn cosine_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// Phase 1's loss as (per-sample mean part, batch-independent regulariser).
-pub(super) fn phase1_terms(model: &V1Model, ds: &Dataset, clips: &Clips, idx: &[usize], cfg: &TrainConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+pub(super) fn phase1_terms(x_in: &Inputs<'_>, idx: &[usize]) -> Result<(Tensor, Tensor)> {
+    let Inputs { model, ds, clips, cfg, device, .. } = *x_in;
     let clip = model.crops_to_tensor_raw(&clips_tensor(ds, clips, idx, device)?)?;
     // The image loss's target: the sample's own frame, already in the clip.
     let x = clip.narrow(1, clips.own, 1)?.contiguous()?;
@@ -85,8 +98,8 @@ pub(super) fn phase1_terms(model: &V1Model, ds: &Dataset, clips: &Clips, idx: &[
     Ok(((l_pois + (l_img * cfg.phase1.image_loss_weight)?)?, (l1 * cfg.phase1.readout_l1)?))
 }
 
-fn phase1_loss(model: &V1Model, ds: &Dataset, clips: &Clips, idx: &[usize], cfg: &TrainConfig, device: &Device) -> Result<Tensor> {
-    let (data, reg) = phase1_terms(model, ds, clips, idx, cfg, device)?;
+fn phase1_loss(x_in: &Inputs<'_>, idx: &[usize]) -> Result<Tensor> {
+    let (data, reg) = phase1_terms(x_in, idx)?;
     Ok((data + reg)?)
 }
 
@@ -98,18 +111,8 @@ pub(super) struct Phase2Batch {
     r: Tensor,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn phase2_batch(
-    model: &V1Model,
-    ds: &Dataset,
-    clips: &Clips,
-    idx: &[usize],
-    cfg: &TrainConfig,
-    device: &Device,
-    source: ResponseSource,
-    rng: &mut rand_chacha::ChaCha8Rng,
-    z_all: Option<&Tensor>,
-) -> Result<Phase2Batch> {
+pub(super) fn phase2_batch(x_in: &Inputs<'_>, idx: &[usize], rng: &mut rand_chacha::ChaCha8Rng, z_all: Option<&Tensor>) -> Result<Phase2Batch> {
+    let Inputs { model, ds, clips, cfg, device, source } = *x_in;
     let p = &cfg.phase2;
     let nets = model.networks();
     let x01 = crops_tensor(ds, idx, device)?;
@@ -191,22 +194,12 @@ fn image_terms(mut loss: Tensor, recon01: &Tensor, x01: &Tensor, cfg: &TrainConf
 /// Phase 1: Poisson + image loss on validation. Phase 2: pixel MSE of reconstructions
 /// from recorded (or noise-free) validation responses — the quantity that matters — plus
 /// the PixCorr term when phase 2 trains with one.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn validation_loss(
-    model: &V1Model,
-    ds: &Dataset,
-    clips: &Clips,
-    idx: &[usize],
-    cfg: &TrainConfig,
-    device: &Device,
-    phase: Phase,
-    source: ResponseSource,
-    dp: &DataParallel,
-) -> Result<f64> {
+pub(super) fn validation_loss(x_in: &Inputs<'_>, idx: &[usize], phase: Phase, dp: &DataParallel) -> Result<f64> {
+    let Inputs { model, ds, cfg, device, source, .. } = *x_in;
     let parts = dp.map(&chunk_ranges(idx.len(), EVAL_CHUNK), |r| {
         let chunk = &idx[r];
         let l = if phase == Phase::Encoding {
-            phase1_loss(model, ds, clips, chunk, cfg, device)?
+            phase1_loss(x_in, chunk)?
         } else {
             let x01 = crops_tensor(ds, chunk, device)?;
             let counts = match source {
@@ -231,7 +224,8 @@ fn chunk_ranges(n: usize, size: usize) -> Vec<std::ops::Range<usize>> {
 }
 
 /// Latents z_image of every sample (the frozen image encoder of phase 2), [N, Cz, G, G].
-pub(super) fn all_latents(model: &V1Model, ds: &Dataset, clips: &Clips, device: &Device, dp: &DataParallel) -> Result<Tensor> {
+pub(super) fn all_latents(x_in: &Inputs<'_>, dp: &DataParallel) -> Result<Tensor> {
+    let Inputs { model, ds, clips, device, .. } = *x_in;
     let all: Vec<usize> = (0..ds.n).collect();
     let parts = dp.map(&chunk_ranges(ds.n, EVAL_CHUNK), |r| {
         let x = model.crops_to_tensor_raw(&clips_tensor(ds, clips, &all[r], device)?)?;

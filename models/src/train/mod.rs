@@ -39,7 +39,7 @@ use crate::error::{io_err, ModelError, Result};
 use crate::parallel::DataParallel;
 use crate::pipeline::{write_atomic, V1Model};
 use checkpoint::{restore, snapshot, Checkpoint, CheckpointState};
-use losses::{all_latents, phase1_terms, phase2_batch, phase2_loss, validation_loss};
+use losses::{all_latents, phase1_terms, phase2_batch, phase2_loss, validation_loss, Inputs};
 pub use phase::{Phase, Schedule};
 
 /// Which responses phase 2 learns from.
@@ -121,7 +121,8 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
     let train_idx = ds.indices(Split::Train);
     let val_idx = ds.indices(Split::Validation);
     let val_idx = if val_idx.is_empty() { train_idx.iter().copied().step_by(10).collect() } else { val_idx };
-    let mut run = Run { ds, opts, model: &model, device, dp, clips, train_idx, val_idx, checkpoint, log, images_seen: 0, compute_secs: 0.0 };
+    let inputs = Inputs { model: &model, ds, clips: &clips, cfg, device: &device, source: opts.source };
+    let mut run = Run { x: inputs, opts, dp, train_idx, val_idx, checkpoint, log, images_seen: 0, compute_secs: 0.0 };
     let mut epochs_run = [0usize; 2];
     let mut best = [f64::NAN; 2];
 
@@ -208,13 +209,10 @@ fn data_parallel(opts: &TrainOptions<'_>) -> Result<DataParallel> {
 
 /// What one run shares across its phases and epochs.
 struct Run<'a> {
-    ds: &'a Dataset,
+    /// The model being trained (its variables change in place), the data and settings.
+    x: Inputs<'a>,
     opts: &'a TrainOptions<'a>,
-    /// The model being trained; its variables change in place.
-    model: &'a V1Model,
-    device: Device,
     dp: DataParallel,
-    clips: Clips,
     train_idx: Vec<usize>,
     val_idx: Vec<usize>,
     checkpoint: Checkpoint,
@@ -238,22 +236,22 @@ impl Run<'_> {
     fn phase(&mut self, phase: Phase, state: &mut CheckpointState) -> Result<()> {
         let sched = phase.schedule(self.opts.config);
         let lr = state.lr.unwrap_or(sched.learning_rate);
-        let vars = phase.vars(self.model);
+        let model = self.x.model;
+        let vars = phase.vars(model);
         // Phase 2 keeps the image encoder frozen: its latents are computed once.
         let z_all = match phase {
-            Phase::Reconstruction => Some(all_latents(self.model, self.ds, &self.clips, &self.device, &self.dp)?),
+            Phase::Reconstruction => Some(all_latents(&self.x, &self.dp)?),
             Phase::Encoding => None,
         };
         let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr, weight_decay: sched.weight_decay, ..Default::default() })?;
         let mut best_weights = snapshot(&vars)?;
-        if let Some(saved) = self.checkpoint.best_weights(self.model, phase, state, &self.device)? {
+        if let Some(saved) = self.checkpoint.best_weights(model, phase, state, self.x.device)? {
             best_weights = saved;
         }
         while state.epoch < sched.max_epochs && !state.done {
             let epoch_lr = opt.learning_rate();
             let stats = self.epoch(phase, &sched, state.epoch, &vars, &mut opt, z_all.as_ref())?;
-            let cfg = self.opts.config;
-            let val = validation_loss(self.model, self.ds, &self.clips, &self.val_idx, cfg, &self.device, phase, self.opts.source, &self.dp)?;
+            let val = validation_loss(&self.x, &self.val_idx, phase, &self.dp)?;
             let improved = val < state.best_val;
             if improved {
                 state.best_val = val;
@@ -282,16 +280,16 @@ impl Run<'_> {
                 best: improved,
             };
             self.log_epoch(&entry)?;
-            self.checkpoint.save_epoch(self.model, phase, &best_weights, state)?;
+            self.checkpoint.save_epoch(model, phase, &best_weights, state)?;
         }
         restore(&vars, &best_weights)?;
         state.done = true;
-        self.checkpoint.save_phase_end(self.model, state)
+        self.checkpoint.save_phase_end(model, state)
     }
 
     /// One pass over the training split in the epoch's own shuffled order.
     fn epoch(&mut self, phase: Phase, sched: &Schedule, epoch: usize, vars: &[Var], opt: &mut AdamW, z_all: Option<&Tensor>) -> Result<EpochStats> {
-        let (model, ds, cfg) = (self.model, self.ds, self.opts.config);
+        let (x, cfg) = (self.x, self.opts.config);
         let t0 = std::time::Instant::now();
         let mut order = self.train_idx.clone();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed ^ (u64::from(phase.number()) << 40) ^ epoch as u64);
@@ -301,15 +299,15 @@ impl Run<'_> {
         for chunk in order.chunks(sched.batch_size) {
             let (grads, l) = match phase {
                 Phase::Encoding => self.dp.backward(chunk.len(), vars, |r, share, first| {
-                    let (data, reg) = phase1_terms(model, ds, &self.clips, &chunk[r], cfg, &self.device)?;
+                    let (data, reg) = phase1_terms(&x, &chunk[r])?;
                     let l = (data * share)?;
                     Ok(if first { (l + reg)? } else { l })
                 })?,
                 Phase::Reconstruction => {
                     // The random draws (synthetic responses, input noise) are made for the
                     // whole batch in order, so they do not depend on the thread count.
-                    let b = phase2_batch(model, ds, &self.clips, chunk, cfg, &self.device, self.opts.source, &mut rng, z_all)?;
-                    self.dp.backward(chunk.len(), vars, |r, share, _| Ok((phase2_loss(model, &b, r, cfg)? * share)?))?
+                    let b = phase2_batch(&x, chunk, &mut rng, z_all)?;
+                    self.dp.backward(chunk.len(), vars, |r, share, _| Ok((phase2_loss(x.model, &b, r, cfg)? * share)?))?
                 }
             };
             if !l.is_finite() {

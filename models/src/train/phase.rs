@@ -8,6 +8,22 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::pipeline::V1Model;
 
+/// A [`Schedule`] from a phase's config section: both sections name these settings alike.
+macro_rules! schedule {
+    ($p:expr) => {{
+        let p = $p;
+        Schedule {
+            max_epochs: p.max_epochs,
+            batch_size: p.batch_size,
+            learning_rate: p.learning_rate,
+            weight_decay: p.weight_decay,
+            patience: p.patience,
+            lr_decay: p.lr_decay,
+            lr_patience: p.lr_patience,
+        }
+    }};
+}
+
 /// One phase of training. Written as its number (1 or 2) in `train_log.jsonl` and in the
 /// checkpoint state, so logs and checkpoints keep the format users and tools read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -49,30 +65,8 @@ impl Phase {
     /// This phase's optimiser and stopping settings from the config.
     pub fn schedule(self, cfg: &TrainConfig) -> Schedule {
         match self {
-            Phase::Encoding => {
-                let p = &cfg.phase1;
-                Schedule {
-                    max_epochs: p.max_epochs,
-                    batch_size: p.batch_size,
-                    learning_rate: p.learning_rate,
-                    weight_decay: p.weight_decay,
-                    patience: p.patience,
-                    lr_decay: p.lr_decay,
-                    lr_patience: p.lr_patience,
-                }
-            }
-            Phase::Reconstruction => {
-                let p = &cfg.phase2;
-                Schedule {
-                    max_epochs: p.max_epochs,
-                    batch_size: p.batch_size,
-                    learning_rate: p.learning_rate,
-                    weight_decay: p.weight_decay,
-                    patience: p.patience,
-                    lr_decay: p.lr_decay,
-                    lr_patience: p.lr_patience,
-                }
-            }
+            Phase::Encoding => schedule!(&cfg.phase1),
+            Phase::Reconstruction => schedule!(&cfg.phase2),
         }
     }
 }
