@@ -43,48 +43,24 @@ struct Summary {
 }
 
 pub fn run(data: &Path, json: bool) -> Result<()> {
-    let input = crate::nwb::read_tree(data, false)?;
-    let mut files = Vec::new();
-    for r in &input.recordings {
-        let (mut movie, mut other, mut reps, mut events, mut secs) = (0, 0, 0, 0usize, 0f64);
-        let mut per_elec = vec![0usize; r.electrodes.len()];
-        for c in &r.conditions {
-            match c.kind {
-                ConditionKind::Movie { movie: m, segment: s } => {
-                    movie += 1;
-                    reps = reps.max(c.repeats.len());
-                    let nframes = input.segments.iter().find(|x| x.movie == m && x.segment == s).map(|x| x.nframes).unwrap_or(0);
-                    for t in &c.repeats {
-                        secs += nframes as f64 / neural_data::pvc1::FRAME_RATE_HZ;
-                        for (e, ev) in t.electrodes.iter().enumerate() {
-                            events += ev.times.len();
-                            if let Some(p) = per_elec.get_mut(e) {
-                                *p += ev.times.len();
-                            }
-                        }
-                    }
-                }
-                ConditionKind::Other { .. } => other += 1,
-            }
-        }
-        let rates: Vec<f64> = per_elec.iter().map(|n| *n as f64 / secs.max(1e-9)).collect();
-        files.push(FileSummary {
-            name: r.name.clone(),
-            subdir: r.subdir.clone(),
-            electrodes: r.electrodes.len(),
-            movie_conditions: movie,
-            other_conditions: other,
-            repeats: reps,
-            events,
-            mean_rate_hz: rates.iter().sum::<f64>() / rates.len().max(1) as f64,
-            min_rate_hz: rates.iter().copied().fold(f64::INFINITY, f64::min),
-            max_rate_hz: rates.iter().copied().fold(0.0, f64::max),
-        });
+    let summary = summarise(data, !json)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print(&summary);
     }
+    Ok(())
+}
+
+/// Counts, rates per file, latency and RF footprint (from the cached build) and the
+/// statistics against real V1; `progress` shows the long steps' progress bars.
+fn summarise(data: &Path, progress: bool) -> Result<Summary> {
+    let input = crate::nwb::read_tree(data, false)?;
+    let files: Vec<FileSummary> = input.recordings.iter().map(|r| file_summary(r, &input)).collect();
     let movies: BTreeSet<u16> = input.segments.iter().map(|s| s.movie).collect();
     let frames: usize = input.segments.iter().map(|s| s.nframes).sum();
     // Latency and RF footprint from the (cached) build with default settings.
-    let built = neural_data::build::load_or_build(&input, &neural_data::BuildConfig::default(), !json);
+    let built = neural_data::build::load_or_build(&input, &neural_data::BuildConfig::default(), progress);
     let (est_lag, planted, reliable, footprint, crop, mut warnings) = match &built {
         Ok((ds, _)) => {
             let cell = ds.meta.rf_cell_px as f32;
@@ -100,7 +76,7 @@ pub fn run(data: &Path, json: bool) -> Result<()> {
         Err(e) => (None, None, None, None, None, vec![format!("could not estimate latency and RFs: {e}")]),
     };
     warnings.extend(input.warnings.iter().cloned());
-    let opts = neural_data::stats::StatsOptions { progress: !json, ..Default::default() };
+    let opts = neural_data::stats::StatsOptions { progress, ..Default::default() };
     let twin = match neural_data::stats::measure(&input, &opts) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -109,7 +85,7 @@ pub fn run(data: &Path, json: bool) -> Result<()> {
         }
     };
     let twin_vs_real = twin.as_ref().map(|t| t.compare()).unwrap_or_default();
-    let summary = Summary {
+    Ok(Summary {
         root: data.display().to_string(),
         segments: input.segments.len(),
         frames,
@@ -127,11 +103,49 @@ pub fn run(data: &Path, json: bool) -> Result<()> {
         twin,
         twin_vs_real,
         warnings,
-    };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-        return Ok(());
+    })
+}
+
+/// One recording's row: conditions, repeats, events and rates over its movie trials.
+fn file_summary(r: &neural_data::pvc1::Recording, input: &neural_data::build::TreeInput) -> FileSummary {
+    let (mut movie, mut other, mut reps, mut events, mut secs) = (0, 0, 0, 0usize, 0f64);
+    let mut per_elec = vec![0usize; r.electrodes.len()];
+    for c in &r.conditions {
+        match c.kind {
+            ConditionKind::Movie { movie: m, segment: s } => {
+                movie += 1;
+                reps = reps.max(c.repeats.len());
+                let nframes = input.segments.iter().find(|x| x.movie == m && x.segment == s).map(|x| x.nframes).unwrap_or(0);
+                for t in &c.repeats {
+                    secs += nframes as f64 / neural_data::pvc1::FRAME_RATE_HZ;
+                    for (e, ev) in t.electrodes.iter().enumerate() {
+                        events += ev.times.len();
+                        if let Some(p) = per_elec.get_mut(e) {
+                            *p += ev.times.len();
+                        }
+                    }
+                }
+            }
+            ConditionKind::Other { .. } => other += 1,
+        }
     }
+    let rates: Vec<f64> = per_elec.iter().map(|n| *n as f64 / secs.max(1e-9)).collect();
+    FileSummary {
+        name: r.name.clone(),
+        subdir: r.subdir.clone(),
+        electrodes: r.electrodes.len(),
+        movie_conditions: movie,
+        other_conditions: other,
+        repeats: reps,
+        events,
+        mean_rate_hz: rates.iter().sum::<f64>() / rates.len().max(1) as f64,
+        min_rate_hz: rates.iter().copied().fold(f64::INFINITY, f64::min),
+        max_rate_hz: rates.iter().copied().fold(0.0, f64::max),
+    }
+}
+
+/// The summary as a human reads it.
+fn print(summary: &Summary) {
     println!("pvc-1 tree under {}", summary.root);
     println!(
         "  movie segments: {} (movies {:?}), {} frames, {}..{} frames per segment",
@@ -182,5 +196,4 @@ pub fn run(data: &Path, json: bool) -> Result<()> {
     for w in &summary.warnings {
         println!("  warning: {w}");
     }
-    Ok(())
 }

@@ -205,7 +205,7 @@ pub fn compare(info: &ModelInfo, pf: &ProjectiveFields, rfs: &[RfInCrop], good: 
         })
         .collect();
     let coord = |k: usize, pick: fn(&ChannelFields) -> [f32; 2]| -> Vec<f64> { channels.iter().map(|c| f64::from(pick(c)[k])).collect() };
-    let r = |k: usize| pearson(&coord(k, |c| c.pf_centre), &coord(k, |c| c.rf_centre));
+    let r = |k: usize| defined_r(&coord(k, |c| c.pf_centre), &coord(k, |c| c.rf_centre));
     let dist = |a: [f32; 2], b: [f32; 2]| f64::from(((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt());
     let n = channels.len();
     let mean_distance_px = (n > 0).then(|| channels.iter().map(|c| dist(c.pf_centre, c.rf_centre)).sum::<f64>() / n as f64);
@@ -232,8 +232,9 @@ pub fn compare(info: &ModelInfo, pf: &ProjectiveFields, rfs: &[RfInCrop], good: 
     })
 }
 
-/// Pearson r; None for fewer than 3 points or a constant side.
-fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
+/// Pearson r (the metrics crate's), where it says something about centres: None for
+/// fewer than 3 points or a constant side, which the metrics crate would score 0.
+fn defined_r(a: &[f64], b: &[f64]) -> Option<f64> {
     let constant = |v: &[f64]| v.iter().all(|x| *x == v[0]);
     if a.len() < 3 || constant(a) || constant(b) {
         return None;
@@ -348,11 +349,11 @@ mod tests {
     }
 
     #[test]
-    fn pearson_is_one_for_a_line_and_undefined_when_constant() {
-        assert!((pearson(&[1.0, 2.0, 3.0, 4.0], &[3.0, 5.0, 7.0, 9.0]).unwrap() - 1.0).abs() < 1e-12);
-        assert!((pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
-        assert_eq!(pearson(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
-        assert_eq!(pearson(&[1.0, 2.0], &[1.0, 2.0]), None);
+    fn defined_r_is_one_for_a_line_and_undefined_when_constant() {
+        assert!((defined_r(&[1.0, 2.0, 3.0, 4.0], &[3.0, 5.0, 7.0, 9.0]).unwrap() - 1.0).abs() < 1e-12);
+        assert!((defined_r(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).unwrap() + 1.0).abs() < 1e-12);
+        assert_eq!(defined_r(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
+        assert_eq!(defined_r(&[1.0, 2.0], &[1.0, 2.0]), None);
     }
 
     #[test]
