@@ -19,7 +19,7 @@ use tower_http::services::{ServeDir, ServeFile};
 use tracing::{info, warn};
 
 use crate::metrics::Refusal;
-use crate::sessions::SessionError;
+use crate::store::{SessionError, Store};
 use crate::AppState;
 
 pub use service_kit::http::error_response;

@@ -9,10 +9,10 @@
 //! - [`ingest`]: `/ws/ingest`, the per-frame hot path (authenticated by the shared secret).
 //! - [`reconstruct`]: response -> JPEG data URL, on a worker thread.
 //! - [`pool`]: bounded inference queue (full queue -> `overloaded`), from `service-kit`.
-//! - [`store`]: [`store::SessionStore`], the choice of session store (`--session-store`).
-//! - [`sessions`]: the in-memory store: per-session buffer, de-duplication and fan-out;
-//!   idle expiry.
-//! - [`redis_store`]: the same in Redis, shared by several relays (scale-out).
+//! - [`store`]: the session stores behind one contract ([`store::Store`]): in memory
+//!   (per-session buffer, de-duplication and fan-out; idle expiry), or in Redis, shared
+//!   by several relays (scale-out); [`store::SessionStore`] is the one configured
+//!   (`--session-store`).
 //! - [`subscribe`]: `/ws/subscribe` for browsers (token per session).
 //! - [`http`]: `POST /api/sessions` and `POST /api/sessions/{id}/renew` (tokens with an
 //!   expiry), `/healthz`, `/metrics`, the frontend.
@@ -30,8 +30,6 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod reconstruct;
-pub mod redis_store;
-pub mod sessions;
 pub mod store;
 pub mod subscribe;
 
@@ -44,6 +42,7 @@ use std::time::{Duration, Instant};
 use axum::routing::{get, post};
 use axum::Router;
 use models::V1Model;
+use store::Store;
 use service_kit::serve::Drain;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -181,9 +180,7 @@ pub async fn run(
 
 /// Forgets idle sessions now and then, until shutdown.
 async fn expire_sessions(state: AppState) {
-    // With Redis the round also keeps the pub/sub link alive (reconnecting it after an
-    // outage) and refreshes watched sessions, so it runs more often.
-    let longest = if state.sessions.kind() == "redis" { Duration::from_secs(5) } else { Duration::from_secs(30) };
+    let longest = state.sessions.housekeeping_interval();
     let period = (state.config.limits.session_idle / 4).clamp(Duration::from_millis(100), longest);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
