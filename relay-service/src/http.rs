@@ -18,7 +18,7 @@ use shared_protocol::{unix_now, ErrorCode, IssuedToken, ProtocolError, SessionId
 use tower_http::services::{ServeDir, ServeFile};
 use tracing::{info, warn};
 
-use crate::metrics::Refusal;
+use crate::telemetry::Refusal;
 use crate::store::{SessionError, Store};
 use crate::AppState;
 

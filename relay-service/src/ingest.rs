@@ -46,7 +46,7 @@ pub async fn upgrade(
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if !state.config.secret.verify_bearer(auth) {
         state.metrics.error(ErrorCode::Unauthorized);
-        if let Some(suppressed) = state.metrics.refused(crate::metrics::Refusal::Bearer) {
+        if let Some(suppressed) = state.metrics.refused(crate::telemetry::Refusal::Bearer) {
             warn!(suppressed, "refused /ws/ingest: missing or wrong bearer secret");
         }
         return crate::http::error_response(

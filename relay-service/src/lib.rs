@@ -16,7 +16,7 @@
 //! - [`subscribe`]: `/ws/subscribe` for browsers (token per session).
 //! - [`http`]: `POST /api/sessions` and `POST /api/sessions/{id}/renew` (tokens with an
 //!   expiry), `/healthz`, `/metrics`, the frontend.
-//! - [`metrics`]: the Prometheus registry.
+//! - [`telemetry`]: the Prometheus registry (`/metrics`).
 //! - [`ws`]: socket plumbing (writer task, reader, rate limiter), from `service-kit`.
 //! - [`error`]: start-up errors.
 //!
@@ -28,10 +28,10 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ingest;
-pub mod metrics;
 pub mod reconstruct;
 pub mod store;
 pub mod subscribe;
+pub mod telemetry;
 
 pub use service_kit::{pool, ws};
 
@@ -65,7 +65,7 @@ pub struct Shared {
     pub reconstructor: reconstruct::Reconstructor,
     pub pool: pool::Pool,
     pub sessions: store::SessionStore,
-    pub metrics: metrics::Metrics,
+    pub metrics: telemetry::Metrics,
     /// Cancelled when shutdown begins: sockets stop reading and drain.
     pub shutdown: CancellationToken,
     /// Every WebSocket connection and background task, so that shutdown can wait for
@@ -83,7 +83,7 @@ impl AppState {
     pub fn new(config: RelayConfig, model: V1Model) -> Result<Self, StartError> {
         config.validate()?;
         let sessions = store::SessionStore::memory(&config.limits);
-        Ok(Self::assemble(config, model, sessions, metrics::Metrics::new()))
+        Ok(Self::assemble(config, model, sessions, telemetry::Metrics::new()))
     }
 
     /// Like [`Self::new`], with the session store `store` names (connecting to Redis
@@ -91,12 +91,12 @@ impl AppState {
     pub async fn with_store(config: RelayConfig, model: V1Model, store: &StoreConfig) -> Result<Self, StartError> {
         config.validate()?;
         store.validate()?;
-        let metrics = metrics::Metrics::new();
+        let metrics = telemetry::Metrics::new();
         let sessions = store::SessionStore::open(store, &config.limits, metrics.frames_out.clone()).await?;
         Ok(Self::assemble(config, model, sessions, metrics))
     }
 
-    fn assemble(config: RelayConfig, model: V1Model, sessions: store::SessionStore, metrics: metrics::Metrics) -> Self {
+    fn assemble(config: RelayConfig, model: V1Model, sessions: store::SessionStore, metrics: telemetry::Metrics) -> Self {
         let pool = pool::Pool::new(config.workers, config.limits.queue_depth);
         let reconstructor = reconstruct::Reconstructor::new(Arc::new(model), config.display_size, config.jpeg_quality);
         Self(Arc::new(Shared {
