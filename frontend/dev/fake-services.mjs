@@ -6,7 +6,9 @@
  * tokens (`POST /api/sessions` and `/api/sessions/{id}/renew`, JSON content type only),
  * `subscribe`/`subscribed`, `stimulus` -> `response` + `reconstructed_image`,
  * `imagined` -> `response` + `reconstructed_image` (Imagine mode), `start_stream`/`stop_stream`
- * for the recorded replay and the dream, `/api/info` and `/api/projective-fields`.
+ * for the recorded replay and the dream, `/api/info` and `/api/projective-fields`. Every
+ * message they send is first checked against the wire format's examples
+ * (shared-protocol/fixtures/wire-format.json, through dev/wire-format.mjs).
  *
  * What they do not do is model anything: the "activity" is a smooth function of a
  * procedural pattern, and the "reconstruction" a blurred copy of that pattern; an imagined
@@ -22,6 +24,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 import { WebSocketServer } from "ws";
+import { shapeProblem } from "./wire-format.mjs";
 
 const SECRET = process.env.V1_SHARED_SECRET ?? "fake-services-secret";
 /** Token lifetime in seconds (the relay's --token-ttl-secs). */
@@ -242,8 +245,13 @@ function jsonError(res, status, code, message) {
   res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify({ type: "error", code, message }));
 }
 
+/** Sends a message, after checking it against the wire format's examples: a fake that
+ * sent what the real services never do would test the page against the wrong thing. */
 function send(ws, msg) {
-  if (ws.readyState === 1) ws.send(JSON.stringify(msg));
+  const text = JSON.stringify(msg);
+  const problem = shapeProblem(JSON.parse(text));
+  if (problem !== null) throw new Error(`the fake services were about to send a message the protocol does not have: ${problem}: ${text.slice(0, 200)}`);
+  if (ws.readyState === 1) ws.send(text);
 }
 
 function cors(res) {

@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { wireFormat } from "../dev/wire-format.mjs";
 import {
+  type BrowserOutgoing,
+  type ParseResult,
   ProtocolError,
+  type Source,
+  type StreamSource,
   clampFps,
   encode,
   imagined,
@@ -255,5 +260,81 @@ describe("builders", () => {
     expect(clampFps(12.4)).toBe(12);
     expect(clampFps(Number.NaN)).toBe(30);
     expect(startStream(cred, "recorded", 100).fps).toBe(30);
+  });
+});
+
+describe("the wire-format fixture (shared-protocol/fixtures/wire-format.json)", () => {
+  const parsers: Record<string, (text: string) => ParseResult<unknown>> = {
+    from_relay: parseRelayMessage,
+    from_simulation: parseSimulationMessage,
+  };
+  const fixtureCred = (example: Record<string, unknown>) => ({ sessionId: String(example.session_id), token: String(example.token) });
+  /** The page's builder for an example it sends, or null where no builder makes that shape. */
+  const build = (example: Record<string, unknown>): BrowserOutgoing | null => {
+    const cred = fixtureCred(example);
+    const frame = example.frame_id;
+    switch (example.type) {
+      case "stimulus":
+        if (typeof frame !== "number") return null;
+        if (typeof example.image === "string") return stimulusWithImage(cred, frame, example.image, example.source as Source);
+        return example.source === "random" ? randomStimulus(cred, frame) : null;
+      case "imagined":
+        return typeof frame === "number" ? imagined(cred, frame, example.payload as number[]) : null;
+      case "start_stream":
+        return typeof example.fps === "number" ? startStream(cred, example.source as StreamSource, example.fps) : null;
+      case "stop_stream":
+        return stopStream(cred);
+      case "subscribe":
+        return subscribe(cred);
+      default:
+        return null;
+    }
+  };
+
+  it("covers the message types the page reads and sends", () => {
+    const roles = new Set(wireFormat.messages.flatMap((m) => m.browser));
+    expect([...roles].sort()).toEqual(["from_relay", "from_simulation", "to_relay", "to_simulation"]);
+  });
+
+  for (const m of wireFormat.messages) {
+    for (const role of m.browser.filter((r) => r in parsers)) {
+      const parse = parsers[role]!;
+      it(`${role}: reads every valid ${m.type} as it is and refuses the invalid ones`, () => {
+        for (const example of m.valid) {
+          const result = parse(JSON.stringify(example));
+          if (!result.ok) throw new Error(`${JSON.stringify(example)}: ${result.error.message}`);
+          expect(result.value).toEqual(example);
+        }
+        for (const bad of m.invalid.filter((b) => b.browser_tolerates === undefined)) {
+          const result = parse(bad.text ?? JSON.stringify(bad.message));
+          expect(result.ok, `${m.type}: ${bad.why}`).toBe(false);
+        }
+      });
+    }
+    for (const role of Object.keys(parsers).filter((r) => !m.browser.includes(r))) {
+      it(`${role}: does not take ${m.type}, which the page is not sent there`, () => {
+        const error = expectError(parsers[role]!(JSON.stringify(m.valid[0])));
+        expect(error.field).toBe("type");
+      });
+    }
+    if (m.browser.some((r) => r.startsWith("to_"))) {
+      it(`builds ${m.type} exactly as the valid examples have it`, () => {
+        let built = 0;
+        for (const example of m.valid) {
+          const message = build(example);
+          if (message === null) continue;
+          expect(JSON.parse(encode(message))).toEqual(example);
+          built += 1;
+        }
+        expect(built, `no builder makes any valid ${m.type}`).toBeGreaterThan(0);
+      });
+    }
+  }
+
+  it("refuses frames without a usable type from either service", () => {
+    for (const bad of wireFormat.any_type) {
+      const text = bad.text ?? JSON.stringify(bad.message);
+      for (const parse of Object.values(parsers)) expect(parse(text).ok, bad.why).toBe(false);
+    }
   });
 });

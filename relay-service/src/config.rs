@@ -124,13 +124,29 @@ impl StoreConfig {
         let StoreConfig::Redis(r) = self else { return Ok(()) };
         let scheme_ok = ["redis://", "redis+unix://", "unix://"].iter().any(|s| r.url.starts_with(s));
         if !scheme_ok {
-            return Err(ConfigError::RedisUrl { url: crate::redis_store::redact(&r.url) });
+            return Err(ConfigError::RedisUrl { url: redact(&r.url) });
         }
         let prefix_ok = (1..=64).contains(&r.prefix.len()) && r.prefix.chars().all(|c| c.is_ascii_graphic());
         if !prefix_ok {
             return Err(ConfigError::RedisPrefix { prefix: r.prefix.clone() });
         }
         Ok(())
+    }
+}
+
+/// `redis://user:secret@host` -> `redis://user:***@host`, for logs and errors.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or(user_info, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -195,5 +211,13 @@ mod tests {
             let c = StoreConfig::Redis(RedisConfig { url: DEFAULT_REDIS_URL.into(), prefix: prefix.to_owned() });
             assert!(matches!(c.validate(), Err(ConfigError::RedisPrefix { .. })), "{prefix:?}");
         }
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(redact("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
+        assert_eq!(redact("redis://:hunter2@redis:6379/0"), "redis://:***@redis:6379/0");
+        assert_eq!(redact("redis://user:hunter2@redis"), "redis://user:***@redis");
+        assert_eq!(redact("not a url"), "not a url");
     }
 }

@@ -13,7 +13,7 @@ pub enum StartError {
     #[error(transparent)]
     Bind(#[from] service_kit::serve::BindError),
     #[error(transparent)]
-    Store(#[from] crate::redis_store::ConnectError),
+    Store(#[from] crate::store::ConnectError),
     #[error("internal error while starting: {0}")]
     Internal(String),
 }

@@ -18,8 +18,8 @@ use shared_protocol::{unix_now, ErrorCode, IssuedToken, ProtocolError, SessionId
 use tower_http::services::{ServeDir, ServeFile};
 use tracing::{info, warn};
 
-use crate::metrics::Refusal;
-use crate::sessions::SessionError;
+use crate::telemetry::Refusal;
+use crate::store::{SessionError, Store};
 use crate::AppState;
 
 pub use service_kit::http::error_response;

@@ -7,7 +7,7 @@
 //! `reconstructed_image` (its acknowledgement). With the Redis store, a re-send of a frame
 //! that a relay accepted and has not published yet is answered once that is settled
 //! (an `ack` when the image arrives, a reconstruction when the frame is handed over after
-//! its lease; see [`crate::redis_store`]). Frames are processed concurrently;
+//! its lease; see [`crate::store::Admission::Pending`]). Frames are processed concurrently;
 //! replies go out as they finish. A bad frame gets an `error` naming its session and
 //! frame and never disturbs the connection's other frames.
 
@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::pool::JobFailed;
-use crate::sessions::Admission;
+use crate::store::{Admission, Store};
 pub use crate::ws::peek_ids;
 use crate::ws::{accept, finish, split, Budget, End, Event, Outbox};
 use crate::AppState;
@@ -46,7 +46,7 @@ pub async fn upgrade(
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if !state.config.secret.verify_bearer(auth) {
         state.metrics.error(ErrorCode::Unauthorized);
-        if let Some(suppressed) = state.metrics.refused(crate::metrics::Refusal::Bearer) {
+        if let Some(suppressed) = state.metrics.refused(crate::telemetry::Refusal::Bearer) {
             warn!(suppressed, "refused /ws/ingest: missing or wrong bearer secret");
         }
         return crate::http::error_response(
@@ -171,9 +171,10 @@ async fn acknowledge(state: &AppState, outbox: &Outbox, latent: WaveformLatent) 
 /// image is published (ack) or it is handed over (reconstruct). The store hands it over
 /// after its lease, so this ends; the bound only guards against a store that misbehaves.
 async fn settle_pending(state: &AppState, outbox: &Outbox, frames: &Frames, latent: WaveformLatent, received: Instant) {
-    let give_up = Instant::now() + crate::redis_store::IN_FLIGHT_LEASE * 3;
+    let wait = state.sessions.pending_wait();
+    let give_up = Instant::now() + wait.lease * 3;
     loop {
-        tokio::time::sleep(crate::redis_store::PENDING_POLL).await;
+        tokio::time::sleep(wait.poll).await;
         match state.sessions.admit(&latent.session_id, latent.frame_id, Instant::now()).await {
             Ok(Admission::Pending) if Instant::now() < give_up => continue,
             Ok(Admission::Pending) => {

@@ -9,14 +9,14 @@
 //! - [`ingest`]: `/ws/ingest`, the per-frame hot path (authenticated by the shared secret).
 //! - [`reconstruct`]: response -> JPEG data URL, on a worker thread.
 //! - [`pool`]: bounded inference queue (full queue -> `overloaded`), from `service-kit`.
-//! - [`store`]: [`store::SessionStore`], the choice of session store (`--session-store`).
-//! - [`sessions`]: the in-memory store: per-session buffer, de-duplication and fan-out;
-//!   idle expiry.
-//! - [`redis_store`]: the same in Redis, shared by several relays (scale-out).
+//! - [`store`]: the session stores behind one contract ([`store::Store`]): in memory
+//!   (per-session buffer, de-duplication and fan-out; idle expiry), or in Redis, shared
+//!   by several relays (scale-out); [`store::SessionStore`] is the one configured
+//!   (`--session-store`).
 //! - [`subscribe`]: `/ws/subscribe` for browsers (token per session).
 //! - [`http`]: `POST /api/sessions` and `POST /api/sessions/{id}/renew` (tokens with an
 //!   expiry), `/healthz`, `/metrics`, the frontend.
-//! - [`metrics`]: the Prometheus registry.
+//! - [`telemetry`]: the Prometheus registry (`/metrics`).
 //! - [`ws`]: socket plumbing (writer task, reader, rate limiter), from `service-kit`.
 //! - [`error`]: start-up errors.
 //!
@@ -28,12 +28,10 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ingest;
-pub mod metrics;
 pub mod reconstruct;
-pub mod redis_store;
-pub mod sessions;
 pub mod store;
 pub mod subscribe;
+pub mod telemetry;
 
 pub use service_kit::{pool, ws};
 
@@ -44,6 +42,7 @@ use std::time::{Duration, Instant};
 use axum::routing::{get, post};
 use axum::Router;
 use models::V1Model;
+use store::Store;
 use service_kit::serve::Drain;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -66,7 +65,7 @@ pub struct Shared {
     pub reconstructor: reconstruct::Reconstructor,
     pub pool: pool::Pool,
     pub sessions: store::SessionStore,
-    pub metrics: metrics::Metrics,
+    pub metrics: telemetry::Metrics,
     /// Cancelled when shutdown begins: sockets stop reading and drain.
     pub shutdown: CancellationToken,
     /// Every WebSocket connection and background task, so that shutdown can wait for
@@ -84,7 +83,7 @@ impl AppState {
     pub fn new(config: RelayConfig, model: V1Model) -> Result<Self, StartError> {
         config.validate()?;
         let sessions = store::SessionStore::memory(&config.limits);
-        Ok(Self::assemble(config, model, sessions, metrics::Metrics::new()))
+        Ok(Self::assemble(config, model, sessions, telemetry::Metrics::new()))
     }
 
     /// Like [`Self::new`], with the session store `store` names (connecting to Redis
@@ -92,12 +91,12 @@ impl AppState {
     pub async fn with_store(config: RelayConfig, model: V1Model, store: &StoreConfig) -> Result<Self, StartError> {
         config.validate()?;
         store.validate()?;
-        let metrics = metrics::Metrics::new();
+        let metrics = telemetry::Metrics::new();
         let sessions = store::SessionStore::open(store, &config.limits, metrics.frames_out.clone()).await?;
         Ok(Self::assemble(config, model, sessions, metrics))
     }
 
-    fn assemble(config: RelayConfig, model: V1Model, sessions: store::SessionStore, metrics: metrics::Metrics) -> Self {
+    fn assemble(config: RelayConfig, model: V1Model, sessions: store::SessionStore, metrics: telemetry::Metrics) -> Self {
         let pool = pool::Pool::new(config.workers, config.limits.queue_depth);
         let reconstructor = reconstruct::Reconstructor::new(Arc::new(model), config.display_size, config.jpeg_quality);
         Self(Arc::new(Shared {
@@ -181,9 +180,7 @@ pub async fn run(
 
 /// Forgets idle sessions now and then, until shutdown.
 async fn expire_sessions(state: AppState) {
-    // With Redis the round also keeps the pub/sub link alive (reconnecting it after an
-    // outage) and refreshes watched sessions, so it runs more often.
-    let longest = if state.sessions.kind() == "redis" { Duration::from_secs(5) } else { Duration::from_secs(30) };
+    let longest = state.sessions.housekeeping_interval();
     let period = (state.config.limits.session_idle / 4).clamp(Duration::from_millis(100), longest);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

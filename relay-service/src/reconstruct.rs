@@ -57,8 +57,8 @@ impl Reconstructor {
 
 /// Bilinear resize of a square grayscale image to `size` x `size`, with pixel centres
 /// aligned (what a triangle filter does when enlarging). Written out because the general
-/// separable resampler spends about 0.9 ms on 48 -> 192 px, more than the reconstruction
-/// itself; this takes a few tens of microseconds.
+/// separable resampler, on this enlargement, costs more than the reconstruction itself;
+/// the direct loop costs a fraction of it (figures: docs/benchmarks/history.md).
 pub fn upscale_bilinear(src: &GrayImage, size: u32) -> GrayImage {
     let (w, h) = (src.width() as usize, src.height() as usize);
     let n = size as usize;

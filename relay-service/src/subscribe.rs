@@ -28,7 +28,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
-use crate::sessions::{Live, Subscription};
+use crate::store::{Live, Store, Subscription};
 use crate::ws::{accept, finish, peek_ids, split, Budget, End, Event, Outbox};
 use crate::AppState;
 

@@ -365,8 +365,7 @@ async fn a_relay_told_to_use_an_absent_redis_does_not_start_and_says_why() {
 /// image.
 #[tokio::test]
 async fn frames_in_flight_on_a_lost_relay_are_handed_over_and_finished_ones_acknowledged() {
-    use relay_service::redis_store::IN_FLIGHT_LEASE;
-    use relay_service::sessions::{Admission, Text};
+    use relay_service::store::{Admission, Store, Text};
 
     let redis = RedisServer::start();
     let a = redis_relay(&redis.url(), |_| {}).await;
@@ -379,13 +378,14 @@ async fn frames_in_flight_on_a_lost_relay_are_handed_over_and_finished_ones_ackn
 
     // Relay A accepts frame 7 (as its ingest does) and is lost before publishing it.
     assert_eq!(a.state.sessions.admit(&sid, Some(7), Instant::now()).await.unwrap(), Admission::New);
+    let lease = a.state.sessions.pending_wait().lease;
     let accepted = Instant::now();
     a.stop().await;
     let mut ingest_b = b.ingest().await;
     send(&mut ingest_b, &latent(session, 7)).await;
     let reply = expect_type(&mut ingest_b, "reconstructed_image").await;
     assert_eq!(reply["frame_id"], 7);
-    assert!(accepted.elapsed() >= IN_FLIGHT_LEASE - Duration::from_millis(500), "handed over only after the lease");
+    assert!(accepted.elapsed() >= lease - Duration::from_millis(500), "handed over only after the lease");
     assert_eq!(images(&mut watcher, 1).await, vec![7]);
 
     // Relay C accepts frame 8 and publishes it while B holds a re-send of it: B answers

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use common::*;
+use relay_service::store::Store;
 use serde_json::Value;
 use service_kit::testing::WAIT;
 use shared_protocol::{unix_now, SessionId, SharedSecret};

@@ -19,7 +19,7 @@
 //!   detection and the link's health.
 //! - [`http`]: `/api/info`, `/healthz`, `/metrics`.
 //! - [`fields`]: `/api/projective-fields`, each channel's projective field.
-//! - [`metrics`]: the Prometheus registry.
+//! - [`telemetry`]: the Prometheus registry (`/metrics`).
 //! - [`ws`]: socket plumbing (writer task, reader, rate limiter), from `service-kit`.
 //! - [`error`]: start-up and per-frame errors.
 //!
@@ -33,11 +33,11 @@ pub mod error;
 pub mod fields;
 pub mod frames;
 pub mod http;
-pub mod metrics;
 pub mod relay_link;
 pub mod simulate;
 pub mod sources;
 pub mod streams;
+pub mod telemetry;
 #[cfg(feature = "webcam")]
 pub mod webcam;
 
@@ -81,7 +81,7 @@ pub struct Shared {
     /// Which browser connection uses which session (relay errors go back to it).
     pub viewers: Arc<frames::Viewers>,
     pub frame_ids: frames::FrameIds,
-    pub metrics: Arc<metrics::Metrics>,
+    pub metrics: Arc<telemetry::Metrics>,
     /// Cancelled when shutdown begins: sockets stop reading and drain.
     pub shutdown: CancellationToken,
     /// Every WebSocket connection, so that shutdown can wait for them.
@@ -121,7 +121,7 @@ impl AppState {
             link_task: Mutex::new(Some(link_task)),
             viewers: Arc::new(frames::Viewers::default()),
             frame_ids: frames::FrameIds::default(),
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics: Arc::new(telemetry::Metrics::new()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             next_connection: AtomicU64::new(1),

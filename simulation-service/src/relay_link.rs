@@ -59,7 +59,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::metrics::Metrics;
+use crate::telemetry::Metrics;
 
 /// Latents queued for the link task before senders wait.
 const QUEUE: usize = 1024;
@@ -1225,7 +1225,7 @@ mod tests {
             "only final refusals reach the browser"
         );
         assert_eq!((metrics.latents_acked.get(), metrics.latents_lost.get()), (38, 2));
-        let refused = |code| metrics.latents_refused.get_or_create(&crate::metrics::CodeLabel::of(code)).get();
+        let refused = |code| metrics.latents_refused.get_or_create(&crate::telemetry::CodeLabel::of(code)).get();
         assert_eq!((refused(ErrorCode::Overloaded), refused(ErrorCode::Internal)), (5, 4));
         assert_eq!(metrics.latents_sent.get(), 40);
         assert_eq!(metrics.latents_resent.get(), 9, "each retried refusal sent again once");

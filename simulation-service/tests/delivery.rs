@@ -233,7 +233,7 @@ fn refused(sim: &SimState) -> u64 {
     use shared_protocol::ErrorCode;
     [ErrorCode::Overloaded, ErrorCode::Unavailable, ErrorCode::Internal, ErrorCode::RateLimited]
         .into_iter()
-        .map(|c| sim.metrics.latents_refused.get_or_create(&simulation_service::metrics::CodeLabel::of(c)).get())
+        .map(|c| sim.metrics.latents_refused.get_or_create(&simulation_service::telemetry::CodeLabel::of(c)).get())
         .sum()
 }
 
@@ -396,7 +396,7 @@ async fn a_burst_into_a_relay_with_a_tiny_queue_is_refused_retried_and_arrives_o
     let want: BTreeSet<u64> = (1..=BURST).collect();
     let got = collect(&images, &want).await;
     let refused_overloaded =
-        m.latents_refused.get_or_create(&simulation_service::metrics::CodeLabel::of(shared_protocol::ErrorCode::Overloaded)).get();
+        m.latents_refused.get_or_create(&simulation_service::telemetry::CodeLabel::of(shared_protocol::ErrorCode::Overloaded)).get();
     eprintln!(
         "burst of {BURST} into a relay with 1 worker and a queue of 1: {} images received, {} refused as overloaded \
          (each sent again), {} lost",

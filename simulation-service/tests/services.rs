@@ -443,7 +443,7 @@ async fn shutdown_finishes_frames_in_flight_and_delivers_their_latents() {
         assert_eq!(m["type"], "response", "{}", short(&m));
         responses += 1;
     }
-    let taken: u64 = sim_state.metrics.frames_in.get_or_create(&simulation_service::metrics::SourceLabel { source: "client".into() }).get();
+    let taken: u64 = sim_state.metrics.frames_in.get_or_create(&simulation_service::telemetry::SourceLabel { source: "client".into() }).get();
     assert!(taken > 0);
     assert_eq!(responses, taken, "every frame taken was answered");
     for _ in 0..taken {

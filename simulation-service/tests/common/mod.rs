@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use relay_service::store::Store;
 use serde_json::Value;
 pub use service_kit::testing::{close_code, connect, expect_type, next_json, send, short, Running, Ws, WAIT};
 use shared_protocol::{DataUrl, ImageKind, OriginPolicy, SessionId, SharedSecret};

@@ -1,5 +1,6 @@
 //! `v1-loadgen`: drives running services the way browsers do and measures end-to-end
-//! latency. It starts nothing itself.
+//! latency. It starts nothing itself, and links neither service: it speaks the wire
+//! format (`shared-protocol`) over HTTP and WebSocket, as a browser would.
 //!
 //! Per session: `POST /api/sessions` on the relay, a subscriber on the relay's
 //! `/ws/subscribe`, and a browser connection to the simulation-service's `/ws` that sends
@@ -23,9 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use axum::body::Body;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 use shared_protocol::{DataUrl, ImageKind};
 use tokio::net::TcpStream;
@@ -445,17 +446,17 @@ fn watch(pids: &[u32]) -> (Peaks, tokio::task::JoinHandle<()>) {
 /// empty object as body).
 async fn new_session(relay: SocketAddr) -> anyhow::Result<(String, String)> {
     let stream = TcpStream::connect(relay).await.with_context(|| format!("connecting to the relay at {relay}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Body>(hyper_util::rt::TokioIo::new(stream)).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<&'static [u8]>>(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let request = hyper::Request::builder()
         .method("POST")
         .uri("/api/sessions")
         .header("host", relay.to_string())
         .header("content-type", "application/json")
-        .body(Body::from("{}"))?;
+        .body(Full::new(&b"{}"[..]))?;
     let response = sender.send_request(request).await?;
     let status = response.status();
-    let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 20).await?;
+    let body = response.into_body().collect().await?.to_bytes();
     if status.as_u16() != 201 {
         bail!("POST /api/sessions answered {status}: {}", String::from_utf8_lossy(&body));
     }

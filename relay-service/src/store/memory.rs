@@ -1,10 +1,7 @@
 //! The relay's sessions held in this process ([`MemoryStore`], the default store of a
 //! single relay): for each, a bounded buffer of recent reconstructions (for subscribers
 //! who join late), the frame ids already accepted (so that a re-sent frame is
-//! reconstructed once), and a broadcast channel to the live subscribers. The types every
-//! store shares ([`Admission`], [`Published`], [`Subscription`], [`Live`],
-//! [`SessionError`]) live here too; [`crate::store`] chooses between this store and the
-//! Redis one that several relays share.
+//! reconstructed once), and a broadcast channel to the live subscribers.
 //!
 //! All state sits behind one mutex with short critical sections (no I/O, no await
 //! inside). Every method takes `now` so that expiry is tested without waiting.
@@ -19,52 +16,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use shared_protocol::SessionId;
-
-/// A message already serialised as the text frame subscribers receive; cloning it is
-/// cheap (reference-counted), so one image is never copied per subscriber.
-pub type Text = axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 
-/// Frame ids remembered per session for de-duplication. The simulation-service keeps at
-/// most this many unacknowledged frames by default, so a re-send after a reconnect
-/// always falls inside the window.
-pub const DEDUP_WINDOW: usize = 1024;
-
-/// A session the store cannot take, or a store that cannot answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SessionError {
-    #[error("the relay already holds {max} sessions (its --max-sessions limit); try again when idle sessions have expired")]
-    Full { max: usize },
-    #[error("client {client} already holds {max} live sessions (the relay's --max-sessions-per-client limit); reuse one, or wait until idle ones expire")]
-    ClientLimit { client: IpAddr, max: usize },
-    /// The shared session store (Redis) did not answer; the relay reconnects by itself.
-    #[error("the session store at {store} is unavailable while {doing}: {why}; the relay keeps reconnecting, try again shortly")]
-    Unavailable { store: String, doing: &'static str, why: String },
-}
-
-impl SessionError {
-    /// The protocol's error code for this refusal.
-    pub fn code(&self) -> shared_protocol::ErrorCode {
-        use shared_protocol::ErrorCode;
-        match self {
-            SessionError::Full { .. } => ErrorCode::Overloaded,
-            SessionError::ClientLimit { .. } => ErrorCode::BadSession,
-            SessionError::Unavailable { .. } => ErrorCode::Unavailable,
-        }
-    }
-}
-
-/// What a session's live channel carries to its subscribers on this relay.
-#[derive(Debug, Clone)]
-pub enum Live {
-    /// A new image. `seq` increases with every image of the session (in the Redis store,
-    /// across relays), so that a subscriber drops a live image it already had in its
-    /// replay.
-    Image { seq: u64, json: Text },
-    /// The link to the shared store broke: images published meanwhile reach this relay's
-    /// subscribers only through a new replay.
-    Interrupted,
-}
+use super::{Admission, Live, PendingWait, Published, SessionError, Store, Subscription, Text, DEDUP_WINDOW};
 
 /// One reconstruction, already serialised as the text frame subscribers receive.
 #[derive(Debug, Clone)]
@@ -128,39 +82,6 @@ struct Inner {
     sessions: HashMap<SessionId, Session>,
     per_client: HashMap<IpAddr, usize>,
     arrivals: u64,
-}
-
-/// Whether a frame is new or a re-send of one already accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// Reconstruct it.
-    New,
-    /// Its image is made (or being made here): acknowledge it.
-    Duplicate,
-    /// Accepted by a relay (this one or another sharing the store) and not published
-    /// yet: ask again shortly. Either it gets published (then it is a duplicate), or the
-    /// relay that took it is gone and the frame is handed over (then it is new). Only the
-    /// shared store answers this; in one process a frame in flight is simply a duplicate.
-    Pending,
-}
-
-/// What publishing one image did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Published {
-    /// Live subscribers it was pushed to.
-    pub subscribers: usize,
-    /// Whether the buffer was full and its oldest image was dropped.
-    pub dropped_oldest: bool,
-}
-
-/// A new subscription: the buffered images in frame order, then the live channel.
-#[derive(Debug)]
-pub struct Subscription {
-    pub replay: Vec<Text>,
-    pub live: broadcast::Receiver<Live>,
-    /// Live images with a `seq` up to this one were part of the replay (or older than
-    /// it) and are skipped.
-    pub replayed_through: u64,
 }
 
 /// All sessions of the relay, in this process.
@@ -344,6 +265,61 @@ impl MemoryStore {
     /// Live subscribers, summed over sessions.
     pub fn subscribers(&self) -> usize {
         self.lock().sessions.values().map(|s| s.tx.receiver_count()).sum()
+    }
+}
+
+/// The in-memory calls are synchronous (no I/O, no await inside), so the trait's async
+/// methods only wrap the inherent ones, and the unit tests call those directly.
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn describe(&self) -> String {
+        "memory (this relay only)".to_owned()
+    }
+
+    /// Never used: in one process a frame in flight is a duplicate, never
+    /// [`Admission::Pending`]; a zero lease makes a caller give up at once should it be.
+    fn pending_wait(&self) -> PendingWait {
+        PendingWait { poll: Duration::from_millis(100), lease: Duration::ZERO }
+    }
+
+    /// Housekeeping only forgets idle sessions here, so it can be rare.
+    fn housekeeping_interval(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+
+    async fn issue(&self, id: SessionId, client: IpAddr, now: Instant) -> Result<(), SessionError> {
+        MemoryStore::issue(self, id, client, now)
+    }
+
+    async fn admit(&self, id: &SessionId, frame_id: Option<u64>, now: Instant) -> Result<Admission, SessionError> {
+        MemoryStore::admit(self, id, frame_id, now)
+    }
+
+    async fn abandon(&self, id: &SessionId, frame_id: Option<u64>) {
+        MemoryStore::abandon(self, id, frame_id);
+    }
+
+    async fn publish(&self, id: &SessionId, frame_id: Option<u64>, json: Text, now: Instant) -> Result<Published, SessionError> {
+        Ok(MemoryStore::publish(self, id, frame_id, json, now))
+    }
+
+    async fn subscribe(&self, id: &SessionId, client: Option<IpAddr>, now: Instant) -> Result<Subscription, SessionError> {
+        MemoryStore::subscribe(self, id, client, now)
+    }
+
+    async fn expire_idle(&self, now: Instant) -> usize {
+        MemoryStore::expire_idle(self, now)
+    }
+
+    fn len(&self) -> usize {
+        MemoryStore::len(self)
+    }
+
+    fn subscribers(&self) -> usize {
+        MemoryStore::subscribers(self)
     }
 }
 

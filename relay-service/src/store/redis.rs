@@ -77,17 +77,20 @@ use shared_protocol::SessionId;
 use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
-use crate::config::{Limits, RedisConfig};
-use crate::sessions::{Admission, Live, Published, SessionError, Subscription, Text, DEDUP_WINDOW};
+use super::{Admission, Live, PendingWait, Published, SessionError, Store, Subscription, Text, DEDUP_WINDOW};
+use crate::config::{redact, Limits, RedisConfig};
 
 /// Longest wait for Redis to connect or answer: a frame waits at most this long before
 /// it is refused as `unavailable`.
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a frame accepted by a relay may stay unpublished before another relay takes
 /// it over (see the module documentation).
-pub const IN_FLIGHT_LEASE: Duration = Duration::from_secs(3);
+const IN_FLIGHT_LEASE: Duration = Duration::from_secs(3);
 /// How often a re-send of a frame in flight asks whether it is done.
-pub const PENDING_POLL: Duration = Duration::from_millis(100);
+const PENDING_POLL: Duration = Duration::from_millis(100);
+/// The longest time between two housekeeping rounds: they also keep the pub/sub link
+/// alive (reconnecting it after an outage) and refresh the sessions watched here.
+const HOUSEKEEPING: Duration = Duration::from_secs(5);
 
 /// Accepts a frame id once per session. KEYS: seen, seq, session record, flight. ARGV:
 /// frame id (empty for a frame without one), window, idle ms, lease ms. Returns 1 for a
@@ -271,22 +274,6 @@ pub struct ConnectError {
     pub source: RedisError,
 }
 
-/// `redis://user:secret@host` -> `redis://user:***@host`, for logs and errors.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info.split_once(':').map_or(user_info, |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 impl RedisStore {
     /// Connects both connections (failing within a few seconds when Redis is not there).
     /// `frames_out` counts the images pushed to this relay's subscribers.
@@ -329,11 +316,6 @@ impl RedisStore {
             buffered_images: limits.buffered_images,
             idle: limits.session_idle,
         })
-    }
-
-    /// The Redis URL (without password) and key prefix, for logs and `/healthz`.
-    pub fn describe(&self) -> String {
-        format!("redis at {} (prefix {:?})", self.name, self.keys.prefix)
     }
 
     fn unavailable(&self, doing: &'static str, e: &RedisError) -> SessionError {
@@ -382,9 +364,35 @@ impl RedisStore {
         Ok(())
     }
 
+    /// One admitted frame is no longer in flight.
+    fn settle(&self, id: &SessionId) {
+        if let Some(s) = lock(&self.local).sessions.get_mut(id) {
+            s.in_flight = s.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    /// The Redis URL (without password) and key prefix, for logs and `/healthz`.
+    fn describe(&self) -> String {
+        format!("redis at {} (prefix {:?})", self.name, self.keys.prefix)
+    }
+
+    fn pending_wait(&self) -> PendingWait {
+        PendingWait { poll: PENDING_POLL, lease: IN_FLIGHT_LEASE }
+    }
+
+    fn housekeeping_interval(&self) -> Duration {
+        HOUSEKEEPING
+    }
+
     /// Registers a session issued here: counted against this relay's limits, recorded
     /// in Redis so that it is known to every relay.
-    pub async fn issue(&self, id: SessionId, client: IpAddr, now: Instant) -> Result<(), SessionError> {
+    async fn issue(&self, id: SessionId, client: IpAddr, now: Instant) -> Result<(), SessionError> {
         self.create_local(&mut lock(&self.local), id.clone(), Some(client), now)?;
         let created_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let key = self.keys.session(&id);
@@ -412,7 +420,7 @@ impl RedisStore {
     }
 
     /// Accepts a frame, or recognises one that any relay sharing this Redis accepted.
-    pub async fn admit(&self, id: &SessionId, frame_id: Option<u64>, now: Instant) -> Result<Admission, SessionError> {
+    async fn admit(&self, id: &SessionId, frame_id: Option<u64>, now: Instant) -> Result<Admission, SessionError> {
         {
             let mut local = lock(&self.local);
             self.local_mut(&mut local, id, None, now)?.in_flight += 1;
@@ -445,16 +453,9 @@ impl RedisStore {
         }
     }
 
-    /// One admitted frame is no longer in flight.
-    fn settle(&self, id: &SessionId) {
-        if let Some(s) = lock(&self.local).sessions.get_mut(id) {
-            s.in_flight = s.in_flight.saturating_sub(1);
-        }
-    }
-
-    /// A frame admitted by [`Self::admit`] could not be reconstructed: forget its id so
+    /// A frame admitted by [`Store::admit`] could not be reconstructed: forget its id so
     /// that a re-send (to any relay) is tried again.
-    pub async fn abandon(&self, id: &SessionId, frame_id: Option<u64>) {
+    async fn abandon(&self, id: &SessionId, frame_id: Option<u64>) {
         self.settle(id);
         let Some(f) = frame_id else { return };
         let result = redis::pipe()
@@ -475,7 +476,7 @@ impl RedisStore {
 
     /// Buffers an image in Redis and publishes it to every relay with subscribers of
     /// the session (this one included). `subscribers` is 0: the fan-out counts them.
-    pub async fn publish(&self, id: &SessionId, frame_id: Option<u64>, json: Text, now: Instant) -> Result<Published, SessionError> {
+    async fn publish(&self, id: &SessionId, frame_id: Option<u64>, json: Text, now: Instant) -> Result<Published, SessionError> {
         if let Some(s) = lock(&self.local).sessions.get_mut(id) {
             s.in_flight = s.in_flight.saturating_sub(1);
             s.last_active = now;
@@ -503,7 +504,7 @@ impl RedisStore {
     /// Subscribes to a session: the images buffered in Redis in frame order (images
     /// without a frame id follow, in publication order), then every new one. A local
     /// entry this creates counts against `client`.
-    pub async fn subscribe(&self, id: &SessionId, client: Option<IpAddr>, now: Instant) -> Result<Subscription, SessionError> {
+    async fn subscribe(&self, id: &SessionId, client: Option<IpAddr>, now: Instant) -> Result<Subscription, SessionError> {
         let live = {
             let mut local = lock(&self.local);
             self.local_mut(&mut local, id, client, now)?.tx.subscribe()
@@ -541,7 +542,7 @@ impl RedisStore {
     /// the rest by itself). Also pings the pub/sub connection so that it reconnects and
     /// re-subscribes after an outage even when no subscriber arrives. Returns how many
     /// local sessions were forgotten.
-    pub async fn expire_idle(&self, now: Instant) -> usize {
+    async fn expire_idle(&self, now: Instant) -> usize {
         let _ops = self.channel_ops.lock().await;
         let mut unlisten = Vec::new();
         let mut relisten = Vec::new();
@@ -613,16 +614,12 @@ impl RedisStore {
     }
 
     /// Sessions this relay holds now.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         lock(&self.local).sessions.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Live subscribers on this relay, summed over sessions.
-    pub fn subscribers(&self) -> usize {
+    fn subscribers(&self) -> usize {
         lock(&self.local).sessions.values().map(|s| s.tx.receiver_count()).sum()
     }
 }
@@ -699,13 +696,5 @@ mod tests {
         assert_eq!(keys.session_of_channel(b"v2:img:abc-1"), None);
         assert_eq!(keys.session_of_channel(b"v1:buf:abc-1"), None);
         assert_eq!(keys.session_of_channel(b"v1:img:bad id"), None);
-    }
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(redact("redis://127.0.0.1:6379/0"), "redis://127.0.0.1:6379/0");
-        assert_eq!(redact("redis://:hunter2@redis:6379/0"), "redis://:***@redis:6379/0");
-        assert_eq!(redact("redis://user:hunter2@redis"), "redis://user:***@redis");
-        assert_eq!(redact("not a url"), "not a url");
     }
 }
