@@ -2,6 +2,7 @@
 //! once, says how far the preparation is, and turns Recorded mode on by itself when the
 //! cache appears (real servers on ephemeral ports, the fixture's cache copied in late).
 
+#[allow(unused_imports)]
 mod common;
 
 use std::path::Path;
