@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use shared_protocol::validate::{MAX_FPS, MAX_IMAGINED_COUNT, MIN_FPS};
-use shared_protocol::{ErrorCode, StreamSource};
+use shared_protocol::ErrorCode;
 
 use crate::AppState;
 
@@ -25,10 +25,8 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 pub async fn info(State(state): State<AppState>) -> Response {
     let model = state.simulator.model().info();
     let streams: Vec<&str> = state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect();
-    let mut stimulus_sources = vec!["client"];
-    if state.sources.check_stream(StreamSource::Dataset).is_ok() || state.sources.check_stream(StreamSource::Folder).is_ok() {
-        stimulus_sources.push("random");
-    }
+    // `random` falls back to a procedural pattern without a dataset or an image folder.
+    let stimulus_sources = ["client", "random"];
     let segments: Vec<serde_json::Value> = state
         .sources
         .recorded_set()

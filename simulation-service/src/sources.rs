@@ -41,6 +41,8 @@ pub struct Sources {
     recorded: RwLock<Recorded>,
     /// The data root (`--data`), watched while the segments are not loaded.
     data_root: Option<PathBuf>,
+    /// The model's crop side, for random frames made without a dataset or an image folder.
+    crop_size: usize,
     /// The image folder.
     pub folder: Option<Arc<Vec<FolderImage>>>,
     /// The server's camera, opened on first use.
@@ -114,6 +116,7 @@ impl Sources {
         Ok(Self {
             recorded: RwLock::new(recorded),
             data_root: data_root.map(Path::to_owned),
+            crop_size: model.info().image_size,
             folder,
             #[cfg(feature = "webcam")]
             webcam: None,
@@ -226,7 +229,8 @@ impl Sources {
     }
 
     /// A random frame for a `stimulus` without an image: `random` takes the dataset when
-    /// there is one, else the image folder.
+    /// there is one, else the image folder, else a procedural pattern (so that it works
+    /// while the dataset is still being prepared).
     pub fn pick(&self, wanted: Source) -> Result<Picked, FrameError> {
         let mut rng = rand::rng();
         let from_dataset = |set: &RecordedSet, rng: &mut rand::rngs::ThreadRng| {
@@ -244,6 +248,7 @@ impl Sources {
             _ => match (self.recorded_frames(), self.folder_images()) {
                 (Some(set), _) => from_dataset(&set, &mut rng),
                 (None, Some(images)) => Some(from_folder(images, &mut rng)),
+                (None, None) if self.crop_size > 0 => Some(Picked { crop: procedural_crop(self.crop_size, &mut rng), source: Source::Random }),
                 (None, None) => None,
             },
         };

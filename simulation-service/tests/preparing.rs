@@ -52,6 +52,10 @@ async fn recorded_mode_is_picked_up_when_the_preparation_beside_the_service_fini
     let mut browser = stack.browser().await;
     send(&mut browser, &session.stimulus(1, &png_data_url(64, 48))).await;
     assert_eq!(expect_type(&mut browser, "response").await["source"], "client");
+    let random = format!(r#"{{"type":"stimulus","session_id":"{}","token":"{}","frame_id":2,"source":"random"}}"#, session.id, session.token);
+    send(&mut browser, &random).await;
+    let pattern = expect_type(&mut browser, "response").await;
+    assert_eq!(pattern["source"], "random", "a procedural pattern stands in for the dataset: {pattern}");
     send(&mut browser, &session.start_stream("recorded", 10)).await;
     let refused = expect_type(&mut browser, "error").await;
     assert_eq!(refused["code"], "unavailable");
