@@ -2,7 +2,7 @@
 #
 #   relay       relay-service, the built frontend it serves at `/`, and the model
 #   simulation  simulation-service and the `v1` command, which generates the simulated
-#               dataset on the first start when the data volume is empty
+#               dataset beside the running service when the data volume is empty
 #
 # Build both with `docker compose build` (docker-compose.yml), or one with
 # `docker build --target relay -t v1-relay .`. Base images come from Docker Hub.
@@ -127,14 +127,15 @@ ENTRYPOINT ["relay-service"]
 FROM runtime AS simulation
 COPY --from=rust-build /out/simulation-service /out/v1 /usr/local/bin/
 COPY docker/simulation-entrypoint.sh /usr/local/bin/v1-simulation-entrypoint
+COPY scripts/prepare-data.sh /usr/local/bin/v1-prepare-data
 # /data is the dataset volume; a new named volume takes this folder's owner, so the
 # non-root user can generate the dataset into it.
-RUN mkdir -p /data && chown v1:v1 /data && chmod 0755 /usr/local/bin/v1-simulation-entrypoint
+RUN mkdir -p /data && chown v1:v1 /data && chmod 0755 /usr/local/bin/v1-simulation-entrypoint /usr/local/bin/v1-prepare-data
 ENV V1_SIM_BIND=0.0.0.0:8081 V1_DATA=/data V1_RELAY_URL=ws://relay:8080/ws/ingest \
     V1_DATA_PRESET=default V1_DATA_AUTOGEN=1
 USER v1
 EXPOSE 8081
-# The first start may simulate the dataset (minutes) before the service listens.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=20m --retries=3 \
+# The service listens at once; the dataset is prepared beside it.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
     CMD curl -fsS "http://127.0.0.1:${V1_SIM_BIND##*:}/healthz" >/dev/null || exit 1
 ENTRYPOINT ["v1-simulation-entrypoint"]

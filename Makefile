@@ -11,8 +11,9 @@ BINS := target/release/v1 target/release/relay-service target/release/simulation
 .PHONY: up test deps build frontend data train-default eval-default bench test-rust test-frontend test-e2e compose-test compose-config fuzz soak clean-data
 
 ## Run the whole system: relay-service (http://127.0.0.1:8080, serves the page) and
-## simulation-service (127.0.0.1:8081). Ctrl-C stops both.
-up: build frontend data
+## simulation-service (127.0.0.1:8081), as soon as both are built. The dataset Recorded
+## mode replays is prepared beside them (scripts/prepare-data.sh). Ctrl-C stops both.
+up: build frontend
 	./scripts/up.sh
 
 ## Every test: Rust (unit + integration, real servers), the frontend's lint and unit tests, and the

@@ -2,7 +2,8 @@
 """One real round trip through a running V1 system, as a browser would make it.
 
 1. `GET /healthz` of both services and the frontend page at the relay's `/`; `GET /api/info` of the simulation-service until it
-   reports its link to the relay (and, with --expect-dataset, the recorded source).
+   reports its link to the relay (and, with --expect-dataset, until the recorded source is
+   ready: the dataset is prepared beside the running service).
 2. `POST /api/sessions` on the relay (`Content-Type: application/json`): a session id
    and its token, with its expiry.
 3. Subscribe to the session on the relay (`/ws/subscribe`), wait for `subscribed`.
@@ -201,6 +202,28 @@ def still_open(ws) -> bool:
         return False
 
 
+def wait_for_dataset(sim: str, wait_s: float) -> dict:
+    """The service is healthy before its dataset is ready (it is prepared beside the
+    running service): waits for Recorded mode, printing how far the preparation is."""
+    deadline = time.monotonic() + wait_s
+    said = None
+    while True:
+        _, info = http_json("GET", f"{sim}/api/info")
+        recorded = info.get("recorded") or {}
+        if "recorded" in (info.get("sources") or []):
+            print(f"ok   simulation /api/info: recorded mode ready ({recorded.get('segments')} segments)")
+            return info
+        state = (recorded.get("state"), recorded.get("phase"), recorded.get("percent"))
+        if recorded.get("state") != "preparing":
+            raise RoundTripError(f"simulation /api/info: recorded mode is {recorded!r}, sources {info.get('sources')!r}; the dataset volume was not prepared")
+        if state != said:
+            print(f"..   recorded mode: preparing ({recorded.get('phase')}, {recorded.get('percent')}%)", flush=True)
+            said = state
+        if time.monotonic() > deadline:
+            raise RoundTripError(f"simulation /api/info: the dataset was still being prepared after {wait_s:.0f} s ({recorded!r})")
+        time.sleep(2)
+
+
 def run(args: argparse.Namespace, failover: list[str]) -> None:
     client = Client(args)
     relay, sim, timeout = client.relay, client.sim, client.timeout
@@ -230,8 +253,8 @@ def run(args: argparse.Namespace, failover: list[str]) -> None:
     if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and v > 0 for v in shape)):
         raise RoundTripError(f"simulation /api/info: shape {shape!r} is not [lags, channels]")
     print(f"ok   simulation /api/info: shape {shape}, sources {info.get('sources')}, relay connected")
-    if args.expect_dataset and "recorded" not in (info.get("sources") or []):
-        raise RoundTripError(f"simulation /api/info: sources {info.get('sources')!r} lack 'recorded'; the dataset volume was not prepared")
+    if args.expect_dataset:
+        info = wait_for_dataset(sim, args.dataset_wait)
 
     sid, token = client.new_session()
     print(f"ok   relay POST /api/sessions: session {sid}")
@@ -314,7 +337,8 @@ def main() -> int:
     p.add_argument("--relay-port", type=int, default=8080)
     p.add_argument("--sim-port", type=int, default=8081)
     p.add_argument("--timeout", type=float, default=30.0, help="seconds each step may take")
-    p.add_argument("--expect-dataset", action="store_true", help="the simulation-service must serve the dataset sources")
+    p.add_argument("--expect-dataset", action="store_true", help="the simulation-service must serve the dataset sources (waiting for their preparation)")
+    p.add_argument("--dataset-wait", type=float, default=1800, help="seconds to wait for the dataset's preparation (default 1800)")
     p.add_argument("--expect-session-store", metavar="KIND", help="the relay's /healthz must report this session store (memory, redis)")
     p.add_argument("--subscribers", type=int, default=1, help="subscriptions to the session, each on its own connection")
     # Everything after `--` is the command that takes a relay away (argparse would read

@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod bench;
 mod inspect;
 mod nwb;
+mod report;
+
+use report::{Job, Reporter};
 
 /// Training allocates and frees tensors of megabytes several times per layer and step.
 /// glibc's malloc serves large blocks with mmap and returns them to the kernel on every
@@ -244,7 +247,10 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(f) = frames {
                 cfg.frames_per_segment = f;
             }
+            let reporter = Reporter::start(Job { command: "simulate", phase: "simulating the dataset", prepares: Some(out.clone()), spinner: false });
             let s = v1_sim::simulate(&out, &cfg)?;
+            // `v1 build` comes next where a service waits for the data root.
+            reporter.finish(true);
             println!(
                 "simulated {} segments, {} frames, {} recordings, {} events, {:.1} MB in {:.1} s ({:.0} frames/s) -> {}",
                 s.segments,
@@ -260,7 +266,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inspect { data, json } => inspect::run(&data, json)?,
         Command::Build { data, config, preset, strict } => {
             let cfg = train_config(config.as_deref(), preset)?;
+            let reporter = Reporter::start(Job { command: "build", phase: "building the cache", prepares: Some(data.clone()), spinner: false });
             let (ds, built) = load_or_build_dataset(&data, &cfg.data, strict)?;
+            reporter.finish(false);
             match built {
                 Some(summary) => println!("{}", serde_json::to_string_pretty(&summary)?),
                 None => {
@@ -281,6 +289,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let cfg = train_config(config.as_deref(), preset)?;
             let threads = training_threads(cfg.threads);
+            let reporter = Reporter::start(Job { command: "train", phase: "training", prepares: None, spinner: false });
             let ds = load_dataset(&data, &cfg.data, false)?;
             let opts = models::train::TrainOptions {
                 config: &cfg,
@@ -310,6 +319,7 @@ fn run(cli: Cli) -> Result<()> {
                 let (_, ub) = models::train::train(&ds, &opts)?;
                 println!("upper bound: {}", serde_json::to_string(&ub)?);
             }
+            reporter.finish(false);
             println!("model written to {}", out.display());
         }
         Command::Eval { data, model, out, max_images, split } => {
@@ -331,7 +341,9 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 ..Default::default()
             };
+            let reporter = Reporter::start(Job { command: "eval", phase: "evaluating", prepares: None, spinner: true });
             let report = models::eval::evaluate(&ds, &m, upper.as_ref(), &out, &opts)?;
+            reporter.finish(false);
             println!("{}", models::eval::markdown(&report, &ds));
             println!("report written to {}", out.join("report.md").display());
         }
@@ -380,7 +392,11 @@ fn run(cli: Cli) -> Result<()> {
             big.save(&out).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {}", out.display());
         }
-        Command::Export { what: ExportCommand::Nwb { data, out, overwrite } } => nwb::export(&data, &out, overwrite)?,
+        Command::Export { what: ExportCommand::Nwb { data, out, overwrite } } => {
+            let reporter = Reporter::start(Job { command: "export nwb", phase: "exporting NWB", prepares: None, spinner: false });
+            nwb::export(&data, &out, overwrite)?;
+            reporter.finish(false);
+        }
         Command::Bench { what } => bench::run(what)?,
     }
     Ok(())

@@ -2,6 +2,10 @@
  * End to end: Debian's Chromium, with a fake camera, against the real relay-service
  * (which serves the built page) and simulation-service.
  *
+ * The simulation-service starts while Recorded mode's dataset is still being prepared
+ * (V1_DATA_DIR holds only the progress file): the page must say "Recorded mode: preparing,
+ * N%", follow the progress, and turn the mode on without a reload once the test moves the
+ * cache of V1_PREPARED_CACHE_DIR into place (skipped when that is not set).
  * It clicks Thought-to-Image with the webcam as input and expects the reconstruction and
  * the activity heatmap within a few seconds; runs the live stream and the recorded replay;
  * paints one electrode in Imagine mode (the reconstruction must change most near its
@@ -13,7 +17,7 @@
  *   E2E_SERVICES=fake npm run e2e       (the protocol stand-ins of dev/)
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -99,6 +103,40 @@ test("the relay serves the page and both services connect", async () => {
   await expectVisible(page.getByRole("status", { name: "Relay: connected" }), "the relay connected badge", 15_000);
   await shot("01-connected");
 });
+
+const preparingDir = process.env.V1_DATA_DIR;
+const preparedCache = process.env.V1_PREPARED_CACHE_DIR;
+
+/** Writes a file the way the services' writers do: whole, under its final name at once. */
+function placeFile(target, write) {
+  const tmp = `${target}.e2e-tmp`;
+  write(tmp);
+  renameSync(tmp, target);
+}
+
+test(
+  "Recorded mode says how far its dataset's preparation is, and turns on without a reload when it is done",
+  { skip: preparingDir && preparedCache ? false : "V1_PREPARED_CACHE_DIR is not set (the services start with a prepared dataset)" },
+  async () => {
+    const progress = { phase: "building the cache", percent: 70, updated_unix: Math.floor(Date.now() / 1000) };
+    placeFile(path.join(preparingDir, ".preparing.json"), (tmp) => writeFileSync(tmp, JSON.stringify(progress)));
+    const waiting = page.getByRole("tab", { name: "Recorded mode: preparing, 70%" });
+    await expectVisible(waiting, "the Recorded tab saying 'preparing, 70%'", 10_000);
+    assert.equal(await waiting.getAttribute("aria-disabled"), "true", "Recorded mode cannot be chosen while it is prepared");
+    await shot("01b-recorded-preparing");
+
+    const cache = path.join(preparingDir, "cache");
+    mkdirSync(cache, { recursive: true });
+    for (const name of readdirSync(preparedCache).filter((n) => n.endsWith(".safetensors"))) {
+      placeFile(path.join(cache, name), (tmp) => copyFileSync(path.join(preparedCache, name), tmp));
+    }
+    rmSync(path.join(preparingDir, ".preparing.json"));
+    const ready = page.getByRole("tab", { name: "Recorded", exact: true });
+    await expectVisible(ready, "the Recorded tab, ready", 15_000);
+    assert.equal(await ready.getAttribute("aria-disabled"), "false");
+    // The recorded test below plays it, in this same page.
+  },
+);
 
 test("Thought-to-Image with the fake camera shows a reconstruction and the activity heatmap", async () => {
   await page.getByRole("radio", { name: "Webcam" }).check();

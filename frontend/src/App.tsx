@@ -215,7 +215,7 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
 
       <main id="workspace" role="tabpanel" aria-labelledby={`tab-${mode}`}>
         <div className="controls">
-          <ModeTabs mode={mode} onChange={onModeChange} />
+          <ModeTabs mode={mode} onChange={onModeChange} recorded={state.info?.recorded} />
           <div className="mode-options">
             {mode === "snapshot" && <SourcePicker source={source} onChange={setSource} />}
             {mode === "imagine" && (

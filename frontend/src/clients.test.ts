@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { type ClientError, RelayClient, SimulationClient, simulationHttpOrigin, toWebSocketUrl } from "./clients";
+import { type ClientError, PREPARING_POLL_MS, RelayClient, SimulationClient, simulationHttpOrigin, toWebSocketUrl } from "./clients";
 import { Backoff } from "./lib/backoff";
 import { type ConnectionStatus, ReconnectingConnection } from "./lib/connection";
 import { INFO, PNG, SESSION, fakeFetch, json, notJson, socketRecorder } from "./test/fakes";
@@ -346,6 +346,31 @@ describe("SimulationClient", () => {
     expect(infos).toHaveLength(1);
     expect(sim.info?.lags).toBe(2);
     expect(sim.info?.channels).toHaveLength(3);
+  });
+
+  it("reads /api/info again while Recorded mode is being prepared, and stops once it is ready", async () => {
+    let percent = 10;
+    const { sim, sockets, net } = setup(() =>
+      json({ ...INFO, recorded: percent < 100 ? { state: "preparing", percent } : { state: "ready", segments: 3 } }),
+    );
+    const seen: unknown[] = [];
+    sim.events.on("info", (i) => seen.push(i.recorded));
+    sim.start();
+    await vi.advanceTimersByTimeAsync(0);
+    sockets.last().open();
+    await vi.advanceTimersByTimeAsync(0);
+    percent = 55;
+    await vi.advanceTimersByTimeAsync(PREPARING_POLL_MS);
+    percent = 100;
+    await vi.advanceTimersByTimeAsync(PREPARING_POLL_MS);
+    await vi.advanceTimersByTimeAsync(PREPARING_POLL_MS * 5);
+    expect(seen).toEqual([
+      { state: "preparing", percent: 10 },
+      { state: "preparing", percent: 55 },
+      { state: "ready", segments: 3 },
+    ]);
+    expect(net.calls).toHaveLength(3);
+    sim.stop();
   });
 
   it("stays connected but says so when /api/info cannot be read", async () => {

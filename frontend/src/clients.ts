@@ -319,9 +319,14 @@ export function simulationHttpOrigin(wsUrl: string): string {
   return url.origin;
 }
 
+/** How often `/api/info` is read again while the service prepares Recorded mode's dataset. */
+export const PREPARING_POLL_MS = 2000;
+
 /**
  * Socket to the simulation-service. `/api/info` is read before every (re)connect so that a
- * service restarted with another model (other channels, other lags) is picked up.
+ * service restarted with another model (other channels, other lags) is picked up, and
+ * every few seconds while the service says Recorded mode is being prepared, so that the
+ * page shows how far and turns the mode on when it is ready.
  */
 export class SimulationClient {
   readonly events = new Emitter<SimulationEvents>();
@@ -329,6 +334,7 @@ export class SimulationClient {
   private readonly fetch: FetchLike;
   private readonly wsUrl: string;
   private currentInfo: SimulationInfo | null = null;
+  private infoTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: SimulationClientOptions) {
     this.wsUrl = options.wsUrl;
@@ -362,6 +368,7 @@ export class SimulationClient {
   }
 
   stop(): void {
+    this.clearInfoTimer();
     this.connection.stop();
   }
 
@@ -374,6 +381,11 @@ export class SimulationClient {
     return this.connection.send(encode(message));
   }
 
+  private clearInfoTimer(): void {
+    if (this.infoTimer !== null) clearTimeout(this.infoTimer);
+    this.infoTimer = null;
+  }
+
   /**
    * Reads `/api/info` once the socket is open. Failures are reported but do not close the
    * socket: stimuli and reconstructions work without the channel map, only the activity
@@ -381,10 +393,14 @@ export class SimulationClient {
    * that the simulation-service must allow; the WebSocket itself is not subject to CORS.)
    */
   private async loadInfo(): Promise<void> {
+    this.clearInfoTimer();
     const info = await this.getJson("/api/info", parseSimulationInfo, "the activity map needs the channel list");
     if (info === null) return;
     this.currentInfo = info;
     this.events.emit("info", info);
+    if (info.recorded?.state === "preparing" && this.connection.isOpen) {
+      this.infoTimer = setTimeout(() => void this.loadInfo(), PREPARING_POLL_MS);
+    }
   }
 
   /** Every channel's projective field (`GET /api/projective-fields`); null after reporting a failure. */

@@ -169,6 +169,21 @@ describe("parseSessionGrant", () => {
 });
 
 describe("parseSimulationInfo", () => {
+  it("reads what the service says about Recorded mode, and leaves out what it cannot read", () => {
+    const base = { lags: 1, channels: [{ file: "a.mat", electrode: 1, row: 0, col: 0 }] };
+    const recorded = (value: unknown) => {
+      const result = parseSimulationInfo({ ...base, recorded: value });
+      if (!result.ok) throw result.error;
+      return result.value.recorded;
+    };
+    expect(recorded({ state: "preparing", percent: 41.6, phase: "building the cache" })).toEqual({ state: "preparing", percent: 42, phase: "building the cache" });
+    expect(recorded({ state: "preparing", percent: 7 })).toEqual({ state: "preparing", percent: 7 });
+    expect(recorded({ state: "ready", segments: 4 })).toEqual({ state: "ready", segments: 4 });
+    expect(recorded({ state: "unavailable", reason: "no --data" })).toEqual({ state: "unavailable", reason: "no --data" });
+    expect(recorded({ state: "preparing" })).toBeUndefined();
+    expect(recorded("ready")).toBeUndefined();
+  });
+
   it("reads channels, lags and the optional extras", () => {
     const result = parseSimulationInfo({
       lags: 3,

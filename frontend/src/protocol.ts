@@ -196,6 +196,27 @@ export interface SimulationInfo {
   recordedSegments?: number;
   /** The training split's mean response (lag-major), where Imagine mode can start. */
   responseMean?: number[];
+  /** Whether Recorded mode can play, is still being prepared, or cannot be had, when the service says. */
+  recorded?: RecordedStatus;
+}
+
+/** `recorded` of `GET /api/info` (shared-protocol's `RecordedStatus`). */
+export type RecordedStatus =
+  | { state: "ready"; segments: number }
+  | { state: "preparing"; percent: number; phase?: string }
+  | { state: "unavailable"; reason: string };
+
+/** Reads `recorded` of `/api/info`; anything unrecognisable is left out (the field is informative). */
+function readRecordedStatus(v: unknown): RecordedStatus | undefined {
+  if (!isObject(v)) return undefined;
+  if (v.state === "ready" && typeof v.segments === "number") return { state: "ready", segments: v.segments };
+  if (v.state === "preparing" && typeof v.percent === "number" && Number.isFinite(v.percent)) {
+    const status: RecordedStatus = { state: "preparing", percent: Math.min(100, Math.max(0, Math.round(v.percent))) };
+    if (typeof v.phase === "string") status.phase = v.phase;
+    return status;
+  }
+  if (v.state === "unavailable" && typeof v.reason === "string") return { state: "unavailable", reason: v.reason };
+  return undefined;
 }
 
 /** One channel of `GET /api/projective-fields`. */
@@ -561,6 +582,8 @@ export function parseSimulationInfo(body: unknown): ParseResult<SimulationInfo> 
     const segments = body.recorded_segments;
     if (typeof segments === "number" && Number.isSafeInteger(segments) && segments >= 0) info.recordedSegments = segments;
     else if (Array.isArray(segments)) info.recordedSegments = segments.length;
+    const recorded = readRecordedStatus(body.recorded);
+    if (recorded !== undefined) info.recorded = recorded;
     return info;
   });
 }

@@ -114,3 +114,90 @@ pub fn find_cache(data_root: &Path, info: &ModelInfo) -> Result<std::path::PathB
         data_root.display()
     )))
 }
+
+/// The file in a data root that a command preparing it (`v1 simulate`, `v1 build`) keeps
+/// rewriting while it works, so that a simulation-service already running on that root
+/// can say how far along Recorded mode is. The dataset and its cache are themselves
+/// moved into place only when whole, so this file is never needed to tell a finished
+/// cache from a half-written one.
+pub const PREPARATION_FILE: &str = ".preparing.json";
+
+/// A preparation file not rewritten for this long was left by a command that stopped
+/// (killed, or a `v1 simulate` that no `v1 build` followed).
+pub const PREPARATION_STALE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The content of [`PREPARATION_FILE`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Preparation {
+    /// The step running, in words.
+    pub phase: String,
+    /// Of that step, 0–100.
+    pub percent: u8,
+    /// When the file was written, in seconds since the Unix epoch.
+    pub updated_unix: u64,
+}
+
+impl Preparation {
+    pub fn new(phase: &str, percent: u8) -> Self {
+        Self { phase: phase.to_owned(), percent: percent.min(100), updated_unix: unix_now() }
+    }
+
+    /// The preparation file of `data_root`, when there is a readable one.
+    pub fn read(data_root: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(data_root.join(PREPARATION_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Whether the command that wrote it was still at work lately.
+    pub fn is_fresh(&self) -> bool {
+        unix_now().saturating_sub(self.updated_unix) < PREPARATION_STALE.as_secs()
+    }
+
+    /// Writes the file atomically (a reader never sees half of it), creating the data root
+    /// when it does not exist yet.
+    pub fn write(&self, data_root: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(data_root)?;
+        let tmp = data_root.join(format!("{PREPARATION_FILE}.{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&tmp, data_root.join(PREPARATION_FILE))
+    }
+
+    /// Removes the file (nothing to do when it is not there).
+    pub fn remove(data_root: &Path) -> std::io::Result<()> {
+        match std::fs::remove_file(data_root.join(PREPARATION_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod preparation_tests {
+    use super::*;
+
+    #[test]
+    fn a_written_preparation_reads_back_and_is_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("not-yet-there");
+        assert_eq!(Preparation::read(&root), None);
+        let p = Preparation::new("simulating the dataset", 142);
+        p.write(&root).unwrap();
+        let back = Preparation::read(&root).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.percent, 100);
+        assert!(back.is_fresh());
+        Preparation::remove(&root).unwrap();
+        Preparation::remove(&root).unwrap();
+        assert_eq!(Preparation::read(&root), None);
+    }
+
+    #[test]
+    fn an_old_preparation_is_stale() {
+        let p = Preparation { updated_unix: unix_now() - PREPARATION_STALE.as_secs() - 1, ..Preparation::new("x", 5) };
+        assert!(!p.is_fresh());
+    }
+}

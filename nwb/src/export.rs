@@ -153,21 +153,9 @@ pub fn file_name(rec: &Recording) -> String {
     format!("sub-{}_ses-{}.nwb", rec.subdir, rec.name)
 }
 
+/// The shared bar of the batch jobs, so that `v1` also reports it where no terminal draws it.
 fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::with_draw_target(
-        Some(len),
-        indicatif::ProgressDrawTarget::stderr(),
-    );
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "exporting NWB {bar:30} {pos}/{len} files {msg} [{elapsed}]",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
+    neural_data::progress::progress_bar(show, len, "exporting NWB {bar:30} {pos}/{len} files {msg} [{elapsed}]", "")
 }
 
 fn trial_rows<'a>(

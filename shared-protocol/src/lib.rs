@@ -24,6 +24,7 @@
 //!   side limits, header dimensions checked before decoding.
 //! - [`auth`]: session tokens (expiry + HMAC-SHA256) and the shared secret.
 //! - [`origin`]: the `Origin` allow-list for WebSocket upgrades.
+//! - [`status`]: what the simulation-service's HTTP endpoints say about its sources.
 
 pub mod auth;
 pub mod data_url;
@@ -33,6 +34,7 @@ pub mod error;
 pub mod image_limits;
 pub mod message;
 pub mod origin;
+pub mod status;
 pub mod validate;
 
 pub use auth::{unix_now, IssuedToken, SharedSecret, WeakSecret, DEFAULT_TOKEN_TTL};
@@ -46,4 +48,5 @@ pub use message::{
     StartStream, Stimulus, StopStream, StreamSource, Subscribe, Subscribed, WaveformLatent,
 };
 pub use origin::{BadOrigin, OriginPolicy};
+pub use status::RecordedStatus;
 pub use validate::{check_payload_len, validate};

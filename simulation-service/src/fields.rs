@@ -53,9 +53,13 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         return Json(body.clone()).into_response();
     }
     let worker = state.clone();
-    let computed = tokio::task::spawn_blocking(move || describe(worker.simulator.model(), worker.sources.receptive_fields())).await;
+    // The receptive fields come with the dataset, which may arrive after start-up: an
+    // answer made without them is not kept while they can still come.
+    let settled = !state.sources.recorded_may_change();
+    let computed = tokio::task::spawn_blocking(move || describe(worker.simulator.model(), worker.sources.receptive_fields().as_deref())).await;
     match computed {
-        Ok(Ok(body)) => Json(state.projective_fields.get_or_init(|| body).clone()).into_response(),
+        Ok(Ok(body)) if settled => Json(state.projective_fields.get_or_init(|| body).clone()).into_response(),
+        Ok(Ok(body)) => Json(body).into_response(),
         Ok(Err(e)) => crate::http::error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, &format!("projective fields: {e}")),
         Err(e) => crate::http::error_response(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, &format!("projective fields: {e}")),
     }

@@ -1,5 +1,5 @@
 //! The simulation-service's plain HTTP endpoints: `/api/info` (what the model reads and
-//! writes, which sources exist, the limits), `/healthz` and `/metrics`, plus the checks
+//! writes, which sources exist and how far Recorded mode's dataset is, the limits), `/healthz` and `/metrics`, plus the checks
 //! and error bodies shared with the WebSocket upgrade.
 
 use axum::extract::State;
@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use shared_protocol::validate::{MAX_FPS, MAX_IMAGINED_COUNT, MIN_FPS};
-use shared_protocol::{ErrorCode, StreamSource};
+use shared_protocol::ErrorCode;
 
 use crate::AppState;
 
@@ -25,14 +25,11 @@ pub fn check_origin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 pub async fn info(State(state): State<AppState>) -> Response {
     let model = state.simulator.model().info();
     let streams: Vec<&str> = state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect();
-    let mut stimulus_sources = vec!["client"];
-    if state.sources.check_stream(StreamSource::Dataset).is_ok() || state.sources.check_stream(StreamSource::Folder).is_ok() {
-        stimulus_sources.push("random");
-    }
+    // `random` falls back to a procedural pattern without a dataset or an image folder.
+    let stimulus_sources = ["client", "random"];
     let segments: Vec<serde_json::Value> = state
         .sources
-        .recorded
-        .as_deref()
+        .recorded_set()
         .map(|set| {
             set.segments
                 .iter()
@@ -57,6 +54,7 @@ pub async fn info(State(state): State<AppState>) -> Response {
         "sources": streams,
         "stimulus_sources": stimulus_sources,
         "recorded_segments": segments,
+        "recorded": state.sources.recorded_status(),
         "folder_images": folder_images,
         "relay_connected": state.relay.is_connected(),
         "limits": {
@@ -105,6 +103,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         "relay_url": state.config.relay_url,
         "in_flight": state.pool.busy(),
         "sources": state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect::<Vec<_>>(),
+        "recorded": state.sources.recorded_status(),
         "model": state.config.model_dir.display().to_string(),
     });
     service_kit::http::health_response(draining, body)

@@ -13,7 +13,8 @@
 //! - [`simulate`]: the per-frame hot path (image limits, decoding, the model).
 //! - [`pool`]: bounded inference queue (full queue -> `overloaded`), from `service-kit`.
 //! - [`streams`]: frames produced at a steady rate (recorded, dataset, folder, webcam).
-//! - [`sources`]: dataset segments, image folder (read at start-up), camera.
+//! - [`sources`]: dataset segments (read at start-up, or picked up when a preparation
+//!   beside the service finishes), image folder (read at start-up), camera.
 //! - [`relay_link`]: the connection to the relay: backoff, acknowledgement, re-sending,
 //!   flow control (a window of unanswered latents, retries after refusals), stall
 //!   detection and the link's health.
@@ -192,6 +193,8 @@ pub async fn run(
             tokio::spawn(task.run(config, state.metrics.clone(), errors, link_drain.clone()))
         })
     };
+    // Recorded mode's dataset may still be in the making: picked up when it appears.
+    tokio::spawn(sources::watch_recorded(state.clone()));
     let drain = Drain { token: state.shutdown.clone(), tasks: state.tasks.clone(), timeout: state.config.drain_timeout };
     let net = state.config.limits.net;
     service_kit::serve::serve(listener, app(state.clone()), shutdown, &drain, &net, "simulation-service", "browser connections")

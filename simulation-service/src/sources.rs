@@ -1,19 +1,30 @@
 //! Where frames come from besides client images: the dataset's held-out test segments
 //! (random frames, and recorded responses replayed with their true frames), a folder of
-//! images, and the server's camera. Everything is read at start-up, so the hot path
-//! never touches the disk; a source that was not configured answers `unavailable`.
+//! images, and the server's camera. Everything is read into memory before it is served,
+//! so the hot path never touches the disk; a source that is not there answers
+//! `unavailable`.
+//!
+//! The test segments may still be in the making when the service starts (`make up` and the
+//! container prepare the dataset beside the running service): the service then starts
+//! without them, says how far the preparation is, and [`watch_recorded`] swaps them in
+//! when the cache appears, without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use models::recorded::{RecordedFrame, RecordedSet};
+use models::recorded::{Preparation, RecordedFrame, RecordedSet};
 use models::{GrayCrop, V1Model};
 use rand::Rng;
-use shared_protocol::{RecordedPosition, Source, StreamSource};
+use shared_protocol::{RecordedPosition, RecordedStatus, Source, StreamSource};
 use tracing::{info, warn};
 
 use crate::error::{FrameError, StartError};
 use crate::simulate::decode_image;
+use crate::AppState;
+
+/// How often a service waiting for its dataset looks at the data root again.
+pub const RECORDED_POLL: Duration = Duration::from_secs(1);
 
 /// One image of the image folder, already cropped for the model.
 #[derive(Debug, Clone)]
@@ -25,14 +36,34 @@ pub struct FolderImage {
 /// The frame sources of this service.
 #[derive(Debug, Default)]
 pub struct Sources {
-    /// Held-out test segments of the dataset cache that fits the model.
-    pub recorded: Option<Arc<RecordedSet>>,
+    /// Held-out test segments of the dataset cache that fits the model, and what the
+    /// service says about them. Behind a lock because they can arrive after start-up.
+    recorded: RwLock<Recorded>,
+    /// The data root (`--data`), watched while the segments are not loaded.
+    data_root: Option<PathBuf>,
+    /// The model's crop side, for random frames made without a dataset or an image folder.
+    crop_size: usize,
     /// The image folder.
     pub folder: Option<Arc<Vec<FolderImage>>>,
     /// The server's camera, opened on first use.
     #[cfg(feature = "webcam")]
     pub webcam: Option<Arc<crate::webcam::Webcam>>,
 }
+
+#[derive(Debug)]
+struct Recorded {
+    set: Option<Arc<RecordedSet>>,
+    status: RecordedStatus,
+}
+
+impl Default for Recorded {
+    fn default() -> Self {
+        Self { set: None, status: RecordedStatus::Unavailable { reason: NO_DATA_ROOT.into() } }
+    }
+}
+
+const NO_DATA_ROOT: &str =
+    "this simulation-service has no dataset: start it with --data <data root> (V1_DATA) holding a dataset cache that fits the model";
 
 /// A frame picked from a source, with where it came from.
 #[derive(Debug, Clone)]
@@ -41,9 +72,25 @@ pub struct Picked {
     pub source: Source,
 }
 
+/// What one look at the data root found.
+fn look(dir: &Path, model: &models::ModelInfo) -> Result<Recorded, models::ModelError> {
+    match RecordedSet::load(dir, model) {
+        Ok(set) => {
+            let status = RecordedStatus::Ready { segments: set.segments.len() };
+            Ok(Recorded { set: Some(Arc::new(set)), status })
+        }
+        Err(e) => match Preparation::read(dir).filter(Preparation::is_fresh) {
+            Some(p) => Ok(Recorded { set: None, status: RecordedStatus::Preparing { percent: p.percent, phase: Some(p.phase) } }),
+            None => Err(e),
+        },
+    }
+}
+
 impl Sources {
     /// Loads the dataset's test segments from `data_root` and the images of
-    /// `image_dir`, each when given.
+    /// `image_dir`, each when given. A data root without a fitting cache is an error,
+    /// unless a command is preparing it right now: then the service starts without the
+    /// segments and [`watch_recorded`] picks them up.
     pub fn load(
         model: &V1Model,
         data_root: Option<&Path>,
@@ -53,27 +100,71 @@ impl Sources {
     ) -> Result<Self, StartError> {
         let recorded = match data_root {
             Some(dir) => {
-                let set = RecordedSet::load(dir, model.info())
-                    .map_err(|source| StartError::Data { dir: dir.to_owned(), source })?;
-                info!(segments = set.segments.len(), frames = set.n_frames(), "loaded recorded test segments");
-                Some(Arc::new(set))
+                let found = look(dir, model.info()).map_err(|source| StartError::Data { dir: dir.to_owned(), source })?;
+                match (&found.set, &found.status) {
+                    (Some(set), _) => info!(segments = set.segments.len(), frames = set.n_frames(), "loaded recorded test segments"),
+                    (None, status) => info!(dir = %dir.display(), ?status, "the dataset is being prepared; recorded mode starts when it is ready"),
+                }
+                found
             }
-            None => None,
+            None => Recorded::default(),
         };
         let folder = match image_dir {
             Some(dir) => Some(Arc::new(load_folder(model, dir, max_folder_images, max_image_side)?)),
             None => None,
         };
         Ok(Self {
-            recorded,
+            recorded: RwLock::new(recorded),
+            data_root: data_root.map(Path::to_owned),
+            crop_size: model.info().image_size,
             folder,
             #[cfg(feature = "webcam")]
             webcam: None,
         })
     }
 
-    fn recorded_frames(&self) -> Option<&RecordedSet> {
-        self.recorded.as_deref().filter(|s| s.n_frames() > 0)
+    /// Whether Recorded mode can play, is being prepared, or cannot be had.
+    pub fn recorded_status(&self) -> RecordedStatus {
+        self.read_recorded().status.clone()
+    }
+
+    /// The loaded test segments, if any.
+    pub fn recorded_set(&self) -> Option<Arc<RecordedSet>> {
+        self.read_recorded().set.clone()
+    }
+
+    fn read_recorded(&self) -> std::sync::RwLockReadGuard<'_, Recorded> {
+        // A panic while holding the lock cannot leave `Recorded` half-updated (it is
+        // replaced whole), so a poisoned lock is still good to read.
+        self.recorded.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Looks at the data root once more while the segments are not loaded (blocking:
+    /// reads the cache when it has appeared). True once they are loaded.
+    pub fn refresh_recorded(&self, model: &models::ModelInfo) -> bool {
+        let Some(dir) = self.data_root.as_deref() else { return false };
+        if self.read_recorded().set.is_some() {
+            return true;
+        }
+        let next = look(dir, model).unwrap_or_else(|e| Recorded {
+            set: None,
+            status: RecordedStatus::Unavailable { reason: format!("cannot load recorded responses from the data root {}: {e}", dir.display()) },
+        });
+        let before = self.recorded_status();
+        if std::mem::discriminant(&before) != std::mem::discriminant(&next.status) {
+            match (&next.set, &next.status) {
+                (Some(set), _) => info!(segments = set.segments.len(), frames = set.n_frames(), "picked up the recorded test segments; recorded mode is available"),
+                (None, RecordedStatus::Unavailable { reason }) => warn!("recorded mode is unavailable: {reason}"),
+                (None, status) => info!(?status, "the dataset is being prepared"),
+            }
+        }
+        let ready = next.set.is_some();
+        *self.recorded.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        ready
+    }
+
+    fn recorded_frames(&self) -> Option<Arc<RecordedSet>> {
+        self.recorded_set().filter(|s| s.n_frames() > 0)
     }
 
     fn folder_images(&self) -> Option<&[FolderImage]> {
@@ -102,7 +193,15 @@ impl Sources {
     pub fn check_stream(&self, source: StreamSource) -> Result<(), FrameError> {
         let missing = match source {
             StreamSource::Recorded | StreamSource::Dataset if self.recorded_frames().is_none() => {
-                "has no dataset: start it with --data <data root> (V1_DATA) holding a dataset cache that fits the model"
+                return Err(FrameError::Unavailable(match self.recorded_status() {
+                    RecordedStatus::Preparing { percent, phase } => format!(
+                        "source {:?} is not available yet: the dataset is being prepared ({}{percent}%); it turns on by itself when ready",
+                        source.as_source().as_str(),
+                        phase.map(|p| format!("{p}, ")).unwrap_or_default()
+                    ),
+                    RecordedStatus::Unavailable { reason } => format!("source {:?} is not available: {reason}", source.as_source().as_str()),
+                    RecordedStatus::Ready { .. } => format!("source {:?} is not available: the dataset has no test frames", source.as_source().as_str()),
+                }));
             }
             StreamSource::Folder if self.folder_images().is_none() => {
                 "has no image folder: start it with --images <folder> (V1_IMAGES)"
@@ -130,7 +229,8 @@ impl Sources {
     }
 
     /// A random frame for a `stimulus` without an image: `random` takes the dataset when
-    /// there is one, else the image folder.
+    /// there is one, else the image folder, else a procedural pattern (so that it works
+    /// while the dataset is still being prepared).
     pub fn pick(&self, wanted: Source) -> Result<Picked, FrameError> {
         let mut rng = rand::rng();
         let from_dataset = |set: &RecordedSet, rng: &mut rand::rngs::ThreadRng| {
@@ -143,11 +243,12 @@ impl Sources {
             source: Source::Folder,
         };
         let picked = match wanted {
-            Source::Dataset => self.recorded_frames().and_then(|s| from_dataset(s, &mut rng)),
+            Source::Dataset => self.recorded_frames().and_then(|s| from_dataset(&s, &mut rng)),
             Source::Folder => self.folder_images().map(|f| from_folder(f, &mut rng)),
             _ => match (self.recorded_frames(), self.folder_images()) {
-                (Some(set), _) => from_dataset(set, &mut rng),
+                (Some(set), _) => from_dataset(&set, &mut rng),
                 (None, Some(images)) => Some(from_folder(images, &mut rng)),
+                (None, None) if self.crop_size > 0 => Some(Picked { crop: procedural_crop(self.crop_size, &mut rng), source: Source::Random }),
                 (None, None) => None,
             },
         };
@@ -174,21 +275,48 @@ impl Sources {
     }
 
     /// Each channel's receptive-field centre (crop pixels) from the dataset cache, if any.
-    pub fn receptive_fields(&self) -> Option<&[models::projective::RfInCrop]> {
-        self.recorded.as_deref().map(|s| s.receptive_fields.as_slice()).filter(|r| !r.is_empty())
+    pub fn receptive_fields(&self) -> Option<Vec<models::projective::RfInCrop>> {
+        self.recorded_set().map(|s| s.receptive_fields.clone()).filter(|r| !r.is_empty())
+    }
+
+    /// Whether what the service knows about the dataset can still change (it is watching
+    /// the data root for the test segments).
+    pub fn recorded_may_change(&self) -> bool {
+        self.data_root.is_some() && self.read_recorded().set.is_none()
     }
 
     /// The `i`-th frame of the recorded segments in order (wrapping around), for
     /// recorded mode.
-    pub fn recorded_at(&self, i: usize) -> Option<(RecordedPosition, &RecordedFrame)> {
+    pub fn recorded_at(&self, i: usize) -> Option<(RecordedPosition, RecordedFrame)> {
         let set = self.recorded_frames()?;
-        nth_frame(set, i % set.n_frames())
+        nth_frame(&set, i % set.n_frames()).map(|(position, frame)| (position, frame.clone()))
     }
 
     /// The `i`-th image of the folder (wrapping around).
     pub fn folder_at(&self, i: usize) -> Option<&FolderImage> {
         let images = self.folder_images()?;
         images.get(i % images.len())
+    }
+}
+
+/// Until the recorded test segments are loaded, looks at the data root every
+/// [`RECORDED_POLL`] and swaps them in when they appear. Ends at shutdown, or at once when
+/// there is nothing to wait for.
+pub async fn watch_recorded(state: AppState) {
+    while state.sources.recorded_may_change() {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RECORDED_POLL) => {}
+        }
+        let worker = state.clone();
+        match tokio::task::spawn_blocking(move || worker.sources.refresh_recorded(worker.simulator.model().info())).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                warn!("looking for the recorded test segments failed: {e}");
+                return;
+            }
+        }
     }
 }
 

@@ -107,7 +107,7 @@ pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source:
             StreamSource::Recorded => match state.sources.recorded_at(index) {
                 Some((position, frame)) => {
                     meta.recorded = Some(position);
-                    Input::Recorded { crop: frame.crop.clone(), response: frame.response.clone() }
+                    Input::Recorded { crop: frame.crop, response: frame.response }
                 }
                 None => break,
             },

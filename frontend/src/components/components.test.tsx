@@ -79,6 +79,26 @@ describe("ModeTabs", () => {
     await userEvent.keyboard("{End}");
     expect(onChange).toHaveBeenLastCalledWith("dream");
   });
+
+  it("says how far Recorded mode's dataset is and cannot choose it until it is ready", async () => {
+    const onChange = vi.fn();
+    const { rerender } = render(<ModeTabs mode="live" onChange={onChange} recorded={{ state: "preparing", percent: 42, phase: "simulating the dataset" }} />);
+    const waiting = screen.getByRole("tab", { name: "Recorded mode: preparing, 42%" });
+    expect(waiting.getAttribute("aria-disabled")).toBe("true");
+    expect(waiting.title).toContain("simulating the dataset");
+    await userEvent.click(waiting);
+    expect(onChange).not.toHaveBeenCalled();
+    // The arrow keys pass over it.
+    screen.getByRole("tab", { name: "Live" }).focus();
+    await userEvent.keyboard("{ArrowRight}");
+    expect(onChange).toHaveBeenLastCalledWith("imagine");
+
+    rerender(<ModeTabs mode="live" onChange={onChange} recorded={{ state: "ready", segments: 3 }} />);
+    const ready = screen.getByRole("tab", { name: "Recorded" });
+    expect(ready.getAttribute("aria-disabled")).toBe("false");
+    await userEvent.click(ready);
+    expect(onChange).toHaveBeenLastCalledWith("recorded");
+  });
 });
 
 describe("ArrayHeatmap", () => {
