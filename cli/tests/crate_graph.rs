@@ -14,17 +14,21 @@ use std::process::Command;
 const FLOORS: &[(&str, u8)] = &[
     // Formats and scoring: depend on no other crate of the workspace.
     ("shared-protocol", 0),
+    ("v1-mat", 0),
     ("v1-metrics", 0),
-    // pvc-1 data and dataset building; what both services share.
+    // pvc-1 trees and dataset building; what both services share.
     ("neural-data", 1),
     ("service-kit", 1),
-    // The networks, and other formats of the recordings.
-    ("models", 2),
-    ("v1-nwb", 2),
+    // The simulated V1, which writes pvc-1 trees.
+    ("v1-sim", 2),
+    // The networks (their test fixtures simulate a small V1), and NWB files of the recordings.
+    ("models", 3),
+    ("v1-nwb", 3),
     // What people run.
-    ("v1-cli", 3),
-    ("simulation-service", 3),
-    ("relay-service", 3),
+    ("v1-cli", 4),
+    ("simulation-service", 4),
+    ("relay-service", 4),
+    ("v1-loadgen", 4),
 ];
 
 /// One dependency edge between workspace crates, as `cargo metadata` reports it.
