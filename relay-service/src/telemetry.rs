@@ -12,9 +12,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-pub use service_kit::metrics::CodeLabel;
+pub use service_kit::telemetry::CodeLabel;
 use service_kit::log_limit::LogLimiter;
-use service_kit::metrics::latency_buckets;
+use service_kit::telemetry::latency_buckets;
 
 /// Label for counters split by endpoint.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -174,6 +174,6 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
-        service_kit::metrics::encode(&self.registry)
+        service_kit::telemetry::encode(&self.registry)
     }
 }

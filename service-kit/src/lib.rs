@@ -3,7 +3,7 @@
 //! WebSocket connection handling — writer task, reader with size and rate limits,
 //! upgrade ([`ws`]) — the plain HTTP pieces (error bodies, Origin check, CORS,
 //! `/metrics` and `/healthz` responses: [`http`]), logging client-controlled values
-//! without letting a flood fill the disk ([`log_limit`]), Prometheus helpers ([`metrics`]),
+//! without letting a flood fill the disk ([`log_limit`]), Prometheus helpers ([`telemetry`]),
 //! binding and serving with a graceful drain ([`serve`]), the binaries' start-up and
 //! logging ([`binary`]), range checks of the settings ([`config`]), the shared secret kept in an owner-only file ([`secret_file`]),
 //! and, with the `testing` feature, the clients of the integration tests (module
@@ -17,7 +17,7 @@ pub mod binary;
 pub mod config;
 pub mod http;
 pub mod log_limit;
-pub mod metrics;
+pub mod telemetry;
 pub mod pool;
 pub mod secret_file;
 pub mod serve;

@@ -10,8 +10,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-pub use service_kit::metrics::CodeLabel;
-use service_kit::metrics::latency_buckets;
+pub use service_kit::telemetry::CodeLabel;
+use service_kit::telemetry::latency_buckets;
 use shared_protocol::{ErrorCode, Source};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -136,6 +136,6 @@ impl Metrics {
     }
 
     pub fn encode(&self) -> String {
-        service_kit::metrics::encode(&self.registry)
+        service_kit::telemetry::encode(&self.registry)
     }
 }
