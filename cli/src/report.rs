@@ -89,15 +89,17 @@ fn report(job: &Job, stopped: &mpsc::Receiver<()>) {
     });
     let mut last_line = Instant::now();
     let mut warned = false;
+    // Between bars (the work after the last one) the step is as far as the last bar said.
+    let mut percent = 0u8;
     loop {
-        let (percent, detail) = match neural_data::progress::latest() {
+        let detail = match neural_data::progress::latest() {
             Some(bar) => {
                 let (pos, len) = (bar.position(), bar.length().unwrap_or(0));
-                let percent = if len > 0 { (pos.min(len) * 100 / len) as u8 } else { 0 };
+                percent = if len > 0 { (pos.min(len) * 100 / len) as u8 } else { 0 };
                 let message = bar.message();
-                (percent, format!("{}{pos}/{len} ({percent}%)", if message.is_empty() { String::new() } else { format!("{message} ") }))
+                format!("{}{pos}/{len} ({percent}%)", if message.is_empty() { String::new() } else { format!("{message} ") })
             }
-            None => (0, String::new()),
+            None => String::new(),
         };
         if let Some(root) = &job.prepares {
             if let Err(e) = Preparation::new(job.phase, percent).write(root) {
