@@ -394,8 +394,87 @@ impl Parser<'_> {
         let complex = flags & mx::FLAG_COMPLEX != 0;
         let logical = flags & mx::FLAG_LOGICAL != 0;
 
-        let dims_at = pos;
-        let dims_el = self.sub(r, &mut pos, end, "dimensions", &[mi::INT32])?;
+        let (dims, numel) = self.dims(r, &mut pos, end)?;
+
+        let name_el = self.sub(r, &mut pos, end, "array name", &[mi::INT8, mi::UINT8])?;
+        let name = String::from_utf8_lossy(name_el.data(d))
+            .trim_end_matches('\0')
+            .to_string();
+
+        let data = match class {
+            mx::DOUBLE..=mx::UINT64 if complex => MatData::Unsupported {
+                class,
+                what: "complex array".to_string(),
+            },
+            mx::DOUBLE..=mx::UINT64 => {
+                let at = pos;
+                let el = self.sub(r, &mut pos, end, "numeric data", NUMERIC_TYPES)?;
+                let values = self
+                    .numeric(class, el.ty, el.data(d))
+                    .map_err(|detail| self.malformed(r, at, "numeric data", detail))?;
+                if values.len() != numel {
+                    return Err(self.malformed(
+                        r,
+                        at,
+                        "numeric data",
+                        format!(
+                            "{} values for dimensions {dims:?} ({numel} elements)",
+                            values.len()
+                        ),
+                    ));
+                }
+                if logical {
+                    MatData::Logical(values.nonzero())
+                } else {
+                    MatData::Numeric(values)
+                }
+            }
+            mx::CHAR => self.char_data(r, &mut pos, end, &dims, numel)?,
+            mx::CELL => {
+                self.check_count(r, pos, end, numel, "cell elements")?;
+                let mut items = Vec::with_capacity(numel);
+                for _ in 0..numel {
+                    let el = self.sub(r, &mut pos, end, "cell element", &[mi::MATRIX])?;
+                    items.push(self.matrix(r, &el, depth + 1)?.1);
+                }
+                MatData::Cell(items)
+            }
+            mx::STRUCT | mx::OBJECT => self.struct_data(r, &mut pos, end, class, numel, depth)?,
+            mx::SPARSE => MatData::Unsupported {
+                class,
+                what: "sparse array".to_string(),
+            },
+            mx::FUNCTION => MatData::Unsupported {
+                class,
+                what: "function handle".to_string(),
+            },
+            mx::OPAQUE => MatData::Unsupported {
+                class,
+                what: "opaque (classdef) value".to_string(),
+            },
+            other => {
+                return Err(self.malformed(
+                    r,
+                    start,
+                    "array flags",
+                    format!("unknown array class {other}"),
+                ));
+            }
+        };
+        Ok((name, MatArray { dims, data }))
+    }
+
+    /// Parses the dimensions subelement at `pos`: the dimensions (a single one gets a
+    /// trailing 1, as MATLAB arrays have at least two) and the element count.
+    fn dims(
+        &self,
+        r: &Region,
+        pos: &mut usize,
+        end: usize,
+    ) -> Result<(Vec<usize>, usize), MatError> {
+        let d = r.data;
+        let dims_at = *pos;
+        let dims_el = self.sub(r, pos, end, "dimensions", &[mi::INT32])?;
         if dims_el.len == 0 || !dims_el.data(d).chunks_exact(4).remainder().is_empty() {
             return Err(self.malformed(
                 r,
@@ -431,174 +510,132 @@ impl Parser<'_> {
                     format!("{dims:?} overflow the element count"),
                 )
             })?;
+        Ok((dims, numel))
+    }
 
-        let name_el = self.sub(r, &mut pos, end, "array name", &[mi::INT8, mi::UINT8])?;
-        let name = String::from_utf8_lossy(name_el.data(d))
-            .trim_end_matches('\0')
-            .to_string();
-
-        let data = match class {
-            mx::DOUBLE..=mx::UINT64 if complex => MatData::Unsupported {
-                class,
-                what: "complex array".to_string(),
-            },
-            mx::DOUBLE..=mx::UINT64 => {
-                let at = pos;
-                let el = self.sub(r, &mut pos, end, "numeric data", NUMERIC_TYPES)?;
-                let values = self
-                    .numeric(class, el.ty, el.data(d))
-                    .map_err(|detail| self.malformed(r, at, "numeric data", detail))?;
-                if values.len() != numel {
-                    return Err(self.malformed(
-                        r,
-                        at,
-                        "numeric data",
-                        format!(
-                            "{} values for dimensions {dims:?} ({numel} elements)",
-                            values.len()
-                        ),
-                    ));
-                }
-                if logical {
-                    MatData::Logical(values.nonzero())
-                } else {
-                    MatData::Numeric(values)
-                }
-            }
-            mx::CHAR => {
-                let at = pos;
-                // An empty char array may omit its data element.
-                if numel == 0 && pos >= end {
-                    MatData::Char(Vec::new())
-                } else {
-                    let el = self.sub(r, &mut pos, end, "char data", CHAR_TYPES)?;
-                    let units = self
-                        .chars(el.ty, el.data(d))
-                        .map_err(|detail| self.malformed(r, at, "char data", detail))?;
-                    if units.len() != numel {
-                        return Err(self.malformed(
-                            r,
-                            at,
-                            "char data",
-                            format!(
-                                "{} characters for dimensions {dims:?} ({numel} elements)",
-                                units.len()
-                            ),
-                        ));
-                    }
-                    MatData::Char(units)
-                }
-            }
-            mx::CELL => {
-                self.check_count(r, pos, end, numel, "cell elements")?;
-                let mut items = Vec::with_capacity(numel);
-                for _ in 0..numel {
-                    let el = self.sub(r, &mut pos, end, "cell element", &[mi::MATRIX])?;
-                    items.push(self.matrix(r, &el, depth + 1)?.1);
-                }
-                MatData::Cell(items)
-            }
-            mx::STRUCT | mx::OBJECT => {
-                let class_name = if class == mx::OBJECT {
-                    let el = self.sub(
-                        r,
-                        &mut pos,
-                        end,
-                        "object class name",
-                        &[mi::INT8, mi::UINT8],
-                    )?;
-                    Some(
-                        String::from_utf8_lossy(el.data(d))
-                            .trim_end_matches('\0')
-                            .to_string(),
-                    )
-                } else {
-                    None
-                };
-                let at = pos;
-                let len_el = self.sub(r, &mut pos, end, "field name length", &[mi::INT32])?;
-                if len_el.len != 4 {
-                    return Err(self.malformed(
-                        r,
-                        at,
-                        "field name length",
-                        format!("{} bytes, expected 4", len_el.len),
-                    ));
-                }
-                let name_len = self.word(d, len_el.data_start) as usize;
-                let at = pos;
-                let names_el = self.sub(r, &mut pos, end, "field names", &[mi::INT8, mi::UINT8])?;
-                let field_names = if names_el.len == 0 {
-                    Vec::new()
-                } else {
-                    if name_len == 0
-                        || !names_el
-                            .data(d)
-                            .chunks_exact(name_len)
-                            .remainder()
-                            .is_empty()
-                    {
-                        return Err(self.malformed(
-                            r,
-                            at,
-                            "field names",
-                            format!(
-                                "{} bytes is not a multiple of the field name length {name_len}",
-                                names_el.len
-                            ),
-                        ));
-                    }
-                    names_el
-                        .data(d)
-                        .chunks(name_len)
-                        .map(|c| {
-                            let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
-                            String::from_utf8_lossy(&c[..n]).into_owned()
-                        })
-                        .collect::<Vec<_>>()
-                };
-                let count = numel.checked_mul(field_names.len()).ok_or_else(|| {
-                    self.malformed(
-                        r,
-                        at,
-                        "struct",
-                        format!("{numel} elements x {} fields overflow", field_names.len()),
-                    )
-                })?;
-                self.check_count(r, pos, end, count, "struct field values")?;
-                let mut values = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let el = self.sub(r, &mut pos, end, "struct field value", &[mi::MATRIX])?;
-                    values.push(self.matrix(r, &el, depth + 1)?.1);
-                }
-                MatData::Struct(StructArray {
-                    class_name,
-                    field_names,
-                    values,
-                })
-            }
-            mx::SPARSE => MatData::Unsupported {
-                class,
-                what: "sparse array".to_string(),
-            },
-            mx::FUNCTION => MatData::Unsupported {
-                class,
-                what: "function handle".to_string(),
-            },
-            mx::OPAQUE => MatData::Unsupported {
-                class,
-                what: "opaque (classdef) value".to_string(),
-            },
-            other => {
+    /// Parses the data of a char array from `pos`, checking it against the dimensions.
+    fn char_data(
+        &self,
+        r: &Region,
+        pos: &mut usize,
+        end: usize,
+        dims: &[usize],
+        numel: usize,
+    ) -> Result<MatData, MatError> {
+        let d = r.data;
+        let at = *pos;
+        // An empty char array may omit its data element.
+        if numel == 0 && *pos >= end {
+            Ok(MatData::Char(Vec::new()))
+        } else {
+            let el = self.sub(r, pos, end, "char data", CHAR_TYPES)?;
+            let units = self
+                .chars(el.ty, el.data(d))
+                .map_err(|detail| self.malformed(r, at, "char data", detail))?;
+            if units.len() != numel {
                 return Err(self.malformed(
                     r,
-                    start,
-                    "array flags",
-                    format!("unknown array class {other}"),
+                    at,
+                    "char data",
+                    format!(
+                        "{} characters for dimensions {dims:?} ({numel} elements)",
+                        units.len()
+                    ),
                 ));
             }
+            Ok(MatData::Char(units))
+        }
+    }
+
+    /// Parses the rest of a struct or old-style object array from `pos`: the class name
+    /// (objects only), the field names and the `numel` x fields values.
+    fn struct_data(
+        &self,
+        r: &Region,
+        pos: &mut usize,
+        end: usize,
+        class: u8,
+        numel: usize,
+        depth: usize,
+    ) -> Result<MatData, MatError> {
+        let d = r.data;
+        let class_name = if class == mx::OBJECT {
+            let el = self.sub(
+                r,
+                pos,
+                end,
+                "object class name",
+                &[mi::INT8, mi::UINT8],
+            )?;
+            Some(
+                String::from_utf8_lossy(el.data(d))
+                    .trim_end_matches('\0')
+                    .to_string(),
+            )
+        } else {
+            None
         };
-        Ok((name, MatArray { dims, data }))
+        let at = *pos;
+        let len_el = self.sub(r, pos, end, "field name length", &[mi::INT32])?;
+        if len_el.len != 4 {
+            return Err(self.malformed(
+                r,
+                at,
+                "field name length",
+                format!("{} bytes, expected 4", len_el.len),
+            ));
+        }
+        let name_len = self.word(d, len_el.data_start) as usize;
+        let at = *pos;
+        let names_el = self.sub(r, pos, end, "field names", &[mi::INT8, mi::UINT8])?;
+        let field_names = if names_el.len == 0 {
+            Vec::new()
+        } else {
+            if name_len == 0
+                || !names_el
+                    .data(d)
+                    .chunks_exact(name_len)
+                    .remainder()
+                    .is_empty()
+            {
+                return Err(self.malformed(
+                    r,
+                    at,
+                    "field names",
+                    format!(
+                        "{} bytes is not a multiple of the field name length {name_len}",
+                        names_el.len
+                    ),
+                ));
+            }
+            names_el
+                .data(d)
+                .chunks(name_len)
+                .map(|c| {
+                    let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+                    String::from_utf8_lossy(&c[..n]).into_owned()
+                })
+                .collect::<Vec<_>>()
+        };
+        let count = numel.checked_mul(field_names.len()).ok_or_else(|| {
+            self.malformed(
+                r,
+                at,
+                "struct",
+                format!("{numel} elements x {} fields overflow", field_names.len()),
+            )
+        })?;
+        self.check_count(r, *pos, end, count, "struct field values")?;
+        let mut values = Vec::with_capacity(count);
+        for _ in 0..count {
+            let el = self.sub(r, pos, end, "struct field value", &[mi::MATRIX])?;
+            values.push(self.matrix(r, &el, depth + 1)?.1);
+        }
+        Ok(MatData::Struct(StructArray {
+            class_name,
+            field_names,
+            values,
+        }))
     }
 
     /// Rejects element counts that cannot fit in the remaining bytes (each needs a tag).
