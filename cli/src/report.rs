@@ -95,7 +95,7 @@ fn report(job: &Job, stopped: &mpsc::Receiver<()>) {
         let detail = match neural_data::progress::latest() {
             Some(bar) => {
                 let (pos, len) = (bar.position(), bar.length().unwrap_or(0));
-                percent = if len > 0 { (pos.min(len) * 100 / len) as u8 } else { 0 };
+                percent = (pos.min(len) * 100).checked_div(len).unwrap_or(0) as u8;
                 let message = bar.message();
                 format!("{}{pos}/{len} ({percent}%)", if message.is_empty() { String::new() } else { format!("{message} ") })
             }
