@@ -62,11 +62,17 @@ pub struct PopulationParams {
     pub unit_orientation_jitter_deg: f64,
 
     // ---------------------------------------------------------------- units
-    /// Units per good electrode (multi-unit activity), inclusive range.
+    /// Units per good electrode (multi-unit activity), inclusive range: a Utah-array
+    /// electrode's threshold crossings mix the spikes of several nearby neurons, 2–5 in
+    /// the multi-unit recordings this preparation gives (Kelly et al. 2007, J Neurosci
+    /// 27:261). With fewer, single simple cells dominate channels and their phase-locked
+    /// linear RF shows in a whitened-pixel STA far more than on the real files.
     pub units_per_electrode: [usize; 2],
     /// Fraction of simple cells (linear Gabor, rectified); the rest are complex (energy
-    /// model). ~40% simple in macaque V1 (Skottun et al. 1991, Vision Res 31:1079;
-    /// Ringach et al. 2002).
+    /// model). ~40% of all V1 cells are simple (Skottun et al. 1991, Vision Res 31:1079),
+    /// but they sit mostly in layers 4 and 6, and the supragranular layers that a Utah
+    /// array's 1–1.5 mm electrodes record from are mostly complex (Ringach, Shapley &
+    /// Hawken 2002, J Neurosci 22:5639): 12% here.
     pub simple_fraction: f64,
     /// Fraction of units (simple or complex) that also signal the luminance of their RF
     /// relative to its surround. Many V1 neurons respond to uniform surfaces and track
@@ -74,7 +80,8 @@ pub struct PopulationParams {
     /// J Neurophysiol 86:2559; Peng & Van Essen 2005, J Neurophysiol 93:1620, who found
     /// such responses tuned to the luminance of a patch relative to its background). In the
     /// model this is an unbalanced receptive field: besides its zero-mean Gabor the unit
-    /// weighs the mean luminance under its RF envelope against the surround mean.
+    /// weighs the mean luminance under its RF envelope against the surround mean. The real
+    /// files' luminance signal is weak (whitened-pixel STA ratio 1.22, docs/twin.md): 3%.
     pub luminance_fraction: f64,
     /// Magnitude of that luminance weight, in the same contrast units as the Gabor drive
     /// (a patch 50% brighter than its surround gives 0.5 times the weight). Its sign (ON
@@ -107,14 +114,18 @@ pub struct PopulationParams {
     /// Softplus output d = [softplus(k (g - theta)) - softplus(-k theta)] / k of the
     /// normalised drive g, then rate = spont + R (1 - exp(-A d / R)) with R = peak - spont:
     /// linear in d for weak drive, saturating at the peak rate. `softplus_sharpness` is
-    /// k, `softplus_threshold` theta.
+    /// k, `softplus_threshold` theta: 0.3 leaves weakly matched stimuli near silent, so
+    /// responses to natural movies are sparse (Vinje & Gallant 2000, Science 287:1273).
     pub softplus_sharpness: f64,
     pub softplus_threshold: f64,
-    /// Spontaneous rate (spikes/s), log-uniform: 1–10 sp/s under anaesthesia (Ringach et
-    /// al. 2002; Albrecht & Hamilton 1982).
+    /// Spontaneous rate (spikes/s), log-uniform. Spontaneous rates of V1 cells are mostly
+    /// low, a few spikes/s or less, many below 1 (Ringach et al. 2002; Albrecht & Hamilton
+    /// 1982); 0.05–1.5 keeps the real files' long silences between responses (ISI CV ~2).
     pub spontaneous_hz: Range,
-    /// Driven peak rate (spikes/s), log-uniform: the ceiling of the unit's rate, 20–100
-    /// sp/s (Albrecht & Hamilton 1982; Ringach et al. 2002).
+    /// Driven peak rate (spikes/s), log-uniform: the ceiling of the unit's rate. Optimal
+    /// gratings drive V1 cells to 20–100 sp/s (Albrecht & Hamilton 1982), natural movies
+    /// far less (Vinje & Gallant 2000); 8–35 sp/s with the responsiveness below gives the
+    /// real multi-unit event rates (5–30/s) and repeat-file reliability (max R² median 0.37).
     pub peak_hz: Range,
     /// Calibration: the median over calibration scenes of the unit's per-scene largest
     /// drive is mapped to this fraction of the way from spontaneous to peak rate, so that
@@ -126,6 +137,13 @@ pub struct PopulationParams {
     /// 24:6991); with it the repeat file's max R² spreads into a continuum as on the real
     /// files instead of splitting into good and dead electrodes.
     pub responsiveness: Range,
+    /// A factor on the responsiveness of all units of one electrode (log-uniform): the
+    /// flat array's tips sit at different depths of the curved cortex, some in the
+    /// strongly driven middle layers, some in weakly driven superficial ones, and the
+    /// recording quality differs from site to site (Suner, Fellows, Vargas-Irwin, Nakata &
+    /// Donoghue 2005, IEEE TNSRE 13:524). It spreads the repeat file's max R² over a
+    /// continuum as on the real files instead of bunching the good electrodes together.
+    pub site_responsiveness: Range,
     /// Calibration movies: dead-leaves scenes on their own seed stream, and frames each.
     /// Several scenes, because how hard a scene drives a unit varies a lot between scenes.
     pub calibration_scenes: usize,
@@ -158,8 +176,9 @@ pub struct PopulationParams {
 
     // ---------------------------------------------------------------- noise
     /// Standard deviation of the log of the shared slow gain. A modulated Poisson process
-    /// (Goris, Movshon & Simoncelli 2014, Nat Neurosci 17:858) with this gain gives Fano
-    /// factors ~1.5–2 for multi-unit counts in 1/3 s windows, as under anaesthesia.
+    /// (Goris, Movshon & Simoncelli 2014, Nat Neurosci 17:858): with the bursts below,
+    /// Fano factors of ~2–2.5 for multi-unit counts in 1/3 s windows over repeats, as
+    /// under anaesthesia; the bursts carry most of it, so the gain is kept small.
     pub gain_log_sd: f64,
     /// Time constant of the gain (s): slow, ~1 s (Goris et al. 2014; Ecker et al. 2014,
     /// Neuron 82:235).
@@ -206,7 +225,9 @@ pub struct PopulationParams {
     pub snippet_noise_corr: f64,
     /// Amplitude jitter of a unit's spikes (relative standard deviation).
     pub spike_amplitude_jitter: f64,
-    /// Rate of sub-threshold noise crossings on every electrode (per s), good or not.
+    /// Rate of sub-threshold noise crossings on every electrode (per s), good or not. A
+    /// few per second: more would fill the silences between responses that make the real
+    /// multi-unit trains bursty (ISI CV ~2, docs/twin.md).
     pub noise_crossing_hz: Range,
     /// How far past the threshold a noise crossing dips (int8 units, |normal| sd).
     pub noise_crossing_overshoot: f64,
@@ -233,9 +254,9 @@ impl Default for PopulationParams {
             orientation_halfwidth_deg: [18.0, 26.0],
             pinwheel_halfwidth_deg: 40.0,
             unit_orientation_jitter_deg: 8.0,
-            units_per_electrode: [1, 4],
-            simple_fraction: 0.4,
-            luminance_fraction: 0.15,
+            units_per_electrode: [2, 5],
+            simple_fraction: 0.12,
+            luminance_fraction: 0.03,
             luminance_weight: [0.2, 0.6],
             rf_size_deg: [0.3, 1.0],
             cycles_per_sigma: [0.32, 0.52],
@@ -245,20 +266,21 @@ impl Default for PopulationParams {
             surround_weight: [0.1, 0.3],
             surround_scale: 2.5,
             softplus_sharpness: 12.0,
-            softplus_threshold: 0.15,
-            spontaneous_hz: [0.2, 3.0],
-            peak_hz: [15.0, 60.0],
+            softplus_threshold: 0.3,
+            spontaneous_hz: [0.05, 1.5],
+            peak_hz: [8.0, 35.0],
             calibration_level: 0.9,
-            responsiveness: [0.1, 1.0],
+            responsiveness: [0.04, 1.0],
+            site_responsiveness: [0.25, 1.0],
             calibration_scenes: 12,
             calibration_scene_frames: 40,
             kernel_peak_ms: [38.0, 48.0],
             kernel_suppression_ms: [35.0, 55.0],
             kernel_rebound: [0.3, 0.6],
-            kernel_delay_ms: [8.0, 30.0],
+            kernel_delay_ms: [6.0, 24.0],
             onset_gain: [1.5, 4.0],
             onset_tau_ms: 200.0,
-            gain_log_sd: 0.35,
+            gain_log_sd: 0.25,
             gain_tau_s: 1.0,
             gain_shares: [0.1, 0.2, 0.7],
             gain_local_length_mm: 0.8,
@@ -275,7 +297,7 @@ impl Default for PopulationParams {
             snippet_noise_sd: 3.5,
             snippet_noise_corr: 0.6,
             spike_amplitude_jitter: 0.05,
-            noise_crossing_hz: [2.0, 8.0],
+            noise_crossing_hz: [0.2, 1.2],
             noise_crossing_overshoot: 6.0,
             noise_crossing_drive: 0.3,
         }
@@ -286,8 +308,9 @@ impl PopulationParams {
     /// Checks that every range is ordered and every value is in its meaningful domain,
     /// naming the first field that is not.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let ranges: [(&'static str, Range, f64, f64); 24] = [
+        let ranges: [(&'static str, Range, f64, f64); 25] = [
             ("responsiveness", self.responsiveness, 0.01, 1.0),
+            ("site_responsiveness", self.site_responsiveness, 0.01, 1.0),
             ("kernel_delay_ms", self.kernel_delay_ms, 0.0, 200.0),
             ("onset_gain", self.onset_gain, 0.0, 20.0),
             ("burst_mean_spikes", self.burst_mean_spikes, 1.0, 10.0),

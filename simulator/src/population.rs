@@ -213,9 +213,12 @@ impl Population {
             };
             if is_good {
                 let n_units = rng.random_range(p.units_per_electrode[0]..=p.units_per_electrode[1]);
+                let site = rng::log_uniform(&mut rng, p.site_responsiveness[0], p.site_responsiveness[1]);
                 for _ in 0..n_units {
                     el.units.push(units.len());
-                    units.push(draw_unit(&mut rng, p, pos, map_ori, selectivity));
+                    let mut unit = draw_unit(&mut rng, p, pos, map_ori, selectivity);
+                    unit.responsiveness *= site;
+                    units.push(unit);
                 }
             }
             electrodes.push(el);
