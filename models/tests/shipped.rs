@@ -16,13 +16,6 @@ use std::sync::OnceLock;
 use models::eval::{evaluate, good_channels_from_truth, EvalOptions};
 use models::{TrainConfig, V1Model};
 
-/// Where the three open calibration targets stand on the default dataset (measured 0.51,
-/// 1.50 and 1.74; targets: max R² median 0.30–0.45, ISI CV >= 1.8, luminance STA ratio
-/// <= 1.35). docs/twin.md says why they are open.
-const OPEN_MAX_R2_MEDIAN_CEILING: f64 = 0.55;
-const OPEN_ISI_CV_FLOOR: f64 = 1.45;
-const OPEN_LUMINANCE_CEILING: f64 = 1.8;
-
 /// `v1 simulate --preset default` (seed 1): the dataset the shipped weights were trained on.
 fn default_dataset() -> &'static Path {
     static DATA: OnceLock<PathBuf> = OnceLock::new();
@@ -44,19 +37,10 @@ fn the_default_dataset_is_as_noisy_slow_and_messy_as_real_v1() {
     for c in &rows {
         eprintln!("{:<46} {:<44} real {:<34} target {:<22} {:?}", c.measure, c.measured, c.real, c.target, c.holds);
     }
-    // Targets the simulator does not meet yet (`v1 inspect` shows them as MISS; docs/twin.md
-    // says why): each held at least where it stands, so that it cannot get worse unseen.
-    let open = ["max R² median (repeat file)", "ISI CV median (clear-RF channels)", "luminance STA ratio, mean (share > 1.5)"];
-    let r2 = stats.max_r2_median().unwrap();
-    assert!((0.2..=OPEN_MAX_R2_MEDIAN_CEILING).contains(&r2), "max R² median {r2:.2} (target 0.30–0.45, held in 0.2–{OPEN_MAX_R2_MEDIAN_CEILING})");
-    let isi_cv = stats.isi_cv_median().unwrap();
-    assert!(isi_cv >= OPEN_ISI_CV_FLOOR, "ISI CV median {isi_cv:.2} (target 1.8, held at >= {OPEN_ISI_CV_FLOOR})");
-    let lum = stats.luminance_ratios();
-    let lum_mean = lum.iter().sum::<f64>() / lum.len().max(1) as f64;
-    assert!(lum_mean <= OPEN_LUMINANCE_CEILING, "luminance STA ratio {lum_mean:.2} (target 1.35, held at <= {OPEN_LUMINANCE_CEILING})");
+    // Every calibration target holds (`v1 inspect` shows them; docs/twin.md has the table).
     let misses: Vec<String> = rows
         .iter()
-        .filter(|c| c.holds == Some(false) && !open.contains(&c.measure))
+        .filter(|c| c.holds == Some(false))
         .map(|c| format!("{}: {} (target {})", c.measure, c.measured, c.target))
         .collect();
     assert!(misses.is_empty(), "calibration targets missed: {misses:#?}");

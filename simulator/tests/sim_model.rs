@@ -70,7 +70,9 @@ fn units_follow_ringach_2002() {
     let pop = Population::generate(5, &PopulationParams::default());
     let n = pop.units.len() as f64;
     let simple = pop.units.iter().filter(|u| u.kind == CellType::Simple).count() as f64 / n;
-    assert!((0.25..=0.55).contains(&simple), "simple fraction {simple}");
+    // 12% simple: the supragranular layers a Utah array records from are mostly complex
+    // (Ringach, Shapley & Hawken 2002), though 40% of all V1 cells are simple.
+    assert!((0.05..=0.25).contains(&simple), "simple fraction {simple}");
     let mut sf: Vec<f64> = pop.units.iter().map(|u| u.sf_cpd).collect();
     sf.sort_by(f64::total_cmp);
     let median = sf[sf.len() / 2];
@@ -109,9 +111,10 @@ fn rates_have_the_stated_spontaneous_and_peak_levels() {
     let q10 = maxima[maxima.len() / 10];
     let q90 = maxima[maxima.len() * 9 / 10];
     eprintln!("per-unit peak rate over 5 s movies: 10% {q10:.1}, median {median:.1}, 90% {q90:.1} sp/s");
-    // Peaks of 15–60 sp/s, scaled by each unit's responsiveness (0.1–1, log-uniform).
-    assert!((8.0..=60.0).contains(&median), "median peak {median}");
-    assert!(q10 > 5.0 && q90 < 150.0, "peak range {q10}..{q90}");
+    // Peaks of 8–35 sp/s, scaled by each unit's responsiveness (0.04–1) and its site's
+    // (0.25–1), both log-uniform: most units respond weakly to natural movies, a few well.
+    assert!((4.0..=30.0).contains(&median), "median peak {median}");
+    assert!(q10 > 0.3 && q90 > 2.0 * median && q90 < 60.0, "peak range {q10}..{q90}");
 }
 
 /// Rates in bin t depend on frames t - latency - j only: a stimulus that appears at frame
