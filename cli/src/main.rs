@@ -114,6 +114,10 @@ enum Command {
         /// Skip training the noise-free upper-bound decoder (simulated data only).
         #[arg(long)]
         no_upper_bound: bool,
+        /// Train only the noise-free upper-bound decoder of the model already in --out
+        /// (e.g. after choosing its phase-2 settings on the validation split).
+        #[arg(long, conflicts_with_all = ["no_upper_bound", "resume", "init"])]
+        upper_bound_only: bool,
         /// Start from the weights of this model instead of fresh ones (e.g. to re-run phase 2).
         #[arg(long)]
         init: Option<PathBuf>,
@@ -283,9 +287,12 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Train { data, out, config, preset, resume, no_upper_bound, init, phases } => {
+        Command::Train { data, out, config, preset, resume, no_upper_bound, upper_bound_only, init, phases } => {
             if phases.is_empty() || phases.iter().any(|p| *p != 1 && *p != 2) {
                 bail!("--phases takes 1, 2 or 1,2");
+            }
+            if upper_bound_only && !out.join("model.json").exists() {
+                bail!("--upper-bound-only trains the upper bound of the model in --out, but {} holds none; train it first (v1 train --out {})", out.display(), out.display());
             }
             let cfg = train_config(config.as_deref(), preset)?;
             let threads = training_threads(cfg.threads);
@@ -301,8 +308,14 @@ fn run(cli: Cli) -> Result<()> {
                 phases,
                 threads,
             };
-            let (_, summary) = models::train::train(&ds, &opts)?;
-            println!("trained: {}", serde_json::to_string(&summary)?);
+            if upper_bound_only {
+                if ds.truth.is_none() {
+                    bail!("--upper-bound-only needs a simulated dataset: {} has no ground truth (ground_truth/ beside the tree)", data.display());
+                }
+            } else {
+                let (_, summary) = models::train::train(&ds, &opts)?;
+                println!("trained: {}", serde_json::to_string(&summary)?);
+            }
             if ds.truth.is_some() && !no_upper_bound {
                 eprintln!("training the noise-free upper-bound decoder (same architecture, phase 2 on noise-free rates)");
                 let ub_dir = out.join("upper_bound");
