@@ -67,8 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             if !truth.truth.electrodes[*id as usize - 1].good {
                 continue;
             }
-            let nframes = c.repeats.first().map_or(0, |tr| tr.electrodes.first().map_or(0, |_| cfg.frames_per_segment));
-            for w in 1..nframes / 10 {
+            for w in 1..cfg.frames_per_segment / 10 {
                 let (lo, hi) = ((w * 10) as f64 / FRAME_RATE_HZ, ((w + 1) * 10) as f64 / FRAME_RATE_HZ);
                 let counts: Vec<f64> = c.repeats.iter().map(|tr| tr.electrodes[i].times.iter().filter(|&&x| x >= lo && x < hi).count() as f64).collect();
                 let n = counts.len() as f64;
