@@ -13,8 +13,8 @@
 //! holds the frame rate (at least 98% of frames back, none lost) with p99 under
 //! `--p99-limit-ms`. Output: one JSON object per run on stdout, then a summary.
 //!
-//! For a soak run (`make soak`), `--watch-pid` names the service processes: each run then
-//! reports their peak resident memory (VmHWM, and the largest VmRSS sampled each second)
+//! `--watch-pid` names the service processes: each run then reports their CPU time per
+//! frame and their peak resident memory (VmHWM, and the largest VmRSS sampled each second)
 //! next to the lost frames and latency percentiles, and the load average at the end.
 
 use std::collections::HashMap;
@@ -67,8 +67,9 @@ struct Args {
     /// The p99 bound a run must stay under to count as held.
     #[arg(long, default_value_t = 100.0)]
     p99_limit_ms: f64,
-    /// A process to watch (repeatable): each run reports its peak resident memory (VmHWM
-    /// and the largest VmRSS sampled every second, from /proc), e.g. the services' PIDs.
+    /// A process to watch (repeatable): each run reports its CPU time per frame sent and
+    /// its peak resident memory (VmHWM and the largest VmRSS sampled every second, from
+    /// /proc), e.g. the services' PIDs.
     #[arg(long = "watch-pid")]
     watch_pids: Vec<u32>,
     /// Spread sessions round-robin over `RELAY=SIM` pairs (comma-separated) instead of
@@ -129,9 +130,10 @@ async fn main() -> anyhow::Result<()> {
         );
         for p in r["processes"].as_array().into_iter().flatten() {
             eprintln!(
-                "      {} (pid {}): peak RSS {} MB (VmHWM), largest sampled {} MB, at the end {} MB",
+                "      {} (pid {}): CPU {} ms per frame; peak RSS {} MB (VmHWM), largest sampled {} MB, at the end {} MB",
                 p["name"].as_str().unwrap_or("?"),
                 p["pid"],
+                p["cpu_ms_per_frame"],
                 p["peak_rss_mb"],
                 p["max_sampled_rss_mb"],
                 p["rss_mb_end"],
@@ -226,6 +228,8 @@ type Pending = Arc<Mutex<HashMap<u64, Instant>>>;
 #[derive(Default)]
 struct Tally {
     sent: u64,
+    /// Every stimulus sent, warm-up included (the CPU figures divide by it).
+    sent_total: u64,
     received: u64,
     errors: u64,
     latencies_ms: Vec<f64>,
@@ -241,6 +245,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<String>>) -> anyhow::Result<Value> {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let (peaks, sampler) = watch(&args.watch_pids);
+    let cpu_before: Vec<Option<f64>> = args.watch_pids.iter().map(|&pid| cpu_seconds(pid)).collect();
     let start_at = Instant::now() + Duration::from_millis(500);
     let measure_from = start_at + Duration::from_secs_f64(args.warmup);
     let stop_at = measure_from + Duration::from_secs_f64(args.duration);
@@ -335,8 +340,10 @@ async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<
                 if to_sim.send(Message::Text(text.into())).await.is_err() {
                     break;
                 }
+                let mut t = lock(&send_tally);
+                t.sent_total += 1;
                 if measured {
-                    lock(&send_tally).sent += 1;
+                    t.sent += 1;
                 }
             }
             // Keep the socket open until the grace period ends.
@@ -354,10 +361,18 @@ async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<
         }
     }
     sampler.abort();
+    let sent_total = lock(&tally).sent_total;
     let processes: Vec<Value> = lock(&peaks)
         .iter()
-        .map(|(pid, sampled_kb)| {
+        .zip(&cpu_before)
+        .map(|((pid, sampled_kb), before)| {
             let status = proc_status(*pid);
+            // CPU time (user + system) the process spent during the run, per stimulus
+            // sent (warm-up included; idle time costs next to nothing).
+            let cpu_ms_per_frame = match (before, cpu_seconds(*pid)) {
+                (Some(b), Some(a)) if sent_total > 0 => Some(((a - b) * 1000.0 / sent_total as f64 * 1000.0).round() / 1000.0),
+                _ => None,
+            };
             json!({
                 "pid": pid,
                 "name": std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_owned()).unwrap_or_default(),
@@ -365,6 +380,7 @@ async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<
                 "max_sampled_rss_mb": kb_to_mb(*sampled_kb),
                 "rss_mb_end": status.as_ref().and_then(|s| s.rss_kb).map(kb_to_mb),
                 "alive": status.is_some(),
+                "cpu_ms_per_frame": cpu_ms_per_frame,
             })
         })
         .collect();
@@ -415,6 +431,19 @@ fn proc_status(pid: u32) -> Option<ProcStatus> {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
     };
     Some(ProcStatus { rss_kb: field("VmRSS:"), hwm_kb: field("VmHWM:") })
+}
+
+/// User + system CPU seconds of a process so far (`/proc/PID/stat`, fields 14 and 15, in
+/// clock ticks of 1/100 s, the value Linux reports as `USER_HZ`); None when it is gone.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; the fields after it start past its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state), so fields 14 and 15 are at indices 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }
 
 fn kb_to_mb(kb: u64) -> f64 {

@@ -24,6 +24,72 @@ use crate::waveform_encoder::WaveformEncoder;
 /// Largest image side accepted by [`V1Model::prepare_image`].
 pub const MAX_IMAGE_SIDE: u32 = 8192;
 
+fn check_image_size(w: u32, h: u32) -> Result<()> {
+    if w == 0 || h == 0 || w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
+        return Err(ModelError::ImageSize { width: w, height: h, max: MAX_IMAGE_SIDE });
+    }
+    Ok(())
+}
+
+/// The `side` x `side` square at (`x0`, `y0`) of `src`, resized to `n` x `n` with a
+/// triangle (linear) filter widened by the scale when shrinking, vertical pass first,
+/// rounded to 8 bits: the weights and order of `image::imageops::resize` with
+/// `FilterType::Triangle`, so the crops are those it gives (within one grey level).
+/// Written out because that general resampler, run on a view of a camera frame, took
+/// ~0.3 ms of the simulation-service's ~2 ms per frame (the per-pixel generic conversions
+/// and a libm `round` per sample); this loop reads the square in place and takes a
+/// fraction of that (figures: docs/benchmarks/history.md, "Live loop").
+pub fn resize_square_triangle(src: &image::GrayImage, x0: u32, y0: u32, side: u32, n: usize) -> Vec<u8> {
+    let stride = src.width() as usize;
+    let px = src.as_raw();
+    let (x0, y0, side) = (x0 as usize, y0 as usize, side as usize);
+    if n == 0 || side == 0 {
+        return vec![0; n * n];
+    }
+    let taps = triangle_taps(side, n);
+    // Vertical pass over the square's columns: n rows of `side` values.
+    let mut rows = vec![0f32; n * side];
+    for (out_row, (start, weights)) in rows.chunks_exact_mut(side).zip(&taps) {
+        for (k, w) in weights.iter().enumerate() {
+            let line = &px[(y0 + start + k) * stride + x0..][..side];
+            for (acc, v) in out_row.iter_mut().zip(line) {
+                *acc += w * f32::from(*v);
+            }
+        }
+    }
+    // Horizontal pass, rounded like the resampler (clamped, nearest).
+    let mut out = Vec::with_capacity(n * n);
+    for row in rows.chunks_exact(side) {
+        for (start, weights) in &taps {
+            let v: f32 = weights.iter().zip(&row[*start..]).map(|(w, v)| w * v).sum();
+            out.push((v.clamp(0.0, 255.0) + 0.5) as u8);
+        }
+    }
+    out
+}
+
+/// Per output index: the first input index and the normalised triangle weights from it.
+fn triangle_taps(len: usize, n: usize) -> Vec<(usize, Vec<f32>)> {
+    let ratio = len as f32 / n as f32;
+    let scale = ratio.max(1.0);
+    let support = scale;
+    (0..n)
+        .map(|i| {
+            let centre = (i as f32 + 0.5) * ratio;
+            let left = ((centre - support).floor() as i64).clamp(0, len as i64 - 1) as usize;
+            let right = ((centre + support).ceil() as i64).clamp(left as i64 + 1, len as i64) as usize;
+            let centre = centre - 0.5;
+            let mut weights: Vec<f32> =
+                (left..right).map(|j| (1.0 - ((j as f32 - centre) / scale).abs()).max(0.0)).collect();
+            let sum: f32 = weights.iter().sum();
+            if sum > 0.0 {
+                weights.iter_mut().for_each(|w| *w /= sum);
+            }
+            (left, weights)
+        })
+        .collect()
+}
+
 /// `model.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +119,9 @@ pub struct GrayCrop {
 
 impl GrayCrop {
     pub fn to_image(&self) -> image::GrayImage {
-        let data = self.pixels.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
+        // `+ 0.5` then truncation rounds the non-negative values as `round` would, without
+        // the libm call `round` compiles to on baseline x86-64.
+        let data = self.pixels.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8).collect();
         image::GrayImage::from_raw(self.size as u32, self.size as u32, data).unwrap_or_default()
     }
     pub fn from_u8(size: usize, data: &[u8]) -> Self {
@@ -173,16 +241,22 @@ impl V1Model {
     /// Turns any image into what the networks see: grayscale, the centre square, resized to
     /// `image_size`. (Dataset frames are instead cut at the RF footprint by the builder.)
     pub fn prepare_image(&self, img: &image::DynamicImage) -> Result<GrayCrop> {
-        let (w, h) = (img.width(), img.height());
-        if w == 0 || h == 0 || w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE {
-            return Err(ModelError::ImageSize { width: w, height: h, max: MAX_IMAGE_SIDE });
+        check_image_size(img.width(), img.height())?;
+        match img {
+            image::DynamicImage::ImageLuma8(gray) => self.prepare_gray(gray),
+            other => self.prepare_gray(&other.to_luma8()),
         }
+    }
+
+    /// [`Self::prepare_image`] for an image already in grayscale: the centre square, resized
+    /// to `image_size` with a triangle filter.
+    pub fn prepare_gray(&self, gray: &image::GrayImage) -> Result<GrayCrop> {
+        let (w, h) = (gray.width(), gray.height());
+        check_image_size(w, h)?;
         let side = w.min(h);
-        let gray = img.to_luma8();
-        let sq = image::imageops::crop_imm(&gray, (w - side) / 2, (h - side) / 2, side, side).to_image();
-        let s = self.info.image_size as u32;
-        let small = image::imageops::resize(&sq, s, s, image::imageops::FilterType::Triangle);
-        Ok(GrayCrop::from_u8(self.info.image_size, small.as_raw()))
+        let s = self.info.image_size;
+        let small = resize_square_triangle(gray, (w - side) / 2, (h - side) / 2, side, s);
+        Ok(GrayCrop::from_u8(s, &small))
     }
 
     /// Normalised pixels [B, 1, S, S] from crops in [0,1].
@@ -416,4 +490,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).map_err(io_err(format!("writing {}", tmp.display())))?;
     std::fs::rename(&tmp, path).map_err(io_err(format!("renaming {} into place", tmp.display())))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The written-out crop resize gives what the general resampler gives on the same square.
+    #[test]
+    fn centre_square_resize_matches_the_triangle_resampler() {
+        let frame = image::GrayImage::from_fn(320, 240, |x, y| image::Luma([((x * 7 + y * 13) % 256) as u8 ^ ((x * y) % 29) as u8]));
+        for (side, n, x0) in [(240u32, 48usize, 40u32), (240, 96, 40), (60, 48, 3), (30, 48, 0), (7, 7, 100)] {
+            let square = image::imageops::crop_imm(&frame, x0, 0, side, side).to_image();
+            let reference = image::imageops::resize(&square, n as u32, n as u32, image::imageops::FilterType::Triangle);
+            let ours = resize_square_triangle(&frame, x0, 0, side, n);
+            let worst = ours.iter().zip(reference.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+            assert!(worst <= 1, "{side} -> {n}: largest difference {worst} grey levels");
+        }
+        // A flat image stays flat.
+        let flat = image::GrayImage::from_pixel(90, 50, image::Luma([201]));
+        assert!(resize_square_triangle(&flat, 20, 0, 50, 48).iter().all(|v| *v == 201));
+    }
 }

@@ -4,7 +4,8 @@
 //! decode and validate, check the payload against the model, de-duplicate by
 //! (session, frame_id), take a place in the worker queue, reconstruct on a worker, buffer
 //! and push the image to the session's subscribers, and answer the sender with the same
-//! `reconstructed_image` (its acknowledgement). With the Redis store, a re-send of a frame
+//! `reconstructed_image` (its acknowledgement), or with an `ack` when the upgrade asked
+//! for one (`v1-ingest-reply: ack`, as the simulation-service does). With the Redis store, a re-send of a frame
 //! that a relay accepted and has not published yet is answered once that is settled
 //! (an `ack` when the image arrives, a reconstruction when the frame is handed over after
 //! its lease; see [`crate::store::Admission::Pending`]). Frames are processed concurrently;
@@ -20,8 +21,8 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use shared_protocol::{
-    check_payload_len, decode, Ack, ErrorCode, ErrorMessage, Message, ProtocolError, ReconstructedImage,
-    WaveformLatent, RELAY_INGEST,
+    check_payload_len, decode, Ack, ErrorCode, ErrorMessage, IngestReply, Message, ProtocolError, ReconstructedImage,
+    WaveformLatent, INGEST_REPLY_HEADER, RELAY_INGEST,
 };
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -58,25 +59,33 @@ pub async fn upgrade(
     if state.shutdown.is_cancelled() {
         return crate::http::error_response(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the relay is shutting down");
     }
+    let reply = match headers.get(INGEST_REPLY_HEADER).map(|v| v.to_str().map_err(|_| "not text".to_owned()).and_then(IngestReply::parse)) {
+        None => IngestReply::Image,
+        Some(Ok(reply)) => reply,
+        Some(Err(why)) => {
+            state.metrics.error(ErrorCode::BadMessage);
+            return crate::http::error_response(StatusCode::BAD_REQUEST, ErrorCode::BadMessage, &why);
+        }
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
     let limit = state.config.limits.max_message_bytes;
     let tasks = state.tasks.clone();
-    accept(ws, limit, state.config.max_outgoing_bytes(), &tasks, move |socket| serve(socket, state))
+    accept(ws, limit, state.config.max_outgoing_bytes(), &tasks, move |socket| serve(socket, state, reply))
 }
 
 /// Serves one ingest connection until the peer leaves or the relay shuts down; then
 /// finishes the frames already accepted, sends their replies and closes.
-pub async fn serve(socket: WebSocket, state: AppState) {
+pub async fn serve(socket: WebSocket, state: AppState, reply: IngestReply) {
     state.metrics.connection("ingest");
     state.metrics.ingest_connections.inc();
-    info!("simulation-service connected to /ws/ingest");
+    info!(reply = reply.as_str(), "simulation-service connected to /ws/ingest");
     let rate = state.config.limits.ingest_messages_per_second;
     let budget = Budget { rate, idle_timeout: state.config.limits.net.idle_timeout };
     let (mut reader, outbox, writer) = split(socket, budget, state.shutdown.clone());
-    let frames = Frames { tasks: TaskTracker::new(), slots: Arc::new(Semaphore::new(reply_slots(&state))) };
+    let frames = Frames { tasks: TaskTracker::new(), slots: Arc::new(Semaphore::new(reply_slots(&state))), reply };
     let close = loop {
         match reader.next().await {
             Ok(Event::Text { text, received }) => handle_text(&state, &outbox, &frames, text, received).await,
@@ -115,6 +124,8 @@ pub async fn serve(socket: WebSocket, state: AppState) {
 struct Frames {
     tasks: TaskTracker,
     slots: Arc<Semaphore>,
+    /// What the sender asked to get back for each reconstructed frame.
+    reply: IngestReply,
 }
 
 async fn handle_text(state: &AppState, outbox: &Outbox, frames: &Frames, text: Utf8Bytes, received: Instant) {
@@ -216,6 +227,7 @@ async fn reconstruct(state: &AppState, outbox: &Outbox, frames: &Frames, latent:
     state.metrics.in_flight.inc();
     let state = state.clone();
     let outbox = outbox.clone();
+    let reply_mode = frames.reply;
     frames.tasks.spawn(async move {
         let _slot = slot;
         let WaveformLatent { session_id, payload, frame_id, sent_at_ms, .. } = latent;
@@ -266,7 +278,14 @@ async fn reconstruct(state: &AppState, outbox: &Outbox, frames: &Frames, latent:
             state.metrics.buffer_drops.inc();
         }
         state.metrics.frame_latency.observe(latency.as_secs_f64());
-        outbox.text(text).await;
+        match (reply_mode, frame_id) {
+            (IngestReply::Ack, Some(frame_id)) => {
+                outbox.send(&Message::Ack(Ack { session_id, frame_id })).await;
+            }
+            _ => {
+                outbox.text(text).await;
+            }
+        }
     });
 }
 

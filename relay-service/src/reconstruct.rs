@@ -2,10 +2,8 @@
 //! image_decoder -> grayscale crop -> upscaled JPEG data URL. No disk I/O; runs on a
 //! worker thread (see [`crate::pool`]).
 
-use std::io::Cursor;
 use std::sync::Arc;
 
-use image::codecs::jpeg::JpegEncoder;
 use image::GrayImage;
 use models::V1Model;
 use shared_protocol::{DataUrl, ImageKind};
@@ -24,7 +22,7 @@ pub enum ReconstructError {
     #[error("reconstruction failed: {0}")]
     Model(#[from] models::ModelError),
     #[error("JPEG encoding failed: {0}")]
-    Encode(#[from] image::ImageError),
+    Encode(#[from] jpeg_encoder::EncodingError),
 }
 
 /// A loaded model plus how to present its output.
@@ -50,7 +48,8 @@ impl Reconstructor {
         let gray = crop.to_image();
         let shown = if gray.width() == self.display_size { gray } else { upscale_bilinear(&gray, self.display_size) };
         let mut jpeg = Vec::with_capacity(16 * 1024);
-        JpegEncoder::new_with_quality(Cursor::new(&mut jpeg), self.jpeg_quality).encode_image(&shown)?;
+        let side = u16::try_from(shown.width()).unwrap_or(u16::MAX);
+        jpeg_encoder::Encoder::new(&mut jpeg, self.jpeg_quality).encode(shown.as_raw(), side, side, jpeg_encoder::ColorType::Luma)?;
         Ok(DataUrl::encode(ImageKind::Jpeg, &jpeg))
     }
 }
@@ -58,7 +57,9 @@ impl Reconstructor {
 /// Bilinear resize of a square grayscale image to `size` x `size`, with pixel centres
 /// aligned (what a triangle filter does when enlarging). Written out because the general
 /// separable resampler, on this enlargement, costs more than the reconstruction itself;
-/// the direct loop costs a fraction of it (figures: docs/benchmarks/history.md).
+/// the direct loop costs a fraction of it. Fixed point (weights in 1/256ths): the float
+/// version's libm `round` per output pixel was ~20% of the relay's CPU per frame
+/// (figures: docs/benchmarks/history.md, "Live loop").
 pub fn upscale_bilinear(src: &GrayImage, size: u32) -> GrayImage {
     let (w, h) = (src.width() as usize, src.height() as usize);
     let n = size as usize;
@@ -66,27 +67,32 @@ pub fn upscale_bilinear(src: &GrayImage, size: u32) -> GrayImage {
         return GrayImage::new(size, size);
     }
     let px = src.as_raw();
-    // Source coordinate, lower neighbour and weight of the upper one, per output index.
-    let axis = |len: usize| -> Vec<(usize, usize, f32)> {
+    // Lower neighbour, upper neighbour and the upper one's weight (0..=256), per output index.
+    let axis = |len: usize| -> Vec<(usize, usize, u32)> {
         let scale = len as f32 / n as f32;
         (0..n)
             .map(|i| {
                 let x = ((i as f32 + 0.5) * scale - 0.5).clamp(0.0, (len - 1) as f32);
                 let x0 = x.floor() as usize;
                 let x1 = (x0 + 1).min(len - 1);
-                (x0, x1, x - x0 as f32)
+                (x0, x1, ((x - x0 as f32) * 256.0 + 0.5) as u32)
             })
             .collect()
     };
     let xs = axis(w);
     let ys = axis(h);
-    let mut out = Vec::with_capacity(n * n);
-    for &(y0, y1, fy) in &ys {
+    let mut out = vec![0u8; n * n];
+    let mut top = vec![0u32; n];
+    let mut bottom = vec![0u32; n];
+    for (&(y0, y1, fy), out_row) in ys.iter().zip(out.chunks_exact_mut(n)) {
         let (r0, r1) = (&px[y0 * w..y0 * w + w], &px[y1 * w..y1 * w + w]);
-        for &(x0, x1, fx) in &xs {
-            let top = f32::from(r0[x0]) * (1.0 - fx) + f32::from(r0[x1]) * fx;
-            let bottom = f32::from(r1[x0]) * (1.0 - fx) + f32::from(r1[x1]) * fx;
-            out.push((top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8);
+        for ((&(x0, x1, fx), t), b) in xs.iter().zip(&mut top).zip(&mut bottom) {
+            *t = u32::from(r0[x0]) * (256 - fx) + u32::from(r0[x1]) * fx;
+            *b = u32::from(r1[x0]) * (256 - fx) + u32::from(r1[x1]) * fx;
+        }
+        for ((o, t), b) in out_row.iter_mut().zip(&top).zip(&bottom) {
+            // Both passes carry 8 fractional bits: 16 in all, rounded to nearest.
+            *o = ((t * (256 - fy) + b * fy + (1 << 15)) >> 16) as u8;
         }
     }
     GrayImage::from_raw(size, size, out).unwrap_or_else(|| GrayImage::new(size, size))

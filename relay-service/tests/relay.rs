@@ -338,3 +338,39 @@ async fn the_binary_explains_start_up_errors() {
     assert!(!ok);
     assert!(stderr.contains("jpeg quality is 0; it must be between 1 and 100"), "{stderr}");
 }
+
+/// A sender that asks for acks (`v1-ingest-reply: ack`, as the simulation-service does)
+/// gets an `ack` per reconstructed frame instead of the image, while subscribers still get
+/// the image; without the header, or with `image`, the reply is the `reconstructed_image`;
+/// an unknown value is refused before the upgrade with a message naming the header.
+#[tokio::test]
+async fn ingest_replies_with_acks_when_the_sender_asks_for_them() {
+    let relay = Relay::seed(|_| {}).await;
+    let mut watcher = relay.subscriber("acked").await;
+    expect_type(&mut watcher, "subscribed").await;
+    let url = relay.ws_url("/ws/ingest");
+    let bearer = format!("Bearer {SECRET}");
+    let mut acked = connect(&url, &[("authorization", &bearer), ("v1-ingest-reply", "ack")]).await.unwrap();
+    send(&mut acked, &latent("acked", 7)).await;
+    let ack = next_json(&mut acked).await.unwrap();
+    assert_eq!(ack, serde_json::json!({"type": "ack", "session_id": "acked", "frame_id": 7}));
+    let image = expect_type(&mut watcher, "reconstructed_image").await;
+    assert_eq!(image["frame_id"], 7);
+    decode_jpeg(image["image_base64"].as_str().unwrap());
+    // A frame without an id cannot be named by an ack: it gets its image, as in the seed.
+    send(&mut acked, r#"{"type":"waveform_latent","session_id":"acked","payload":[0.1,0.2,0.3]}"#).await;
+    let reply = expect_type(&mut acked, "reconstructed_image").await;
+    assert!(reply.get("frame_id").is_none());
+
+    let mut explicit = connect(&url, &[("authorization", &bearer), ("v1-ingest-reply", "image")]).await.unwrap();
+    send(&mut explicit, &latent("acked", 8)).await;
+    assert_eq!(expect_type(&mut explicit, "reconstructed_image").await["frame_id"], 8);
+
+    let bad = [("authorization", bearer.as_str()), ("v1-ingest-reply", "jpeg please")];
+    assert_eq!(connect(&url, &bad).await.err(), Some(400));
+    let (status, _, body) = http(relay.addr, "GET", "/ws/ingest", &bad).await;
+    assert_eq!(status, 400, "{body}");
+    let message = serde_json::from_str::<Value>(&body).unwrap()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("v1-ingest-reply") && message.contains("\"ack\"") && message.contains("jpeg please"), "{message}");
+    relay.stop().await;
+}

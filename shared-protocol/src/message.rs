@@ -176,6 +176,46 @@ pub struct Ack {
     pub frame_id: u64,
 }
 
+/// The HTTP header a sender puts on its `/ws/ingest` upgrade request to choose how the
+/// relay answers each reconstructed frame (see [`IngestReply`]). Absent, the relay answers
+/// as the seed design did: with the whole `reconstructed_image`.
+pub const INGEST_REPLY_HEADER: &str = "v1-ingest-reply";
+
+/// How the relay answers a sender on `/ws/ingest` for each frame it reconstructed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IngestReply {
+    /// The `reconstructed_image` itself (the default; what senders written to the seed's
+    /// two messages expect).
+    #[default]
+    Image,
+    /// An [`Ack`] naming the session and frame: all a sender that keeps frames until they
+    /// are acknowledged needs (the simulation-service asks for this). A frame sent without
+    /// `frame_id` still gets its `reconstructed_image`, since an `ack` could not name it.
+    Ack,
+}
+
+impl IngestReply {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestReply::Image => "image",
+            IngestReply::Ack => "ack",
+        }
+    }
+
+    /// Reads the header value; the error says what is accepted.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value.trim() {
+            "image" => Ok(IngestReply::Image),
+            "ack" => Ok(IngestReply::Ack),
+            other => Err(format!(
+                "{INGEST_REPLY_HEADER}: {:?} is not a reply mode; use \"ack\" (an ack per frame) or \"image\" (the reconstructed_image, the default)",
+                crate::error::shorten(other)
+            )),
+        }
+    }
+}
+
 /// simulation-service → browser: the relay has acknowledged this frame's
 /// `waveform_latent` (reconstructed it into the session's buffer, or already had it).
 ///
@@ -474,5 +514,21 @@ into_message!(WaveformLatent, ReconstructedImage, Ack, Delivered, Stimulus, Imag
 impl From<ErrorMessage> for Message {
     fn from(m: ErrorMessage) -> Self {
         Message::Error(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_reply_modes_read_their_header_values_and_name_the_header_otherwise() {
+        assert_eq!(IngestReply::default(), IngestReply::Image);
+        for mode in [IngestReply::Image, IngestReply::Ack] {
+            assert_eq!(IngestReply::parse(mode.as_str()), Ok(mode));
+        }
+        assert_eq!(IngestReply::parse(" ack "), Ok(IngestReply::Ack));
+        let e = IngestReply::parse("ACKS").unwrap_err();
+        assert!(e.contains(INGEST_REPLY_HEADER) && e.contains("\"ACKS\"") && e.contains("\"ack\""), "{e}");
     }
 }

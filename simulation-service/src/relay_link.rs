@@ -46,7 +46,9 @@ use std::time::Duration;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
-use shared_protocol::{decode, ErrorCode, ErrorMessage, Message, SessionId, SharedSecret, WaveformLatent, INGEST_REPLIES};
+use shared_protocol::{
+    decode, ErrorCode, ErrorMessage, IngestReply, Message, SessionId, SharedSecret, WaveformLatent, INGEST_REPLIES, INGEST_REPLY_HEADER,
+};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -479,6 +481,10 @@ async fn connect(url: &str, config: &LinkConfig) -> Result<Socket, ConnectError>
         ConnectError::Other("the shared secret is not a valid HTTP header value; use hex digits".to_owned())
     })?;
     request.headers_mut().insert(header::AUTHORIZATION, bearer);
+    // Only the ids of each reconstructed frame are needed here: an `ack` instead of the
+    // whole `reconstructed_image` saves the relay sending, and this service parsing, a
+    // JPEG data URL per frame.
+    request.headers_mut().insert(INGEST_REPLY_HEADER, HeaderValue::from_static(IngestReply::Ack.as_str()));
     let connecting = tokio_tungstenite::connect_async(request);
     let (socket, _) = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
@@ -1139,7 +1145,19 @@ mod tests {
         let seen = batches.clone();
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            // The link asks for acks rather than images; a relay stand-in that refuses
+            // other upgrades makes every test here fail if it stops asking.
+            let asks_for_acks = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                                 response: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                if request.headers().get(INGEST_REPLY_HEADER).and_then(|v| v.to_str().ok()) == Some("ack") {
+                    Ok(response)
+                } else {
+                    let mut refusal = tokio_tungstenite::tungstenite::handshake::server::ErrorResponse::new(Some("ack replies only".into()));
+                    *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::BAD_REQUEST;
+                    Err(refusal)
+                }
+            };
+            let mut ws = tokio_tungstenite::accept_hdr_async(tcp, asks_for_acks).await.unwrap();
             let mut attempts: HashMap<u64, u32> = HashMap::new();
             loop {
                 let mut batch = Vec::new();

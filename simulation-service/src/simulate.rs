@@ -1,12 +1,12 @@
 //! The simulation-service's hot path for one frame: image data URL -> bytes (size
-//! limit) -> header dimensions (side limit, checked before decoding) -> decoded image ->
-//! grayscale centre crop -> image_encoder -> z -> waveform_decoder -> response. No disk
+//! limit) -> header dimensions (side limit, checked before decoding) -> decoded grayscale
+//! image -> centre crop -> image_encoder -> z -> waveform_decoder -> response. No disk
 //! I/O; runs on a worker thread (see [`crate::pool`]).
 
 use std::sync::Arc;
 
 use candle_core::Tensor;
-use image::codecs::png::PngEncoder;
+use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
 use image::{DynamicImage, ImageEncoder};
 use models::{GrayCrop, V1Model};
 use shared_protocol::image_limits::ImageLimits;
@@ -38,11 +38,12 @@ impl Simulator {
         &self.model
     }
 
-    /// Decodes an image data URL into the crop the model sees.
+    /// Decodes an image data URL into the crop the model sees (straight to grayscale: a
+    /// JPEG's luma plane alone, see [`shared_protocol::image_limits::decode_gray_within`]).
     pub fn crop_from_data_url(&self, url: &str, field: &'static str) -> Result<GrayCrop, FrameError> {
         let data = DataUrl::parse(url, field, self.max_image_bytes)?;
-        let image = shared_protocol::image_limits::decode_image_within(&data.bytes, field, self.image_limits)?;
-        Ok(self.model.prepare_image(&image)?)
+        let gray = shared_protocol::image_limits::decode_gray_within(&data.bytes, field, self.image_limits)?;
+        Ok(self.model.prepare_gray(&gray)?)
     }
 
     /// image_encoder -> z -> waveform_decoder: predicted mean counts, lag-major.
@@ -78,7 +79,8 @@ pub fn decode_image(bytes: &[u8], field: &'static str, max_side: u32) -> Result<
 pub fn crop_png(crop: &GrayCrop) -> Result<String, FrameError> {
     let img = crop.to_image();
     let mut png = Vec::with_capacity(4096);
-    PngEncoder::new(&mut png)
+    // Fast deflate: 10 µs instead of 64 µs for a 48x48 crop, for a few hundred bytes more.
+    PngEncoder::new_with_quality(&mut png, CompressionType::Fast, PngFilter::Adaptive)
         .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::L8)
         .map_err(|e| FrameError::Internal(format!("PNG encoding of the crop failed: {e}")))?;
     Ok(DataUrl::encode(ImageKind::Png, &png))

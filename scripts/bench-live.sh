@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Live-loop benchmark: starts relay-service and simulation-service (release builds, the
+# shipped model) on their own ports and sweeps v1-loadgen over session counts, each
+# session a browser sending 320x240 JPEGs at 30 frames/s. Per run: frames lost, latency
+# percentiles, and each service's CPU time per frame. Results go to target/bench-live/.
+#   BENCH_SWEEP=1,8,16,24,32,40   session counts, in turn (stops at the first not held)
+#   BENCH_SECONDS=10              seconds measured per run
+#   BENCH_PROFILE=16              also profile both services with `perf record` during a
+#                                 run of that many sessions (needs perf); the reports
+#                                 (top functions by CPU, children excluded) go beside the JSON
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=${MODEL:-models/default}
+SWEEP=${BENCH_SWEEP:-1,8,16,24,32,40}
+SECONDS_=${BENCH_SECONDS:-10}
+PROFILE=${BENCH_PROFILE:-}
+RELAY_BIND=${BENCH_RELAY_BIND:-127.0.0.1:18180}
+SIM_BIND=${BENCH_SIM_BIND:-127.0.0.1:18181}
+mkdir -p target/bench-live
+LOG=target/bench-live/live-$(date -u +%Y%m%dT%H%M%SZ)
+MAX_SESSIONS=1024
+source scripts/bench-services.sh
+echo "live loop: sweep $SWEEP, $SECONDS_ s each (relay pid $relay_pid, simulation pid $sim_pid); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg); $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(date -u)" | tee "$LOG.summary"
+target/release/v1-loadgen --relay "$RELAY_BIND" --sim "$SIM_BIND" --sweep "$SWEEP" --duration "$SECONDS_" \
+  --watch-pid "$relay_pid" --watch-pid "$sim_pid" >"$LOG.json" 2> >(tee -a "$LOG.summary" >&2)
+if [ -n "$PROFILE" ]; then
+  if ! command -v perf >/dev/null; then
+    echo "error: BENCH_PROFILE needs perf (apt-get install linux-perf)" >&2
+    exit 1
+  fi
+  echo "profiling $PROFILE sessions with perf (999 Hz, call graphs)" | tee -a "$LOG.summary"
+  perf record -F 999 -g -o "$LOG.relay.perf" -p "$relay_pid" 2>/dev/null &
+  perf_relay=$!
+  perf record -F 999 -g -o "$LOG.sim.perf" -p "$sim_pid" 2>/dev/null &
+  perf_sim=$!
+  sleep 1
+  target/release/v1-loadgen --relay "$RELAY_BIND" --sim "$SIM_BIND" --sessions "$PROFILE" --duration "$SECONDS_" \
+    --watch-pid "$relay_pid" --watch-pid "$sim_pid" >>"$LOG.json" 2> >(tee -a "$LOG.summary" >&2)
+  kill -INT "$perf_relay" "$perf_sim"
+  wait "$perf_relay" "$perf_sim" 2>/dev/null || true
+  for s in relay sim; do
+    perf report -i "$LOG.$s.perf" --no-children --percent-limit 0.7 --stdio --sort dso,symbol 2>/dev/null \
+      | grep -v '^$' | grep -E '^ +[0-9]' >"$LOG.$s.profile.txt" || true
+    echo "== $s: top functions (self time) ==" | tee -a "$LOG.summary"
+    head -25 "$LOG.$s.profile.txt" | tee -a "$LOG.summary"
+  done
+fi
+echo "results: $LOG.json, $LOG.summary" >&2
