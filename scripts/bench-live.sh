@@ -5,6 +5,9 @@
 # percentiles, and each service's CPU time per frame. Results go to target/bench-live/.
 #   BENCH_SWEEP=1,8,16,24,32,40   session counts, in turn (stops at the first not held)
 #   BENCH_SECONDS=10              seconds measured per run
+#   BENCH_P99_MS=50               a run holds when nothing is lost and p99 is under this
+#   SERVICE_BIN=target/release    where the two service binaries are (another build's to
+#                                 compare it, with the same load generator)
 #   BENCH_PROFILE=16              also profile both services with `perf record` during a
 #                                 run of that many sessions (needs perf); the reports
 #                                 (top functions by CPU, children excluded) go beside the JSON
@@ -13,6 +16,7 @@ cd "$(dirname "$0")/.."
 MODEL=${MODEL:-models/default}
 SWEEP=${BENCH_SWEEP:-1,8,16,24,32,40}
 SECONDS_=${BENCH_SECONDS:-10}
+P99=${BENCH_P99_MS:-50}
 PROFILE=${BENCH_PROFILE:-}
 RELAY_BIND=${BENCH_RELAY_BIND:-127.0.0.1:18180}
 SIM_BIND=${BENCH_SIM_BIND:-127.0.0.1:18181}
@@ -20,8 +24,8 @@ mkdir -p target/bench-live
 LOG=target/bench-live/live-$(date -u +%Y%m%dT%H%M%SZ)
 MAX_SESSIONS=1024
 source scripts/bench-services.sh
-echo "live loop: sweep $SWEEP, $SECONDS_ s each (relay pid $relay_pid, simulation pid $sim_pid); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg); $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(date -u)" | tee "$LOG.summary"
-target/release/v1-loadgen --relay "$RELAY_BIND" --sim "$SIM_BIND" --sweep "$SWEEP" --duration "$SECONDS_" \
+echo "live loop ($SERVICE_BIN): sweep $SWEEP, $SECONDS_ s each, p99 < $P99 ms (relay pid $relay_pid, simulation pid $sim_pid); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg); $(git rev-parse --short HEAD 2>/dev/null || echo '?'); $(date -u)" | tee "$LOG.summary"
+target/release/v1-loadgen --relay "$RELAY_BIND" --sim "$SIM_BIND" --sweep "$SWEEP" --duration "$SECONDS_" --p99-limit-ms "$P99" \
   --watch-pid "$relay_pid" --watch-pid "$sim_pid" >"$LOG.json" 2> >(tee -a "$LOG.summary" >&2)
 if [ -n "$PROFILE" ]; then
   if ! command -v perf >/dev/null; then
@@ -34,7 +38,7 @@ if [ -n "$PROFILE" ]; then
   perf record -F 999 -g -o "$LOG.sim.perf" -p "$sim_pid" 2>/dev/null &
   perf_sim=$!
   sleep 1
-  target/release/v1-loadgen --relay "$RELAY_BIND" --sim "$SIM_BIND" --sessions "$PROFILE" --duration "$SECONDS_" \
+  target/release/v1-loadgen --relay "$RELAY_BIND" --sim "$SIM_BIND" --sessions "$PROFILE" --duration "$SECONDS_" --p99-limit-ms "$P99" \
     --watch-pid "$relay_pid" --watch-pid "$sim_pid" >>"$LOG.json" 2> >(tee -a "$LOG.summary" >&2)
   kill -INT "$perf_relay" "$perf_sim"
   wait "$perf_relay" "$perf_sim" 2>/dev/null || true

@@ -3,10 +3,14 @@
 # their own ports with a fresh shared secret, waits until both are healthy and the relay
 # link is up, and stops both when the calling script exits. Sets relay_pid and sim_pid.
 # Inputs: MODEL, RELAY_BIND, SIM_BIND, LOG (path prefix of the services' logs),
-# MAX_SESSIONS (sessions one client may open on the relay).
-for bin in relay-service simulation-service v1-loadgen; do
-  if [ ! -x "target/release/$bin" ]; then
-    echo "error: target/release/$bin is missing; run 'make build' first." >&2
+# MAX_SESSIONS (sessions one client may open on the relay), and optionally SERVICE_BIN:
+# the folder of the two service binaries (default target/release; another build's, to
+# measure it beside this one with the same load generator), RELAY_ARGS and SIM_ARGS:
+# extra options for each service (e.g. "--workers 1").
+SERVICE_BIN=${SERVICE_BIN:-target/release}
+for bin in "$SERVICE_BIN/relay-service" "$SERVICE_BIN/simulation-service" target/release/v1-loadgen; do
+  if [ ! -x "$bin" ]; then
+    echo "error: $bin is missing; run 'make build' first." >&2
     exit 1
   fi
 done
@@ -23,12 +27,12 @@ stop() {
 }
 trap 'stop; exit 1' INT TERM
 trap stop EXIT
-RUST_LOG=${RUST_LOG:-warn} target/release/relay-service --bind "$RELAY_BIND" --model "$MODEL" \
-  --max-sessions-per-client "$MAX_SESSIONS" 2>"$LOG.relay.log" &
+RUST_LOG=${RUST_LOG:-warn} "$SERVICE_BIN/relay-service" --bind "$RELAY_BIND" --model "$MODEL" \
+  --max-sessions-per-client "$MAX_SESSIONS" ${RELAY_ARGS:-} 2>"$LOG.relay.log" &
 relay_pid=$!
 pids+=($relay_pid)
-RUST_LOG=${RUST_LOG:-warn} target/release/simulation-service --bind "$SIM_BIND" --model "$MODEL" \
-  --relay-url "ws://$RELAY_BIND/ws/ingest" 2>"$LOG.sim.log" &
+RUST_LOG=${RUST_LOG:-warn} "$SERVICE_BIN/simulation-service" --bind "$SIM_BIND" --model "$MODEL" \
+  --relay-url "ws://$RELAY_BIND/ws/ingest" ${SIM_ARGS:-} 2>"$LOG.sim.log" &
 sim_pid=$!
 pids+=($sim_pid)
 ready=0
