@@ -2,7 +2,9 @@
 //! (`DataUrl::parse`), then the header-dimension check and decoding
 //! (`image_limits::decode_image`), with the simulation-service's limits scaled down so
 //! that each execution stays fast. The raw bytes also go straight to the decoder, and as
-//! base64 behind a valid prefix, so the fuzzer reaches the decoders quickly.
+//! base64 behind a valid prefix, so the fuzzer reaches the decoders quickly; and to the
+//! grayscale decode the simulation-service runs on stimuli (`decode_gray_within`: a JPEG's
+//! luma plane straight from zune-jpeg), which must agree with the full decode on the size.
 
 #![no_main]
 
@@ -10,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Once;
 
 use libfuzzer_sys::fuzz_target;
-use shared_protocol::image_limits::{decode_data_url, decode_image, DataUrlImageError, ImageError};
+use shared_protocol::image_limits::{decode_data_url, decode_gray_within, decode_image, DataUrlImageError, ImageError, ImageLimits};
 use shared_protocol::{DataUrl, ImageKind};
 
 /// Largest data URL accepted here (the service's default is 4 MiB; inputs are smaller).
@@ -59,7 +61,15 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // 3. The bytes straight to the decoder.
-    check(decode_image(data, "image", MAX_SIDE).map_err(DataUrlImageError::from));
+    let full = decode_image(data, "image", MAX_SIDE);
+    // 4. The same bytes to the grayscale decode: within the same limits (`check`), and an
+    //    image of the same size whenever both decode it.
+    let gray = decode_gray_within(data, "image", ImageLimits::side(MAX_SIDE));
+    if let (Ok(a), Ok(b)) = (&full, &gray) {
+        assert_eq!((a.width(), a.height()), b.dimensions(), "grayscale and full decodes disagree on the size");
+    }
+    check(gray.map(image::DynamicImage::ImageLuma8).map_err(DataUrlImageError::from));
+    check(full.map_err(DataUrlImageError::from));
 });
 
 /// A decoded image respects the limit; an error is one of the documented kinds.
