@@ -8,7 +8,7 @@ MODEL ?= models/default
 REPORT ?= models/default/report
 BINS := target/release/v1 target/release/relay-service target/release/simulation-service
 
-.PHONY: up test deps build frontend data train-default eval-default bench test-rust test-frontend test-e2e compose-test compose-config fuzz soak clean-data
+.PHONY: up test deps build frontend data train-default eval-default bench test-rust test-frontend test-e2e compose-test compose-config fuzz soak bench-live clean-data
 
 ## Run the whole system: relay-service (http://127.0.0.1:8080, serves the page) and
 ## simulation-service (127.0.0.1:8081), as soon as both are built. The dataset Recorded
@@ -99,6 +99,12 @@ SOAK_SECONDS ?= 600
 SOAK_FLOODERS ?= 0
 soak: build
 	SOAK_SESSIONS=$(SOAK_SESSIONS) SOAK_SECONDS=$(SOAK_SECONDS) SOAK_FLOODERS=$(SOAK_FLOODERS) MODEL=$(MODEL) ./scripts/soak.sh
+
+## Live-loop benchmark (not a test): both services in release with the shipped model, swept
+## over session counts with v1-loadgen; lost frames, latency and CPU per frame per service
+## (scripts/bench-live.sh lists its settings; figures go to docs/benchmarks/history.md by hand).
+bench-live: build
+	MODEL=$(MODEL) ./scripts/bench-live.sh
 
 clean-data:
 	rm -rf $(DATA)
