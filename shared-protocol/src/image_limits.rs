@@ -82,9 +82,12 @@ fn decode_unguarded(bytes: &[u8], field: &'static str, image_limits: ImageLimits
     decode_checked(checked, field)
 }
 
+/// A reader of image bytes in memory.
+type Reader<'a> = ImageReader<Cursor<&'a [u8]>>;
+
 /// A reader whose header passed the limits, with what the header said.
 struct Checked<'a> {
-    reader: ImageReader<Cursor<&'a [u8]>>,
+    reader: Reader<'a>,
     format: ImageFormat,
     width: u32,
     height: u32,
@@ -95,7 +98,7 @@ struct Checked<'a> {
 fn check_header<'a>(bytes: &'a [u8], field: &'static str, image_limits: ImageLimits) -> Result<Checked<'a>, ImageError> {
     use image::ImageDecoder;
     let max_side = image_limits.max_side;
-    let reader = || -> Result<(ImageReader<Cursor<&[u8]>>, ImageFormat), ImageError> {
+    let reader = || -> Result<(Reader<'a>, ImageFormat), ImageError> {
         let r = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| ImageError::Decode { field, message: e.to_string() })?;

@@ -1147,6 +1147,8 @@ mod tests {
             let (tcp, _) = listener.accept().await.unwrap();
             // The link asks for acks rather than images; a relay stand-in that refuses
             // other upgrades makes every test here fail if it stops asking.
+            // The callback's signature is tungstenite's (its error is a whole HTTP response).
+            #[allow(clippy::result_large_err)]
             let asks_for_acks = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
                                  response: tokio_tungstenite::tungstenite::handshake::server::Response| {
                 if request.headers().get(INGEST_REPLY_HEADER).and_then(|v| v.to_str().ok()) == Some("ack") {
