@@ -5,11 +5,11 @@
 //! (session, frame_id), take a place in the worker queue, reconstruct on a worker, buffer
 //! and push the image to the session's subscribers, and answer the sender with the same
 //! `reconstructed_image` (its acknowledgement), or with an `ack` when the upgrade asked
-//! for one (`v1-ingest-reply: ack`, as the simulation-service does). With the Redis store, a re-send of a frame
-//! that a relay accepted and has not published yet is answered once that is settled
-//! (an `ack` when the image arrives, a reconstruction when the frame is handed over after
-//! its lease; see [`crate::store::Admission::Pending`]). Frames are processed concurrently;
-//! replies go out as they finish. A bad frame gets an `error` naming its session and
+//! for one (`v1-ingest-reply: ack`, as the simulation-service does). With the Redis
+//! store, a re-send of a frame that a relay accepted and has not published yet is
+//! answered once that is settled (an `ack` when the image arrives, a reconstruction when
+//! the frame is handed over after its lease; see [`crate::store::Admission::Pending`]).
+//! Frames are processed concurrently; replies go out as they finish. A bad frame gets an `error` naming its session and
 //! frame and never disturbs the connection's other frames.
 
 use std::sync::Arc;
@@ -59,10 +59,11 @@ pub async fn upgrade(
     if state.shutdown.is_cancelled() {
         return crate::http::error_response(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the relay is shutting down");
     }
-    let reply = match headers.get(INGEST_REPLY_HEADER).map(|v| v.to_str().map_err(|_| "not text".to_owned()).and_then(IngestReply::parse)) {
-        None => IngestReply::Image,
-        Some(Ok(reply)) => reply,
-        Some(Err(why)) => {
+    // A value that is not text is read lossily, so its refusal names the header like any other.
+    let asked = headers.get(INGEST_REPLY_HEADER).map(|v| IngestReply::parse(&String::from_utf8_lossy(v.as_bytes())));
+    let reply = match asked.unwrap_or(Ok(IngestReply::Image)) {
+        Ok(reply) => reply,
+        Err(why) => {
             state.metrics.error(ErrorCode::BadMessage);
             return crate::http::error_response(StatusCode::BAD_REQUEST, ErrorCode::BadMessage, &why);
         }
