@@ -42,8 +42,14 @@ struct Summary {
     warnings: Vec<String>,
 }
 
-pub fn run(data: &Path, json: bool) -> Result<()> {
+pub fn run(data: &Path, json: bool, coverage: Option<&Path>) -> Result<()> {
     let summary = summarise(data, !json)?;
+    if let Some(path) = coverage {
+        let (w, h, what) = draw_coverage(data, path)?;
+        if !json {
+            println!("RF coverage ({what}): {} ({w}x{h})", path.display());
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -196,4 +202,52 @@ fn print(summary: &Summary) {
     for w in &summary.warnings {
         println!("  warning: {w}");
     }
+}
+
+/// Draws every array's receptive fields over the first movie frame: the planted RFs (2
+/// sigma) when the tree has the simulator's ground truth, else the RF centres estimated
+/// from the spike-triggered averages of the reliable channels. One colour per
+/// `neurodata/` sub-folder (array). Returns the PNG's size and what it shows.
+fn draw_coverage(data: &Path, path: &Path) -> Result<(u32, u32, &'static str)> {
+    let input = crate::nwb::read_tree(data, false)?;
+    let Some(first) = input.segments.first().and_then(|s| s.frame_paths.first()) else {
+        anyhow::bail!("{} has no movie frames to draw the RFs over; point --data at a pvc-1 tree with movie_frames/", data.display());
+    };
+    let (frame, fw, fh) = neural_data::build::load_gray_frame(first, false)?;
+    // Sub-folders in natural order (ac2 before ac10), so that colours follow the arrays.
+    let mut subdirs: Vec<String> = input.recordings.iter().map(|r| r.subdir.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    subdirs.sort_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
+    let mut circles = Vec::new();
+    let (what, caption) = match v1_sim::GroundTruth::load_arrays(data) {
+        Ok((arrays, layout)) => {
+            for (subdir, truth) in &arrays {
+                if !subdirs.contains(subdir) {
+                    subdirs.push(subdir.clone());
+                }
+                let group = subdirs.iter().position(|s| s == subdir).unwrap_or(0);
+                for e in truth.truth.electrodes.iter().filter(|e| e.good) {
+                    if let (Some(c), Some(size)) = (e.rf_center_px, e.rf_size_px) {
+                        circles.push(v1_metrics::figures::RfCircle { center: [c[0] as f32, c[1] as f32], radius: (size / 2.0) as f32, group });
+                    }
+                }
+            }
+            let share = layout.map(|l| format!(", {:.1}% of the frame within 2 sigma of a unit", 100.0 * l.coverage)).unwrap_or_default();
+            ("planted RFs", format!("planted RFs (2 sigma) of {} good electrodes on {} array(s){share}", circles.len(), arrays.len()))
+        }
+        Err(_) => {
+            let (ds, _) = neural_data::build::load_or_build(&input, &neural_data::BuildConfig::default(), false)?;
+            let cell = ds.meta.rf_cell_px as f32;
+            for (ch, rf) in ds.meta.channels.iter().zip(&ds.meta.rf.channels) {
+                if rf.snr >= neural_data::rf::RELIABLE_SNR {
+                    let group = subdirs.iter().position(|s| *s == ch.subdir).unwrap_or(0);
+                    let center = [(rf.center[0] + 0.5) * cell, (rf.center[1] + 0.5) * cell];
+                    circles.push(v1_metrics::figures::RfCircle { center, radius: cell / 2.0, group });
+                }
+            }
+            ("estimated RF centres", format!("RF centres of {} reliable channels, estimated from spike-triggered averages", circles.len()))
+        }
+    };
+    let title = format!("Receptive fields over the frame: {} array(s)", subdirs.len());
+    let (w, h) = v1_metrics::figures::rf_coverage(&frame, fw as u32, fh as u32, &circles, &title, &caption, path)?;
+    Ok((w, h, what))
 }

@@ -50,6 +50,17 @@ enum PresetArg {
     Default,
 }
 
+/// What `v1 simulate` writes.
+#[derive(Clone, Copy, ValueEnum)]
+enum SimPresetArg {
+    /// A small dataset for tests (seconds).
+    Small,
+    /// One 10x10 array like pvc-1's.
+    Default,
+    /// Sixteen arrays whose receptive fields tile the whole frame (wide field).
+    Wide,
+}
+
 /// The split `v1 eval` scores.
 #[derive(Clone, Copy, ValueEnum)]
 enum EvalSplit {
@@ -66,7 +77,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
         #[arg(long, value_enum, default_value = "default")]
-        preset: PresetArg,
+        preset: SimPresetArg,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Make the movies from the photographs in this folder instead of procedural scenes.
@@ -85,6 +96,9 @@ enum Command {
         data: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Also draw every array's receptive fields over a movie frame into this PNG.
+        #[arg(long)]
+        coverage: Option<PathBuf>,
     },
     /// Build (or reuse) the training cache of a dataset.
     Build {
@@ -241,8 +255,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Simulate { out, preset, seed, images, frames, overwrite } => {
             let mut cfg = v1_sim::SimConfig::preset(
                 match preset {
-                    PresetArg::Small => v1_sim::Preset::Small,
-                    PresetArg::Default => v1_sim::Preset::Default,
+                    SimPresetArg::Small => v1_sim::Preset::Small,
+                    SimPresetArg::Default => v1_sim::Preset::Default,
+                    SimPresetArg::Wide => v1_sim::Preset::Wide,
                 },
                 seed,
             );
@@ -267,7 +282,7 @@ fn run(cli: Cli) -> Result<()> {
                 out.display()
             );
         }
-        Command::Inspect { data, json } => inspect::run(&data, json)?,
+        Command::Inspect { data, json, coverage } => inspect::run(&data, json, coverage.as_deref())?,
         Command::Build { data, config, preset, strict } => {
             let cfg = train_config(config.as_deref(), preset)?;
             let reporter = Reporter::start(Job { command: "build", phase: "building the cache", prepares: Some(data.clone()), spinner: false });

@@ -9,17 +9,20 @@ use anyhow::Result;
 pub fn export(data: &Path, out: &Path, overwrite: bool) -> Result<()> {
     use anyhow::Context;
     let input = neural_data::build::read_input(data, true)?;
-    let truth = if data.join(v1_sim::truth::TRUTH_DIR).exists() {
-        Some(
-            v1_sim::GroundTruth::load(data)
-                .with_context(|| format!("reading the ground truth of {}", data.display()))?,
-        )
+    // One array's ground truth, or one per array of a wide-field dataset.
+    let truths = if data.join(v1_sim::truth::TRUTH_DIR).exists() {
+        v1_sim::GroundTruth::load_arrays(data)
+            .with_context(|| format!("reading the ground truth of {}", data.display()))?
     } else {
-        None
+        (Vec::new(), None)
     };
-    let summary = v1_nwb::export_tree(
+    let (arrays, layout) = &truths;
+    let summary = v1_nwb::export_tree_with(
         &input,
-        truth.as_ref(),
+        |subdir| match layout {
+            None => arrays.first().map(|(_, t)| t),
+            Some(_) => arrays.iter().find(|(s, _)| s == subdir).map(|(_, t)| t),
+        },
         out,
         &v1_nwb::ExportOptions {
             overwrite,
@@ -43,7 +46,7 @@ pub fn export(data: &Path, out: &Path, overwrite: bool) -> Result<()> {
         out.display(),
         summary.seconds,
         summary.bytes() as f64 / 1e6,
-        if truth.is_some() {
+        if !arrays.is_empty() {
             ", with the simulated ground truth"
         } else {
             ""

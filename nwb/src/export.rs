@@ -81,6 +81,17 @@ pub fn export_tree(
     out: &Path,
     opts: &ExportOptions,
 ) -> Result<ExportSummary, NwbError> {
+    export_tree_with(input, |_| truth, out, opts)
+}
+
+/// [`export_tree`] for a tree of several arrays (a wide-field simulated dataset): the
+/// ground truth of each recording is `truth_of(its neurodata/ sub-folder)`.
+pub fn export_tree_with<'t>(
+    input: &TreeInput,
+    truth_of: impl Fn(&str) -> Option<&'t GroundTruth>,
+    out: &Path,
+    opts: &ExportOptions,
+) -> Result<ExportSummary, NwbError> {
     let start = Instant::now();
     if input.recordings.is_empty() {
         return Err(NwbError::Input(format!(
@@ -121,7 +132,7 @@ pub fn export_tree(
     for (rec, target) in input.recordings.iter().zip(&targets) {
         bar.set_message(rec.name.clone());
         let partial = target.with_extension("nwb.partial");
-        let written = write_recording(rec, &segments, truth, &partial, &out).inspect_err(|_| {
+        let written = write_recording(rec, &segments, truth_of(&rec.subdir), &partial, &out).inspect_err(|_| {
             let _ = std::fs::remove_file(&partial);
         })?;
         std::fs::rename(&partial, target).map_err(|e| NwbError::Io {

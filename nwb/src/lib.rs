@@ -40,7 +40,7 @@ mod import;
 
 use std::path::PathBuf;
 
-pub use export::{export_tree, ExportOptions, ExportSummary, ExportedFile};
+pub use export::{export_tree, export_tree_with, ExportOptions, ExportSummary, ExportedFile};
 pub use import::{is_nwb_input, read_input};
 
 /// The NWB version the files are written in (the `core` schema).

@@ -126,3 +126,40 @@ fn bad_inputs_get_errors_that_name_the_problem() {
     let e = v1_nwb::read_input(&dir.path().join("nowhere")).unwrap_err();
     assert!(e.to_string().contains("no such file"), "{e}");
 }
+
+#[test]
+fn each_array_of_a_wide_field_tree_gets_its_own_ground_truth() {
+    use v1_sim::{simulate, GroundTruth, Preset, SimConfig, WideField};
+    let dir = tempfile::tempdir().unwrap();
+    let (tree_dir, nwb_dir) = (dir.path().join("tree"), dir.path().join("nwb"));
+    let mut cfg = SimConfig::preset(Preset::Wide, 4);
+    (cfg.movies, cfg.segments, cfg.frames_per_segment, cfg.single_trial_files) = (1, 2, 20, 4);
+    (cfg.repeat_movies, cfg.repeat_segments, cfg.progress) = (1, 1, false);
+    cfg.wide = Some(WideField { arrays: [2, 1], ..WideField::default() });
+    simulate(&tree_dir, &cfg).unwrap();
+    let tree = neural_data::build::read_input(&tree_dir, true).unwrap();
+    let (arrays, layout) = GroundTruth::load_arrays(&tree_dir).unwrap();
+    assert!(layout.is_some());
+    let truth_of = |subdir: &str| arrays.iter().find(|(s, _)| s == subdir).map(|(_, t)| t);
+    let summary = v1_nwb::export_tree_with(&tree, truth_of, &nwb_dir, &v1_nwb::ExportOptions { overwrite: false, progress: false }).unwrap();
+    assert_eq!(summary.files.len(), 2 * 5);
+    let mut checked = 0;
+    for (rec, f) in tree.recordings.iter().zip(&summary.files) {
+        assert!(f.ground_truth, "{} has no ground truth", rec.name);
+        let file = hdf5::File::open(&f.path).unwrap();
+        let x: Vec<f64> = file.dataset("processing/simulated_ground_truth/receptive_fields/rf_center_x_px").unwrap().read_raw().unwrap();
+        let own = &truth_of(&rec.subdir).unwrap().truth;
+        for (&id, &got) in rec.electrodes.iter().zip(&x) {
+            match own.electrodes[id as usize - 1].rf_center_px {
+                Some([want, _]) => {
+                    assert_eq!(got, want, "{} electrode {id}", rec.name);
+                    // The other array's RFs lie in the other half of the frame.
+                    assert_eq!(got >= 160.0, rec.subdir == "ac2", "{} electrode {id} at x {got}", rec.name);
+                    checked += 1;
+                }
+                None => assert!(got.is_nan()),
+            }
+        }
+    }
+    assert!(checked > 50, "{checked}");
+}

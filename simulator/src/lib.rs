@@ -32,6 +32,7 @@ pub mod session;
 pub mod spikes;
 pub mod stimuli;
 pub mod truth;
+pub mod wide;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub use error::SimError;
 pub use params::PopulationParams;
 pub use population::Population;
 pub use truth::{GroundTruth, SegmentRates, Truth};
+pub use wide::WideField;
 
 use neural_data::progress::progress_bar;
 use neural_data::pvc1::{
@@ -64,9 +66,14 @@ pub enum Preset {
     /// For tests: 2 movies x 3 segments of 60 frames, 4 single-trial files and a repeat
     /// file over movies 0–1 x segments 0–1. A few seconds in release.
     Small,
-    /// The default dataset: all 4 movies x 30 segments (the 120 folders of pvc-1) of 150
+    /// The default dataset: all 4 movies x 30 segments (the 120 folders of pvc-1) of 600
     /// frames, 5 single-trial files and a repeat file over movies 0–1 x segments 0–9.
     Default,
+    /// A wide-field population ([`WideField`]): 16 arrays of 10x10 whose RFs tile the
+    /// whole frame, each recorded in its own `neurodata/ac{k}/` folder like the default
+    /// preset's one array (5 single-trial files and a repeat file of all 100 electrodes
+    /// each), over 4 movies x 30 segments of 300 frames.
+    Wide,
 }
 
 impl Preset {
@@ -74,6 +81,7 @@ impl Preset {
         match self {
             Preset::Small => "small",
             Preset::Default => "default",
+            Preset::Wide => "wide",
         }
     }
 }
@@ -114,6 +122,10 @@ pub struct SimConfig {
     /// Show a progress bar (only ever drawn on a terminal).
     pub progress: bool,
     pub population: PopulationParams,
+    /// Many arrays tiling the whole frame instead of the one array of pvc-1; absent = one
+    /// array (the pvc-1 layout with `neurodata/ac1/` only).
+    #[serde(default)]
+    pub wide: Option<WideField>,
 }
 
 impl SimConfig {
@@ -139,6 +151,7 @@ impl SimConfig {
             threads: 0,
             progress: true,
             population: PopulationParams::default(),
+            wide: None,
         };
         match preset {
             Preset::Default => base,
@@ -148,6 +161,14 @@ impl SimConfig {
                 frames_per_segment: 60,
                 single_trial_files: 4,
                 repeat_segments: 2,
+                ..base
+            },
+            Preset::Wide => SimConfig {
+                // Half the default's frames: sixteen arrays make every frame cost more to
+                // simulate, to store and to train on.
+                frames_per_segment: 300,
+                repeat_electrodes: 100,
+                wide: Some(WideField::default()),
                 ..base
             },
         }
@@ -189,9 +210,20 @@ impl SimConfig {
                 return bad("repeat_segments", format!("expected 1..={} (the simulated segments), got {}", self.segments, self.repeat_segments));
             }
         }
+        if let Some(w) = &self.wide {
+            w.validate().map_err(|(field, message)| SimError::Config { field: format!("wide.{field}"), message })?;
+        }
         self.population
             .validate()
             .map_err(|(field, message)| SimError::Config { field: format!("population.{field}"), message })
+    }
+
+    /// The `neurodata/` sub-folders of the arrays, in order.
+    pub fn array_subdirs(&self) -> Vec<String> {
+        match &self.wide {
+            None => vec![session::SUBDIR.to_string()],
+            Some(w) => (0..w.count()).map(WideField::subdir).collect(),
+        }
     }
 }
 
@@ -211,11 +243,21 @@ pub struct SimSummary {
     pub seconds: f64,
 }
 
-/// Per-segment output kept in memory until the recordings are written.
+/// Per-segment output of one array kept in memory until the recordings are written.
 struct SegmentOutput {
     counts: Vec<f32>,
     /// (file index, condition index, repeat, events in the file's electrode order)
     trials: Vec<(usize, usize, usize, Vec<ElectrodeEvents>)>,
+}
+
+/// One array of the simulated population: its units, encoding model, recording plan and
+/// the calibration's mean driven rates.
+struct ArraySim {
+    seed: u64,
+    pop: Population,
+    model: response::Model,
+    plan: SessionPlan,
+    driven_hz: Vec<f64>,
 }
 
 /// Simulates the dataset described by `cfg` into `out` (see the module docs). Refuses to
@@ -241,16 +283,11 @@ pub fn simulate(out: &Path, cfg: &SimConfig) -> Result<SimSummary, SimError> {
         None => StimulusSource::DeadLeaves,
     };
 
-    // Population, calibrated on its own dead-leaves movie.
-    let mut pop = Population::generate(cfg.seed, &cfg.population);
-    let model = response::Model::new(&pop, cfg.latency_frames as usize, FRAME_WIDTH as usize, FRAME_HEIGHT as usize);
+    // Population, array by array, calibrated on its own dead-leaves movies.
     let calib: Vec<Vec<Vec<f32>>> = stimuli::calibration_scenes(cfg.seed, cfg.population.calibration_scenes, cfg.population.calibration_scene_frames)
         .iter()
         .map(|scene| scene.iter().map(stimuli::luminance).collect())
         .collect();
-    let driven_hz = response::calibrate(&mut pop, &model, &calib);
-    drop(calib);
-
     let spec = PlanSpec {
         movies: cfg.movies,
         segments: cfg.segments,
@@ -261,7 +298,22 @@ pub fn simulate(out: &Path, cfg: &SimConfig) -> Result<SimSummary, SimError> {
         repeat_movies: cfg.repeat_movies,
         repeat_segments: cfg.repeat_segments,
     };
-    let plan = session::plan(cfg.seed, &pop, &spec);
+    let arrays: Vec<ArraySim> = cfg
+        .array_subdirs()
+        .into_iter()
+        .enumerate()
+        .map(|(k, subdir)| {
+            let (seed, mut pop) = match &cfg.wide {
+                None => (cfg.seed, Population::generate(cfg.seed, &cfg.population)),
+                Some(w) => (rng::array_seed(cfg.seed, k), w.population(cfg.seed, &cfg.population, k)),
+            };
+            let model = response::Model::new(&pop, cfg.latency_frames as usize, FRAME_WIDTH as usize, FRAME_HEIGHT as usize);
+            let driven_hz = response::calibrate(&mut pop, &model, &calib);
+            let plan = session::plan(seed, &pop, &spec, &subdir);
+            ArraySim { seed, pop, model, plan, driven_hz }
+        })
+        .collect();
+    drop(calib);
 
     std::fs::create_dir_all(out).map_err(io("creating", out))?;
     let staging = out.join(format!(".partial-{}", std::process::id()));
@@ -269,7 +321,7 @@ pub fn simulate(out: &Path, cfg: &SimConfig) -> Result<SimSummary, SimError> {
         std::fs::remove_dir_all(&staging).map_err(io("removing the stale staging folder", &staging))?;
     }
     std::fs::create_dir_all(&staging).map_err(io("creating", &staging))?;
-    let result = build_in(&staging, cfg, &source, &pop, &model, &plan, &driven_hz);
+    let result = build_in(&staging, cfg, &source, &arrays);
     let (events, recordings) = match result {
         Ok(v) => v,
         Err(e) => {
@@ -306,18 +358,10 @@ pub fn simulate(out: &Path, cfg: &SimConfig) -> Result<SimSummary, SimError> {
 }
 
 /// Writes the whole dataset into `staging`; returns (events, recordings).
-fn build_in(
-    staging: &Path,
-    cfg: &SimConfig,
-    source: &StimulusSource,
-    pop: &Population,
-    model: &response::Model,
-    plan: &SessionPlan,
-    driven_hz: &[f64],
-) -> Result<(u64, usize), SimError> {
+fn build_in(staging: &Path, cfg: &SimConfig, source: &StimulusSource, arrays: &[ArraySim]) -> Result<(u64, usize), SimError> {
     let data_root = staging.join(DATA_DIR_NAME);
     let segments: Vec<(u16, u16)> = (0..cfg.movies).flat_map(|m| (0..cfg.segments).map(move |s| (m, s))).collect();
-    let outputs: Mutex<Vec<Option<SegmentOutput>>> = Mutex::new((0..segments.len()).map(|_| None).collect());
+    let outputs: Mutex<Vec<Option<Vec<SegmentOutput>>>> = Mutex::new((0..segments.len()).map(|_| None).collect());
     let first_error: Mutex<Option<SimError>> = Mutex::new(None);
     let stop = AtomicBool::new(false);
     let next = AtomicUsize::new(0);
@@ -334,7 +378,7 @@ fn build_in(
         while !stop.load(Ordering::Relaxed) {
             let k = next.fetch_add(1, Ordering::Relaxed);
             let Some(&(movie, segment)) = segments.get(k) else { break };
-            match simulate_segment(&data_root, cfg, source, pop, model, plan, movie, segment, k) {
+            match simulate_segment(&data_root, cfg, source, arrays, movie, segment, k) {
                 Ok(o) => {
                     if let Ok(mut slots) = outputs.lock() {
                         slots[k] = Some(o);
@@ -363,66 +407,71 @@ fn build_in(
     }
     let outputs = outputs.into_inner().map_err(|_| SimError::Worker { message: "segment results are poisoned".into() })?;
 
-    // Gather trials per (file, condition, repeat) and the truth rates per segment.
-    let mut trials: HashMap<(usize, usize, usize), Vec<ElectrodeEvents>> = HashMap::new();
-    let mut rates: BTreeMap<(u16, u16), Vec<f32>> = BTreeMap::new();
+    // Gather trials per (array, file, condition, repeat) and the truth rates per array and segment.
+    let mut trials: HashMap<(usize, usize, usize, usize), Vec<ElectrodeEvents>> = HashMap::new();
+    let mut rates: Vec<BTreeMap<(u16, u16), Vec<f32>>> = vec![BTreeMap::new(); arrays.len()];
     for (k, o) in outputs.into_iter().enumerate() {
         let o = o.ok_or_else(|| SimError::Worker { message: format!("segment {:?} produced no result", segments[k]) })?;
-        rates.insert(segments[k], o.counts);
-        for (f, c, r, ev) in o.trials {
-            trials.insert((f, c, r), ev);
+        for (a, o) in o.into_iter().enumerate() {
+            rates[a].insert(segments[k], o.counts);
+            for (f, c, r, ev) in o.trials {
+                trials.insert((a, f, c, r), ev);
+            }
         }
     }
-    // The non-movie condition: spontaneous activity for one segment's duration.
-    let spont: Vec<Vec<f32>> =
-        vec![pop.units.iter().map(|u| u.spontaneous_hz as f32).collect(); cfg.frames_per_segment];
     let flat = vec![1f32; cfg.frames_per_segment];
-    for (fi, f) in plan.files.iter().enumerate() {
-        for (ci, c) in f.conditions.iter().enumerate() {
-            if let PlannedCondition::Rseed { .. } = c {
-                for r in 0..f.repeats {
-                    trials.insert((fi, ci, r), spikes::trial_events(pop, &spont, &flat, &f.electrodes, cfg.seed, f.key(*c, r)));
+    let header = mat_header_text(cfg.seed);
+    let mut events = 0u64;
+    let mut recordings = 0;
+    for (a, arr) in arrays.iter().enumerate() {
+        let (pop, plan) = (&arr.pop, &arr.plan);
+        // The non-movie condition: spontaneous activity for one segment's duration.
+        let spont: Vec<Vec<f32>> = vec![pop.units.iter().map(|u| u.spontaneous_hz as f32).collect(); cfg.frames_per_segment];
+        for (fi, f) in plan.files.iter().enumerate() {
+            for (ci, c) in f.conditions.iter().enumerate() {
+                if let PlannedCondition::Rseed { .. } = c {
+                    for r in 0..f.repeats {
+                        trials.insert((a, fi, ci, r), spikes::trial_events(pop, &spont, &flat, &f.electrodes, arr.seed, f.key(*c, r)));
+                    }
                 }
             }
         }
-    }
 
-    // Recordings, one file at a time.
-    let mut events = 0u64;
-    let header = mat_header_text(cfg.seed);
-    for (fi, f) in plan.files.iter().enumerate() {
-        let when: HashMap<(usize, usize), (f64, f64)> =
-            f.trials.iter().map(|t| ((t.condition, t.repeat), (t.tzero, t.time_tag as f64))).collect();
-        let mut conditions = Vec::with_capacity(f.conditions.len());
-        for (ci, c) in f.conditions.iter().enumerate() {
-            let kind = match *c {
-                PlannedCondition::Movie { movie, segment } => ConditionKind::Movie { movie, segment },
-                PlannedCondition::Rseed { value } => ConditionKind::Other {
-                    symbols: session::RSEED_SYMBOLS.iter().map(|s| s.to_string()).collect(),
-                    values: vec![value as f64, 100.0],
-                },
-            };
-            let mut repeats = Vec::with_capacity(f.repeats);
-            for r in 0..f.repeats {
-                let electrodes = trials.remove(&(fi, ci, r)).ok_or_else(|| SimError::Worker {
-                    message: format!("{}: condition {} repeat {r} was never simulated", f.name, ci + 1),
-                })?;
-                events += electrodes.iter().map(|e| e.times.len() as u64).sum::<u64>();
-                let (tzero, time_tag) = when.get(&(ci, r)).copied().unwrap_or((0.0, 0.0));
-                repeats.push(Trial { tzero, time_tag, electrodes });
+        // Recordings, one file at a time.
+        for (fi, f) in plan.files.iter().enumerate() {
+            let when: HashMap<(usize, usize), (f64, f64)> =
+                f.trials.iter().map(|t| ((t.condition, t.repeat), (t.tzero, t.time_tag as f64))).collect();
+            let mut conditions = Vec::with_capacity(f.conditions.len());
+            for (ci, c) in f.conditions.iter().enumerate() {
+                let kind = match *c {
+                    PlannedCondition::Movie { movie, segment } => ConditionKind::Movie { movie, segment },
+                    PlannedCondition::Rseed { value } => ConditionKind::Other {
+                        symbols: session::RSEED_SYMBOLS.iter().map(|s| s.to_string()).collect(),
+                        values: vec![value as f64, 100.0],
+                    },
+                };
+                let mut repeats = Vec::with_capacity(f.repeats);
+                for r in 0..f.repeats {
+                    let electrodes = trials.remove(&(a, fi, ci, r)).ok_or_else(|| SimError::Worker {
+                        message: format!("{}: condition {} repeat {r} was never simulated", f.name, ci + 1),
+                    })?;
+                    events += electrodes.iter().map(|e| e.times.len() as u64).sum::<u64>();
+                    let (tzero, time_tag) = when.get(&(ci, r)).copied().unwrap_or((0.0, 0.0));
+                    repeats.push(Trial { tzero, time_tag, electrodes });
+                }
+                conditions.push(Condition { kind, condition: (ci + 1) as f64, repeats });
             }
-            conditions.push(Condition { kind, condition: (ci + 1) as f64, repeats });
+            let rec = Recording { subdir: plan.subdir.clone(), name: f.name.clone(), electrodes: f.electrodes.clone(), conditions };
+            write_recording_deterministic(&data_root, &rec, cfg.compress, &header)?;
+            recordings += 1;
         }
-        let rec = Recording { subdir: session::SUBDIR.to_string(), name: f.name.clone(), electrodes: f.electrodes.clone(), conditions };
-        write_recording_deterministic(&data_root, &rec, cfg.compress, &header)?;
     }
 
-    // Ground truth; COMPLETE is the last file written.
+    // Ground truth; COMPLETE is the last file written. One array: `ground_truth/` holds its
+    // truth; several: one sub-folder per array, named like its `neurodata/` folder, and
+    // `arrays.json` listing them.
     let truth_dir = staging.join(truth::TRUTH_DIR);
     std::fs::create_dir_all(&truth_dir).map_err(io("creating", &truth_dir))?;
-    let rates_path = truth_dir.join(truth::RATES_FILE);
-    let bytes = truth::rates_bytes(&rates, pop.electrodes.len()).map_err(|message| SimError::Write { what: rates_path.display().to_string(), message })?;
-    write_atomically(&rates_path, &bytes, true).map_err(io("writing", &rates_path))?;
     let meta = truth::TruthMeta {
         seed: cfg.seed,
         preset: cfg.preset.clone(),
@@ -434,47 +483,63 @@ fn build_in(
         frame_size: [FRAME_WIDTH, FRAME_HEIGHT],
         frame_rate_hz: FRAME_RATE_HZ,
     };
-    let truth = Truth::build(pop, driven_hz, plan, &meta);
-    let json_path = truth_dir.join(truth::TRUTH_JSON);
-    let json = serde_json::to_vec_pretty(&truth).map_err(|e| SimError::Write { what: json_path.display().to_string(), message: e.to_string() })?;
-    write_atomically(&json_path, &json, true).map_err(io("writing", &json_path))?;
+    for (arr, rates) in arrays.iter().zip(&rates) {
+        let dir = if cfg.wide.is_some() { truth_dir.join(&arr.plan.subdir) } else { truth_dir.clone() };
+        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
+        let rates_path = dir.join(truth::RATES_FILE);
+        let bytes = truth::rates_bytes(rates, arr.pop.electrodes.len()).map_err(|message| SimError::Write { what: rates_path.display().to_string(), message })?;
+        write_atomically(&rates_path, &bytes, true).map_err(io("writing", &rates_path))?;
+        let truth = Truth::build(&arr.pop, &arr.driven_hz, &arr.plan, &meta);
+        let json_path = dir.join(truth::TRUTH_JSON);
+        let json = serde_json::to_vec_pretty(&truth).map_err(|e| SimError::Write { what: json_path.display().to_string(), message: e.to_string() })?;
+        write_atomically(&json_path, &json, true).map_err(io("writing", &json_path))?;
+    }
+    if let Some(w) = &cfg.wide {
+        let layout = truth::ArrayLayout::new(cfg, w, arrays.iter().map(|a| (&a.pop, a.plan.subdir.as_str())));
+        let path = truth_dir.join(truth::ARRAYS_JSON);
+        let json = serde_json::to_vec_pretty(&layout).map_err(|e| SimError::Write { what: path.display().to_string(), message: e.to_string() })?;
+        write_atomically(&path, &json, true).map_err(io("writing", &path))?;
+    }
     let marker = truth_dir.join(truth::COMPLETE_MARKER);
     write_atomically(&marker, format!("seed {}\n", cfg.seed).as_bytes(), true).map_err(io("writing", &marker))?;
-    Ok((events, plan.files.len()))
+    Ok((events, recordings))
 }
 
-/// One segment: frames (written), rates, and every trial of every file that shows it.
-#[allow(clippy::too_many_arguments)]
+/// One segment: frames (written once), then per array its rates and every trial of every
+/// file that shows the segment.
 fn simulate_segment(
     data_root: &Path,
     cfg: &SimConfig,
     source: &StimulusSource,
-    pop: &Population,
-    model: &response::Model,
-    plan: &SessionPlan,
+    arrays: &[ArraySim],
     movie: u16,
     segment: u16,
     global_index: usize,
-) -> Result<SegmentOutput, SimError> {
+) -> Result<Vec<SegmentOutput>, SimError> {
     let frames = source.segment(cfg.seed, movie, segment, global_index, cfg.frames_per_segment)?;
     write_segment_frames(data_root, movie, segment, &frames)
         .map_err(|e| SimError::Write { what: format!("frames of movie {movie} segment {segment}"), message: e.to_string() })?;
     let lum: Vec<Vec<f32>> = frames.iter().map(stimuli::luminance).collect();
     drop(frames);
-    let drive = model.drive(&lum);
-    let mut rates = response::unit_rates(pop, &drive);
-    response::add_onset_transient(pop, &mut rates, model.latency());
-    let noise_drive = spikes::noise_drive(pop, &drive);
-    let counts = response::electrode_counts(pop, &rates, FRAME_RATE_HZ);
     let cond = PlannedCondition::Movie { movie, segment };
-    let mut trials = Vec::new();
-    for (fi, f) in plan.files.iter().enumerate() {
-        let Some(ci) = f.conditions.iter().position(|c| *c == cond) else { continue };
-        for r in 0..f.repeats {
-            trials.push((fi, ci, r, spikes::trial_events(pop, &rates, &noise_drive, &f.electrodes, cfg.seed, f.key(cond, r))));
+    let mut out = Vec::with_capacity(arrays.len());
+    for arr in arrays {
+        let (pop, model) = (&arr.pop, &arr.model);
+        let drive = model.drive(&lum);
+        let mut rates = response::unit_rates(pop, &drive);
+        response::add_onset_transient(pop, &mut rates, model.latency());
+        let noise_drive = spikes::noise_drive(pop, &drive);
+        let counts = response::electrode_counts(pop, &rates, FRAME_RATE_HZ);
+        let mut trials = Vec::new();
+        for (fi, f) in arr.plan.files.iter().enumerate() {
+            let Some(ci) = f.conditions.iter().position(|c| *c == cond) else { continue };
+            for r in 0..f.repeats {
+                trials.push((fi, ci, r, spikes::trial_events(pop, &rates, &noise_drive, &f.electrodes, arr.seed, f.key(cond, r))));
+            }
         }
+        out.push(SegmentOutput { counts, trials });
     }
-    Ok(SegmentOutput { counts, trials })
+    Ok(out)
 }
 
 /// The 116-byte text of a MAT header. MATLAB puts the creation time there; the

@@ -105,6 +105,24 @@ pub struct Electrode {
     pub units: Vec<usize>,
 }
 
+/// Where one electrode of an array sits: on cortex (mm from the array centre), where the
+/// retinotopic map puts it in the frame (px), and how much larger than the parameters'
+/// `rf_size_deg` its units' RFs are (the inverse of the local cortical magnification
+/// relative to `magnification_mm_per_deg`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Site {
+    pub cortex_mm: [f64; 2],
+    pub map_position_px: [f64; 2],
+    pub rf_scale: f64,
+}
+
+/// A linear retinotopic map: frame px = `center_px` + `px_per_mm` * cortex mm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retinotopy {
+    pub center_px: [f64; 2],
+    pub px_per_mm: [[f64; 2]; 2],
+}
+
 /// The pinwheel orientation map: the angle of a sum of plane waves of one wavelength.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrientationMap {
@@ -160,7 +178,6 @@ impl Population {
         let mut rng = rng::stream(seed, Domain::Population, [0; 4]);
         let p = params;
         let ppd = p.pixels_per_degree;
-        let n_el = p.array_size * p.array_size;
 
         // Retinotopy: a rotated, possibly mirrored, mildly anisotropic linear map.
         let rot = rng::uniform(&mut rng, 0.0, std::f64::consts::TAU);
@@ -175,7 +192,35 @@ impl Population {
             p.footprint_center_px[0] + rng::uniform(&mut rng, -p.footprint_jitter_px, p.footprint_jitter_px),
             p.footprint_center_px[1] + rng::uniform(&mut rng, -p.footprint_jitter_px, p.footprint_jitter_px),
         ];
+        let n = p.array_size;
+        let mid = (n as f64 - 1.0) / 2.0;
+        let sites: Vec<Site> = (0..n * n)
+            .map(|i| {
+                let (row, col) = (i / n, i % n);
+                let cortex = [(col as f64 - mid) * p.pitch_mm, (row as f64 - mid) * p.pitch_mm];
+                let pos = [
+                    center[0] + m[0][0] * cortex[0] + m[0][1] * cortex[1],
+                    center[1] + m[1][0] * cortex[0] + m[1][1] * cortex[1],
+                ];
+                Site { cortex_mm: cortex, map_position_px: pos, rf_scale: 1.0 }
+            })
+            .collect();
+        Self::populate(rng, p, &sites, Retinotopy { center_px: center, px_per_mm: m }, 0.0)
+    }
 
+    /// Draws a population whose electrodes sit at given places (one [`Site`] per electrode,
+    /// row-major, `array_size`² of them) instead of on the linear map of
+    /// [`Population::generate`]: the arrays of a wide-field population, each on its own
+    /// stretch of a non-linear retinotopic map. `retinotopy` is the map's linear
+    /// approximation at the array's centre (for the ground truth); RF sizes are the drawn
+    /// ones times each site's `rf_scale`, and never below `min_rf_size_deg`.
+    pub fn generate_at_sites(seed: u64, params: &PopulationParams, sites: &[Site], retinotopy: Retinotopy, min_rf_size_deg: f64) -> Population {
+        let rng = rng::stream(seed, Domain::Population, [0; 4]);
+        Self::populate(rng, params, sites, retinotopy, min_rf_size_deg)
+    }
+
+    fn populate(mut rng: rand_chacha::ChaCha8Rng, p: &PopulationParams, sites: &[Site], retinotopy: Retinotopy, min_rf_size_deg: f64) -> Population {
+        let n_el = sites.len();
         let map = OrientationMap::generate(&mut rng, p.orientation_waves, p.orientation_period_mm);
 
         // Exactly round(good_fraction * 100) good electrodes, chosen at random.
@@ -187,16 +232,11 @@ impl Population {
             good[i] = true;
         }
 
-        let mid = (p.array_size as f64 - 1.0) / 2.0;
         let mut electrodes = Vec::with_capacity(n_el);
         let mut units = Vec::new();
-        for (i, &is_good) in good.iter().enumerate() {
+        for (i, (&is_good, site)) in good.iter().zip(sites).enumerate() {
             let (row, col) = (i / p.array_size, i % p.array_size);
-            let cortex = [(col as f64 - mid) * p.pitch_mm, (row as f64 - mid) * p.pitch_mm];
-            let pos = [
-                center[0] + m[0][0] * cortex[0] + m[0][1] * cortex[1],
-                center[1] + m[1][0] * cortex[0] + m[1][1] * cortex[1],
-            ];
+            let (cortex, pos) = (site.cortex_mm, site.map_position_px);
             let (map_ori, selectivity) = map.at(cortex[0], cortex[1]);
             let noise_hz = rng::uniform(&mut rng, p.noise_crossing_hz[0], p.noise_crossing_hz[1]);
             let mut el = Electrode {
@@ -213,11 +253,11 @@ impl Population {
             };
             if is_good {
                 let n_units = rng.random_range(p.units_per_electrode[0]..=p.units_per_electrode[1]);
-                let site = rng::log_uniform(&mut rng, p.site_responsiveness[0], p.site_responsiveness[1]);
+                let site_gain = rng::log_uniform(&mut rng, p.site_responsiveness[0], p.site_responsiveness[1]);
                 for _ in 0..n_units {
                     el.units.push(units.len());
-                    let mut unit = draw_unit(&mut rng, p, pos, map_ori, selectivity);
-                    unit.responsiveness *= site;
+                    let mut unit = draw_unit(&mut rng, p, pos, map_ori, selectivity, site.rf_scale, min_rf_size_deg);
+                    unit.responsiveness *= site_gain;
                     units.push(unit);
                 }
             }
@@ -228,8 +268,8 @@ impl Population {
             electrodes,
             units,
             orientation_map: map,
-            retinotopy_center_px: center,
-            retinotopy_px_per_mm: m,
+            retinotopy_center_px: retinotopy.center_px,
+            retinotopy_px_per_mm: retinotopy.px_per_mm,
         }
     }
 
@@ -266,12 +306,12 @@ pub(crate) fn shuffle<T, R: Rng>(rng: &mut R, v: &mut [T]) {
     }
 }
 
-fn draw_unit<R: Rng>(rng: &mut R, p: &PopulationParams, map_pos: [f64; 2], map_ori: f64, selectivity: f64) -> Unit {
+fn draw_unit<R: Rng>(rng: &mut R, p: &PopulationParams, map_pos: [f64; 2], map_ori: f64, selectivity: f64, rf_scale: f64, min_rf_size_deg: f64) -> Unit {
     let ppd = p.pixels_per_degree;
     let kind = if rng.random::<f64>() < p.simple_fraction { CellType::Simple } else { CellType::Complex };
 
     // Size and SF: RF size (4 sigma across the bars) and cycles per sigma fix the peak SF.
-    let size_deg = rng::log_uniform(rng, p.rf_size_deg[0], p.rf_size_deg[1]);
+    let size_deg = (rng::log_uniform(rng, p.rf_size_deg[0], p.rf_size_deg[1]) * rf_scale).max(min_rf_size_deg);
     let n_x = rng::uniform(rng, p.cycles_per_sigma[0], p.cycles_per_sigma[1]);
     let sigma_x_deg = size_deg / 4.0;
     let sf = n_x / sigma_x_deg;

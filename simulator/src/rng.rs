@@ -50,6 +50,17 @@ pub fn stream(seed: u64, domain: Domain, ids: [u64; 4]) -> ChaCha8Rng {
     ChaCha8Rng::from_seed(key)
 }
 
+/// The seed of array `index` of a multi-array population: array 0 keeps the dataset seed
+/// (so a one-array population is the same for the same seed), the others get their own,
+/// so that every stream of every array is distinct.
+pub fn array_seed(seed: u64, index: usize) -> u64 {
+    if index == 0 {
+        seed
+    } else {
+        splitmix64(seed ^ splitmix64(0xA77A_0000_0000_0000 ^ index as u64))
+    }
+}
+
 /// A standard normal deviate (Box–Muller on two uniforms; one of the pair is discarded,
 /// which keeps the number of draws per call fixed and the streams easy to reason about).
 pub fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {

@@ -72,6 +72,8 @@ impl FilePlan {
 /// All files of the dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionPlan {
+    /// The `neurodata/` sub-folder the files are written to (and their name prefix).
+    pub subdir: String,
     pub files: Vec<FilePlan>,
 }
 
@@ -89,7 +91,7 @@ pub struct PlanSpec {
 }
 
 /// Draws the session plan for a seed.
-pub fn plan(seed: u64, pop: &Population, spec: &PlanSpec) -> SessionPlan {
+pub fn plan(seed: u64, pop: &Population, spec: &PlanSpec, subdir: &str) -> SessionPlan {
     let mut rng = rng::stream(seed, Domain::Session, [0; 4]);
     let n_el = pop.electrodes.len();
     let all_segments: Vec<(u16, u16)> = (0..spec.movies).flat_map(|m| (0..spec.segments).map(move |s| (m, s))).collect();
@@ -107,7 +109,7 @@ pub fn plan(seed: u64, pop: &Population, spec: &PlanSpec) -> SessionPlan {
         start += size;
         let conditions = with_rseed(&mut rng, &all_segments);
         let trials = schedule(&mut rng, conditions.len(), 1, duration);
-        files.push(FilePlan { index: fi as u16, name: format!("{SUBDIR}_u{:03}_000", 4 + fi), electrodes, repeats: 1, conditions, trials });
+        files.push(FilePlan { index: fi as u16, name: format!("{subdir}_u{:03}_000", 4 + fi), electrodes, repeats: 1, conditions, trials });
     }
 
     // The repeat file: mostly good electrodes (75%), the rest noise-only, as a subset of
@@ -134,14 +136,14 @@ pub fn plan(seed: u64, pop: &Population, spec: &PlanSpec) -> SessionPlan {
         let fi = files.len();
         files.push(FilePlan {
             index: fi as u16,
-            name: format!("{SUBDIR}_u{:03}_000", 4 + fi),
+            name: format!("{subdir}_u{:03}_000", 4 + fi),
             electrodes,
             repeats: spec.repeats,
             conditions,
             trials,
         });
     }
-    SessionPlan { files }
+    SessionPlan { subdir: subdir.to_string(), files }
 }
 
 fn with_rseed<R: Rng>(rng: &mut R, segments: &[(u16, u16)]) -> Vec<PlannedCondition> {

@@ -7,7 +7,11 @@
 //!   (column = id - 1) in every 1/30 s bin, from its units only;
 //! - `COMPLETE`: written last; its presence means the whole dataset is there.
 //!
-//! [`GroundTruth::load`] reads them back.
+//! A wide-field dataset (several arrays) has `truth.json` and `rates.safetensors` per
+//! array in `ground_truth/ac{k}/` (named like the array's `neurodata/` folder) and
+//! `arrays.json` ([`ArrayLayout`]) beside them.
+//!
+//! [`GroundTruth::load`] reads a one-array truth back, [`GroundTruth::load_arrays`] either.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -20,11 +24,16 @@ use super::error::{io, SimError};
 use super::params::PopulationParams;
 use super::population::{Population, Unit};
 use super::session::SessionPlan;
+use super::wide::WideField;
+use super::SimConfig;
+use neural_data::pvc1::{FRAME_HEIGHT, FRAME_WIDTH};
 
 pub const TRUTH_DIR: &str = "ground_truth";
 pub const TRUTH_JSON: &str = "truth.json";
 pub const RATES_FILE: &str = "rates.safetensors";
 pub const COMPLETE_MARKER: &str = "COMPLETE";
+/// Present in `ground_truth/` of a multi-array dataset only ([`ArrayLayout`]).
+pub const ARRAYS_JSON: &str = "arrays.json";
 /// Bumped when the meaning of a field changes.
 pub const TRUTH_FORMAT_VERSION: u32 = 1;
 
@@ -178,22 +187,7 @@ impl Truth {
             })
             .collect();
 
-        // Footprint: union of centre +- 2 sigma (the larger envelope axis) of good units.
-        let mut bx = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
-        for u in &pop.units {
-            let r = 2.0 * u.sigma_across_px.max(u.sigma_along_px);
-            bx[0] = bx[0].min(u.center_px[0] - r);
-            bx[1] = bx[1].min(u.center_px[1] - r);
-            bx[2] = bx[2].max(u.center_px[0] + r);
-            bx[3] = bx[3].max(u.center_px[1] + r);
-        }
-        let footprint_px = if pop.units.is_empty() {
-            [0.0, 0.0, fw, fh]
-        } else {
-            let (x0, y0) = (bx[0].clamp(0.0, fw), bx[1].clamp(0.0, fh));
-            let (x1, y1) = (bx[2].clamp(0.0, fw), bx[3].clamp(0.0, fh));
-            [x0, y0, x1 - x0, y1 - y0]
-        };
+        let footprint_px = footprint(pop, [fw, fh]);
 
         // Peak lag: the population's mean kernel, weighted by each unit's driven rate.
         let len = pop.units.iter().map(|u| u.temporal_kernel.len()).max().unwrap_or(1);
@@ -227,7 +221,7 @@ impl Truth {
                 .iter()
                 .map(|f| FileTruth {
                     name: f.name.clone(),
-                    subdir: super::session::SUBDIR.to_string(),
+                    subdir: plan.subdir.clone(),
                     repeats: f.repeats,
                     electrodes: f.electrodes.clone(),
                     segments: f
@@ -241,6 +235,91 @@ impl Truth {
                 })
                 .collect(),
             params: pop.params.clone(),
+        }
+    }
+}
+
+/// Union of the units' RFs (centre +- 2 sigma of the larger envelope axis), [x, y, w, h]
+/// in frame px clipped to a frame of `size`; the whole frame when there are no units.
+pub fn footprint(pop: &Population, size: [f64; 2]) -> [f64; 4] {
+    let [fw, fh] = size;
+    let mut bx = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    for u in &pop.units {
+        let r = 2.0 * u.sigma_across_px.max(u.sigma_along_px);
+        bx[0] = bx[0].min(u.center_px[0] - r);
+        bx[1] = bx[1].min(u.center_px[1] - r);
+        bx[2] = bx[2].max(u.center_px[0] + r);
+        bx[3] = bx[3].max(u.center_px[1] + r);
+    }
+    if pop.units.is_empty() {
+        return [0.0, 0.0, fw, fh];
+    }
+    let (x0, y0) = (bx[0].clamp(0.0, fw), bx[1].clamp(0.0, fh));
+    let (x1, y1) = (bx[2].clamp(0.0, fw), bx[3].clamp(0.0, fh));
+    [x0, y0, x1 - x0, y1 - y0]
+}
+
+/// `ground_truth/arrays.json` of a wide-field dataset: the arrays, where they sit, and how
+/// completely their units' RFs cover the frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArrayLayout {
+    pub format_version: u32,
+    pub seed: u64,
+    pub preset: String,
+    pub wide: WideField,
+    /// Electrode spacing on cortex, [across, down] (mm).
+    pub pitch_mm: [f64; 2],
+    /// Share of the frame within 2 sigma of some unit's RF centre (see [`crate::wide::coverage`]).
+    pub coverage: f64,
+    pub arrays: Vec<ArrayEntry>,
+}
+
+/// One array of an [`ArrayLayout`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArrayEntry {
+    /// Its folder under `neurodata/` and under `ground_truth/`.
+    pub subdir: String,
+    /// [column, row] of the array in the grid of arrays.
+    pub grid: [usize; 2],
+    pub electrodes: usize,
+    pub good_electrodes: usize,
+    pub units: usize,
+    /// The retinotopic map's linear approximation at the array's centre.
+    pub retinotopy_center_px: [f64; 2],
+    pub retinotopy_px_per_mm: [[f64; 2]; 2],
+    /// Union of its units' RFs, [x, y, w, h] (px).
+    pub footprint_px: [f64; 4],
+}
+
+impl ArrayLayout {
+    pub fn new<'a>(cfg: &SimConfig, wide: &WideField, arrays: impl IntoIterator<Item = (&'a Population, &'a str)>) -> ArrayLayout {
+        let size = [FRAME_WIDTH as f64, FRAME_HEIGHT as f64];
+        let mut units = Vec::new();
+        let entries = arrays
+            .into_iter()
+            .enumerate()
+            .map(|(k, (pop, subdir))| {
+                units.extend(pop.units.iter().map(|u| (u.center_px, u.sigma_across_px)));
+                ArrayEntry {
+                    subdir: subdir.to_string(),
+                    grid: [k % wide.arrays[0], k / wide.arrays[0]],
+                    electrodes: pop.electrodes.len(),
+                    good_electrodes: pop.good_electrodes().count(),
+                    units: pop.units.len(),
+                    retinotopy_center_px: pop.retinotopy_center_px,
+                    retinotopy_px_per_mm: pop.retinotopy_px_per_mm,
+                    footprint_px: footprint(pop, size),
+                }
+            })
+            .collect();
+        ArrayLayout {
+            format_version: TRUTH_FORMAT_VERSION,
+            seed: cfg.seed,
+            preset: cfg.preset.clone(),
+            wide: wide.clone(),
+            pitch_mm: wide.pitch_mm(&cfg.population),
+            coverage: crate::wide::coverage(units),
+            arrays: entries,
         }
     }
 }
@@ -291,6 +370,10 @@ impl SegmentRates {
     }
 }
 
+/// Every array's ground truth by `neurodata/` sub-folder, and the layout of a multi-array
+/// dataset (absent for one array).
+pub type ArrayTruths = (Vec<(String, GroundTruth)>, Option<ArrayLayout>);
+
 /// `ground_truth/` read back.
 #[derive(Debug, Clone)]
 pub struct GroundTruth {
@@ -307,6 +390,42 @@ impl GroundTruth {
         if !dir.join(COMPLETE_MARKER).is_file() {
             return Err(SimError::Incomplete { path: out.to_owned() });
         }
+        if dir.join(ARRAYS_JSON).is_file() {
+            return Err(SimError::Truth {
+                path: dir.join(ARRAYS_JSON),
+                message: "this is a multi-array (wide-field) dataset: read it array by array with GroundTruth::load_arrays".into(),
+            });
+        }
+        Self::load_dir(dir)
+    }
+
+    /// Reads the ground truth of every array: one `("ac1", truth)` for a one-array dataset,
+    /// one per `neurodata/` sub-folder (in `arrays.json` order) for a wide-field one, with
+    /// the layout.
+    pub fn load_arrays(out: &Path) -> Result<ArrayTruths, SimError> {
+        let dir = out.join(TRUTH_DIR);
+        if !dir.join(COMPLETE_MARKER).is_file() {
+            return Err(SimError::Incomplete { path: out.to_owned() });
+        }
+        let layout_path = dir.join(ARRAYS_JSON);
+        if !layout_path.is_file() {
+            return Ok((vec![(super::session::SUBDIR.to_string(), Self::load_dir(dir)?)], None));
+        }
+        let text = std::fs::read(&layout_path).map_err(io("reading", &layout_path))?;
+        let layout: ArrayLayout = serde_json::from_slice(&text).map_err(|e| SimError::Truth { path: layout_path.clone(), message: e.to_string() })?;
+        let mut arrays = Vec::with_capacity(layout.arrays.len());
+        for a in &layout.arrays {
+            let ok = !a.subdir.is_empty() && a.subdir.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                return Err(SimError::Truth { path: layout_path.clone(), message: format!("array folder {:?} is not a plain folder name", a.subdir) });
+            }
+            arrays.push((a.subdir.clone(), Self::load_dir(dir.join(&a.subdir))?));
+        }
+        Ok((arrays, Some(layout)))
+    }
+
+    /// Reads `truth.json` and `rates.safetensors` of one array from `dir`.
+    fn load_dir(dir: PathBuf) -> Result<GroundTruth, SimError> {
         let json_path = dir.join(TRUTH_JSON);
         let text = std::fs::read(&json_path).map_err(io("reading", &json_path))?;
         let truth: Truth = serde_json::from_slice(&text).map_err(|e| SimError::Truth { path: json_path.clone(), message: e.to_string() })?;

@@ -15,8 +15,10 @@
 //! - [`image_grid`] (`grid.rs`): rows of grayscale images with column titles and row labels.
 //! - [`scatter`], [`traces`], [`bar_chart`] (`charts.rs`): x/y charts.
 //! - [`heatmap_10x10`] (`heatmap.rs`): a Utah-array style electrode map with a colour bar.
+//! - [`rf_coverage`] (`coverage.rs`): receptive fields as circles over a movie frame.
 
 mod charts;
+mod coverage;
 mod grid;
 mod heatmap;
 
@@ -28,6 +30,7 @@ use plotters::style::{register_font, FontStyle};
 use thiserror::Error;
 
 pub use charts::{bar_chart, scatter, traces, CHART_HEIGHT, CHART_WIDTH};
+pub use coverage::{rf_coverage, RfCircle};
 pub use grid::{image_grid, image_grid_size, MAX_SCALE};
 pub use heatmap::{heatmap_10x10, HEATMAP_HEIGHT, HEATMAP_WIDTH};
 

@@ -34,7 +34,7 @@ pub(super) struct Repeats {
 
 /// One sample per frame of every segment that has all its lag bins, after the onset drop.
 /// `truth_rates` are the simulator's noise-free rates; `root` names them in errors.
-pub(super) fn cut(steps: &Steps<'_>, root: &Path, truth_rates: Option<&TruthRates>) -> Result<Samples, DataError> {
+pub(super) fn cut(steps: &Steps<'_>, root: &Path, truth_rates: Option<&TruthSet>) -> Result<Samples, DataError> {
     let (cfg, decoded, lags) = (steps.cfg, &steps.decoded, &steps.window.lags);
     let (dw, dh, n_ch, scale) = (decoded.width, decoded.height, decoded.n_ch, decoded.scale);
     let crop_window = steps.window.crop_window;
@@ -53,16 +53,21 @@ pub(super) fn cut(steps: &Steps<'_>, root: &Path, truth_rates: Option<&TruthRate
     for (k, seg) in steps.segments.iter().enumerate() {
         let sp = steps.splits.of(seg.movie, seg.segment);
         seg_lists.entry(format!("{sp:?}").to_lowercase()).or_default().push([seg.movie, seg.segment]);
-        let tr = match truth_rates {
-            Some(rates) => match rates.get(&(seg.movie, seg.segment)) {
-                Some(v) => Some(v),
-                None => {
-                    return Err(DataError::GroundTruth {
-                        path: root.join("ground_truth/rates.safetensors"),
-                        message: format!("no rates for movie {} segment {}", seg.movie, seg.segment),
+        // Per channel: the noise-free rates of its array for this segment.
+        let tr: Option<Vec<&(usize, Vec<f32>)>> = match truth_rates {
+            Some(set) => Some(
+                steps
+                    .files
+                    .channels
+                    .iter()
+                    .map(|c| {
+                        set.of(&c.subdir).and_then(|rates| rates.get(&(seg.movie, seg.segment))).ok_or_else(|| DataError::GroundTruth {
+                            path: root.join("ground_truth"),
+                            message: format!("no rates for movie {} segment {} of array {}", seg.movie, seg.segment, c.subdir),
+                        })
                     })
-                }
-            },
+                    .collect::<Result<_, _>>()?,
+            ),
             None => None,
         };
         let d = &decoded.frames[k];
@@ -77,8 +82,8 @@ pub(super) fn cut(steps: &Steps<'_>, root: &Path, truth_rates: Option<&TruthRate
             for &lag in lags {
                 let b = t + lag as usize;
                 responses.extend_from_slice(&counts[b * n_ch..(b + 1) * n_ch]);
-                if let (Some(out), Some((nb, rates))) = (truth_out.as_mut(), tr) {
-                    for c in &steps.files.channels {
+                if let (Some(out), Some(per_channel)) = (truth_out.as_mut(), tr.as_ref()) {
+                    for (c, (nb, rates)) in steps.files.channels.iter().zip(per_channel) {
                         let v = if b < *nb { rates[b * 100 + (c.electrode as usize).saturating_sub(1).min(99)] } else { 0.0 };
                         out.push(v);
                     }
@@ -172,9 +177,57 @@ fn crop_resize(frame: &[u8], w: usize, h: usize, window: [u32; 4], out_w: u32, o
 /// The simulator's noise-free rates per (movie, segment): (frames, rates [frames, 100]).
 pub(super) type TruthRates = HashMap<(u16, u16), (usize, Vec<f32>)>;
 
-/// Noise-free rates of the simulator, per (movie, segment): [nframes, 100] per electrode id.
-pub(super) fn load_truth_rates(root: &Path) -> Result<Option<(TruthRates, serde_json::Value)>, DataError> {
+/// The noise-free rates of every array, by `neurodata/` sub-folder; a one-array dataset
+/// has one entry under "" that stands for every sub-folder.
+pub(super) struct TruthSet {
+    arrays: HashMap<String, TruthRates>,
+}
+
+impl TruthSet {
+    /// The rates of the array recorded in `subdir`.
+    pub(super) fn of(&self, subdir: &str) -> Option<&TruthRates> {
+        self.arrays.get(subdir).or_else(|| self.arrays.get(""))
+    }
+}
+
+/// Noise-free rates of the simulator: `ground_truth/rates.safetensors` of a one-array
+/// dataset, or `ground_truth/ac{k}/rates.safetensors` of each array listed in
+/// `ground_truth/arrays.json` (wide field). With them the JSON of the (first) array's
+/// `truth.json`, for the planted latency.
+pub(super) fn load_truth_rates(root: &Path) -> Result<Option<(TruthSet, serde_json::Value)>, DataError> {
     let dir = root.join("ground_truth");
+    let layout_path = dir.join("arrays.json");
+    let gt_err = |path: &Path, message: String| DataError::GroundTruth { path: path.to_owned(), message };
+    if !layout_path.exists() {
+        return Ok(load_array_truth(&dir)?.map(|(rates, json)| (TruthSet { arrays: HashMap::from([(String::new(), rates)]) }, json)));
+    }
+    let layout: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&layout_path).map_err(io_err(format!("reading {}", layout_path.display())))?,
+    )
+    .map_err(|e| gt_err(&layout_path, e.to_string()))?;
+    let subdirs: Vec<String> = layout
+        .get("arrays")
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|e| e.get("subdir").and_then(|s| s.as_str()).map(str::to_string)).collect())
+        .unwrap_or_default();
+    if subdirs.is_empty() || subdirs.iter().any(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+        return Err(gt_err(&layout_path, "expected \"arrays\": a list of {\"subdir\": folder name} entries".into()));
+    }
+    let mut arrays = HashMap::new();
+    let mut first_json = None;
+    for subdir in subdirs {
+        let sub = dir.join(&subdir);
+        let Some((rates, json)) = load_array_truth(&sub)? else {
+            return Err(gt_err(&sub, "listed in arrays.json but has no truth.json and rates.safetensors".into()));
+        };
+        first_json.get_or_insert(json);
+        arrays.insert(subdir, rates);
+    }
+    Ok(first_json.map(|json| (TruthSet { arrays }, json)))
+}
+
+/// `truth.json` and `rates.safetensors` of one array from `dir`, if both are there.
+fn load_array_truth(dir: &Path) -> Result<Option<(TruthRates, serde_json::Value)>, DataError> {
     let rates_path = dir.join("rates.safetensors");
     let truth_path = dir.join("truth.json");
     if !rates_path.exists() || !truth_path.exists() {
