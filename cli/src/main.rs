@@ -48,6 +48,9 @@ struct Cli {
 enum PresetArg {
     Small,
     Default,
+    /// The whole frame of the wide-field dataset (`v1 simulate --preset wide`); a first
+    /// attempt that does not learn yet (docs/evaluation.md).
+    Wide,
 }
 
 /// What `v1 simulate` writes.
@@ -211,6 +214,7 @@ fn train_config(config: Option<&Path>, preset: PresetArg) -> Result<models::Trai
         None => models::TrainConfig::preset(match preset {
             PresetArg::Small => models::TrainPreset::Small,
             PresetArg::Default => models::TrainPreset::Default,
+            PresetArg::Wide => models::TrainPreset::Wide,
         }),
     })
 }

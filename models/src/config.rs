@@ -191,6 +191,11 @@ pub enum TrainPreset {
     Small,
     /// The shipped default model.
     Default,
+    /// The wide-field population (`v1 simulate --preset wide`): the whole frame, not a
+    /// crop at the RF footprint, squeezed to a 64x64 image (each model pixel 5 x 3.75
+    /// frame pixels), with the default networks and six epochs of phase 1. A first
+    /// attempt: it does not yet learn more than the mean response (docs/evaluation.md).
+    Wide,
 }
 
 impl TrainConfig {
@@ -215,6 +220,13 @@ impl TrainConfig {
             cfg.phase1.batch_size = 32;
             cfg.phase2.max_epochs = 3;
             cfg.phase2.batch_size = 32;
+        }
+        if preset == TrainPreset::Wide {
+            cfg.data.image_size = 64;
+            cfg.data.crop = Some([0, 0, neural_data::pvc1::FRAME_WIDTH, neural_data::pvc1::FRAME_HEIGHT]);
+            // The wide dataset's 24,552 training samples with 16 times the channels: an
+            // epoch is ~2.7 min on 2 cores; six are ~17 min.
+            cfg.phase1.max_epochs = 6;
         }
         cfg
     }

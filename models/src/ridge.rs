@@ -2,9 +2,8 @@
 //! response) and decoding (response -> pixels).
 //!
 //! Solved in closed form, W = (XᵀX + λI)⁻¹ XᵀY, with λ picked on the validation split.
-//! The Gram matrices come from candle's matrix multiply; the small symmetric positive
-//! definite solve is a Cholesky factorisation written here, since no maintained crate in
-//! the dependency tree offers one for plain f64 slices and the solve is ~30 lines.
+//! The Gram matrices come from candle's matrix multiply, the symmetric positive definite
+//! solve from faer's Cholesky factorisation.
 
 use candle_core::{DType, Device, Tensor};
 
@@ -21,45 +20,25 @@ pub struct Ridge {
 }
 
 /// Cholesky solve of (A) X = B for symmetric positive definite A (n x n), B (n x m),
-/// both row-major. Returns X.
+/// both row-major. Returns X. Blocked and multithreaded (faer): with the wide-field
+/// population the decoding ridge solves 8,000 unknowns for 4,096 pixels, which a plain
+/// loop takes hours over.
 pub fn cholesky_solve(a: &[f64], b: &[f64], n: usize, m: usize) -> Result<Vec<f64>> {
-    let mut l = vec![0f64; n * n];
+    use faer::linalg::solvers::Solve;
+    if a.len() != n * n || b.len() != n * m {
+        return Err(ModelError::Invalid(format!("ridge: system of {} and {} values for n = {n}, m = {m}", a.len(), b.len())));
+    }
+    let am = faer::Mat::from_fn(n, n, |i, j| a[i * n + j]);
+    let llt = am
+        .llt(faer::Side::Lower)
+        .map_err(|_| ModelError::Invalid("ridge system is not positive definite; raise lambda".into()))?;
+    let mut x = faer::Mat::from_fn(n, m, |i, j| b[i * m + j]);
+    llt.solve_in_place(x.as_mut());
+    let mut out = Vec::with_capacity(n * m);
     for i in 0..n {
-        for j in 0..=i {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= l[i * n + k] * l[j * n + k];
-            }
-            if i == j {
-                if s <= 0.0 {
-                    return Err(ModelError::Invalid("ridge system is not positive definite; raise lambda".into()));
-                }
-                l[i * n + i] = s.sqrt();
-            } else {
-                l[i * n + j] = s / l[j * n + j];
-            }
-        }
+        out.extend((0..m).map(|j| x[(i, j)]));
     }
-    let mut x = b.to_vec();
-    for col in 0..m {
-        // Forward: L y = b
-        for i in 0..n {
-            let mut s = x[i * m + col];
-            for k in 0..i {
-                s -= l[i * n + k] * x[k * m + col];
-            }
-            x[i * m + col] = s / l[i * n + i];
-        }
-        // Backward: Lᵀ x = y
-        for i in (0..n).rev() {
-            let mut s = x[i * m + col];
-            for k in i + 1..n {
-                s -= l[k * n + i] * x[k * m + col];
-            }
-            x[i * m + col] = s / l[i * n + i];
-        }
-    }
-    Ok(x)
+    Ok(out)
 }
 
 fn with_bias(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -138,6 +117,34 @@ mod tests {
         // A = [[4,2],[2,3]], B = [[2],[1]] -> x = [0.5, 0]
         let x = cholesky_solve(&[4.0, 2.0, 2.0, 3.0], &[2.0, 1.0], 2, 1).unwrap();
         assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12, "{x:?}");
+        // Two right-hand sides, row-major: B = [[2, 4], [1, 3]] -> X = [[0.5, 0.75], [0, 0.5]].
+        let x = cholesky_solve(&[4.0, 2.0, 2.0, 3.0], &[2.0, 4.0, 1.0, 3.0], 2, 2).unwrap();
+        let want = [0.5, 0.75, 0.0, 0.5];
+        assert!(x.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12), "{x:?}");
+        // Not positive definite: a clear error, not a panic.
+        assert!(cholesky_solve(&[1.0, 2.0, 2.0, 1.0], &[1.0, 1.0], 2, 1).is_err());
+    }
+
+    #[test]
+    fn a_large_system_is_solved_to_the_residual() {
+        // A = G Gᵀ + n I for a pseudo-random G, 300 unknowns, 7 right-hand sides.
+        let n = 300;
+        let g: Vec<f64> = (0..n * n).map(|k| ((k * 7919) % 1013) as f64 / 1013.0 - 0.5).collect();
+        let mut a = vec![0.0; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                a[i * n + j] = (0..n).map(|k| g[i * n + k] * g[j * n + k]).sum::<f64>() + if i == j { n as f64 } else { 0.0 };
+            }
+        }
+        let m = 7;
+        let b: Vec<f64> = (0..n * m).map(|k| ((k * 31) % 17) as f64 - 8.0).collect();
+        let x = cholesky_solve(&a, &b, n, m).unwrap();
+        for i in 0..n {
+            for c in 0..m {
+                let ax: f64 = (0..n).map(|k| a[i * n + k] * x[k * m + c]).sum();
+                assert!((ax - b[i * m + c]).abs() < 1e-8, "row {i} column {c}: {ax} vs {}", b[i * m + c]);
+            }
+        }
     }
 
     #[test]

@@ -106,6 +106,11 @@ fn bad_model_directories_and_configs_give_clear_errors() {
     assert_eq!((old.n_lags, old.lags_before_onset), (3, 0));
     let e = TrainConfig::from_toml("[data]\nn_lags = 2\nlags_before_onset = 2\n").unwrap_err();
     assert!(e.contains("lags_before_onset"), "{e}");
+    // The wide-field preset sees the whole frame and survives its own TOML.
+    let wide = TrainConfig::preset(models::TrainPreset::Wide);
+    assert_eq!(wide.data.crop, Some([0, 0, 320, 240]));
+    assert_eq!(TrainConfig::from_toml(&wide.to_toml()).unwrap(), wide);
+    assert_ne!(wide, TrainConfig::preset(models::TrainPreset::Default));
 }
 
 #[test]

@@ -288,14 +288,42 @@ fn recon_method(name: &str, targets: &[GrayImageF32], recons: &[GrayImageF32]) -
     })
 }
 
-/// (`ground_truth/truth.json`, field `electrodes[].good`). None for real data.
+/// (`ground_truth/truth.json`, or one per array of a wide-field dataset; field
+/// `electrodes[].good`). None for real data.
 pub fn good_channels_from_truth(data_root: &Path, info: &ModelInfo) -> Option<Vec<bool>> {
-    let text = std::fs::read_to_string(data_root.join("ground_truth").join("truth.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let electrodes = v.get("electrodes")?.as_array()?;
-    let good: std::collections::HashMap<u64, bool> = electrodes
-        .iter()
-        .filter_map(|e| Some((e.get("id")?.as_u64()?, e.get("good")?.as_bool()?)))
-        .collect();
-    Some(info.channels.iter().map(|c| good.get(&(c.electrode as u64)).copied().unwrap_or(false)).collect())
+    // One array: ground_truth/truth.json; several (wide field): one truth.json per array in
+    // the sub-folders that ground_truth/arrays.json lists. A channel is (file, electrode),
+    // and each truth names the files of its array.
+    let dir = data_root.join("ground_truth");
+    let truth_files: Vec<std::path::PathBuf> = match std::fs::read_to_string(dir.join("arrays.json")) {
+        Ok(text) => {
+            let layout: serde_json::Value = serde_json::from_str(&text).ok()?;
+            layout
+                .get("arrays")?
+                .as_array()?
+                .iter()
+                .filter_map(|a| a.get("subdir")?.as_str())
+                .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .map(|s| dir.join(s).join("truth.json"))
+                .collect()
+        }
+        Err(_) => vec![dir.join("truth.json")],
+    };
+    let mut good: std::collections::HashMap<(String, u64), bool> = std::collections::HashMap::new();
+    for path in truth_files {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        let by_id: std::collections::HashMap<u64, bool> = v
+            .get("electrodes")?
+            .as_array()?
+            .iter()
+            .filter_map(|e| Some((e.get("id")?.as_u64()?, e.get("good")?.as_bool()?)))
+            .collect();
+        for f in v.get("files")?.as_array()? {
+            let name = f.get("name")?.as_str()?.to_string();
+            for id in f.get("electrodes")?.as_array()?.iter().filter_map(|e| e.as_u64()) {
+                good.insert((name.clone(), id), by_id.get(&id).copied().unwrap_or(false));
+            }
+        }
+    }
+    Some(info.channels.iter().map(|c| good.get(&(c.file.clone(), c.electrode as u64)).copied().unwrap_or(false)).collect())
 }
