@@ -43,9 +43,10 @@ struct Summary {
 }
 
 pub fn run(data: &Path, json: bool, coverage: Option<&Path>) -> Result<()> {
-    let summary = summarise(data, !json)?;
+    let input = crate::nwb::read_tree(data, false)?;
+    let (summary, built) = summarise(data, &input, !json)?;
     if let Some(path) = coverage {
-        let (w, h, what) = draw_coverage(data, path)?;
+        let (w, h, what) = draw_coverage(data, &input, built.as_ref(), path)?;
         if !json {
             println!("RF coverage ({what}): {} ({w}x{h})", path.display());
         }
@@ -59,14 +60,14 @@ pub fn run(data: &Path, json: bool, coverage: Option<&Path>) -> Result<()> {
 }
 
 /// Counts, rates per file, latency and RF footprint (from the cached build) and the
-/// statistics against real V1; `progress` shows the long steps' progress bars.
-fn summarise(data: &Path, progress: bool) -> Result<Summary> {
-    let input = crate::nwb::read_tree(data, false)?;
-    let files: Vec<FileSummary> = input.recordings.iter().map(|r| file_summary(r, &input)).collect();
+/// statistics against real V1; `progress` shows the long steps' progress bars. Also the
+/// cache's metadata (channels, RF estimates) when the build succeeded.
+fn summarise(data: &Path, input: &neural_data::build::TreeInput, progress: bool) -> Result<(Summary, Option<neural_data::cache::CacheMeta>)> {
+    let files: Vec<FileSummary> = input.recordings.iter().map(|r| file_summary(r, input)).collect();
     let movies: BTreeSet<u16> = input.segments.iter().map(|s| s.movie).collect();
     let frames: usize = input.segments.iter().map(|s| s.nframes).sum();
     // Latency and RF footprint from the (cached) build with default settings.
-    let built = neural_data::build::load_or_build(&input, &neural_data::BuildConfig::default(), progress);
+    let built = neural_data::build::load_or_build(input, &neural_data::BuildConfig::default(), progress);
     let (est_lag, planted, reliable, footprint, crop, mut warnings) = match &built {
         Ok((ds, _)) => {
             let cell = ds.meta.rf_cell_px as f32;
@@ -83,7 +84,7 @@ fn summarise(data: &Path, progress: bool) -> Result<Summary> {
     };
     warnings.extend(input.warnings.iter().cloned());
     let opts = neural_data::stats::StatsOptions { progress, ..Default::default() };
-    let twin = match neural_data::stats::measure(&input, &opts) {
+    let twin = match neural_data::stats::measure(input, &opts) {
         Ok(t) => Some(t),
         Err(e) => {
             warnings.push(format!("could not measure the statistics against real V1: {e}"));
@@ -91,7 +92,7 @@ fn summarise(data: &Path, progress: bool) -> Result<Summary> {
         }
     };
     let twin_vs_real = twin.as_ref().map(|t| t.compare()).unwrap_or_default();
-    Ok(Summary {
+    let summary = Summary {
         root: data.display().to_string(),
         segments: input.segments.len(),
         frames,
@@ -109,7 +110,8 @@ fn summarise(data: &Path, progress: bool) -> Result<Summary> {
         twin,
         twin_vs_real,
         warnings,
-    })
+    };
+    Ok((summary, built.ok().map(|(ds, _)| ds.meta)))
 }
 
 /// One recording's row: conditions, repeats, events and rates over its movie trials.
@@ -208,8 +210,12 @@ fn print(summary: &Summary) {
 /// sigma) when the tree has the simulator's ground truth, else the RF centres estimated
 /// from the spike-triggered averages of the reliable channels. One colour per
 /// `neurodata/` sub-folder (array). Returns the PNG's size and what it shows.
-fn draw_coverage(data: &Path, path: &Path) -> Result<(u32, u32, &'static str)> {
-    let input = crate::nwb::read_tree(data, false)?;
+fn draw_coverage(
+    data: &Path,
+    input: &neural_data::build::TreeInput,
+    built: Option<&neural_data::cache::CacheMeta>,
+    path: &Path,
+) -> Result<(u32, u32, &'static str)> {
     let Some(first) = input.segments.first().and_then(|s| s.frame_paths.first()) else {
         anyhow::bail!("{} has no movie frames to draw the RFs over; point --data at a pvc-1 tree with movie_frames/", data.display());
     };
@@ -235,9 +241,11 @@ fn draw_coverage(data: &Path, path: &Path) -> Result<(u32, u32, &'static str)> {
             ("planted RFs", format!("planted RFs (2 sigma) of {} good electrodes on {} array(s){share}", circles.len(), arrays.len()))
         }
         Err(_) => {
-            let (ds, _) = neural_data::build::load_or_build(&input, &neural_data::BuildConfig::default(), false)?;
-            let cell = ds.meta.rf_cell_px as f32;
-            for (ch, rf) in ds.meta.channels.iter().zip(&ds.meta.rf.channels) {
+            let Some(meta) = built else {
+                anyhow::bail!("{} has no ground truth and its RFs could not be estimated (see the warnings of v1 inspect); no coverage to draw", data.display());
+            };
+            let cell = meta.rf_cell_px as f32;
+            for (ch, rf) in meta.channels.iter().zip(&meta.rf.channels) {
                 if rf.snr >= neural_data::rf::RELIABLE_SNR {
                     let group = subdirs.iter().position(|s| *s == ch.subdir).unwrap_or(0);
                     let center = [(rf.center[0] + 0.5) * cell, (rf.center[1] + 0.5) * cell];

@@ -13,6 +13,7 @@
 //!   training).
 //! - [`stats`]: how much a tree looks like real V1 (reliability, rates, bursts, latency,
 //!   luminance signal, movie statistics), beside the real pvc-1 values.
+//! - [`truth_layout`]: where a simulated dataset keeps the ground truth of each array.
 
 pub mod build;
 pub mod cache;
@@ -21,6 +22,7 @@ pub mod progress;
 pub mod pvc1;
 pub mod rf;
 pub mod stats;
+pub mod truth_layout;
 
 pub use build::BuildConfig;
 pub use error::DataError;

@@ -33,7 +33,7 @@ pub const TRUTH_JSON: &str = "truth.json";
 pub const RATES_FILE: &str = "rates.safetensors";
 pub const COMPLETE_MARKER: &str = "COMPLETE";
 /// Present in `ground_truth/` of a multi-array dataset only ([`ArrayLayout`]).
-pub const ARRAYS_JSON: &str = "arrays.json";
+pub const ARRAYS_JSON: &str = neural_data::truth_layout::ARRAYS_JSON;
 /// Bumped when the meaning of a field changes.
 pub const TRUTH_FORMAT_VERSION: u32 = 1;
 
@@ -415,8 +415,7 @@ impl GroundTruth {
         let layout: ArrayLayout = serde_json::from_slice(&text).map_err(|e| SimError::Truth { path: layout_path.clone(), message: e.to_string() })?;
         let mut arrays = Vec::with_capacity(layout.arrays.len());
         for a in &layout.arrays {
-            let ok = !a.subdir.is_empty() && a.subdir.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !ok {
+            if !neural_data::truth_layout::is_plain_folder_name(&a.subdir) {
                 return Err(SimError::Truth { path: layout_path.clone(), message: format!("array folder {:?} is not a plain folder name", a.subdir) });
             }
             arrays.push((a.subdir.clone(), Self::load_dir(dir.join(&a.subdir))?));

@@ -295,19 +295,9 @@ pub fn good_channels_from_truth(data_root: &Path, info: &ModelInfo) -> Option<Ve
     // the sub-folders that ground_truth/arrays.json lists. A channel is (file, electrode),
     // and each truth names the files of its array.
     let dir = data_root.join("ground_truth");
-    let truth_files: Vec<std::path::PathBuf> = match std::fs::read_to_string(dir.join("arrays.json")) {
-        Ok(text) => {
-            let layout: serde_json::Value = serde_json::from_str(&text).ok()?;
-            layout
-                .get("arrays")?
-                .as_array()?
-                .iter()
-                .filter_map(|a| a.get("subdir")?.as_str())
-                .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-                .map(|s| dir.join(s).join("truth.json"))
-                .collect()
-        }
-        Err(_) => vec![dir.join("truth.json")],
+    let truth_files: Vec<std::path::PathBuf> = match neural_data::truth_layout::array_subdirs(&dir).ok()? {
+        Some(subdirs) => subdirs.iter().map(|s| dir.join(s).join("truth.json")).collect(),
+        None => vec![dir.join("truth.json")],
     };
     let mut good: std::collections::HashMap<(String, u64), bool> = std::collections::HashMap::new();
     for path in truth_files {

@@ -196,23 +196,10 @@ impl TruthSet {
 /// `truth.json`, for the planted latency.
 pub(super) fn load_truth_rates(root: &Path) -> Result<Option<(TruthSet, serde_json::Value)>, DataError> {
     let dir = root.join("ground_truth");
-    let layout_path = dir.join("arrays.json");
     let gt_err = |path: &Path, message: String| DataError::GroundTruth { path: path.to_owned(), message };
-    if !layout_path.exists() {
+    let Some(subdirs) = crate::truth_layout::array_subdirs(&dir).map_err(|m| gt_err(&dir, m))? else {
         return Ok(load_array_truth(&dir)?.map(|(rates, json)| (TruthSet { arrays: HashMap::from([(String::new(), rates)]) }, json)));
-    }
-    let layout: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&layout_path).map_err(io_err(format!("reading {}", layout_path.display())))?,
-    )
-    .map_err(|e| gt_err(&layout_path, e.to_string()))?;
-    let subdirs: Vec<String> = layout
-        .get("arrays")
-        .and_then(|a| a.as_array())
-        .map(|a| a.iter().filter_map(|e| e.get("subdir").and_then(|s| s.as_str()).map(str::to_string)).collect())
-        .unwrap_or_default();
-    if subdirs.is_empty() || subdirs.iter().any(|s| s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
-        return Err(gt_err(&layout_path, "expected \"arrays\": a list of {\"subdir\": folder name} entries".into()));
-    }
+    };
     let mut arrays = HashMap::new();
     let mut first_json = None;
     for subdir in subdirs {
