@@ -39,6 +39,12 @@ pub struct ArchConfig {
     pub waveform_hidden: usize,
     /// Channels of the image decoder at the latent and the full resolution.
     pub decoder_channels: [usize; 2],
+    /// Each channel's spatial readout is a Gaussian over the latent grid with a learned
+    /// centre and width (three numbers per channel, Lurz et al. 2021, ICLR) instead of a
+    /// free weight per grid cell. With many channels and few samples per channel a free
+    /// mask follows the gradient noise (the optimiser moves every cell by about the
+    /// learning rate each step) and never localises; a Gaussian cannot spread.
+    pub gaussian_readout: bool,
 }
 
 impl Default for ArchConfig {
@@ -51,6 +57,7 @@ impl Default for ArchConfig {
             readout_features: 24,
             waveform_hidden: 512,
             decoder_channels: [24, 12],
+            gaussian_readout: false,
         }
     }
 }
@@ -78,6 +85,11 @@ pub struct Phase1Config {
     /// epoch early on is not a plateau: falling after it left the default model at a
     /// worse optimum (validation loss 0.721 against 0.706, on the 150-frame dataset).
     pub lr_patience: usize,
+    /// Start each reliable channel's spatial mask as a Gaussian at its receptive field as
+    /// the dataset's contrast-energy STA places it (training split), instead of small
+    /// uniform weights over the whole grid. With 1,600 channels over the whole frame a
+    /// uniform start reads the frame's average, and the noisy gradient never localises it.
+    pub readout_init_rf: bool,
 }
 
 impl Default for Phase1Config {
@@ -94,6 +106,7 @@ impl Default for Phase1Config {
             patience: 4,
             lr_decay: 0.3,
             lr_patience: 2,
+            readout_init_rf: false,
         }
     }
 }
@@ -210,6 +223,7 @@ impl TrainConfig {
                 readout_features: 8,
                 waveform_hidden: 128,
                 decoder_channels: [16, 8],
+                gaussian_readout: false,
             };
             cfg.data.image_size = 32;
             // Seconds of data are too little for the STA estimates: fix the crop (around

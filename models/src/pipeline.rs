@@ -18,7 +18,7 @@ use crate::error::{io_err, ModelError, Result};
 use crate::image_decoder::ImageDecoder;
 use crate::image_encoder::ImageEncoder;
 use crate::info::ModelInfo;
-use crate::waveform_decoder::WaveformDecoder;
+use crate::waveform_decoder::{self, WaveformDecoder};
 use crate::waveform_encoder::WaveformEncoder;
 
 /// Largest image side accepted by [`V1Model::prepare_image`].
@@ -238,6 +238,63 @@ impl V1Model {
         &self.varmap
     }
 
+    /// Starts the spatial readout of each channel given a centre (crop pixels) at that
+    /// centre, one latent-grid cell wide: a Gaussian readout gets that centre and width, a
+    /// free mask a Gaussian of that shape summing to one. Channels given None keep their
+    /// weights. Used before training to start the readout at the receptive fields the
+    /// data's STAs place (`phase1.readout_init_rf`).
+    pub fn init_readout_at(&self, centres: &[Option<[f32; 2]>]) -> Result<()> {
+        let c = self.info.n_channels();
+        if centres.len() != c {
+            return Err(ModelError::Invalid(format!("{} readout centres for {c} channels", centres.len())));
+        }
+        let grid = self.info.image_size / 4;
+        let cell = self.info.image_size as f32 / grid as f32;
+        // Grid coordinates: cell k sits at (k mod G, k div G).
+        let at: Vec<Option<[f32; 2]>> = centres.iter().map(|c| c.map(|[x, y]| [x / cell - 0.5, y / cell - 0.5])).collect();
+        let data = match self.varmap.data().lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let var = |name: &str| data.get(name).ok_or_else(|| ModelError::Invalid(format!("the model has no {name}")));
+        if self.arch.gaussian_readout {
+            let mu_var = var(&format!("waveform_decoder.{}", waveform_decoder::READOUT_MU))?;
+            let ls_var = var(&format!("waveform_decoder.{}", waveform_decoder::READOUT_LOG_SIGMA))?;
+            let mut mu: Vec<f32> = mu_var.as_tensor().flatten_all()?.to_vec1()?;
+            let mut log_sigma: Vec<f32> = ls_var.as_tensor().flatten_all()?.to_vec1()?;
+            for (ch, p) in at.iter().enumerate() {
+                if let Some([x, y]) = p {
+                    mu[2 * ch] = *x;
+                    mu[2 * ch + 1] = *y;
+                    log_sigma[ch] = 0.0;
+                }
+            }
+            mu_var.set(&Tensor::from_vec(mu, (c, 2), mu_var.device())?)?;
+            ls_var.set(&Tensor::from_vec(log_sigma, (c, 1), ls_var.device())?)?;
+            return Ok(());
+        }
+        let mask_var = var("waveform_decoder.mask")?;
+        let (_, g2) = mask_var.dims2()?;
+        if grid * grid != g2 {
+            return Err(ModelError::Invalid(format!("readout mask of {g2} cells for a {grid}x{grid} grid")));
+        }
+        let mut mask: Vec<f32> = mask_var.as_tensor().flatten_all()?.to_vec1()?;
+        for (ch, p) in at.iter().enumerate() {
+            let Some([gx, gy]) = p else { continue };
+            let row = &mut mask[ch * g2..(ch + 1) * g2];
+            for (k, v) in row.iter_mut().enumerate() {
+                let (dx, dy) = ((k % grid) as f32 - gx, (k / grid) as f32 - gy);
+                *v = (-(dx * dx + dy * dy) / 2.0).exp();
+            }
+            let sum: f32 = row.iter().sum();
+            if sum > 0.0 {
+                row.iter_mut().for_each(|v| *v /= sum);
+            }
+        }
+        mask_var.set(&Tensor::from_vec(mask, (c, g2), mask_var.device())?)?;
+        Ok(())
+    }
+
     /// Turns any image into what the networks see: grayscale, the centre square, resized to
     /// `image_size`. (Dataset frames are instead cut at the RF footprint by the builder.)
     pub fn prepare_image(&self, img: &image::DynamicImage) -> Result<GrayCrop> {
@@ -407,7 +464,7 @@ fn build_networks(info: &ModelInfo, arch: &ArchConfig, varmap: &VarMap, device: 
 /// Re-draws every variable from a seeded generator so that training is reproducible
 /// (the backend's own initialisers draw from an unseeded generator). Weights get a
 /// uniform Kaiming-style range 1/sqrt(fan_in); biases start at zero; readout masks start
-/// small and positive.
+/// small and positive; Gaussian readouts keep their fixed start (the grid's middle).
 fn reinitialise(varmap: &VarMap, seed: u64) -> Result<()> {
     let data = match varmap.data().lock() {
         Ok(d) => d,
@@ -420,6 +477,10 @@ fn reinitialise(varmap: &VarMap, seed: u64) -> Result<()> {
         let var = &data[name];
         let dims = var.dims().to_vec();
         let numel: usize = dims.iter().product();
+        if name.ends_with(waveform_decoder::READOUT_MU) || name.ends_with(waveform_decoder::READOUT_LOG_SIGMA) {
+            // Fixed starting values, set where the readout is built.
+            continue;
+        }
         let values: Vec<f32> = if name.ends_with(".bias") {
             vec![0.0; numel]
         } else if name.ends_with(".mask") {

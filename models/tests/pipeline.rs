@@ -221,3 +221,42 @@ fn training_learns_and_evaluation_writes_an_honest_report() {
         assert!((0.0..=1.0).contains(&id));
     }
 }
+
+#[test]
+fn a_gaussian_readout_starts_at_the_given_receptive_fields_and_survives_saving() {
+    let (dir, model_dir, _) = fixture();
+    let fixture_model = V1Model::load(&model_dir).unwrap();
+    let info = fixture_model.info().clone();
+    let arch = models::ArchConfig { gaussian_readout: true, ..fixture_model.arch().clone() };
+    let m = V1Model::new(info.clone(), arch, 3, &candle_core::Device::Cpu).unwrap();
+    let n = info.n_channels();
+    let size = info.image_size as f32;
+    // Channel 0 at the crop's top-left quarter, channel 1 at its bottom-right; the rest
+    // keep the common start in the middle.
+    let mut centres = vec![None; n];
+    centres[0] = Some([size * 0.25, size * 0.25]);
+    centres[1] = Some([size * 0.75, size * 0.75]);
+    m.init_readout_at(&centres).unwrap();
+    let masks: Vec<Vec<f32>> = m.networks().waveform_decoder.masks().unwrap().to_vec2().unwrap();
+    let grid = info.image_size / 4;
+    let peak = |row: &Vec<f32>| {
+        let k = row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        (k % grid, k / grid)
+    };
+    let q = grid / 4;
+    assert!(peak(&masks[0]).0.abs_diff(q) <= 1 && peak(&masks[0]).1.abs_diff(q) <= 1, "{:?}", peak(&masks[0]));
+    assert!(peak(&masks[1]).0.abs_diff(3 * q) <= 1 && peak(&masks[1]).1.abs_diff(3 * q) <= 1, "{:?}", peak(&masks[1]));
+    assert_eq!(peak(&masks[2]), peak(&masks[3]), "unplaced channels share the start");
+    match m.init_readout_at(&centres[1..]) {
+        Err(ModelError::Invalid(msg)) => assert!(msg.contains("readout centres"), "{msg}"),
+        other => panic!("expected an error for too few centres, got {other:?}"),
+    }
+    // Saved and loaded, the model predicts the same.
+    let out = dir.path().join("gaussian");
+    m.save(&out).unwrap();
+    let back = V1Model::load(&out).unwrap();
+    assert!(back.arch().gaussian_readout);
+    let img = image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(40, 40, |x, y| image::Luma([(x * 6 + y * 3) as u8])));
+    let crop = m.prepare_image(&img).unwrap();
+    assert_eq!(m.predict(&crop).unwrap(), back.predict(&crop).unwrap());
+}
