@@ -206,8 +206,9 @@ pub enum TrainPreset {
     Default,
     /// The wide-field population (`v1 simulate --preset wide`): the whole frame, not a
     /// crop at the RF footprint, squeezed to a 64x64 image (each model pixel 5 x 3.75
-    /// frame pixels), with the default networks and six epochs of phase 1. A first
-    /// attempt: it does not yet learn more than the mean response (docs/evaluation.md).
+    /// frame pixels), with the default networks but a Gaussian readout started at the
+    /// channels' STA receptive fields (a free mask per channel does not learn on this
+    /// population: docs/evaluation.md), five epochs of phase 1 and three of phase 2.
     Wide,
 }
 
@@ -239,8 +240,11 @@ impl TrainConfig {
             cfg.data.image_size = 64;
             cfg.data.crop = Some([0, 0, neural_data::pvc1::FRAME_WIDTH, neural_data::pvc1::FRAME_HEIGHT]);
             // The wide dataset's 24,552 training samples with 16 times the channels: an
-            // epoch is ~2.7 min on 2 cores; six are ~17 min.
-            cfg.phase1.max_epochs = 6;
+            // epoch of phase 1 is ~4.5 min on 2 cores.
+            cfg.model.gaussian_readout = true;
+            cfg.phase1.readout_init_rf = true;
+            cfg.phase1.max_epochs = 5;
+            cfg.phase2.max_epochs = 3;
         }
         cfg
     }

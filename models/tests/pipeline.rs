@@ -109,6 +109,9 @@ fn bad_model_directories_and_configs_give_clear_errors() {
     // The wide-field preset sees the whole frame and survives its own TOML.
     let wide = TrainConfig::preset(models::TrainPreset::Wide);
     assert_eq!(wide.data.crop, Some([0, 0, 320, 240]));
+    assert!(wide.model.gaussian_readout && wide.phase1.readout_init_rf);
+    // Models saved before the Gaussian readout existed read as free masks.
+    assert!(!TrainConfig::from_toml("[model]\nreadout_features = 24\n").unwrap().model.gaussian_readout);
     assert_eq!(TrainConfig::from_toml(&wide.to_toml()).unwrap(), wide);
     assert_ne!(wide, TrainConfig::preset(models::TrainPreset::Default));
 }
@@ -198,6 +201,12 @@ fn training_learns_and_evaluation_writes_an_honest_report() {
     let names: Vec<&str> = report.reconstruction_crop.iter().map(|m| m.name.as_str()).collect();
     assert!(names.iter().any(|n| n.contains("shuffled")) && names.iter().any(|n| n.contains("ridge")) && names.iter().any(|n| n.contains("mean")), "{names:?}");
     // (That shuffled responses score clearly worse is tested on the shipped model: tests/shipped.rs.)
+    // The live path (the model decoding its own predicted response, and a Poisson sample
+    // of it) is scored beside them, in the table and the figure's columns.
+    let live: Vec<&models::eval::ReconMethod> = report.reconstruction_crop.iter().filter(|m| m.name.starts_with("live path")).collect();
+    assert_eq!(live.len(), 2, "{names:?}");
+    assert!(live.iter().all(|m| m.pixcorr.is_finite() && m.mse.is_finite()), "{:?}", live.iter().map(|m| m.pixcorr).collect::<Vec<_>>());
+    assert!(md.contains("| live path: the model's predicted mean response |"), "{md}");
     assert_eq!(report.split, "test");
     assert_eq!(report.test_samples, ds.indices(neural_data::cache::Split::Test).len());
 

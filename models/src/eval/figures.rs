@@ -13,7 +13,7 @@ use super::{gray, sum_over_lags, Setup};
 use crate::error::{ModelError, Result};
 
 /// Short names of the reconstruction methods, in the order of the crop table.
-const SHORT_NAMES: [&str; 6] = ["model", "ridge", "shuffled", "mean", "ridge, noise-free", "upper bound"];
+const SHORT_NAMES: [&str; 8] = ["model", "ridge", "shuffled", "mean", "live, mean", "live, sample", "ridge, noise-free", "upper bound"];
 
 /// Writes every figure of the report into `out`.
 pub(super) fn write(cx: &Setup<'_>, enc: &Encoding, rec: &Reconstruction, full: &FullFrame, out: &Path) -> Result<()> {

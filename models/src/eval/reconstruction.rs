@@ -1,7 +1,8 @@
 //! Reconstruction metrics (response -> image) on the RF-footprint crop: the model, with
 //! its controls and baselines beside it (ridge decoder, shuffled responses, mean training
 //! image, and on simulated data the noise-free upper bound and a ridge decoder of the
-//! noise-free rates), from single trials and from repeat-averaged responses.
+//! noise-free rates), from single trials and from repeat-averaged responses; and the live
+//! path, the model decoding its own predicted response.
 
 use std::collections::HashMap;
 
@@ -12,7 +13,7 @@ use rand::SeedableRng;
 use v1_metrics::GrayImageF32;
 
 use super::{gray, recon_method, responses_of, EvalOptions, ReconMethod, Setup, LAMBDAS};
-use crate::data::{responses_tensor, truth_tensor};
+use crate::data::{clips_tensor, responses_tensor, truth_tensor, Clips};
 use crate::error::Result;
 use crate::pipeline::V1Model;
 use crate::ridge::Ridge;
@@ -105,11 +106,14 @@ fn decode(cx: &Setup<'_>, upper: Option<&V1Model>, eval_idx: &[usize], opts: &Ev
     if upper.is_some() && ds.truth.is_none() {
         notes.push("An upper-bound model was given but the dataset has no noise-free rates.".into());
     }
+    let (live_mean, live_sample) = live_path(cx, eval_idx, opts.seed)?;
     let mut methods: Vec<(&'static str, Vec<f32>)> = vec![
         ("model (waveform_encoder + image_decoder)", model_recon),
         ("ridge (response -> pixels)", ridge_recon),
         ("model, shuffled responses", shuffled_recon),
         ("mean training image", mean_recon),
+        (LIVE_MEAN, live_mean),
+        (LIVE_SAMPLE, live_sample),
     ];
     // The linear decoder on the noise-free rates: how much of the gap between the model
     // and its upper bound a linear decoder loses to the same noise.
@@ -126,6 +130,32 @@ fn decode(cx: &Setup<'_>, upper: Option<&V1Model>, eval_idx: &[usize], opts: &Ev
         methods.push(("upper bound (noise-free rates)", u.clone()));
     }
     Ok(Decoded { methods, shuffled_idx, ridge_dec, upper_recon })
+}
+
+/// The live path's rows: the model's reconstruction of its own predicted response to each
+/// evaluated image (the services' round trip: image -> image_encoder -> waveform_decoder
+/// -> mean counts -> waveform_encoder -> image_decoder), and of a Poisson sample of those
+/// counts (a simulated single trial). No recorded response enters; the image reaches the
+/// reconstruction only through the predicted counts.
+pub(super) const LIVE_MEAN: &str = "live path: the model's predicted mean response";
+pub(super) const LIVE_SAMPLE: &str = "live path: a Poisson sample of it";
+
+fn live_path(cx: &Setup<'_>, eval_idx: &[usize], seed: u64) -> Result<(Vec<f32>, Vec<f32>)> {
+    use rand_distr::{Distribution, Poisson};
+    let (ds, model) = (cx.ds, cx.model);
+    let clips = Clips::new(ds, cx.info, model.clip_frames());
+    let mut rates = Vec::with_capacity(eval_idx.len() * cx.rlen);
+    for batch in eval_idx.chunks(256) {
+        let x = model.crops_to_tensor_raw(&clips_tensor(ds, &clips, batch, &cx.dev)?)?;
+        rates.extend(model.predict_tensor(&x)?.flatten_all()?.to_vec1::<f32>()?);
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_11fe);
+    let sample: Vec<f32> = rates
+        .iter()
+        .map(|&r| Poisson::new(r.max(1e-6) as f64).map(|d| d.sample(&mut rng) as f32).unwrap_or(0.0))
+        .collect();
+    let as_tensor = |v: Vec<f32>| Tensor::from_vec(v, (eval_idx.len(), cx.rlen), &cx.dev);
+    Ok((recon_of(model, &as_tensor(rates)?)?, recon_of(model, &as_tensor(sample)?)?))
 }
 
 /// The same decoders fed repeat-averaged responses: the repeated channels' counts
