@@ -70,7 +70,7 @@ fn the_shipped_model_carries_the_response_information_on_held_out_data() {
     let row = |needle: &str| {
         report.reconstruction_crop.iter().find(|m| m.name.contains(needle)).unwrap_or_else(|| panic!("no {needle} row"))
     };
-    let (m, shuffled, ridge, mean) = (&report.reconstruction_crop[0], row("shuffled"), row("ridge (response"), row("mean"));
+    let (m, shuffled, ridge, mean) = (&report.reconstruction_crop[0], row("shuffled"), row("ridge (response"), row("mean training image"));
     eprintln!("model {m:?}\nshuffled {shuffled:?}\nridge {ridge:?}\nmean {mean:?}");
 
     // The response carries the information: shuffled across stimuli, it is lost. On a V1
