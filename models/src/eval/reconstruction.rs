@@ -149,7 +149,7 @@ fn live_path(cx: &Setup<'_>, eval_idx: &[usize], seed: u64) -> Result<(Vec<f32>,
         let x = model.crops_to_tensor_raw(&clips_tensor(ds, &clips, batch, &cx.dev)?)?;
         rates.extend(model.predict_tensor(&x)?.flatten_all()?.to_vec1::<f32>()?);
     }
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_11fe);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5e_ed0f_11fe);
     let sample: Vec<f32> = rates
         .iter()
         .map(|&r| Poisson::new(r.max(1e-6) as f64).map(|d| d.sample(&mut rng) as f32).unwrap_or(0.0))
