@@ -248,7 +248,7 @@ impl V1Model {
         if centres.len() != c {
             return Err(ModelError::Invalid(format!("{} readout centres for {c} channels", centres.len())));
         }
-        let grid = self.info.image_size / 4;
+        let grid = latent_grid(&self.info);
         let cell = self.info.image_size as f32 / grid as f32;
         // Grid coordinates: cell k sits at (k mod G, k div G).
         let at: Vec<Option<[f32; 2]>> = centres.iter().map(|c| c.map(|[x, y]| [x / cell - 0.5, y / cell - 0.5])).collect();
@@ -450,9 +450,14 @@ impl V1Model {
     }
 }
 
+/// Side of the latent grid z (and of the readout masks): a quarter of the image's.
+fn latent_grid(info: &ModelInfo) -> usize {
+    info.image_size / 4
+}
+
 fn build_networks(info: &ModelInfo, arch: &ArchConfig, varmap: &VarMap, device: &Device) -> Result<Networks> {
     let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-    let grid = info.image_size / 4;
+    let grid = latent_grid(info);
     Ok(Networks {
         image_encoder: ImageEncoder::new(arch, info.pixel_mean, info.pixel_std, vb.pp("image_encoder"))?,
         waveform_decoder: WaveformDecoder::new(arch, grid, info.n_lags(), info.n_channels(), vb.pp("waveform_decoder"))?,
