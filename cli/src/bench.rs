@@ -166,7 +166,7 @@ fn bench_train_here(batches: &[usize], steps: usize, channels: usize, dp: &model
     let lags = 3;
     let info = models::ModelInfo {
         channels: (0..channels)
-            .map(|c| models::ChannelInfo { file: "bench".into(), electrode: (c % 100 + 1) as u16, row: (c % 100 / 10) as u8, col: (c % 10) as u8 })
+            .map(|c| models::ChannelInfo { file: "bench".into(), electrode: (c % 100 + 1) as u16, row: (c % 100 / 10) as u8, col: (c % 10) as u8, rf_centre: None })
             .collect(),
         lags: (1..=lags as u32).collect(),
         response_onset: Some(1),

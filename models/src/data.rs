@@ -44,14 +44,16 @@ pub fn model_info(ds: &Dataset) -> ModelInfo {
         .map(|(s2, mu)| ((s2 / m - (*mu as f64).powi(2)).max(0.0).sqrt() as f32).max(MIN_RESPONSE_STD))
         .collect();
     let [x, y, width, height] = ds.meta.crop_window;
+    let rfs = reliable_rf_centres(ds);
     ModelInfo {
         channels: ds
             .meta
             .channels
             .iter()
-            .map(|c| {
+            .zip(rfs)
+            .map(|(c, rf_centre)| {
                 let (row, col) = neural_data::pvc1::electrode_position(c.electrode).unwrap_or((0, 0));
-                ChannelInfo { file: c.file.clone(), electrode: c.electrode, row, col }
+                ChannelInfo { file: c.file.clone(), electrode: c.electrode, row, col, rf_centre }
             })
             .collect(),
         lags: ds.meta.lags.clone(),
@@ -63,6 +65,20 @@ pub fn model_info(ds: &Dataset) -> ModelInfo {
         response_mean,
         response_std,
     }
+}
+
+/// Each channel's receptive-field centre in the model's image pixels where its
+/// contrast-energy STA (training split) is reliable and inside the image; None elsewhere.
+pub fn reliable_rf_centres(ds: &Dataset) -> Vec<Option<[f32; 2]>> {
+    let size = ds.meta.image_size as f32;
+    crate::projective::rf_centres_in_crop(&ds.meta)
+        .into_iter()
+        .map(|rf| {
+            let [x, y] = rf.centre;
+            let inside = (0.0..size).contains(&x) && (0.0..size).contains(&y);
+            (rf.snr >= neural_data::rf::RELIABLE_SNR && inside).then_some(rf.centre)
+        })
+        .collect()
 }
 
 /// Whether a model's info fits a dataset (same channels, lags and crop size).

@@ -15,6 +15,12 @@ pub struct ChannelInfo {
     /// Row and column on the array (see `neural_data::pvc1::electrode_position`).
     pub row: u8,
     pub col: u8,
+    /// Receptive-field centre (x, y) in the model's image pixels where the training data's
+    /// contrast-energy STA places it reliably inside the image; absent otherwise and in
+    /// models written before it was stored. Lets a display put each channel of a
+    /// population over many arrays at its retinotopic place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rf_centre: Option<[f32; 2]>,
 }
 
 /// Rectangle of the 320x240 movie frame, in pixels.
@@ -121,7 +127,7 @@ mod tests {
 
     fn info(lags: Vec<u32>, response_onset: Option<u32>) -> ModelInfo {
         ModelInfo {
-            channels: vec![ChannelInfo { file: "f".into(), electrode: 1, row: 0, col: 0 }],
+            channels: vec![ChannelInfo { file: "f".into(), electrode: 1, row: 0, col: 0, rf_centre: None }],
             lags,
             response_onset,
             image_size: 16,

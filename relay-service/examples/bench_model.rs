@@ -11,7 +11,7 @@ use models::{ArchConfig, ChannelInfo, CropWindow, ModelInfo, V1Model};
 fn main() -> anyhow::Result<()> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "out/bench-model".into()));
     let channels: Vec<ChannelInfo> = (1..=96u16)
-        .map(|e| ChannelInfo { file: "bench".into(), electrode: e, row: ((e - 1) / 10) as u8, col: ((e - 1) % 10) as u8 })
+        .map(|e| ChannelInfo { file: "bench".into(), electrode: e, row: ((e - 1) / 10) as u8, col: ((e - 1) % 10) as u8, rf_centre: None })
         .collect();
     let n = channels.len() * 3;
     let info = ModelInfo {

@@ -180,7 +180,7 @@ fn starting_point(ds: &Dataset, opts: &TrainOptions<'_>, checkpoint: &Checkpoint
         None => {
             let m = V1Model::new(info, opts.config.model.clone(), opts.config.seed, device)?;
             if opts.config.phase1.readout_init_rf {
-                let centres = readout_centres(ds);
+                let centres = crate::data::reliable_rf_centres(ds);
                 let placed = centres.iter().filter(|c| c.is_some()).count();
                 tracing::info!("readout masks of {placed} of {} channels start at their STA receptive fields", centres.len());
                 m.init_readout_at(&centres)?;
@@ -197,20 +197,6 @@ fn starting_point(ds: &Dataset, opts: &TrainOptions<'_>, checkpoint: &Checkpoint
         let _ = std::fs::remove_file(opts.out.join("train_log.jsonl"));
     }
     Ok((model, CheckpointState::start(Phase::Encoding)))
-}
-
-/// Each channel's receptive-field centre in crop pixels where its contrast-energy STA
-/// (training split) is reliable and inside the crop; None elsewhere.
-fn readout_centres(ds: &Dataset) -> Vec<Option<[f32; 2]>> {
-    let size = ds.meta.image_size as f32;
-    crate::projective::rf_centres_in_crop(&ds.meta)
-        .into_iter()
-        .map(|rf| {
-            let [x, y] = rf.centre;
-            let inside = (0.0..size).contains(&x) && (0.0..size).contains(&y);
-            (rf.snr >= neural_data::rf::RELIABLE_SNR && inside).then_some(rf.centre)
-        })
-        .collect()
 }
 
 /// Whole samples per thread when the process made tensor operations single-threaded

@@ -23,7 +23,7 @@ pub fn secret() -> SharedSecret {
 /// is exactly what it reads.
 pub fn seed_model() -> V1Model {
     let channels = (1..=3u16)
-        .map(|e| ChannelInfo { file: "seed".into(), electrode: e, row: 0, col: (e - 1) as u8 })
+        .map(|e| ChannelInfo { file: "seed".into(), electrode: e, row: 0, col: (e - 1) as u8, rf_centre: None })
         .collect();
     let info = ModelInfo {
         channels,
