@@ -31,41 +31,62 @@ fn check_image_size(w: u32, h: u32) -> Result<()> {
     Ok(())
 }
 
-/// The `side` x `side` square at (`x0`, `y0`) of `src`, resized to `n` x `n` with a
+/// The `width` x `height` rectangle at (`x0`, `y0`) of `src`, resized to `n` x `n` with a
 /// triangle (linear) filter widened by the scale when shrinking, vertical pass first,
 /// rounded to 8 bits: the weights and order of `image::imageops::resize` with
 /// `FilterType::Triangle`, so the crops are those it gives (within one grey level).
 /// Written out because that general resampler, run on a view of a camera frame, took
 /// ~0.3 ms of the simulation-service's ~2 ms per frame (the per-pixel generic conversions
-/// and a libm `round` per sample); this loop reads the square in place and takes a
+/// and a libm `round` per sample); this loop reads the rectangle in place and takes a
 /// fraction of that (figures: docs/benchmarks/history.md, "Live loop").
-pub fn resize_square_triangle(src: &image::GrayImage, x0: u32, y0: u32, side: u32, n: usize) -> Vec<u8> {
+pub fn resize_rect_triangle(src: &image::GrayImage, x0: u32, y0: u32, width: u32, height: u32, n: usize) -> Vec<u8> {
     let stride = src.width() as usize;
     let px = src.as_raw();
-    let (x0, y0, side) = (x0 as usize, y0 as usize, side as usize);
-    if n == 0 || side == 0 {
+    let (x0, y0, w, h) = (x0 as usize, y0 as usize, width as usize, height as usize);
+    if n == 0 || w == 0 || h == 0 {
         return vec![0; n * n];
     }
-    let taps = triangle_taps(side, n);
-    // Vertical pass over the square's columns: n rows of `side` values.
-    let mut rows = vec![0f32; n * side];
-    for (out_row, (start, weights)) in rows.chunks_exact_mut(side).zip(&taps) {
-        for (k, w) in weights.iter().enumerate() {
-            let line = &px[(y0 + start + k) * stride + x0..][..side];
+    // Vertical pass over the rectangle's columns: n rows of `w` values.
+    let mut rows = vec![0f32; n * w];
+    for (out_row, (start, weights)) in rows.chunks_exact_mut(w).zip(&triangle_taps(h, n)) {
+        for (k, wt) in weights.iter().enumerate() {
+            let line = &px[(y0 + start + k) * stride + x0..][..w];
             for (acc, v) in out_row.iter_mut().zip(line) {
-                *acc += w * f32::from(*v);
+                *acc += wt * f32::from(*v);
             }
         }
     }
     // Horizontal pass, rounded like the resampler (clamped, nearest).
+    let taps = triangle_taps(w, n);
     let mut out = Vec::with_capacity(n * n);
-    for row in rows.chunks_exact(side) {
+    for row in rows.chunks_exact(w) {
         for (start, weights) in &taps {
-            let v: f32 = weights.iter().zip(&row[*start..]).map(|(w, v)| w * v).sum();
+            let v: f32 = weights.iter().zip(&row[*start..]).map(|(wt, v)| wt * v).sum();
             out.push((v.clamp(0.0, 255.0) + 0.5) as u8);
         }
     }
     out
+}
+
+/// [`resize_rect_triangle`] of the `side` x `side` square at (`x0`, `y0`).
+pub fn resize_square_triangle(src: &image::GrayImage, x0: u32, y0: u32, side: u32, n: usize) -> Vec<u8> {
+    resize_rect_triangle(src, x0, y0, side, side, n)
+}
+
+/// The largest centred rectangle of a `w` x `h` image with the aspect `aw` : `ah`, as
+/// (x0, y0, width, height): the whole image when the aspects agree (a 4:3 camera frame for
+/// a model of the whole 4:3 movie frame), the centre square for a square crop window.
+pub fn centred_aspect(w: u32, h: u32, aw: u32, ah: u32) -> (u32, u32, u32, u32) {
+    let (aw, ah) = (u64::from(aw.max(1)), u64::from(ah.max(1)));
+    let (w64, h64) = (u64::from(w), u64::from(h));
+    let (cw, ch) = if w64 * ah > h64 * aw {
+        // Wider than the aspect: full height.
+        (((h64 * aw) / ah).clamp(1, w64), h64)
+    } else {
+        (w64, ((w64 * ah) / aw).clamp(1, h64))
+    };
+    let (cw, ch) = (cw as u32, ch as u32);
+    ((w - cw) / 2, (h - ch) / 2, cw, ch)
 }
 
 /// Per output index: the first input index and the normalised triangle weights from it.
@@ -295,8 +316,10 @@ impl V1Model {
         Ok(())
     }
 
-    /// Turns any image into what the networks see: grayscale, the centre square, resized to
-    /// `image_size`. (Dataset frames are instead cut at the RF footprint by the builder.)
+    /// Turns any image into what the networks see: grayscale, the largest centred part with
+    /// the aspect of the model's crop window (the centre square for a crop at the RF
+    /// footprint; the whole frame of a 4:3 camera for a model of the whole movie frame),
+    /// resized to `image_size`. (Dataset frames are instead cut by the builder.)
     pub fn prepare_image(&self, img: &image::DynamicImage) -> Result<GrayCrop> {
         check_image_size(img.width(), img.height())?;
         match img {
@@ -305,14 +328,15 @@ impl V1Model {
         }
     }
 
-    /// [`Self::prepare_image`] for an image already in grayscale: the centre square, resized
-    /// to `image_size` with a triangle filter.
+    /// [`Self::prepare_image`] for an image already in grayscale: the centred part with the
+    /// crop window's aspect, resized to `image_size` with a triangle filter.
     pub fn prepare_gray(&self, gray: &image::GrayImage) -> Result<GrayCrop> {
         let (w, h) = (gray.width(), gray.height());
         check_image_size(w, h)?;
-        let side = w.min(h);
+        let win = &self.info.crop_window;
+        let (x0, y0, cw, ch) = centred_aspect(w, h, win.width, win.height);
         let s = self.info.image_size;
-        let small = resize_square_triangle(gray, (w - side) / 2, (h - side) / 2, side, s);
+        let small = resize_rect_triangle(gray, x0, y0, cw, ch, s);
         Ok(GrayCrop::from_u8(s, &small))
     }
 
@@ -573,8 +597,30 @@ mod tests {
             let worst = ours.iter().zip(reference.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
             assert!(worst <= 1, "{side} -> {n}: largest difference {worst} grey levels");
         }
+        // A rectangle squeezed to a square, as the resampler squeezes it.
+        for (w, h, n) in [(320u32, 240u32, 64usize), (160, 120, 96), (33, 70, 16)] {
+            let rect = image::imageops::crop_imm(&frame, 0, 0, w, h).to_image();
+            let reference = image::imageops::resize(&rect, n as u32, n as u32, image::imageops::FilterType::Triangle);
+            let ours = resize_rect_triangle(&frame, 0, 0, w, h, n);
+            let worst = ours.iter().zip(reference.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+            assert!(worst <= 1, "{w}x{h} -> {n}: largest difference {worst} grey levels");
+        }
         // A flat image stays flat.
         let flat = image::GrayImage::from_pixel(90, 50, image::Luma([201]));
         assert!(resize_square_triangle(&flat, 20, 0, 50, 48).iter().all(|v| *v == 201));
+    }
+
+    #[test]
+    fn the_centred_part_has_the_crop_windows_aspect() {
+        // A square window: the centre square of a landscape or portrait image.
+        assert_eq!(centred_aspect(320, 240, 112, 112), (40, 0, 240, 240));
+        assert_eq!(centred_aspect(240, 320, 112, 112), (0, 40, 240, 240));
+        // The whole 4:3 frame: a 4:3 camera image whole, a wider one trimmed at the sides,
+        // a square one at the top and bottom.
+        assert_eq!(centred_aspect(640, 480, 320, 240), (0, 0, 640, 480));
+        assert_eq!(centred_aspect(1920, 1080, 320, 240), (240, 0, 1440, 1080));
+        assert_eq!(centred_aspect(300, 300, 320, 240), (0, 37, 300, 225));
+        // Degenerate sizes stay inside the image.
+        assert_eq!(centred_aspect(1, 1, 320, 240), (0, 0, 1, 1));
     }
 }
