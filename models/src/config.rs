@@ -137,6 +137,13 @@ pub struct Phase2Config {
     /// decoder's prediction) instead of recorded, so the reconstruction path also works
     /// for the simulation path's responses to arbitrary images.
     pub synthetic_fraction: f64,
+    /// Fraction of each batch whose responses are the waveform decoder's predicted mean
+    /// counts themselves (no sampling, no input noise): what the live path sends as its
+    /// "mean response". With many channels each one's predicted rate varies little beside
+    /// its Poisson noise, and a decoder that only ever saw samples does not learn to read
+    /// the means. When above 0 the validation loss weighs the reconstruction from the
+    /// validation frames' predicted means by this fraction beside the recorded responses'.
+    pub mean_fraction: f64,
     /// Standard deviation of Gaussian noise added to the normalised responses in training.
     pub input_noise: f64,
     pub patience: usize,
@@ -161,6 +168,7 @@ impl Default for Phase2Config {
             pixcorr_weight: 0.3,
             ssim_weight: 6.0,
             synthetic_fraction: 0.5,
+            mean_fraction: 0.0,
             input_noise: 0.3,
             patience: 4,
             lr_decay: 0.3,
@@ -245,6 +253,12 @@ impl TrainConfig {
             cfg.phase1.readout_init_rf = true;
             cfg.phase1.max_epochs = 5;
             cfg.phase2.max_epochs = 3;
+            // Half of each phase-2 batch reads the predicted means (the live path), a
+            // quarter Poisson samples of them, a quarter recorded responses: with 1,600
+            // channels a decoder trained on samples and recordings alone stayed at chance
+            // on the live path (docs/evaluation.md).
+            cfg.phase2.mean_fraction = 0.5;
+            cfg.phase2.synthetic_fraction = 0.25;
         }
         cfg
     }
@@ -297,6 +311,12 @@ impl TrainConfig {
         }
         if !(0.0..=1.0).contains(&self.phase2.synthetic_fraction) {
             return Err("phase2.synthetic_fraction must be in [0, 1]".into());
+        }
+        let (syn, mean) = (self.phase2.synthetic_fraction, self.phase2.mean_fraction);
+        if !(0.0..=1.0).contains(&mean) || syn + mean > 1.0 {
+            return Err(format!(
+                "phase2.mean_fraction is {mean} with phase2.synthetic_fraction {syn}: each must be in [0, 1] and together at most 1 (the rest of a batch is recorded responses)"
+            ));
         }
         for (name, n) in [("phase1.lr_patience", self.phase1.lr_patience), ("phase2.lr_patience", self.phase2.lr_patience)] {
             if n == 0 {

@@ -110,6 +110,9 @@ fn bad_model_directories_and_configs_give_clear_errors() {
     let wide = TrainConfig::preset(models::TrainPreset::Wide);
     assert_eq!(wide.data.crop, Some([0, 0, 320, 240]));
     assert!(wide.model.gaussian_readout && wide.phase1.readout_init_rf);
+    assert!(wide.phase2.mean_fraction > 0.0 && wide.validate().is_ok());
+    // Configs written before the live path's mean rows existed train as they did.
+    assert_eq!(TrainConfig::from_toml("[phase2]\nsynthetic_fraction = 0.5\n").unwrap().phase2.mean_fraction, 0.0);
     // Models saved before the Gaussian readout existed read as free masks.
     assert!(!TrainConfig::from_toml("[model]\nreadout_features = 24\n").unwrap().model.gaussian_readout);
     assert_eq!(TrainConfig::from_toml(&wide.to_toml()).unwrap(), wide);

@@ -133,12 +133,24 @@ pub(super) fn phase2_batch(x_in: &Inputs<'_>, idx: &[usize], rng: &mut rand_chac
         ResponseSource::NoiseFree => truth_tensor(ds, idx, device)?
             .ok_or_else(|| ModelError::Invalid("dataset has no ground truth".into()))?,
     };
-    if source == ResponseSource::Recorded && p.synthetic_fraction > 0.0 {
-        // Replace a fraction of the batch by Poisson samples of the predicted rates.
-        let n_syn = ((idx.len() as f64) * p.synthetic_fraction).round() as usize;
+    // Rows [0, n_mean) read the predicted mean counts, [n_mean, n_mean + n_syn) Poisson
+    // samples of them, the rest the recorded (or noise-free) counts.
+    let (n_mean, n_syn) = match source {
+        ResponseSource::Recorded => {
+            let rows = |f: f64| ((idx.len() as f64) * f).round() as usize;
+            let n_mean = rows(p.mean_fraction).min(idx.len());
+            (n_mean, rows(p.synthetic_fraction).min(idx.len() - n_mean))
+        }
+        ResponseSource::NoiseFree => (0, 0),
+    };
+    if n_mean + n_syn > 0 {
+        let rate = nets.waveform_decoder.forward(&z_img.narrow(0, 0, n_mean + n_syn)?)?.detach();
+        let mut parts = Vec::new();
+        if n_mean > 0 {
+            parts.push(rate.narrow(0, 0, n_mean)?);
+        }
         if n_syn > 0 {
-            let rate = nets.waveform_decoder.forward(&z_img.narrow(0, 0, n_syn)?)?.detach();
-            let rates: Vec<f32> = rate.flatten_all()?.to_vec1()?;
+            let rates: Vec<f32> = rate.narrow(0, n_mean, n_syn)?.flatten_all()?.to_vec1()?;
             let sampled: Vec<f32> = rates
                 .iter()
                 .map(|&r| match Poisson::new(r.max(1e-6) as f64) {
@@ -146,17 +158,23 @@ pub(super) fn phase2_batch(x_in: &Inputs<'_>, idx: &[usize], rng: &mut rand_chac
                     Err(_) => 0.0,
                 })
                 .collect();
-            let syn = Tensor::from_vec(sampled, rate.shape(), device)?;
-            let rest = counts.narrow(0, n_syn, idx.len() - n_syn)?;
-            counts = Tensor::cat(&[&syn, &rest], 0)?;
+            parts.push(Tensor::from_vec(sampled, (n_syn, rate.dim(1)?), device)?);
         }
+        if n_mean + n_syn < idx.len() {
+            parts.push(counts.narrow(0, n_mean + n_syn, idx.len() - n_mean - n_syn)?);
+        }
+        counts = Tensor::cat(&parts, 0)?;
     }
     let mut r = model.normalise_responses(&counts)?;
     if p.input_noise > 0.0 {
-        // Drawn from the seeded generator (the backend's own is unseeded).
+        // Drawn from the seeded generator (the backend's own is unseeded). The predicted
+        // means stay clean: they are what the live path sends.
         let normal = rand_distr::Normal::new(0.0f32, p.input_noise as f32)
             .map_err(|e| ModelError::Invalid(format!("phase2.input_noise: {e}")))?;
-        let noise: Vec<f32> = (0..r.elem_count()).map(|_| normal.sample(rng)).collect();
+        let width = r.dim(1)?;
+        let noisy = (idx.len() - n_mean) * width;
+        let mut noise = vec![0f32; n_mean * width];
+        noise.extend((0..noisy).map(|_| normal.sample(rng)));
         r = (&r + Tensor::from_vec(noise, r.shape(), device)?)?;
     }
     Ok(Phase2Batch { x, z_img, r })
@@ -193,7 +211,9 @@ fn image_terms(mut loss: Tensor, recon01: &Tensor, x01: &Tensor, cfg: &TrainConf
 
 /// Phase 1: Poisson + image loss on validation. Phase 2: pixel MSE of reconstructions
 /// from recorded (or noise-free) validation responses — the quantity that matters — plus
-/// the PixCorr term when phase 2 trains with one.
+/// the PixCorr and SSIM terms when phase 2 trains with them; with `phase2.mean_fraction`
+/// above 0, weighed by it beside the same loss of the reconstructions from the frames'
+/// predicted mean responses (the live path).
 pub(super) fn validation_loss(x_in: &Inputs<'_>, idx: &[usize], phase: Phase, dp: &DataParallel) -> Result<f64> {
     let Inputs { model, ds, cfg, device, source, .. } = *x_in;
     let parts = dp.map(&chunk_ranges(idx.len(), EVAL_CHUNK), |r| {
@@ -208,7 +228,17 @@ pub(super) fn validation_loss(x_in: &Inputs<'_>, idx: &[usize], phase: Phase, dp
                     .ok_or_else(|| ModelError::Invalid("dataset has no ground truth".into()))?,
             };
             let recon = model.reconstruct_tensor(&counts)?;
-            image_terms(mse(&recon, &x01)?, &recon, &x01, cfg)?
+            let recorded = image_terms(mse(&recon, &x01)?, &recon, &x01, cfg)?;
+            let m = cfg.phase2.mean_fraction;
+            if m > 0.0 && source == ResponseSource::Recorded {
+                // The live path: the reconstruction from the frames' predicted means.
+                let clip = model.crops_to_tensor_raw(&clips_tensor(ds, x_in.clips, chunk, device)?)?;
+                let recon = model.reconstruct_tensor(&model.predict_tensor(&clip)?)?;
+                let live = image_terms(mse(&recon, &x01)?, &recon, &x01, cfg)?;
+                ((recorded * (1.0 - m))? + (live * m)?)?
+            } else {
+                recorded
+            }
         };
         Ok(l.to_scalar::<f32>()? as f64 * chunk.len() as f64)
     })?;
@@ -271,6 +301,47 @@ mod tests {
             expected += ssim(&img(&b), &img(&a)).unwrap() / 2.0;
         }
         assert!((ours - expected).abs() < 1e-4, "loss gives SSIM {ours}, the metric {expected}");
+    }
+
+    #[test]
+    fn mean_rows_carry_the_predicted_means_clean_and_the_others_are_drawn() {
+        use rand::SeedableRng;
+        let dir = tempfile::tempdir().unwrap();
+        let (model_dir, data) = crate::testing::tiny_fixture(dir.path()).unwrap();
+        let mut cfg = crate::testing::fixture_config();
+        cfg.phase2.mean_fraction = 0.5;
+        cfg.phase2.synthetic_fraction = 0.25;
+        cfg.phase2.input_noise = 0.3;
+        let input = neural_data::build::read_input(&data, true).unwrap();
+        let (ds, _) = neural_data::build::load_or_build(&input, &cfg.data, false).unwrap();
+        let model = V1Model::load(&model_dir).unwrap();
+        let clips = Clips::new(&ds, model.info(), model.clip_frames());
+        let dev = Device::Cpu;
+        let x = Inputs { model: &model, ds: &ds, clips: &clips, cfg: &cfg, device: &dev, source: ResponseSource::Recorded };
+        let idx: Vec<usize> = (0..8).collect();
+        let b = phase2_batch(&x, &idx, &mut rand_chacha::ChaCha8Rng::seed_from_u64(3), None).unwrap();
+        let clip = model.crops_to_tensor_raw(&clips_tensor(&ds, &clips, &idx, &dev).unwrap()).unwrap();
+        let means = model.normalise_responses(&model.predict_tensor(&clip).unwrap()).unwrap();
+        let recorded = model.normalise_responses(&responses_tensor(&ds, &idx, &dev).unwrap()).unwrap();
+        let gap = |a: &Tensor, b: &Tensor, from: usize, n: usize| {
+            scalar((a.narrow(0, from, n).unwrap() - b.narrow(0, from, n).unwrap()).unwrap().abs().unwrap().max_all().unwrap())
+        };
+        // Rows 0-3: the predicted means, without noise.
+        assert!(gap(&b.r, &means, 0, 4) < 1e-5, "mean rows differ from the predicted means by {}", gap(&b.r, &means, 0, 4));
+        // Rows 4-5: Poisson samples with noise (not the means); rows 6-7: recorded with noise.
+        assert!(gap(&b.r, &means, 4, 2) > 0.1);
+        let noise = scalar((b.r.narrow(0, 6, 2).unwrap() - recorded.narrow(0, 6, 2).unwrap()).unwrap().sqr().unwrap().mean_all().unwrap()).sqrt();
+        assert!((noise - 0.3).abs() < 0.05, "recorded rows carry noise of sd {noise}, not 0.3");
+    }
+
+    #[test]
+    fn mean_and_synthetic_fractions_over_one_are_refused() {
+        let mut cfg = TrainConfig::default();
+        cfg.phase2.mean_fraction = 0.6;
+        let err = cfg.validate().unwrap_err();
+        assert!(err.contains("phase2.mean_fraction") && err.contains("at most 1"), "{err}");
+        cfg.phase2.synthetic_fraction = 0.4;
+        assert!(cfg.validate().is_ok());
     }
 
     #[test]
