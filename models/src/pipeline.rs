@@ -194,11 +194,16 @@ impl V1Model {
         })
     }
 
-    /// Loads `model.json` and `weights.safetensors` from `dir`.
+    /// Loads `model.json` and `weights.safetensors` from `dir` for inference: a Gaussian
+    /// readout's masks are evaluated once here (see [`WaveformDecoder::frozen`]). Training
+    /// loads with [`Self::load_on`], whose readout follows its variables.
     pub fn load(dir: &Path) -> Result<Self> {
-        Self::load_on(dir, &Device::Cpu)
+        let mut m = Self::load_on(dir, &Device::Cpu)?;
+        m.nets.waveform_decoder = m.nets.waveform_decoder.frozen()?;
+        Ok(m)
     }
 
+    /// Loads a model that can be trained further, on `device`.
     pub fn load_on(dir: &Path, device: &Device) -> Result<Self> {
         let json_path = dir.join("model.json");
         let weights_path = dir.join("weights.safetensors");

@@ -91,6 +91,14 @@ impl WaveformDecoder {
         }
     }
 
+    /// A copy whose spatial masks are fixed at their present values: what inference reads,
+    /// without evaluating every channel's Gaussian on the grid on every forward pass
+    /// (1,600 x 256 exponentials per frame for the wide-field model). It no longer follows
+    /// the readout's variables, so nothing trains through it.
+    pub fn frozen(&self) -> Result<Self> {
+        Ok(Self { readout: Readout::Mask(self.masks()?.detach()), ..self.clone() })
+    }
+
     /// The spatial masks [C, G*G] (each Gaussian evaluated on the grid and summing to one).
     pub fn masks(&self) -> Result<Tensor> {
         match &self.readout {

@@ -271,4 +271,15 @@ fn a_gaussian_readout_starts_at_the_given_receptive_fields_and_survives_saving()
     let img = image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(40, 40, |x, y| image::Luma([(x * 6 + y * 3) as u8])));
     let crop = m.prepare_image(&img).unwrap();
     assert_eq!(m.predict(&crop).unwrap(), back.predict(&crop).unwrap());
+    // Loaded for training, its readout still follows the variables; for inference the
+    // masks are fixed, and both predict alike.
+    let trainable = V1Model::load_on(&out, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(trainable.predict(&crop).unwrap(), back.predict(&crop).unwrap());
+    let mu_name = format!("waveform_decoder.{}", models::waveform_decoder::READOUT_MU);
+    let mu = |model: &V1Model| model.varmap().data().lock().unwrap().get(&mu_name).unwrap().clone();
+    let moved = (mu(&trainable).as_tensor() + 2.0).unwrap();
+    mu(&trainable).set(&moved).unwrap();
+    mu(&back).set(&moved).unwrap();
+    assert_ne!(trainable.predict(&crop).unwrap(), m.predict(&crop).unwrap(), "a trainable readout follows its centres");
+    assert_eq!(back.predict(&crop).unwrap(), m.predict(&crop).unwrap(), "an inference readout is fixed at loading");
 }
