@@ -173,7 +173,7 @@ impl AppState {
 /// The wide-field model the configuration names, if it names one (blocking: reads files).
 fn load_wide(config: &RelayConfig) -> Result<Option<V1Model>, StartError> {
     match &config.wide_model_dir {
-        Some(dir) => V1Model::load(dir).map(Some).map_err(|source| StartError::WideModel { dir: dir.clone(), source }),
+        Some(dir) => V1Model::load(dir).map(Some).map_err(|error| StartError::WideModel { dir: dir.clone(), error }),
         None => Ok(None),
     }
 }

@@ -177,7 +177,7 @@ impl AppState {
         let model = V1Model::load(&config.model_dir)
             .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
         let wide = match &config.wide_model_dir {
-            Some(dir) => Some(V1Model::load(dir).map_err(|source| StartError::WideModel { dir: dir.clone(), source })?),
+            Some(dir) => Some(V1Model::load(dir).map_err(|error| StartError::WideModel { dir: dir.clone(), error })?),
             None => None,
         };
         let l = &config.limits;
