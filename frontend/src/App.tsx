@@ -232,11 +232,20 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
             population={state.population}
             trial={state.trial}
             wideUnavailable={wideUnavailable}
-            onPopulation={(p) => controller.setPopulation(p)}
+            onPopulation={(p) => {
+              // The service's random frames are the pvc-1 array's: the wide field starts on the webcam.
+              if (controller.setPopulation(p) && p === "wide" && source === "random") setSource("webcam");
+            }}
             onTrial={(t) => controller.setTrial(t)}
           />
           <div className="mode-options">
-            {mode === "snapshot" && <SourcePicker source={source} onChange={setSource} />}
+            {mode === "snapshot" && (
+              <SourcePicker
+                source={source}
+                onChange={setSource}
+                randomUnavailable={state.population === "wide" ? "The wide field takes your own images (webcam, upload): the service's random frames are cut for the pvc-1 array" : null}
+              />
+            )}
             {mode === "imagine" && (
               <ImagineControls
                 view={state.imagine}
