@@ -414,7 +414,7 @@ describe("SessionController with two populations", () => {
     expect(controller.getState().reconstruction).toEqual({ image: PNG2, frameId: 1, population: "wide" });
   });
 
-  it("refuses the wide field without a wide-field model, and Imagine mode on it", async () => {
+  it("refuses the wide field without a wide-field model, and Imagine and Recorded modes on it", async () => {
     const { controller } = await setup({ info: { ...INFO, wide: { available: false, reason: "no wide model here" } } });
     expect(controller.setPopulation("wide")).toBe(false);
     expect(controller.getState().population).toBe("pvc1");
@@ -423,5 +423,10 @@ describe("SessionController with two populations", () => {
     wide.controller.setPopulation("wide");
     expect(wide.controller.startImagine("mean")).toBe(false);
     expect(wide.controller.getState().errors.at(-1)?.message).toContain("one array (pvc-1)");
+    // The recorded replay is the pvc-1 array's too: nothing is asked of the service.
+    const before = wide.sim().messages().length;
+    expect(wide.controller.startRecorded(30)).toBe(false);
+    expect(wide.sim().messages()).toHaveLength(before);
+    expect(wide.controller.getState().errors.at(-1)?.title).toBe("Recorded mode replays the pvc-1 array");
   });
 });

@@ -522,6 +522,14 @@ export class SessionController {
   }
 
   private startServerStream(source: "recorded" | "dream", fps: number): boolean {
+    if (source === "recorded" && this.state.population !== "pvc1") {
+      this.addError(
+        "input",
+        "Recorded mode replays the pvc-1 array",
+        'The recorded responses are those of the 10x10 array; choose "one array (pvc-1)" to replay them.',
+      );
+      return false;
+    }
     const cred = this.credentialsOrReport();
     if (cred === null) return false;
     this.stopStreaming();
