@@ -151,8 +151,11 @@ async fn handle_text(state: &AppState, outbox: &Outbox, frames: &Frames, text: U
     };
     let population = latent.population.unwrap_or_default();
     let Some(reconstructor) = state.reconstructor_for(population) else {
+        // Final (`bad_message`, not `unavailable`): this relay will never have the model, so
+        // a sender must not send the latent again.
         let ids = (Some(latent.session_id), latent.frame_id);
-        send_error(state, outbox, error(ErrorCode::Unavailable, crate::NO_WIDE_MODEL.to_owned(), ids)).await;
+        let message = format!("waveform_latent: population \"{population}\": {}", crate::NO_WIDE_MODEL);
+        send_error(state, outbox, error(ErrorCode::BadMessage, message, ids)).await;
         return;
     };
     let info = reconstructor.model().info();

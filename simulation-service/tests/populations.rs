@@ -150,19 +150,44 @@ async fn wide_frames_the_service_cannot_simulate_are_refused_and_nothing_reaches
     assert_eq!(relay_frames_in(&stack), 1, "a refused wide frame reached the relay");
     stack.stop().await;
 
-    // A relay without the wide model refuses a wide latent on /ws/ingest, naming the frame.
-    let stack = stack_without_wide_relay().await;
+    // A relay without the wide model refuses a wide latent on /ws/ingest, naming the frame,
+    // with a final code: no re-send can change it.
+    let stack = self::stack(false, false).await;
     let mut ingest = connect(&format!("ws://{}/ws/ingest", stack.relay.addr), &[("authorization", &format!("Bearer {SECRET}"))]).await.unwrap();
     send(&mut ingest, r#"{"type":"waveform_latent","session_id":"s1","payload":[1,2,3],"frame_id":9,"population":"wide"}"#).await;
     let e = expect_type(&mut ingest, "error").await;
-    assert_eq!((e["code"].as_str(), e["frame_id"].as_u64()), (Some("unavailable"), Some(9)), "{}", short(&e));
-    assert!(e["message"].as_str().unwrap().starts_with(expected), "{}", short(&e));
+    assert_eq!((e["code"].as_str(), e["frame_id"].as_u64()), (Some("bad_message"), Some(9)), "{}", short(&e));
+    let message = e["message"].as_str().unwrap();
+    assert!(message.starts_with("waveform_latent: population \"wide\": ") && message.contains(expected), "{message}");
     assert_eq!(relay_frames_in(&stack), 0);
     stack.stop().await;
 }
 
-async fn stack_without_wide_relay() -> Stack {
-    stack(false, false).await
+#[tokio::test]
+async fn a_wide_frame_the_relay_cannot_reconstruct_is_reported_to_the_browser_and_not_sent_again() {
+    // The simulation-service has the wide model, its relay does not.
+    let stack = stack(true, false).await;
+    let session = stack.session().await;
+    let mut browser = stack.browser().await;
+    send(&mut browser, &stimulus(&session, 1, &png_data_url(64, 48), r#","population":"wide""#)).await;
+    let r = expect_type(&mut browser, "response").await;
+    assert_eq!((r["frame_id"].as_u64(), r["population"].as_str()), (Some(1), Some("wide")));
+    // The relay's final refusal reaches the browser that sent the frame.
+    let e = expect_type(&mut browser, "error").await;
+    assert_eq!((e["code"].as_str(), e["frame_id"].as_u64()), (Some("bad_message"), Some(1)), "{}", short(&e));
+    assert!(e["message"].as_str().unwrap().contains("start it with --wide-model DIR"), "{}", short(&e));
+    let m = &stack.sim.state.metrics;
+    tokio::time::timeout(WAIT, async {
+        while m.latents_lost.get() < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the refused latent was never given up");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(m.latents_resent.get(), 0, "a latent the relay can never reconstruct was sent again");
+    assert_eq!(relay_frames_in(&stack), 0);
+    stack.stop().await;
 }
 
 #[tokio::test]
