@@ -3,16 +3,23 @@
 # URL, and stops both on Ctrl-C. The dataset Recorded mode replays (the default simulated
 # one, made once) is prepared beside them by scripts/prepare-data.sh: its log goes to
 # $DATA/prepare.log with a line a minute shown here, the page says how far it is, and
-# Recorded mode turns on by itself when it is ready.
+# Recorded mode turns on by itself when it is ready. When $WIDE_MODEL (default models/wide)
+# holds a model, both services also get it (--wide-model): the page then offers the
+# wide-field population beside the pvc-1 array.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${MODEL:-models/default}
 DATA=${DATA:-data/default}
+WIDE_MODEL=${WIDE_MODEL:-models/wide}
 RELAY_BIND=${V1_RELAY_BIND:-127.0.0.1:8080}
 SIM_BIND=${V1_SIM_BIND:-127.0.0.1:8081}
 if [ ! -f "$MODEL/model.json" ]; then
   echo "error: no model in $MODEL (model.json missing). Train one with 'make train-default'." >&2
   exit 1
+fi
+wide_args=()
+if [ -f "$WIDE_MODEL/model.json" ]; then
+  wide_args=(--wide-model "$WIDE_MODEL")
 fi
 # Both services must share one secret: the relay accepts responses only from simulation
 # services that present it. It goes to both through the environment and is never printed
@@ -49,15 +56,18 @@ if ! kill -0 "$prep" 2>/dev/null && ! wait "$prep"; then
   echo "warning: the dataset for Recorded mode could not be prepared (see $log); starting without it" >&2
   data_args=()
 fi
-target/release/relay-service --bind "$RELAY_BIND" --model "$MODEL" --static-dir frontend/dist &
+target/release/relay-service --bind "$RELAY_BIND" --model "$MODEL" "${wide_args[@]}" --static-dir frontend/dist &
 pids+=($!)
-target/release/simulation-service --bind "$SIM_BIND" --model "$MODEL" "${data_args[@]}" --relay-url "ws://$RELAY_BIND/ws/ingest" &
+target/release/simulation-service --bind "$SIM_BIND" --model "$MODEL" "${wide_args[@]}" "${data_args[@]}" --relay-url "ws://$RELAY_BIND/ws/ingest" &
 pids+=($!)
 for _ in $(seq 1 100); do
   if curl -fsS "http://$RELAY_BIND/healthz" >/dev/null 2>&1 && curl -fsS "http://$SIM_BIND/healthz" >/dev/null 2>&1; then
     echo
     echo "  V1 is running: open http://$RELAY_BIND/ and click Thought-to-Image."
     echo "  (simulation-service on http://$SIM_BIND/; Ctrl-C stops both)"
+    if [ ${#wide_args[@]} -gt 0 ]; then
+      echo "  Wide field: the model in $WIDE_MODEL answers for the population over the whole frame."
+    fi
     if kill -0 "$prep" 2>/dev/null; then
       echo "  Recorded mode: preparing its dataset in $DATA (log: $log); the page shows how far."
     fi

@@ -6,7 +6,10 @@
  * tokens (`POST /api/sessions` and `/api/sessions/{id}/renew`, JSON content type only),
  * `subscribe`/`subscribed`, `stimulus` -> `response` + `reconstructed_image`,
  * `imagined` -> `response` + `reconstructed_image` (Imagine mode), `start_stream`/`stop_stream`
- * for the recorded replay and the dream, `/api/info` and `/api/projective-fields`. Every
+ * for the recorded replay and the dream, `/api/info` and `/api/projective-fields`, both
+ * populations (`population: "wide"`: four arrays over the whole frame, each channel with a
+ * receptive-field centre but for a few) and single trials (`trial: "single"`: the counts
+ * rounded to whole spikes). Every
  * message they send is first checked against the wire format's examples
  * (shared-protocol/fixtures/wire-format.json, through dev/wire-format.mjs).
  *
@@ -138,14 +141,40 @@ function channelMap() {
 
 const CHANNELS = channelMap();
 
+/**
+ * The wide-field stand-in: four arrays (one per quadrant of the frame) of 5x5 channels,
+ * each with its receptive-field centre in the (square) image's pixels, except the last
+ * three channels of the last array, which have none.
+ */
+function wideChannelMap() {
+  const channels = [];
+  for (let a = 0; a < 4; a++) {
+    for (let i = 0; i < 25; i++) {
+      const [row, col] = [Math.floor(i / 5), i % 5];
+      const ch = { file: `w0${a + 1}_u001_000.mat`, electrode: i + 1, row, col };
+      if (!(a === 3 && i >= 22)) ch.rf_centre = [((a % 2) * 5 + col + 0.5) * (SIDE / 10), (Math.floor(a / 2) * 5 + row + 0.5) * (SIDE / 10)];
+      channels.push(ch);
+    }
+  }
+  return channels;
+}
+
+const WIDE_CHANNELS = wideChannelMap();
+
+/** Where a channel of either population reads its contrast, in image pixels. */
+function readsAt(ch) {
+  if (ch.rf_centre !== undefined) return ch.rf_centre.map(Math.round);
+  if (ch.file.startsWith("w")) return [SIDE / 2, SIDE / 2];
+  return [Math.round(((ch.col + 0.5) / 10) * SIDE), Math.round(((ch.row + 0.5) / 10) * SIDE)];
+}
+
 /** Spike counts per lag and channel: each channel reads local contrast at its RF. */
-function respond(px) {
+function respond(px, channels = CHANNELS) {
   const payload = [];
   for (let l = 0; l < LAGS; l++) {
     const gain = [0.6, 1, 0.5][l];
-    for (const ch of CHANNELS) {
-      const cx = Math.round(((ch.col + 0.5) / 10) * SIDE);
-      const cy = Math.round(((ch.row + 0.5) / 10) * SIDE);
+    for (const ch of channels) {
+      const [cx, cy] = readsAt(ch);
       let contrast = 0;
       for (let dy = -3; dy <= 3; dy++) {
         for (let dx = -3; dx <= 3; dx++) {
@@ -162,6 +191,20 @@ function respond(px) {
 
 /** The mean response Imagine mode can start from. */
 const MEAN_RESPONSE = new Array(LAGS * CHANNELS.length).fill(0.3);
+const WIDE_MEAN_RESPONSE = new Array(LAGS * WIDE_CHANNELS.length).fill(0.3);
+
+/** What a frame of `population` is simulated with, and how its responses are made whole. */
+function population(msg) {
+  const wide = msg.population === "wide";
+  return {
+    wide,
+    channels: wide ? WIDE_CHANNELS : CHANNELS,
+    /** The response's fields naming the population and the trial, as the real service writes them. */
+    fields: { ...(msg.population !== undefined ? { population: msg.population } : {}), ...(msg.trial === "single" ? { trial: "single" } : {}) },
+    /** A single trial stands in as the counts rounded to whole spikes. */
+    trial: (payload) => (msg.trial === "single" ? payload.map((v) => Math.round(v * 3)) : payload),
+  };
+}
 const MAX_IMAGINED_COUNT = 100;
 
 /** Where each channel "sees", in crop pixels: the middle of its array cell. */
@@ -185,10 +228,10 @@ function decodeResponse(payload) {
 }
 
 /** Why an imagined payload is refused (code and message, as the real service says), or null. */
-function checkImagined(payload) {
-  const expected = LAGS * CHANNELS.length;
+function checkImagined(payload, channels = CHANNELS) {
+  const expected = LAGS * channels.length;
   if (!Array.isArray(payload) || payload.length !== expected) {
-    return ["payload_length", `imagined: payload has ${Array.isArray(payload) ? payload.length : 0} values; the model expects ${expected} (${LAGS} lags x ${CHANNELS.length} channels)`];
+    return ["payload_length", `imagined: payload has ${Array.isArray(payload) ? payload.length : 0} values; the model expects ${expected} (${LAGS} lags x ${channels.length} channels)`];
   }
   const bad = payload.findIndex((v) => typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > MAX_IMAGINED_COUNT);
   if (bad >= 0) return ["non_finite", `imagined: payload[${bad}] is ${payload[bad]}; imagined activity is a spike count per bin, between 0 and ${MAX_IMAGINED_COUNT}: clamp the value`];
@@ -290,7 +333,7 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
   }
 
   /** What the real relay does with a `waveform_latent`: decode, buffer, fan out. */
-  function deliver(sessionId, frameId, px, sentAt) {
+  function deliver(sessionId, frameId, px, sentAt, populationName) {
     if (!relayUp) return;
     const msg = {
       type: "reconstructed_image",
@@ -300,6 +343,7 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
       sent_at_ms: sentAt,
       latency_ms: 1.5,
     };
+    if (populationName !== undefined) msg.population = populationName;
     const s = session(sessionId);
     s.buffer.push(msg);
     if (s.buffer.length > 32) s.buffer.shift();
@@ -378,6 +422,19 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
           recorded_segments: 4,
           response_mean: MEAN_RESPONSE,
           max_imagined_count: MAX_IMAGINED_COUNT,
+          populations: ["pvc1", "wide"],
+          wide: {
+            available: true,
+            channels: WIDE_CHANNELS,
+            lags: LAGS,
+            shape: [LAGS, WIDE_CHANNELS.length],
+            response_len: LAGS * WIDE_CHANNELS.length,
+            image_size: SIDE,
+            response_mean: WIDE_MEAN_RESPONSE,
+            crop_window: { x: 0, y: 0, width: 320, height: 240 },
+            sources: ["dream"],
+            stimulus_sources: ["client"],
+          },
         }),
       );
     } else if (req.url === "/api/projective-fields") {
@@ -406,33 +463,50 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
         if (!tokenValid(msg.session_id, msg.token)) {
           return send(ws, { type: "error", code: "unauthorized", message: "bad token", session_id: msg.session_id });
         }
+        const pop = population(msg);
+        const wideRefusal = (source) =>
+          send(ws, {
+            type: "error",
+            code: "unavailable",
+            message: `population "wide" simulates images sent by the browser (camera, upload) and the dream stream; source ${JSON.stringify(source)} serves frames cut for the pvc-1 array (send the image itself, or use population "pvc1")`,
+            session_id: msg.session_id,
+            ...(msg.frame_id !== undefined ? { frame_id: msg.frame_id } : {}),
+          });
         if (msg.type === "stimulus") {
           if (msg.image !== undefined && !/^data:image\/(jpeg|png);base64,/.test(msg.image)) {
             return send(ws, { type: "error", code: "bad_image", message: "image must be a JPEG or PNG data URL", session_id: msg.session_id, frame_id: msg.frame_id });
           }
+          if (pop.wide && msg.image === undefined) return wideRefusal(msg.source ?? "random");
           const seed = msg.image ? msg.image.length % 1000 : Math.floor(Math.random() * 1000);
           const px = pattern(seed);
           const started = performance.now();
-          const payload = respond(px);
+          const payload = pop.trial(respond(px, pop.channels));
           send(ws, {
             type: "response",
             session_id: msg.session_id,
             frame_id: msg.frame_id,
             payload,
-            shape: [LAGS, CHANNELS.length],
+            shape: [LAGS, pop.channels.length],
             input_image: pngDataUrl(px, SIDE),
             latency_ms: Number((performance.now() - started).toFixed(2)),
             source: msg.source ?? "client",
+            ...pop.fields,
           });
-          setTimeout(() => deliver(msg.session_id, msg.frame_id, px, Date.now()), 20);
+          setTimeout(() => deliver(msg.session_id, msg.frame_id, px, Date.now(), msg.population), 20);
         } else if (msg.type === "imagined") {
-          const refusal = checkImagined(msg.payload);
+          const refusal = checkImagined(msg.payload, pop.channels);
           if (refusal !== null) return send(ws, { type: "error", code: refusal[0], message: refusal[1], session_id: msg.session_id, frame_id: msg.frame_id });
-          send(ws, { type: "response", session_id: msg.session_id, frame_id: msg.frame_id, payload: msg.payload, shape: [LAGS, CHANNELS.length], latency_ms: 0.1, source: "imagined" });
+          send(ws, { type: "response", session_id: msg.session_id, frame_id: msg.frame_id, payload: msg.payload, shape: [LAGS, pop.channels.length], latency_ms: 0.1, source: "imagined", ...(msg.population !== undefined ? { population: msg.population } : {}) });
           const sentAt = Date.now();
-          setTimeout(() => deliver(msg.session_id, msg.frame_id, decodeResponse(msg.payload), sentAt), 10);
+          // The stand-in decoder places blobs on the pvc-1 array; a wide edit is shown as a pattern.
+          const px = pop.wide ? pattern(msg.payload.length % 1000) : decodeResponse(msg.payload);
+          setTimeout(() => deliver(msg.session_id, msg.frame_id, px, sentAt, msg.population), 10);
         } else if (msg.type === "start_stream") {
           stop();
+          if (pop.wide && msg.source !== "dream") return wideRefusal(msg.source);
+          if (msg.source === "recorded" && msg.trial === "single") {
+            return send(ws, { type: "error", code: "bad_message", message: 'start_stream: trial "single" draws trials from predicted means; recorded responses are single trials already: leave trial out for source "recorded"', session_id: msg.session_id });
+          }
           let frame = 0;
           const dream = msg.source === "dream";
           streamTimer = setInterval(() => {
@@ -442,15 +516,16 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
               type: "response",
               session_id: msg.session_id,
               frame_id: frame,
-              payload: respond(px),
-              shape: [LAGS, CHANNELS.length],
+              payload: pop.trial(respond(px, pop.channels)),
+              shape: [LAGS, pop.channels.length],
               latency_ms: 0.4,
               source: dream ? "dream" : "recorded",
+              ...pop.fields,
             };
             if (!dream) response.input_image = pngDataUrl(px, SIDE);
             send(ws, response);
             const sentAt = Date.now();
-            setTimeout(() => deliver(msg.session_id, frame, px, sentAt), 25);
+            setTimeout(() => deliver(msg.session_id, frame, px, sentAt, msg.population), 25);
           }, 1000 / Math.max(1, Math.min(30, msg.fps ?? 30)));
           streams.set(ws, streamTimer);
         } else send(ws, { type: "error", code: "unknown_type", message: `unexpected ${msg.type}` });

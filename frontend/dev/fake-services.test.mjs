@@ -65,10 +65,17 @@ describe("the fake services", () => {
     sim.send(JSON.stringify({ type: "imagined", session_id, token, frame_id: 4, payload: [1, 2] }));
     sim.send(JSON.stringify({ type: "stimulus", session_id, token: "wrong", frame_id: 5, source: "random" }));
     sim.send("not json");
+    sim.send(JSON.stringify({ type: "stimulus", session_id, token, frame_id: 6, image: PNG, source: "client", population: "wide", trial: "single" }));
+    sim.send(JSON.stringify({ type: "stimulus", session_id, token, frame_id: 7, source: "random", population: "wide" }));
     sim.send(JSON.stringify({ type: "start_stream", session_id, token, source: "dream", fps: 30 }));
     await until("a streamed response", () => fromSim.some((m) => m.source === "dream"));
     sim.send(JSON.stringify({ type: "stop_stream", session_id }));
-    await until("images of the sent frames", () => fromRelay.filter((m) => m.type === "reconstructed_image").length >= 3);
+    await until("images of the sent frames", () => fromRelay.filter((m) => m.type === "reconstructed_image").length >= 4);
+    const wide = fromSim.find((m) => m.type === "response" && m.frame_id === 6);
+    expect([wide?.population, wide?.trial, wide?.shape]).toEqual(["wide", "single", [3, 100]]);
+    expect(wide?.payload.every((v) => Number.isInteger(v))).toBe(true);
+    expect(fromRelay.find((m) => m.type === "reconstructed_image" && m.frame_id === 6)?.population).toBe("wide");
+    expect(fromSim.find((m) => m.type === "error" && m.frame_id === 7)?.code).toBe("unavailable");
     relay.close();
     sim.close();
 

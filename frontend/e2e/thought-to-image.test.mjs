@@ -178,6 +178,35 @@ test("a random stimulus works as well", async () => {
   await shot("03-snapshot-random");
 });
 
+test("the wide field: a snapshot drawn at the channels' receptive fields and reconstructed at the frame's aspect", async (t) => {
+  const info = await (await fetch(`${services.simHttp}/api/info`)).json();
+  if (info.wide?.available !== true) {
+    t.skip(`the ${services.kind} simulation-service has no wide-field model (scripts/e2e.sh gives the real ones V1_WIDE_MODEL)`);
+    return;
+  }
+  const wide = page.getByRole("radio", { name: "wide field" });
+  await page.waitForFunction(() => document.querySelector('input[name="population"][value="wide"]')?.disabled === false, null, { timeout: APPEAR_MS });
+  await wide.check();
+  await page.getByRole("radio", { name: "single trial" }).check();
+  // The service's random frames are the pvc-1 array's: the page moves to the webcam.
+  assert.equal(await page.getByRole("radio", { name: "Webcam" }).isChecked(), true, "the wide field starts on the webcam");
+  await page.getByTestId("primary-action").click();
+  await page.waitForFunction(() => document.querySelector('[data-testid="activity-wide"]')?.getAttribute("data-has-activity") === "true", null, {
+    timeout: APPEAR_MS,
+  });
+  const markers = await page.locator('[data-testid="activity-wide"] circle').count();
+  assert.ok(markers > 0, "the wide map places the channels");
+  const reconstruction = page.getByTestId("reconstruction");
+  await page.waitForFunction(() => document.querySelector('[data-testid="reconstruction"]')?.classList.contains("frame-aspect") === true, null, { timeout: APPEAR_MS });
+  const { width, height } = info.wide.crop_window;
+  assert.equal(await reconstruction.evaluate((img) => img.style.aspectRatio), `${width} / ${height}`, "shown at the crop window's aspect");
+  assert.equal(await page.getByTestId("page-error").count(), 0, context_("no error is shown for a wide-field snapshot"));
+  await shot("03b-wide-field");
+  await page.getByRole("radio", { name: "mean response" }).check();
+  await page.getByRole("radio", { name: "one array (pvc-1)" }).check();
+  await expectVisible(page.getByTestId("activity-heatmap"), "the array again");
+});
+
 test("live mode streams webcam frames and shows the achieved rate and latency", async () => {
   await page.getByRole("tab", { name: "Live" }).click();
   await page.getByTestId("primary-action").click();

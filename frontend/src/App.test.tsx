@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { App } from "./App";
 import { RelayClient, SimulationClient } from "./clients";
 import { SessionController } from "./session";
-import { INFO, PNG, SESSION, fakeFetch, json, socketRecorder } from "./test/fakes";
+import { INFO, PNG, SESSION, WIDE, fakeFetch, json, socketRecorder } from "./test/fakes";
 
 const controllers: SessionController[] = [];
 
@@ -163,5 +163,37 @@ describe("App", () => {
     expect(screen.getByRole("button", { name: /Stop replay/ })).toBeTruthy();
     await userEvent.click(screen.getByRole("button", { name: /Stop replay/ }));
     expect(simSockets.last().messages().at(-1)).toMatchObject({ type: "stop_stream" });
+  });
+});
+
+describe("App with two populations", () => {
+  it("keeps the wide field disabled, with the service's reason, when the service has no wide-field model", async () => {
+    await mount({ info: { ...INFO, wide: { available: false, reason: "this service runs without the wide-field model; start it with --wide-model DIR" } } });
+    await waitFor(() => expect((screen.getByRole("radio", { name: "wide field" }) as HTMLInputElement).disabled).toBe(true));
+    expect(screen.getByRole("radio", { name: "wide field" }).closest("label")?.getAttribute("title")).toContain("--wide-model DIR");
+    expect(screen.getByTestId("activity-heatmap")).toBeTruthy();
+  });
+
+  it("sends snapshots for the wide field as single trials and draws them over the frame", async () => {
+    const { controller, simSockets, relaySockets, stimuli } = await mount({ info: { ...INFO, wide: WIDE } });
+    await waitFor(() => expect((screen.getByRole("radio", { name: "wide field" }) as HTMLInputElement).disabled).toBe(false));
+    await userEvent.click(screen.getByRole("radio", { name: "wide field" }));
+    await userEvent.click(screen.getByRole("radio", { name: "single trial" }));
+    expect(screen.getByTestId("activity-wide")).toBeTruthy();
+    expect(screen.queryByTestId("activity-heatmap")).toBeNull();
+    // The service's random frames are the pvc-1 array's: the wide field takes the page's own images.
+    const random = screen.getByRole("radio", { name: "Random stimulus" }) as HTMLInputElement;
+    expect(random.disabled).toBe(true);
+    expect((screen.getByRole("radio", { name: "Webcam" }) as HTMLInputElement).checked).toBe(true);
+    // A picture of one's own (what an upload sends; jsdom cannot decode one).
+    act(() => void controller.sendSnapshot(PNG));
+    expect(stimuli().at(-1)).toMatchObject({ source: "client", population: "wide", trial: "single" });
+    act(() => {
+      simSockets.last().receive({ type: "response", session_id: SESSION.session_id, frame_id: 1, payload: [1, 2, 3, 4, 1, 0, 1, 0], shape: [2, 4], population: "wide", trial: "single" });
+      relaySockets.last().receive({ type: "reconstructed_image", session_id: SESSION.session_id, frame_id: 1, image_base64: PNG, population: "wide" });
+    });
+    await waitFor(() => expect(screen.getByTestId("activity-wide").getAttribute("data-has-activity")).toBe("true"));
+    expect(screen.getByTestId("reconstruction").style.aspectRatio).toBe("320 / 240");
+    expect(screen.getByText(/one trial of spikes/)).toBeTruthy();
   });
 });

@@ -5,13 +5,14 @@
  * person's input (camera, files, keys) to it.
  */
 import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
-import { buildLayout } from "./activity";
+import { buildLayout, buildWideLayout } from "./activity";
 import { ActivityPanel } from "./components/ActivityPanel";
 import { Alerts } from "./components/Alerts";
 import { ConnectionBadge } from "./components/ConnectionBadge";
 import { ImagineControls } from "./components/ImagineControls";
 import { InputPanel } from "./components/InputPanel";
 import { ModeTabs } from "./components/ModeTabs";
+import { PopulationPicker } from "./components/PopulationPicker";
 import { RateSelect } from "./components/RateSelect";
 import { ReconstructionPanel } from "./components/ReconstructionPanel";
 import { type InputSource, SourcePicker } from "./components/SourcePicker";
@@ -78,6 +79,17 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
   const cameraActive = mode === "live" || (mode === "snapshot" && source === "webcam");
   const { camera, retry } = useCamera(cameraActive, openCamera);
   const layout = useMemo(() => (state.info ? buildLayout(state.info) : null), [state.info]);
+  const wideLayout = useMemo(() => (state.info?.wide ? buildWideLayout(state.info.wide) : null), [state.info]);
+  const wide = state.population === "wide" ? wideLayout : null;
+  // The wide-field model's square images stand for the whole frame: shown at its aspect.
+  const frameAspect = wide !== null ? `${wide.frame.width} / ${wide.frame.height}` : null;
+  const wideUnavailable =
+    state.info === null
+      ? "Waiting for the simulation service to say which populations it has"
+      : wideLayout === null
+        ? (state.info.wideAbsent ?? "This simulation service has no wide-field model (start it with --wide-model DIR)")
+        : null;
+  const arrayWords = wide !== null ? "at their receptive fields on the frame" : "on the 10×10 array";
 
   const grab = useCallback(
     (snapshot: boolean): string | null => {
@@ -216,8 +228,24 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
       <main id="workspace" role="tabpanel" aria-labelledby={`tab-${mode}`}>
         <div className="controls">
           <ModeTabs mode={mode} onChange={onModeChange} recorded={state.info?.recorded} />
+          <PopulationPicker
+            population={state.population}
+            trial={state.trial}
+            wideUnavailable={wideUnavailable}
+            onPopulation={(p) => {
+              // The service's random frames are the pvc-1 array's: the wide field starts on the webcam.
+              if (controller.setPopulation(p) && p === "wide" && source === "random") setSource("webcam");
+            }}
+            onTrial={(t) => controller.setTrial(t)}
+          />
           <div className="mode-options">
-            {mode === "snapshot" && <SourcePicker source={source} onChange={setSource} />}
+            {mode === "snapshot" && (
+              <SourcePicker
+                source={source}
+                onChange={setSource}
+                randomUnavailable={state.population === "wide" ? "The wide field takes your own images (webcam, upload): the service's random frames are cut for the pvc-1 array" : null}
+              />
+            )}
             {mode === "imagine" && (
               <ImagineControls
                 view={state.imagine}
@@ -286,6 +314,7 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
               videoRef={videoRef}
               upload={upload}
               modelInput={state.inputImage}
+              frameAspect={frameAspect}
               onFile={(f) => void onFile(f)}
               onChooseFile={chooseFile}
               onRetryCamera={retry}
@@ -302,19 +331,20 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
             title="V1 activity"
             subtitle={
               mode === "recorded"
-                ? "recorded spikes on the 10×10 array"
+                ? `recorded spikes ${arrayWords}`
                 : mode === "imagine"
-                  ? "your spikes on the 10×10 array"
+                  ? `your spikes ${arrayWords}`
                   : mode === "dream"
-                    ? "dreamt spikes on the 10×10 array"
-                    : "predicted spikes on the 10×10 array"
+                    ? `dreamt spikes ${arrayWords}`
+                    : `${state.trial === "single" ? "one trial of " : "predicted "}spikes ${arrayWords}`
             }
           >
             <ActivityPanel
               activity={state.activity}
               history={controller.history}
               layout={layout}
-              lags={state.info?.lags ?? null}
+              wide={wide}
+              lags={wide?.lags ?? state.info?.lags ?? null}
               problem={state.activityProblem}
               editing={editing}
             />
@@ -328,6 +358,7 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
               similarity={state.similarity}
               field={state.hoveredField}
               fieldSize={state.fieldSize}
+              frameAspect={frameAspect}
             />
           </Panel>
         </div>

@@ -6,12 +6,13 @@ import {
   RunningScale,
   arrayMap,
   buildLayout,
+  buildWideLayout,
   channelTotals,
   decodeActivity,
   heatColour,
 } from "./activity";
 import { parseSimulationInfo } from "./protocol";
-import { INFO } from "./test/fakes";
+import { INFO, WIDE } from "./test/fakes";
 
 function layout() {
   const info = parseSimulationInfo(INFO);
@@ -97,5 +98,42 @@ describe("heatColour", () => {
     expect(heatColour(Number.NaN)).toEqual(heatColour(0));
     const mid = heatColour(0.5);
     expect(mid[0]).toBeGreaterThan(heatColour(0.25)[0]);
+  });
+});
+
+describe("the wide-field layout", () => {
+  function wide() {
+    const info = parseSimulationInfo({ ...INFO, wide: WIDE });
+    if (!info.ok || info.value.wide === undefined) throw new Error("no wide population");
+    return buildWideLayout(info.value.wide);
+  }
+
+  it("places each channel at its receptive-field centre as a fraction of the 4:3 frame", () => {
+    const l = wide();
+    expect(l.frame).toEqual({ width: 320, height: 240 });
+    expect(l.markers.slice(0, 2)).toEqual([
+      { x: 0.25, y: 0.25, channels: [0], grouped: false, file: "f1" },
+      { x: 0.75, y: 0.5, channels: [1], grouped: false, file: "f1" },
+    ]);
+  });
+
+  it("groups channels without a centre at their array's mean centre, or the frame's middle", () => {
+    const l = wide();
+    expect(l.markers.slice(2)).toEqual([
+      { x: 0.5, y: 0.375, channels: [2], grouped: true, file: "f1" },
+      { x: 0.5, y: 0.5, channels: [3], grouped: true, file: "f2" },
+    ]);
+    expect(Array.from(l.markerOfChannel)).toEqual([0, 1, 2, 3]);
+    // Top to bottom: channel 0 (y 0.25), the f1 group (0.375), then channel 1 and f2 (0.5, by x).
+    expect(Array.from(l.displayOrder)).toEqual([0, 2, 3, 1]);
+  });
+
+  it("turns a response into one value per marker", () => {
+    const l = wide();
+    const frame = decodeActivity([1, 2, 3, 4, 1, 0, 1, 0], [2, 4], l);
+    expect(Array.from(frame.totals)).toEqual([2, 2, 4, 4]);
+    expect(Array.from(frame.markers ?? [])).toEqual([2, 2, 4, 4]);
+    expect(frame.grid).toBeNull();
+    expect(() => decodeActivity([1, 2, 3], undefined, l)).toThrow(ActivityShapeError);
   });
 });

@@ -8,7 +8,7 @@
  * plus a short history (time x channel raster) ordered by array position so that
  * neighbouring electrodes sit next to each other.
  */
-import type { SimulationInfo } from "./protocol";
+import type { SimulationInfo, WideInfo } from "./protocol";
 
 /** Electrodes per side of the Utah-style array. */
 export const ARRAY_SIDE = 10;
@@ -42,6 +42,82 @@ export function buildLayout(info: SimulationInfo): ArrayLayout {
   const order = Array.from({ length: channels }, (_, c) => c);
   order.sort((a, b) => (cellOfChannel[a] ?? 0) - (cellOfChannel[b] ?? 0) || a - b);
   return { channels, lags: info.lags, cellOfChannel, channelsPerCell, electrodeOfCell, displayOrder: Uint16Array.from(order) };
+}
+
+/**
+ * The wide-field population drawn over the movie frame: one marker per channel at its
+ * receptive-field centre. The model sees the whole 4:3 frame squeezed into a square
+ * image, and `rf_centre` is in that image's pixels, so a centre's fraction of the image
+ * side is its fraction of the frame's width (x) and height (y).
+ *
+ * Channels whose model gives no centre are not dropped: the channels of one array
+ * (one recording `file`) without a centre are grouped into a single marker at the mean
+ * centre of that array's placed channels, drawn apart (a ring) and showing their mean.
+ * An array with no placed channel at all has its group at the middle of the frame.
+ */
+export interface WideMarker {
+  /** Position as a fraction of the frame, (0,0) top left, (1,1) bottom right. */
+  x: number;
+  y: number;
+  /** The channels the marker shows (one, or an array's channels without a centre). */
+  channels: number[];
+  /** A group of channels without a centre of their own. */
+  grouped: boolean;
+  /** The array (recording file) of the channels. */
+  file: string;
+}
+
+export interface WideLayout {
+  channels: number;
+  lags: number;
+  /** The frame's aspect, width and height in pixels (the model's crop window). */
+  frame: { width: number; height: number };
+  markers: WideMarker[];
+  /** Channel indices top to bottom, then left to right, for the history raster. */
+  displayOrder: Uint16Array;
+  /** The marker of each channel. */
+  markerOfChannel: Uint32Array;
+}
+
+export function buildWideLayout(wide: WideInfo): WideLayout {
+  const side = wide.imageSize > 0 ? wide.imageSize : 1;
+  const clamp = (v: number) => Math.min(1, Math.max(0, v / side));
+  const markers: WideMarker[] = [];
+  const unplaced = new Map<string, number[]>();
+  const placed = new Map<string, { x: number; y: number; n: number }>();
+  wide.channels.forEach((ch, c) => {
+    if (ch.rfCentre !== undefined) {
+      const [x, y] = [clamp(ch.rfCentre[0]), clamp(ch.rfCentre[1])];
+      markers.push({ x, y, channels: [c], grouped: false, file: ch.file });
+      const sum = placed.get(ch.file) ?? { x: 0, y: 0, n: 0 };
+      placed.set(ch.file, { x: sum.x + x, y: sum.y + y, n: sum.n + 1 });
+    } else {
+      unplaced.set(ch.file, [...(unplaced.get(ch.file) ?? []), c]);
+    }
+  });
+  for (const [file, channels] of unplaced) {
+    const sum = placed.get(file);
+    const [x, y] = sum !== undefined ? [sum.x / sum.n, sum.y / sum.n] : [0.5, 0.5];
+    markers.push({ x, y, channels, grouped: true, file });
+  }
+  const markerOfChannel = new Uint32Array(wide.channels.length);
+  markers.forEach((m, i) => m.channels.forEach((c) => (markerOfChannel[c] = i)));
+  const at = (c: number) => markers[markerOfChannel[c] ?? 0] ?? { x: 0, y: 0 };
+  const order = Array.from({ length: wide.channels.length }, (_, c) => c);
+  order.sort((a, b) => at(a).y - at(b).y || at(a).x - at(b).x || a - b);
+  return {
+    channels: wide.channels.length,
+    lags: wide.lags,
+    frame: { width: wide.cropWindow.width, height: wide.cropWindow.height },
+    markers,
+    displayOrder: Uint16Array.from(order),
+    markerOfChannel,
+  };
+}
+
+/** The value of each marker: its channel's total, or the mean of its group's. */
+export function wideMap(totals: ArrayLike<number>, layout: WideLayout): Float32Array {
+  return Float32Array.from(layout.markers, (m) => m.channels.reduce((s, c) => s + (totals[c] ?? 0), 0) / Math.max(1, m.channels.length));
 }
 
 /** Sum over lags per channel of a lag-major payload. */
@@ -83,6 +159,8 @@ export interface ActivityFrame {
   totals: Float32Array;
   /** Per-cell mean (NaN = empty position), when the channel map is known. */
   grid: Float32Array | null;
+  /** Per-marker value, for the wide-field population. */
+  markers?: Float32Array;
 }
 
 /**
@@ -93,8 +171,15 @@ export interface ActivityFrame {
 export function decodeActivity(
   payload: ArrayLike<number>,
   shape: [number, number] | undefined,
-  layout: ArrayLayout | null,
+  layout: ArrayLayout | WideLayout | null,
 ): ActivityFrame {
+  if (layout !== null && "markers" in layout) {
+    if (payload.length !== layout.lags * layout.channels) {
+      throw new ActivityShapeError(payload.length, layout.lags, layout.channels);
+    }
+    const totals = channelTotals(payload, layout.lags, layout.channels);
+    return { totals, grid: null, markers: wideMap(totals, layout) };
+  }
   if (layout !== null) {
     if (payload.length !== layout.lags * layout.channels) {
       throw new ActivityShapeError(payload.length, layout.lags, layout.channels);

@@ -2,9 +2,12 @@ import { describe, expect, it } from "vitest";
 import { wireFormat } from "../dev/wire-format.mjs";
 import {
   type BrowserOutgoing,
+  type FrameOptions,
   type ParseResult,
+  type Population,
   ProtocolError,
   type Source,
+  type Trial,
   type StreamSource,
   clampFps,
   encode,
@@ -288,15 +291,18 @@ describe("the wire-format fixture (shared-protocol/fixtures/wire-format.json)", 
   const build = (example: Record<string, unknown>): BrowserOutgoing | null => {
     const cred = fixtureCred(example);
     const frame = example.frame_id;
+    const options: FrameOptions = {};
+    if (example.population !== undefined) options.population = example.population as Population;
+    if (example.trial !== undefined) options.trial = example.trial as Trial;
     switch (example.type) {
       case "stimulus":
         if (typeof frame !== "number") return null;
-        if (typeof example.image === "string") return stimulusWithImage(cred, frame, example.image, example.source as Source);
-        return example.source === "random" ? randomStimulus(cred, frame) : null;
+        if (typeof example.image === "string") return stimulusWithImage(cred, frame, example.image, example.source as Source, options);
+        return example.source === "random" ? randomStimulus(cred, frame, options) : null;
       case "imagined":
-        return typeof frame === "number" ? imagined(cred, frame, example.payload as number[]) : null;
+        return typeof frame === "number" ? imagined(cred, frame, example.payload as number[], options.population) : null;
       case "start_stream":
-        return typeof example.fps === "number" ? startStream(cred, example.source as StreamSource, example.fps) : null;
+        return typeof example.fps === "number" ? startStream(cred, example.source as StreamSource, example.fps, options) : null;
       case "stop_stream":
         return stopStream(cred);
       case "subscribe":
@@ -351,5 +357,58 @@ describe("the wire-format fixture (shared-protocol/fixtures/wire-format.json)", 
       const text = bad.text ?? JSON.stringify(bad.message);
       for (const parse of Object.values(parsers)) expect(parse(text).ok, bad.why).toBe(false);
     }
+  });
+});
+
+describe("populations and single trials", () => {
+  it("are sent only when chosen, on stimuli, streams and edits", () => {
+    expect(stimulusWithImage(cred, 1, PNG)).not.toHaveProperty("population");
+    expect(stimulusWithImage(cred, 1, PNG, "webcam", { population: "wide", trial: "single" })).toMatchObject({ source: "webcam", population: "wide", trial: "single" });
+    expect(randomStimulus(cred, 2, { trial: "mean" })).toEqual({ type: "stimulus", session_id: "xyz123", token: cred.token, frame_id: 2, source: "random", trial: "mean" });
+    expect(startStream(cred, "dream", 20, { population: "wide" })).toEqual({ type: "start_stream", session_id: "xyz123", token: cred.token, source: "dream", fps: 20, population: "wide" });
+    expect(imagined(cred, 3, [1, 2], "wide").population).toBe("wide");
+    expect(imagined(cred, 3, [1, 2])).not.toHaveProperty("population");
+  });
+
+  it("are read from responses and reconstructions, and unknown values refused by name", () => {
+    const r = parseSimulationMessage('{"type":"response","session_id":"s1","payload":[0,3],"population":"wide","trial":"single"}');
+    expect(r.ok && r.value.type === "response" && [r.value.population, r.value.trial]).toEqual(["wide", "single"]);
+    const img = parseRelayMessage('{"type":"reconstructed_image","session_id":"s1","image_base64":"data:image/jpeg;base64,/9j/","population":"wide"}');
+    expect(img.ok && img.value.type === "reconstructed_image" && img.value.population).toBe("wide");
+    const bad = expectError(parseSimulationMessage('{"type":"response","session_id":"s1","payload":[0],"population":"v4"}'));
+    expect(bad.field).toBe("population");
+    expect(bad.message).toContain("one of pvc1, wide");
+    expect(expectError(parseSimulationMessage('{"type":"response","session_id":"s1","payload":[0],"trial":"some"}')).field).toBe("trial");
+  });
+
+  it("reads the wide-field population of /api/info, or why there is none", () => {
+    const base = { lags: 1, channels: [{ file: "a", electrode: 1, row: 0, col: 0 }] };
+    const wide = {
+      available: true,
+      lags: 2,
+      image_size: 64,
+      crop_window: { x: 0, y: 0, width: 320, height: 240 },
+      channels: [
+        { file: "f1", electrode: 1, row: 11, col: 3, rf_centre: [10, 20] },
+        { file: "f2", electrode: 2, row: 0, col: 0 },
+      ],
+      response_mean: [1, 2, 3, 4],
+    };
+    const info = parseSimulationInfo({ ...base, wide });
+    if (!info.ok) throw info.error;
+    expect(info.value.wide).toEqual({
+      lags: 2,
+      imageSize: 64,
+      cropWindow: { x: 0, y: 0, width: 320, height: 240 },
+      channels: [
+        { file: "f1", electrode: 1, row: 11, col: 3, rfCentre: [10, 20] },
+        { file: "f2", electrode: 2, row: 0, col: 0 },
+      ],
+      responseMean: [1, 2, 3, 4],
+    });
+    const without = parseSimulationInfo({ ...base, wide: { available: false, reason: "start it with --wide-model DIR" } });
+    expect(without.ok && [without.value.wide, without.value.wideAbsent]).toEqual([undefined, "start it with --wide-model DIR"]);
+    const broken = expectError(parseSimulationInfo({ ...base, wide: { ...wide, crop_window: null } }));
+    expect(broken.field).toBe("crop_window");
   });
 });

@@ -22,6 +22,20 @@ export type Source = (typeof SOURCES)[number];
 export const STREAM_SOURCES = ["recorded", "dataset", "folder", "webcam", "dream"] as const;
 export type StreamSource = (typeof STREAM_SOURCES)[number];
 
+/** The modelled populations: the pvc-1 array (what an absent `population` means) and the wide field. */
+export const POPULATIONS = ["pvc1", "wide"] as const;
+export type Population = (typeof POPULATIONS)[number];
+
+/** A simulated response: the predicted mean counts (absent `trial`) or one Poisson draw of them. */
+export const TRIALS = ["mean", "single"] as const;
+export type Trial = (typeof TRIALS)[number];
+
+/** What a frame or stream asks the simulation-service for besides its input. */
+export interface FrameOptions {
+  population?: Population;
+  trial?: Trial;
+}
+
 /** Error codes listed in the protocol. Unknown codes are still accepted (see `ErrorMessage`). */
 export const ERROR_CODES = [
   "bad_json",
@@ -70,6 +84,8 @@ export interface ReconstructedImage {
   sent_at_ms?: number;
   /** Relay processing time in ms. */
   latency_ms?: number;
+  /** The population whose model reconstructed it (absent: the pvc-1 array). */
+  population?: Population;
 }
 
 /** The population's activity after one frame, from the simulation-service. */
@@ -89,6 +105,10 @@ export interface ResponseMessage {
   sent_at_ms?: number;
   /** In recorded mode: which movie, segment and frame this is. */
   recorded?: RecordedPosition;
+  /** The population that answered, as the request named it (absent: the pvc-1 array). */
+  population?: Population;
+  /** `"single"` when the payload is one Poisson draw of the predicted means. */
+  trial?: Trial;
 }
 
 /** Where a recorded frame sits in the dataset (0-based movie, segment, frame). */
@@ -123,6 +143,8 @@ export interface StimulusMessage {
   /** A JPEG or PNG data URL; absent when `source` is `"random"`. */
   image?: string;
   source?: Source;
+  population?: Population;
+  trial?: Trial;
 }
 
 /** A response painted by the person (Imagine mode), reconstructed like a simulated one. */
@@ -133,6 +155,7 @@ export interface ImaginedMessage {
   frame_id: number;
   /** Lag-major counts, each in 0..=MAX_IMAGINED_COUNT. */
   payload: number[];
+  population?: Population;
 }
 
 export interface StartStreamMessage {
@@ -141,6 +164,8 @@ export interface StartStreamMessage {
   token: string;
   source: StreamSource;
   fps: number;
+  population?: Population;
+  trial?: Trial;
 }
 
 export interface StopStreamMessage {
@@ -182,6 +207,20 @@ export interface ChannelInfo {
   row: number;
   /** Array column, 0..9. */
   col: number;
+  /** Receptive-field centre (x, y) in the model's image pixels, when the model knows it. */
+  rfCentre?: [number, number];
+}
+
+/** The wide-field population of `GET /api/info` (its `wide`), when the service has it. */
+export interface WideInfo {
+  /** Channels in payload order; `row`/`col` are positions on each channel's own array. */
+  channels: ChannelInfo[];
+  lags: number;
+  /** Side of the square image the model sees (rf centres are in its pixels). */
+  imageSize: number;
+  /** The part of the 320x240 frame the square image stands for (the whole frame). */
+  cropWindow: { x: number; y: number; width: number; height: number };
+  responseMean?: number[];
 }
 
 /** The simulation-service's `GET /api/info`, as far as the page needs it. */
@@ -198,6 +237,10 @@ export interface SimulationInfo {
   responseMean?: number[];
   /** Whether Recorded mode can play, is still being prepared, or cannot be had, when the service says. */
   recorded?: RecordedStatus;
+  /** The wide-field population, when the service simulates it. */
+  wide?: WideInfo;
+  /** Why there is no wide-field population, when the service says. */
+  wideAbsent?: string;
 }
 
 /** `recorded` of `GET /api/info` (shared-protocol's `RecordedStatus`). */
@@ -366,6 +409,13 @@ class Fields {
     return v as number[];
   }
 
+  optChoice<T extends string>(field: string, values: readonly T[]): T | undefined {
+    const v = this.obj[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string" || !(values as readonly string[]).includes(v)) this.fail(field, `one of ${values.join(", ")}`);
+    return v as T;
+  }
+
   optShape(field: string): [number, number] | undefined {
     const v = this.obj[field];
     if (v === undefined) return undefined;
@@ -423,6 +473,8 @@ function readReconstructedImage(obj: Obj): ReconstructedImage {
   if (sent !== undefined) msg.sent_at_ms = sent;
   const latency = f.optFinite("latency_ms");
   if (latency !== undefined) msg.latency_ms = latency;
+  const population = f.optChoice("population", POPULATIONS);
+  if (population !== undefined) msg.population = population;
   return msg;
 }
 
@@ -466,6 +518,10 @@ function readResponse(obj: Obj): ResponseMessage {
     const rf = new Fields(recorded, "response.recorded");
     msg.recorded = { movie: rf.count("movie"), segment: rf.count("segment"), frame: rf.count("frame") };
   }
+  const population = f.optChoice("population", POPULATIONS);
+  if (population !== undefined) msg.population = population;
+  const trial = f.optChoice("trial", TRIALS);
+  if (trial !== undefined) msg.trial = trial;
   return msg;
 }
 
@@ -584,8 +640,40 @@ export function parseSimulationInfo(body: unknown): ParseResult<SimulationInfo> 
     else if (Array.isArray(segments)) info.recordedSegments = segments.length;
     const recorded = readRecordedStatus(body.recorded);
     if (recorded !== undefined) info.recorded = recorded;
+    const wide = body.wide;
+    if (isObject(wide) && wide.available === true) info.wide = readWideInfo(wide);
+    else if (isObject(wide) && typeof wide.reason === "string") info.wideAbsent = wide.reason;
     return info;
   });
+}
+
+/** `wide` of `/api/info`: like the top level, with each channel's receptive-field centre. */
+function readWideInfo(body: Obj): WideInfo {
+  const what = "api/info wide";
+  const f = new Fields(body, what);
+  const lags = f.count("lags");
+  const imageSize = f.count("image_size");
+  const raw = body.channels;
+  if (!Array.isArray(raw) || raw.length === 0) throw new ProtocolError(what, "channels", "a non-empty array", describeValue(raw));
+  const channels = raw.map((ch: unknown, i: number): ChannelInfo => {
+    if (!isObject(ch)) throw new ProtocolError(what, `channels[${i}]`, "an object", describeValue(ch));
+    const cf = new Fields(ch, `${what} channels[${i}]`);
+    const channel: ChannelInfo = { file: cf.string("file"), electrode: cf.count("electrode"), row: cf.count("row"), col: cf.count("col") };
+    const centre = readPoint(ch.rf_centre);
+    if (centre !== null) channel.rfCentre = centre;
+    return channel;
+  });
+  const win = body.crop_window;
+  if (!isObject(win)) throw new ProtocolError(what, "crop_window", "an object {x, y, width, height}", describeValue(win));
+  const wf = new Fields(win, `${what} crop_window`);
+  const cropWindow = { x: wf.count("x"), y: wf.count("y"), width: wf.count("width"), height: wf.count("height") };
+  if (cropWindow.width === 0 || cropWindow.height === 0) throw new ProtocolError(what, "crop_window", "a non-empty rectangle", `${cropWindow.width}x${cropWindow.height}`);
+  const info: WideInfo = { channels, lags, imageSize, cropWindow };
+  const mean = body.response_mean;
+  if (Array.isArray(mean) && mean.length === lags * channels.length && mean.every((v: unknown) => typeof v === "number" && Number.isFinite(v))) {
+    info.responseMean = mean as number[];
+  }
+  return info;
 }
 
 function readPoint(v: unknown): [number, number] | null {
@@ -620,21 +708,30 @@ export interface Credentials {
   token: string;
 }
 
+/** `population` and `trial` of `options`, each only when given. */
+function withOptions<T extends object>(message: T, options: FrameOptions): T & FrameOptions {
+  const out: T & FrameOptions = { ...message };
+  if (options.population !== undefined) out.population = options.population;
+  if (options.trial !== undefined) out.trial = options.trial;
+  return out;
+}
+
 /** A stimulus carrying an image the browser chose (webcam frame, upload, drop). */
-export function stimulusWithImage(cred: Credentials, frameId: number, image: string, source: Source = "client"): StimulusMessage {
-  return { type: "stimulus", session_id: cred.sessionId, token: cred.token, frame_id: frameId, image, source };
+export function stimulusWithImage(cred: Credentials, frameId: number, image: string, source: Source = "client", options: FrameOptions = {}): StimulusMessage {
+  return withOptions({ type: "stimulus", session_id: cred.sessionId, token: cred.token, frame_id: frameId, image, source }, options);
 }
 
 /** A stimulus asking the simulation-service to pick a random frame itself. */
-export function randomStimulus(cred: Credentials, frameId: number): StimulusMessage {
-  return { type: "stimulus", session_id: cred.sessionId, token: cred.token, frame_id: frameId, source: "random" };
+export function randomStimulus(cred: Credentials, frameId: number, options: FrameOptions = {}): StimulusMessage {
+  return withOptions({ type: "stimulus", session_id: cred.sessionId, token: cred.token, frame_id: frameId, source: "random" }, options);
 }
 
-/** Clamps a requested rate into the 1–30 frames/s the services accept. */
-/** An edited response, its values clamped into what the service accepts. */
-export function imagined(cred: Credentials, frameId: number, payload: ArrayLike<number>): ImaginedMessage {
+/** An edited response of `population` (absent: the pvc-1 array), its values clamped into what the service accepts. */
+export function imagined(cred: Credentials, frameId: number, payload: ArrayLike<number>, population?: Population): ImaginedMessage {
   const values = Array.from(payload, (v) => (Number.isFinite(v) ? Math.min(MAX_IMAGINED_COUNT, Math.max(0, v)) : 0));
-  return { type: "imagined", session_id: cred.sessionId, token: cred.token, frame_id: frameId, payload: values };
+  const message: ImaginedMessage = { type: "imagined", session_id: cred.sessionId, token: cred.token, frame_id: frameId, payload: values };
+  if (population !== undefined) message.population = population;
+  return message;
 }
 
 /** Clamps a requested rate into the 1–30 frames/s the services accept. */
@@ -643,8 +740,8 @@ export function clampFps(fps: number): number {
   return Math.min(MAX_STREAM_FPS, Math.max(MIN_STREAM_FPS, Math.round(fps)));
 }
 
-export function startStream(cred: Credentials, source: StreamSource, fps: number): StartStreamMessage {
-  return { type: "start_stream", session_id: cred.sessionId, token: cred.token, source, fps: clampFps(fps) };
+export function startStream(cred: Credentials, source: StreamSource, fps: number, options: FrameOptions = {}): StartStreamMessage {
+  return withOptions({ type: "start_stream", session_id: cred.sessionId, token: cred.token, source, fps: clampFps(fps) }, options);
 }
 
 export function stopStream(cred: Credentials): StopStreamMessage {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { RelayClient, SimulationClient } from "./clients";
 import { SessionController } from "./session";
-import { INFO, PNG, SESSION, fakeFetch, json, socketRecorder } from "./test/fakes";
+import { INFO, PNG, SESSION, WIDE, fakeFetch, json, socketRecorder } from "./test/fakes";
 
 const noJitter = { jitter: 0, initialMs: 100, maxMs: 800 };
 const PNG2 = PNG.replace("AAAAA", "AAAAB");
@@ -378,5 +378,55 @@ describe("SessionController", () => {
     controller.dispose();
     expect(relayWs().closed).toBe(true);
     expect(sim().closed).toBe(true);
+  });
+});
+
+describe("SessionController with two populations", () => {
+  it("sends the chosen population and trial with frames and streams, and nothing extra by default", async () => {
+    const { controller, sim } = await setup({ info: { ...INFO, wide: WIDE } });
+    controller.sendSnapshot(PNG);
+    expect(sim().messages().at(-1)).not.toHaveProperty("population");
+    expect(sim().messages().at(-1)).not.toHaveProperty("trial");
+    expect(controller.setPopulation("wide")).toBe(true);
+    controller.setTrial("single");
+    controller.sendSnapshot(PNG);
+    expect(sim().messages().at(-1)).toMatchObject({ type: "stimulus", image: PNG, population: "wide", trial: "single" });
+    controller.startDream(20);
+    expect(sim().messages().at(-1)).toMatchObject({ type: "start_stream", source: "dream", fps: 20, population: "wide", trial: "single" });
+    // Recorded responses are single trials already: the replay goes without `trial`.
+    controller.setPopulation("pvc1");
+    controller.startRecorded(30);
+    expect(sim().messages().at(-1)).toEqual({ type: "start_stream", session_id: SESSION.session_id, token: SESSION.token, source: "recorded", fps: 30 });
+  });
+
+  it("draws a wide response on the wide map and ignores stragglers of the other population", async () => {
+    const { controller, sim, reconstruct } = await setup({ info: { ...INFO, wide: WIDE } });
+    controller.setPopulation("wide");
+    controller.sendSnapshot(PNG);
+    sim().receive({ type: "response", session_id: SESSION.session_id, frame_id: 1, payload: [1, 2, 3, 4, 1, 0, 1, 0], shape: [2, 4], population: "wide" });
+    expect(Array.from(controller.getState().activity?.markers ?? [])).toEqual([2, 2, 4, 4]);
+    expect(controller.getState().activity?.grid).toBeNull();
+    // A pvc-1 response (no population) would not fit the wide map: it is not drawn.
+    sim().receive({ type: "response", session_id: SESSION.session_id, frame_id: 2, payload: [9, 9, 9, 9, 9, 9], shape: [2, 3] });
+    expect(controller.getState().activityProblem).toBeNull();
+    expect(controller.history.length).toBe(1);
+    reconstruct(1, PNG2, { population: "wide" });
+    expect(controller.getState().reconstruction).toEqual({ image: PNG2, frameId: 1, population: "wide" });
+  });
+
+  it("refuses the wide field without a wide-field model, and Imagine and Recorded modes on it", async () => {
+    const { controller } = await setup({ info: { ...INFO, wide: { available: false, reason: "no wide model here" } } });
+    expect(controller.setPopulation("wide")).toBe(false);
+    expect(controller.getState().population).toBe("pvc1");
+    expect(controller.getState().errors.at(-1)).toMatchObject({ title: "No wide-field model", message: "no wide model here" });
+    const wide = await setup({ info: { ...INFO, wide: WIDE } });
+    wide.controller.setPopulation("wide");
+    expect(wide.controller.startImagine("mean")).toBe(false);
+    expect(wide.controller.getState().errors.at(-1)?.message).toContain("one array (pvc-1)");
+    // The recorded replay is the pvc-1 array's too: nothing is asked of the service.
+    const before = wide.sim().messages().length;
+    expect(wide.controller.startRecorded(30)).toBe(false);
+    expect(wide.sim().messages()).toHaveLength(before);
+    expect(wide.controller.getState().errors.at(-1)?.title).toBe("Recorded mode replays the pvc-1 array");
   });
 });

@@ -8,7 +8,7 @@
  * Keeping this out of the components makes every behaviour testable with fake sockets and
  * a fake clock, and keeps the components about presentation.
  */
-import { ActivityHistory, type ArrayLayout, RunningScale, buildLayout, decodeActivity } from "./activity";
+import { ActivityHistory, type ArrayLayout, RunningScale, type WideLayout, buildLayout, buildWideLayout, decodeActivity } from "./activity";
 import { type ClientError, RelayClient, type RelayImage, SimulationClient } from "./clients";
 import { type ConnectionStatus } from "./lib/connection";
 import { ImaginedResponse } from "./imagine";
@@ -16,6 +16,9 @@ import { type FrameStats, FrameTracker } from "./lib/frames";
 import { RunningMean, imageSimilarity } from "./lib/imaging";
 import {
   type Credentials,
+  type FrameOptions,
+  type Population,
+  type Trial,
   type ProjectiveField,
   type ProjectiveFields,
   type RecordedPosition,
@@ -65,6 +68,8 @@ export interface Reconstruction {
   frameId?: number;
   /** The true frame this reconstruction belongs to (recorded mode), when known. */
   truth?: string;
+  /** The population whose model reconstructed it. */
+  population?: Population;
   /** Correlation of this pair, when computed. */
   similarity?: number;
 }
@@ -72,6 +77,8 @@ export interface Reconstruction {
 export interface ActivityView {
   /** Per-cell mean activity (NaN = no electrode); null until `/api/info` arrived. */
   grid: Float32Array | null;
+  /** Per-marker activity of the wide-field population, when it is shown. */
+  markers?: Float32Array;
   /** Current top of the colour scale (spikes per frame). */
   scale: number;
   /** Incremented on every new frame, so views of the mutable history know to redraw. */
@@ -85,6 +92,10 @@ export interface PageState {
   sessionId: string | null;
   info: SimulationInfo | null;
   mode: Mode;
+  /** The population that answers: the pvc-1 array or the wide field. */
+  population: Population;
+  /** Predicted mean responses, or single trials drawn from them. */
+  trial: Trial;
   /** A live or recorded stream is running. */
   streaming: boolean;
   /** A snapshot was sent and its reconstruction is awaited. */
@@ -143,6 +154,7 @@ export class SessionController {
   /** Recent frames of activity, for the scrolling raster. */
   readonly history: ActivityHistory;
   private layout: ArrayLayout | null = null;
+  private wideLayout: WideLayout | null = null;
   private state: PageState;
   private readonly listeners = new Set<() => void>();
   private readonly unsubscribe: (() => void)[] = [];
@@ -183,6 +195,8 @@ export class SessionController {
       sessionId: null,
       info: null,
       mode: "snapshot",
+      population: "pvc1",
+      trial: "mean",
       streaming: false,
       pending: false,
       liveFps: 30,
@@ -270,6 +284,49 @@ export class SessionController {
     }
   }
 
+  /**
+   * Chooses the population that answers. What was shown belonged to the other one, so
+   * the view starts afresh and a running stream stops; the wide field needs a service
+   * that has its model.
+   */
+  setPopulation(population: Population): boolean {
+    if (population === this.state.population) return true;
+    if (population === "wide" && this.wideLayout === null) {
+      this.addError("input", "No wide-field model", this.state.info?.wideAbsent ?? "The simulation service has no wide-field model (start it with --wide-model DIR).");
+      return false;
+    }
+    this.stopStreaming();
+    this.clearSnapshot();
+    this.resetView();
+    this.imagined = null;
+    this.imaginedInFlight = null;
+    this.update({ population, pending: false, imagine: null, hoveredField: null });
+    if (this.state.mode === "imagine") this.startImagine(this.lastPayload !== null ? "last" : "mean");
+    return true;
+  }
+
+  /** Mean responses or single trials; a running server stream is asked for again with the new choice. */
+  setTrial(trial: Trial): void {
+    if (trial === this.state.trial) return;
+    this.update({ trial });
+    const cred = this.relay.credentials;
+    if (this.wantedStream !== null && cred !== null) {
+      this.simulation.send(startStream(cred, this.wantedStream.source, this.wantedStream.fps, this.frameOptions(this.wantedStream.source)));
+    }
+  }
+
+  /**
+   * The choices a frame carries; each only when it is not what its absence means, so that
+   * the default frames are the messages they were before there was a choice. Recorded
+   * responses are single trials already and take no `trial`.
+   */
+  private frameOptions(source?: "recorded" | "dream"): FrameOptions {
+    const options: FrameOptions = {};
+    if (this.state.population !== "pvc1") options.population = this.state.population;
+    if (this.state.trial !== "mean" && source !== "recorded") options.trial = this.state.trial;
+    return options;
+  }
+
   // -- Imagine mode -------------------------------------------------------------------
 
   /**
@@ -277,6 +334,14 @@ export class SessionController {
    * sends it, so that the reconstruction shows where the painting starts.
    */
   startImagine(start: ImagineStart): boolean {
+    if (this.state.population !== "pvc1") {
+      this.addError(
+        "input",
+        "Imagine mode paints on the pvc-1 array",
+        'Editing activity works on the 10x10 array only; choose "one array (pvc-1)" to paint. The wide-field population has no editor.',
+      );
+      return false;
+    }
     const info = this.state.info;
     const from = start === "last" ? this.lastPayload : (info?.responseMean ?? null);
     const expected = info ? info.lags * info.channels.length : null;
@@ -410,7 +475,8 @@ export class SessionController {
     const cred = this.credentialsOrReport();
     if (cred === null) return false;
     const frameId = this.nextFrameId++;
-    const message = image === null ? randomStimulus(cred, frameId) : stimulusWithImage(cred, frameId, image);
+    const options = this.frameOptions();
+    const message = image === null ? randomStimulus(cred, frameId, options) : stimulusWithImage(cred, frameId, image, "client", options);
     if (!this.simulation.send(message)) {
       this.addError("simulation", "Not sent", "The simulation service is not connected; the page keeps trying to reconnect.");
       return false;
@@ -456,12 +522,20 @@ export class SessionController {
   }
 
   private startServerStream(source: "recorded" | "dream", fps: number): boolean {
+    if (source === "recorded" && this.state.population !== "pvc1") {
+      this.addError(
+        "input",
+        "Recorded mode replays the pvc-1 array",
+        'The recorded responses are those of the 10x10 array; choose "one array (pvc-1)" to replay them.',
+      );
+      return false;
+    }
     const cred = this.credentialsOrReport();
     if (cred === null) return false;
     this.stopStreaming();
     this.resetView();
     const rate = clampFps(fps);
-    if (!this.simulation.send(startStream(cred, source, rate))) {
+    if (!this.simulation.send(startStream(cred, source, rate, this.frameOptions(source)))) {
       this.addError("simulation", "Not sent", "The simulation service is not connected; the page keeps trying to reconnect.");
       return false;
     }
@@ -522,7 +596,7 @@ export class SessionController {
     const image = this.capture();
     if (image === null) return;
     const frameId = this.nextFrameId++;
-    if (this.simulation.send(stimulusWithImage(cred, frameId, image, "webcam"))) this.tracker.markSent(frameId);
+    if (this.simulation.send(stimulusWithImage(cred, frameId, image, "webcam", this.frameOptions()))) this.tracker.markSent(frameId);
   }
 
   private clearSnapshot(): void {
@@ -555,7 +629,7 @@ export class SessionController {
     if (cred === null) {
       this.stopStreaming();
     } else if (streamWasWanted !== null && this.simulation.isOpen) {
-      this.simulation.send(startStream(cred, streamWasWanted.source, streamWasWanted.fps));
+      this.simulation.send(startStream(cred, streamWasWanted.source, streamWasWanted.fps, this.frameOptions(streamWasWanted.source)));
     }
     this.update({ sessionId: cred?.sessionId ?? null });
   }
@@ -566,14 +640,17 @@ export class SessionController {
     // The service forgets a stream when its socket closes; ask again once it is back.
     if (!wasOpen && status.state === "open" && this.wantedStream !== null) {
       const cred = this.relay.credentials;
-      if (cred !== null) this.simulation.send(startStream(cred, this.wantedStream.source, this.wantedStream.fps));
+      if (cred !== null) this.simulation.send(startStream(cred, this.wantedStream.source, this.wantedStream.fps, this.frameOptions(this.wantedStream.source)));
     }
   }
 
   private onInfo(info: SimulationInfo): void {
     this.layout = buildLayout(info);
+    this.wideLayout = info.wide !== undefined ? buildWideLayout(info.wide) : null;
     this.history.clear();
-    this.update({ info, activityProblem: null });
+    // A service that lost its wide-field model answers for the pvc-1 array only.
+    const population = this.state.population === "wide" && this.wideLayout === null ? "pvc1" : this.state.population;
+    this.update({ info, activityProblem: null, population });
   }
 
   private onResponse(msg: ResponseMessage): void {
@@ -581,7 +658,9 @@ export class SessionController {
     if (cred !== null && msg.session_id !== cred.sessionId) return;
     // An imagined response comes back as it was sent; the view already shows the newest edit.
     if (msg.source === "imagined") return;
-    if (msg.source !== "dream") this.lastPayload = msg.payload;
+    // A straggler of the population shown before would be drawn on the wrong map.
+    if ((msg.population ?? "pvc1") !== this.state.population) return;
+    if (msg.source !== "dream" && this.state.population === "pvc1") this.lastPayload = msg.payload;
     const patch: Partial<PageState> = {};
     if (msg.recorded !== undefined) patch.recordedPosition = msg.recorded;
     if (msg.input_image !== undefined) {
@@ -606,10 +685,11 @@ export class SessionController {
   private showActivity(payload: ArrayLike<number>, shape: [number, number] | undefined, frameId: number | undefined): void {
     const patch: Partial<PageState> = {};
     try {
-      const frame = decodeActivity(payload, shape, this.layout);
+      const frame = decodeActivity(payload, shape, this.state.population === "wide" ? this.wideLayout : this.layout);
       this.history.push(frame.totals);
-      const scale = this.scale.update(frame.grid ?? frame.totals);
+      const scale = this.scale.update(frame.markers ?? frame.grid ?? frame.totals);
       const activity: ActivityView = { grid: frame.grid, scale, version: (this.state.activity?.version ?? 0) + 1 };
+      if (frame.markers !== undefined) activity.markers = frame.markers;
       if (frameId !== undefined) activity.frameId = frameId;
       patch.activity = activity;
       patch.activityProblem = null;
@@ -624,6 +704,7 @@ export class SessionController {
     // (the rest were shown already, or belong to an earlier mode).
     const awaited = this.tracker.isAwaiting(img.frame_id) || (this.pendingFrame !== null && img.frame_id === this.pendingFrame);
     if (replay && !awaited) return;
+    if ((img.population ?? "pvc1") !== this.state.population) return;
     // Outside the recorded replay every frame of this session was sent by this page; an
     // image for a frame it no longer awaits is a straggler from an earlier mode or a frame
     // given up on, and would only make the view jump back.
@@ -638,6 +719,7 @@ export class SessionController {
     }
     const latency = this.tracker.markArrived(img.frame_id, measured);
     const reconstruction: Reconstruction = { image: img.image_base64 };
+    if (img.population !== undefined) reconstruction.population = img.population;
     if (img.frame_id !== undefined) reconstruction.frameId = img.frame_id;
     const patch: Partial<PageState> = {
       reconstruction,

@@ -68,8 +68,12 @@ pub struct RelayConfig {
     /// Where it listens (used for logs and to admit its own origin; the listener itself
     /// is passed to [`crate::run`]).
     pub bind: SocketAddr,
-    /// The model directory (`model.json` + `weights.safetensors`).
+    /// The model directory (`model.json` + `weights.safetensors`): the pvc-1 array's
+    /// population, which reconstructs every latent without `population` (or with `"pvc1"`).
     pub model_dir: PathBuf,
+    /// The wide-field population's model directory, for latents with `population:
+    /// "wide"`; without it they are refused (`unavailable`).
+    pub wide_model_dir: Option<PathBuf>,
     /// The built frontend, served at `/`.
     pub static_dir: PathBuf,
     /// Shared with the simulation-services: session tokens and `/ws/ingest` bearer.

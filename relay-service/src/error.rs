@@ -10,6 +10,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot load the model from {dir}: {source}")]
     Model { dir: PathBuf, source: models::ModelError },
+    #[error("cannot load the wide-field model from {dir} (--wide-model / V1_WIDE_MODEL): {error}. Start without --wide-model to reconstruct the pvc-1 array alone")]
+    WideModel { dir: PathBuf, error: models::ModelError },
     #[error(transparent)]
     Bind(#[from] service_kit::serve::BindError),
     #[error(transparent)]

@@ -206,6 +206,15 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
             "channels": info.n_channels(),
             "image_size": info.image_size,
         },
+        "wide_model": state.wide.as_ref().map(|w| {
+            let info = w.model().info();
+            json!({
+                "dir": state.config.wide_model_dir.as_ref().map(|d| d.display().to_string()),
+                "lags": info.n_lags(),
+                "channels": info.n_channels(),
+                "image_size": info.image_size,
+            })
+        }),
         "frontend": state.frontend_built(),
     });
     service_kit::http::health_response(draining, body)

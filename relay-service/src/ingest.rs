@@ -21,7 +21,7 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use shared_protocol::{
-    check_payload_len, decode, Ack, ErrorCode, ErrorMessage, IngestReply, Message, ProtocolError, ReconstructedImage,
+    check_payload_len, decode, Ack, ErrorCode, ErrorMessage, IngestReply, Message, Population, ProtocolError, ReconstructedImage,
     WaveformLatent, INGEST_REPLY_HEADER, RELAY_INGEST,
 };
 use tokio::sync::Semaphore;
@@ -149,9 +149,22 @@ async fn handle_text(state: &AppState, outbox: &Outbox, frames: &Frames, text: U
             return;
         }
     };
-    let info = state.reconstructor.model().info();
+    let population = latent.population.unwrap_or_default();
+    let Some(reconstructor) = state.reconstructor_for(population) else {
+        // Final (`bad_message`, not `unavailable`): this relay will never have the model, so
+        // a sender must not send the latent again.
+        let ids = (Some(latent.session_id), latent.frame_id);
+        let message = format!("waveform_latent: population \"{population}\": {}", crate::NO_WIDE_MODEL);
+        send_error(state, outbox, error(ErrorCode::BadMessage, message, ids)).await;
+        return;
+    };
+    let info = reconstructor.model().info();
     if let Err(e) = check_payload_len(latent.payload.len(), info.n_lags(), info.n_channels()) {
-        send_error(state, outbox, e.to_error_message(Some(latent.session_id), latent.frame_id)).await;
+        let mut message = e.to_error_message(Some(latent.session_id), latent.frame_id);
+        if population == Population::Wide {
+            message.message = format!("population \"wide\": {}", message.message);
+        }
+        send_error(state, outbox, message).await;
         return;
     }
     let admission = match state.sessions.admit(&latent.session_id, latent.frame_id, received).await {
@@ -231,8 +244,9 @@ async fn reconstruct(state: &AppState, outbox: &Outbox, frames: &Frames, latent:
     let reply_mode = frames.reply;
     frames.tasks.spawn(async move {
         let _slot = slot;
-        let WaveformLatent { session_id, payload, frame_id, sent_at_ms, .. } = latent;
-        let reconstructor = state.reconstructor.clone();
+        let WaveformLatent { session_id, payload, frame_id, sent_at_ms, population, .. } = latent;
+        // Checked when the frame was admitted: the relay has this population's model.
+        let reconstructor = state.reconstructor_for(population.unwrap_or_default()).unwrap_or(&state.reconstructor).clone();
         let result = ticket
             .run(move || {
                 let started = Instant::now();
@@ -261,6 +275,7 @@ async fn reconstruct(state: &AppState, outbox: &Outbox, frames: &Frames, latent:
             frame_id,
             sent_at_ms,
             latency_ms: Some(round_ms(latency.as_secs_f64() * 1000.0)),
+            population,
         });
         let text: Utf8Bytes = reply.to_json().into();
         let published = match state.sessions.publish(&session_id, frame_id, text.clone(), Instant::now()).await {

@@ -61,8 +61,11 @@ pub const BIND_ENV: &str = "V1_RELAY_BIND";
 /// Everything the handlers share.
 pub struct Shared {
     pub config: RelayConfig,
-    /// The model and image encoding, shared by the workers.
+    /// The model and image encoding, shared by the workers: the pvc-1 array's
+    /// population, which reconstructs every latent without `population`.
     pub reconstructor: reconstruct::Reconstructor,
+    /// The wide-field population's, when the relay was given its model (`--wide-model`).
+    pub wide: Option<reconstruct::Reconstructor>,
     pub pool: pool::Pool,
     pub sessions: store::SessionStore,
     pub metrics: telemetry::Metrics,
@@ -78,29 +81,55 @@ service_kit::state_handle! {
     pub struct AppState(Shared);
 }
 
+/// What a sender of a wide-field latent is told by a relay without that model.
+pub const NO_WIDE_MODEL: &str =
+    "this service runs without the wide-field model; start it with --wide-model DIR (V1_WIDE_MODEL)";
+
+impl Shared {
+    /// The reconstructor of `population`; the wide-field one only when the relay has it.
+    pub fn reconstructor_for(&self, population: shared_protocol::Population) -> Option<&reconstruct::Reconstructor> {
+        match population {
+            shared_protocol::Population::Pvc1 => Some(&self.reconstructor),
+            shared_protocol::Population::Wide => self.wide.as_ref(),
+        }
+    }
+}
+
 impl AppState {
     /// Validates the configuration and wraps a loaded model; sessions in memory.
     pub fn new(config: RelayConfig, model: V1Model) -> Result<Self, StartError> {
+        Self::with_wide(config, model, None)
+    }
+
+    /// [`Self::new`] with the wide-field population's model, when given.
+    pub fn with_wide(config: RelayConfig, model: V1Model, wide: Option<V1Model>) -> Result<Self, StartError> {
         config.validate()?;
         let sessions = store::SessionStore::memory(&config.limits);
-        Ok(Self::assemble(config, model, sessions, telemetry::Metrics::new()))
+        Ok(Self::assemble(config, model, wide, sessions, telemetry::Metrics::new()))
     }
 
     /// Like [`Self::new`], with the session store `store` names (connecting to Redis
     /// when it names Redis; an unreachable Redis is a start-up error).
     pub async fn with_store(config: RelayConfig, model: V1Model, store: &StoreConfig) -> Result<Self, StartError> {
+        Self::with_store_and_wide(config, model, None, store).await
+    }
+
+    /// [`Self::with_store`] with the wide-field population's model, when given.
+    pub async fn with_store_and_wide(config: RelayConfig, model: V1Model, wide: Option<V1Model>, store: &StoreConfig) -> Result<Self, StartError> {
         config.validate()?;
         store.validate()?;
         let metrics = telemetry::Metrics::new();
         let sessions = store::SessionStore::open(store, &config.limits, metrics.frames_out.clone()).await?;
-        Ok(Self::assemble(config, model, sessions, metrics))
+        Ok(Self::assemble(config, model, wide, sessions, metrics))
     }
 
-    fn assemble(config: RelayConfig, model: V1Model, sessions: store::SessionStore, metrics: telemetry::Metrics) -> Self {
+    fn assemble(config: RelayConfig, model: V1Model, wide: Option<V1Model>, sessions: store::SessionStore, metrics: telemetry::Metrics) -> Self {
         let pool = pool::Pool::new(config.workers, config.limits.queue_depth);
         let reconstructor = reconstruct::Reconstructor::new(Arc::new(model), config.display_size, config.jpeg_quality);
+        let wide = wide.map(|m| reconstruct::Reconstructor::new(Arc::new(m), config.display_size, config.jpeg_quality));
         Self(Arc::new(Shared {
             reconstructor,
+            wide,
             pool,
             sessions,
             metrics,
@@ -115,7 +144,8 @@ impl AppState {
         config.validate()?;
         let model = V1Model::load(&config.model_dir)
             .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
-        Self::new(config, model)
+        let wide = load_wide(&config)?;
+        Self::with_wide(config, model, wide)
     }
 
     /// Loads the model named by the configuration, then [`Self::with_store`].
@@ -127,12 +157,24 @@ impl AppState {
             .await
             .map_err(|e| StartError::Internal(format!("loading the model stopped: {e}")))?
             .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
-        Self::with_store(config, model, store).await
+        let wide_config = config.clone();
+        let wide = tokio::task::spawn_blocking(move || load_wide(&wide_config))
+            .await
+            .map_err(|e| StartError::Internal(format!("loading the wide-field model stopped: {e}")))??;
+        Self::with_store_and_wide(config, model, wide, store).await
     }
 
     /// Whether `static_dir` holds a built frontend.
     pub fn frontend_built(&self) -> bool {
         self.config.static_dir.join("index.html").is_file()
+    }
+}
+
+/// The wide-field model the configuration names, if it names one (blocking: reads files).
+fn load_wide(config: &RelayConfig) -> Result<Option<V1Model>, StartError> {
+    match &config.wide_model_dir {
+        Some(dir) => V1Model::load(dir).map(Some).map_err(|error| StartError::WideModel { dir: dir.clone(), error }),
+        None => Ok(None),
     }
 }
 
@@ -163,6 +205,7 @@ pub async fn run(
     info!(
         %addr,
         model = %state.config.model_dir.display(),
+        wide_model = ?state.config.wide_model_dir,
         frontend = state.frontend_built(),
         sessions = %state.sessions.describe(),
         "relay listening"

@@ -27,6 +27,11 @@ struct Args {
     /// Model directory (model.json + weights.safetensors).
     #[arg(long, env = "V1_MODEL", default_value = "models/default")]
     model: PathBuf,
+    /// The wide-field population's model directory (model.json + weights.safetensors):
+    /// enables latents with `population: "wide"`.
+    /// An empty value means none (as when the flag is absent).
+    #[arg(long, env = "V1_WIDE_MODEL")]
+    wide_model: Option<String>,
     /// Built frontend served at `/`.
     #[arg(long, env = "V1_STATIC_DIR", default_value = "frontend/dist")]
     static_dir: PathBuf,
@@ -143,6 +148,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
     let config = RelayConfig {
         bind: args.bind,
         model_dir: args.model,
+        wide_model_dir: args.wide_model.filter(|d| !d.is_empty()).map(PathBuf::from),
         static_dir: args.static_dir,
         secret,
         origins,

@@ -44,8 +44,8 @@ pub use decode::{
 };
 pub use error::{ErrorCode, ProtocolError};
 pub use message::{
-    Ack, IngestReply, INGEST_REPLY_HEADER, Delivered, ErrorMessage, Imagined, Message, MessageType, ReconstructedImage, RecordedPosition, Response, SessionId, Source,
-    StartStream, Stimulus, StopStream, StreamSource, Subscribe, Subscribed, WaveformLatent,
+    Ack, IngestReply, INGEST_REPLY_HEADER, Delivered, ErrorMessage, Imagined, Message, MessageType, Population, ReconstructedImage, RecordedPosition, Response, SessionId, Source,
+    StartStream, Stimulus, StopStream, StreamSource, Subscribe, Subscribed, Trial, WaveformLatent,
 };
 pub use origin::{BadOrigin, OriginPolicy};
 pub use status::RecordedStatus;

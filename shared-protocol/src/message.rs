@@ -129,6 +129,100 @@ impl StreamSource {
     }
 }
 
+/// Which modelled V1 population a message is about: the field `population`, absent
+/// meaning [`Population::Pvc1`] (every message written before there were two keeps its
+/// meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Population {
+    /// The pvc-1 array: ~100 channels, the crop at the array's receptive-field footprint.
+    #[default]
+    Pvc1,
+    /// The wide-field population: arrays tiling the whole 4:3 movie frame.
+    Wide,
+}
+
+impl Population {
+    pub const ALL: [Population; 2] = [Population::Pvc1, Population::Wide];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Population::Pvc1 => "pvc1",
+            Population::Wide => "wide",
+        }
+    }
+}
+
+impl std::fmt::Display for Population {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a simulated response is the model's predicted mean counts or one trial: the
+/// field `trial`, absent meaning [`Trial::Mean`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trial {
+    /// The predicted mean counts per bin (what every response was before `trial`).
+    #[default]
+    Mean,
+    /// One Poisson draw per predicted mean count: whole numbers, like a recorded trial.
+    Single,
+}
+
+impl Trial {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trial::Mean => "mean",
+            Trial::Single => "single",
+        }
+    }
+}
+
+/// A string-valued field with a fixed set of values, read so that a wrong value is
+/// refused with the field's name, the value and every valid value (serde's own message
+/// names neither the field nor, for long values, the value in a readable way).
+struct Choice {
+    field: &'static str,
+    valid: &'static str,
+}
+
+impl Choice {
+    fn read<'de, D, T>(self, deserializer: D, parse: fn(&str) -> Option<T>) -> Result<T, D::Error>
+    where
+        D: serde::Deserializer<'de>,
+    {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        match &value {
+            serde_json::Value::String(s) => parse(s).ok_or_else(|| {
+                D::Error::custom(format!("{} {:?} is not one of the valid values: {}", self.field, crate::error::shorten(s), self.valid))
+            }),
+            other => Err(D::Error::custom(format!(
+                "{} must be a string, one of {}; got {}",
+                self.field,
+                self.valid,
+                crate::error::shorten(&other.to_string())
+            ))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Population {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let choice = Choice { field: "population", valid: "\"pvc1\" (the pvc-1 array, the default) or \"wide\" (the wide-field population)" };
+        choice.read(deserializer, |s| Population::ALL.into_iter().find(|p| p.as_str() == s))
+    }
+}
+
+impl<'de> Deserialize<'de> for Trial {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let choice = Choice { field: "trial", valid: "\"mean\" (the predicted mean counts, the default) or \"single\" (one Poisson draw per count)" };
+        choice.read(deserializer, |s| [Trial::Mean, Trial::Single].into_iter().find(|t| t.as_str() == s))
+    }
+}
+
 /// simulation-service → relay (`/ws/ingest`): the response to one frame, to reconstruct.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +241,10 @@ pub struct WaveformLatent {
     pub sent_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// The population whose model made the response, and whose model reconstructs it
+    /// (`"pvc1"` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<Population>,
 }
 
 /// relay → sender (acknowledgement) and → subscribers: the image reconstructed from one
@@ -165,6 +263,9 @@ pub struct ReconstructedImage {
     /// Relay processing time (receipt to reply), ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
+    /// Copied from the `waveform_latent`: the population whose model reconstructed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<Population>,
 }
 
 /// relay → sender: a re-sent `waveform_latent` whose `frame_id` the relay had already
@@ -246,6 +347,12 @@ pub struct Stimulus {
     /// (`client`, `webcam`) copied to the response.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// The population to simulate (`"pvc1"` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<Population>,
+    /// `"single"`: a Poisson draw of the predicted mean counts instead of the means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Trial>,
 }
 
 /// browser -> simulation-service (`/ws`): a response edited by hand (Imagine mode), to be
@@ -262,6 +369,10 @@ pub struct Imagined {
     pub frame_id: Option<u64>,
     /// Lag-major counts: `payload[l * channels + c]`.
     pub payload: Vec<f32>,
+    /// The population the payload belongs to (`"pvc1"` when absent); its length must be
+    /// that population's lags x channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<Population>,
 }
 
 /// Where a recorded frame sits in the dataset, so a viewer can name what it shows.
@@ -298,6 +409,13 @@ pub struct Response {
     /// In recorded mode: which movie, segment and frame this is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded: Option<RecordedPosition>,
+    /// The population that answered, as the request named it (absent: `"pvc1"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<Population>,
+    /// `"single"` when the payload is one Poisson draw of the predicted means (absent:
+    /// the means themselves, or recorded counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Trial>,
 }
 
 /// browser → simulation-service: stream frames from a server-side source.
@@ -310,6 +428,12 @@ pub struct StartStream {
     /// Frames per second, 1–30; 30 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fps: Option<u32>,
+    /// The population to simulate (`"pvc1"` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<Population>,
+    /// `"single"`: each frame's response is a Poisson draw of the predicted means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<Trial>,
 }
 
 /// browser → simulation-service: stop this connection's stream of the session.

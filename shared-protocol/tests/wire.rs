@@ -220,3 +220,51 @@ fn fuzz_crash_fbd3611a_numbers_survive_encode_and_decode_bit_for_bit() {
 }
 
 const CRASH_FBD3611A: &str = "7b2274797065223a22726573706f6e7365222c2273657373696f6e5f6964223a2233663963222c226672616d655f6964223a372c227061796c6f6164223a5b302e342c312e325d2c227368617065223a5b312c325d2c22696e7075745f696d616765223a22646174613a696d6167652f706e673b6261736536342c6956424fa7f9a1ffffffffffffff4e6672616d655f696672216d655f69646e64222c226c6174656e63795f6d73223a323031313736343134303030303132332c227265636f72646564223a7b226d6f766965223a312c227365676d656e74223a332c226672616d65223a31377d7d";
+
+#[test]
+fn population_and_trial_are_optional_and_unknown_values_are_refused_by_name() {
+    let t = "a".repeat(64);
+    // Absent: the pvc-1 array and the mean response; nothing is written back.
+    let text = format!(r#"{{"type":"stimulus","session_id":"s","token":"{t}","source":"random"}}"#);
+    match decode(&text, &SIMULATION).unwrap() {
+        Message::Stimulus(s) => assert_eq!((s.population, s.trial), (None, None)),
+        other => panic!("decoded as {other:?}"),
+    }
+    let text = format!(r#"{{"type":"start_stream","session_id":"s","token":"{t}","source":"dream","population":"wide","trial":"single"}}"#);
+    match decode(&text, &SIMULATION).unwrap() {
+        m @ Message::StartStream(_) => {
+            assert_eq!(m.to_json(), text);
+            let Message::StartStream(s) = m else { unreachable!() };
+            assert_eq!((s.population, s.trial), (Some(Population::Wide), Some(Trial::Single)));
+        }
+        other => panic!("decoded as {other:?}"),
+    }
+    assert_eq!(Population::default(), Population::Pvc1);
+    assert_eq!(Trial::default(), Trial::Mean);
+
+    // A wrong value names the field, the value and every valid value.
+    let text = format!(r#"{{"type":"stimulus","session_id":"s","token":"{t}","source":"random","population":"v4"}}"#);
+    let e = err(&text, &SIMULATION);
+    assert_eq!(e.code(), ErrorCode::BadMessage);
+    let message = e.to_string();
+    assert!(message.starts_with("stimulus: population \"v4\" is not one of the valid values: \"pvc1\""), "{message}");
+    assert!(message.contains("\"wide\""), "{message}");
+    let text = format!(r#"{{"type":"start_stream","session_id":"s","token":"{t}","source":"dream","trial":"average"}}"#);
+    let message = err(&text, &SIMULATION).to_string();
+    assert!(message.contains("trial \"average\" is not one of the valid values: \"mean\"") && message.contains("\"single\""), "{message}");
+    let text = format!(r#"{{"type":"imagined","session_id":"s","token":"{t}","payload":[1],"population":7}}"#);
+    let message = err(&text, &SIMULATION).to_string();
+    assert!(message.contains("population must be a string, one of \"pvc1\"") && message.contains("got 7"), "{message}");
+    let e = err(r#"{"type":"waveform_latent","session_id":"s","payload":[1],"population":"everything"}"#, &RELAY_INGEST);
+    assert!(e.to_string().contains("population \"everything\""), "{e}");
+    // A megabyte value is not echoed in full.
+    let mega = "x".repeat(1_000_000);
+    let e = err(&format!(r#"{{"type":"waveform_latent","session_id":"s","payload":[1],"population":"{mega}"}}"#), &RELAY_INGEST);
+    assert!(e.to_string().len() < 1_000, "{}", e.to_string().len());
+
+    // The relay's image carries the population; without it, the seed's bytes.
+    let image = r#"{"type":"reconstructed_image","session_id":"s","image_base64":"data:image/jpeg;base64,/9j/","population":"wide"}"#;
+    assert_eq!(decode(image, &SUBSCRIBER).unwrap().to_json(), image);
+    let response = r#"{"type":"response","session_id":"s","payload":[0.0,2.0],"population":"pvc1","trial":"single"}"#;
+    assert_eq!(decode(response, &SIMULATION_CLIENT).unwrap().to_json(), response);
+}

@@ -19,8 +19,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use shared_protocol::validate::DEFAULT_FPS;
 use shared_protocol::{
-    check_payload_len, decode, ErrorCode, ErrorMessage, Imagined, Message, ProtocolError, SessionId, Source, StartStream, Stimulus,
-    SIMULATION,
+    check_payload_len, decode, ErrorCode, ErrorMessage, Imagined, Message, Population, ProtocolError, SessionId, Source, StartStream,
+    Stimulus, StreamSource, Trial, SIMULATION,
 };
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +48,11 @@ pub async fn upgrade(State(state): State<AppState>, headers: HeaderMap, uri: Uri
     }
     let limit = state.config.limits.max_message_bytes;
     let tasks = state.tasks.clone();
-    let outgoing = max_outgoing_bytes(state.simulator.model().info());
+    let outgoing = std::iter::once(&state.simulator)
+        .chain(state.wide.as_ref())
+        .map(|s| max_outgoing_bytes(s.model().info()))
+        .max()
+        .unwrap_or_default();
     accept(ws, limit, outgoing, &tasks, move |socket| serve(socket, state, wants_delivered))
 }
 
@@ -160,6 +164,7 @@ pub async fn serve(socket: WebSocket, state: AppState, wants_delivered: bool) {
     // browser has gone.
     conn.tasks.close();
     conn.tasks.wait().await;
+    state.trials.forget(&conn.sessions);
     let sessions = state.viewers.forget_connection(conn.id);
     state.metrics.sessions.set(sessions as i64);
     finish(conn.outbox, writer, close).await;
@@ -190,12 +195,44 @@ async fn admit_session(state: &AppState, conn: &mut Connection, session: &Sessio
     true
 }
 
+/// Whether the service simulates `population`; if not, the client is told (naming the
+/// session and frame) and nothing is simulated or forwarded.
+async fn check_population(state: &AppState, conn: &Connection, population: Population, session_id: &SessionId, frame_id: Option<u64>) -> bool {
+    match state.simulator_for(population) {
+        Ok(_) => true,
+        Err(e) => {
+            let error = ErrorMessage { code: e.code(), message: e.to_string(), session_id: Some(session_id.clone()), frame_id };
+            send_error(state, &conn.outbox, error).await;
+            false
+        }
+    }
+}
+
+/// Why the wide-field population cannot take frames the service picks itself: its
+/// dataset, image folder and camera frames are cut for the pvc-1 array's crop window, and
+/// recorded responses are the pvc-1 array's.
+fn wide_source_refusal(source: &str) -> String {
+    format!(
+        "population \"wide\" simulates images sent by the browser (camera, upload) and the dream stream; source {source:?} serves \
+         frames cut for the pvc-1 array (send the image itself, or use population \"pvc1\")"
+    )
+}
+
 async fn stimulus(state: &AppState, conn: &mut Connection, s: Stimulus) {
-    let Stimulus { session_id, token, frame_id, image, source } = s;
+    let Stimulus { session_id, token, frame_id, image, source, population, trial } = s;
     if !admit_session(state, conn, &session_id, &token, frame_id).await {
         return;
     }
     let frame_id = frame_id.unwrap_or_else(|| state.frame_ids.next());
+    if !check_population(state, conn, population.unwrap_or_default(), &session_id, Some(frame_id)).await {
+        return;
+    }
+    if population == Some(Population::Wide) && image.is_none() {
+        let message = wide_source_refusal(source.unwrap_or(Source::Random).as_str());
+        let error = ErrorMessage { code: ErrorCode::Unavailable, message, session_id: Some(session_id), frame_id: Some(frame_id) };
+        send_error(state, &conn.outbox, error).await;
+        return;
+    }
     let (input, source) = match image {
         Some(url) => (Input::DataUrl(url), source.unwrap_or(Source::Client)),
         None => match state.sources.pick(source.unwrap_or(Source::Random)) {
@@ -207,25 +244,34 @@ async fn stimulus(state: &AppState, conn: &mut Connection, s: Stimulus) {
             }
         },
     };
-    run_frame(state, conn, FrameMeta::new(session_id, frame_id, source), input).await;
+    run_frame(state, conn, FrameMeta::new(session_id, frame_id, source).with(population, trial), input).await;
 }
 
 /// A response painted in the browser: checked against the model (the protocol has
 /// checked its values), then answered and forwarded like a simulated one.
 async fn imagined(state: &AppState, conn: &mut Connection, m: Imagined) {
-    let Imagined { session_id, token, frame_id, payload } = m;
+    let Imagined { session_id, token, frame_id, payload, population } = m;
     if !admit_session(state, conn, &session_id, &token, frame_id).await {
         return;
     }
     let frame_id = frame_id.unwrap_or_else(|| state.frame_ids.next());
-    let info = state.simulator.model().info();
+    let Ok(simulator) = state.simulator_for(population.unwrap_or_default()) else {
+        check_population(state, conn, population.unwrap_or_default(), &session_id, Some(frame_id)).await;
+        return;
+    };
+    let info = simulator.model().info();
     if let Err(e) = check_payload_len(payload.len(), info.n_lags(), info.n_channels()) {
-        let message = format!("imagined: {e}; start from the last response or from the mean response of GET /api/info");
+        let of = match population.unwrap_or_default() {
+            Population::Pvc1 => "",
+            Population::Wide => " (the wide-field population's, under \"wide\")",
+        };
+        let message = format!("imagined: {e}; start from the last response or from the mean response of GET /api/info{of}");
         let error = ErrorMessage { code: e.code(), message, session_id: Some(session_id), frame_id: Some(frame_id) };
         send_error(state, &conn.outbox, error).await;
         return;
     }
-    run_frame(state, conn, FrameMeta::new(session_id, frame_id, Source::Imagined), Input::Imagined(payload)).await;
+    let meta = FrameMeta::new(session_id, frame_id, Source::Imagined).with(population, None);
+    run_frame(state, conn, meta, Input::Imagined(payload)).await;
 }
 
 /// Takes a place among the connection's unanswered frames (and a worker's, when the
@@ -266,8 +312,26 @@ async fn run_frame(state: &AppState, conn: &mut Connection, meta: FrameMeta, inp
 }
 
 async fn start_stream(state: &AppState, conn: &mut Connection, s: StartStream) {
-    let StartStream { session_id, token, source, fps } = s;
+    let StartStream { session_id, token, source, fps, population, trial } = s;
     if !admit_session(state, conn, &session_id, &token, None).await {
+        return;
+    }
+    if !check_population(state, conn, population.unwrap_or_default(), &session_id, None).await {
+        return;
+    }
+    let refusal = match (source, population.unwrap_or_default(), trial.unwrap_or_default()) {
+        (StreamSource::Recorded, _, Trial::Single) => Some((
+            ErrorCode::BadMessage,
+            "start_stream: trial \"single\" draws trials from predicted means; recorded responses are single trials already: \
+             leave trial out for source \"recorded\""
+                .to_owned(),
+        )),
+        (StreamSource::Dream, Population::Wide, _) | (_, Population::Pvc1, _) => None,
+        (other, Population::Wide, _) => Some((ErrorCode::Unavailable, wide_source_refusal(other.as_source().as_str()))),
+    };
+    if let Some((code, message)) = refusal {
+        let error = ErrorMessage { code, message, session_id: Some(session_id), frame_id: None };
+        send_error(state, &conn.outbox, error).await;
         return;
     }
     if let Err(e) = state.sources.check_stream(source) {
@@ -290,8 +354,9 @@ async fn start_stream(state: &AppState, conn: &mut Connection, s: StartStream) {
     let stop = CancellationToken::new();
     conn.streams.insert(session_id.clone(), stop.clone());
     let fps = fps.unwrap_or(DEFAULT_FPS);
-    info!(connection = conn.id, session = %session_id, source = source.as_source().as_str(), fps, "stream started");
-    conn.tasks.spawn(crate::streams::run(state.clone(), conn.outbox.clone(), session_id, source, fps, stop));
+    info!(connection = conn.id, session = %session_id, source = source.as_source().as_str(), fps, ?population, ?trial, "stream started");
+    let stream = crate::streams::Stream { session_id, source, fps, population, trial: trial.unwrap_or_default() };
+    conn.tasks.spawn(crate::streams::run(state.clone(), conn.outbox.clone(), stream, stop));
 }
 
 async fn send_error(state: &AppState, outbox: &Outbox, e: ErrorMessage) {

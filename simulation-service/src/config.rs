@@ -89,8 +89,12 @@ impl Default for Limits {
 pub struct SimConfig {
     /// Where it listens (for logs and its own origin).
     pub bind: SocketAddr,
-    /// The model directory (`model.json` + `weights.safetensors`).
+    /// The model directory (`model.json` + `weights.safetensors`): the pvc-1 array's
+    /// population, what a message without `population` (or with `"pvc1"`) is simulated with.
     pub model_dir: PathBuf,
+    /// The wide-field population's model directory, for messages with `population:
+    /// "wide"`; without it such messages are refused (`unavailable`).
+    pub wide_model_dir: Option<PathBuf>,
     /// Data root with the dataset cache, for the `random`, `dataset` and `recorded`
     /// sources; without it those sources answer `unavailable`.
     pub data_root: Option<PathBuf>,
@@ -183,6 +187,7 @@ mod tests {
         SimConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             model_dir: PathBuf::new(),
+            wide_model_dir: None,
             data_root: None,
             image_dir: None,
             relay_url: relay_url.to_owned(),

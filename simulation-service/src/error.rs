@@ -13,6 +13,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot load the model from {dir}: {source}")]
     Model { dir: PathBuf, source: models::ModelError },
+    #[error("cannot load the wide-field model from {dir} (--wide-model / V1_WIDE_MODEL): {error}. Start without --wide-model to simulate the pvc-1 array alone")]
+    WideModel { dir: PathBuf, error: models::ModelError },
     #[error("cannot load recorded responses from the data root {dir} (--data / V1_DATA): {source}. Start without --data to serve client images only")]
     Data { dir: PathBuf, source: models::ModelError },
     #[error("cannot use the image folder {dir} (--images / V1_IMAGES): {message}")]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use candle_core::Tensor;
 use models::GrayCrop;
 use shared_protocol::validate::MAX_FRAME_ID;
-use shared_protocol::{Delivered, ErrorMessage, Message, RecordedPosition, Response, SessionId, Source, WaveformLatent};
+use shared_protocol::{Delivered, ErrorMessage, Message, Population, RecordedPosition, Response, SessionId, Source, Trial, WaveformLatent};
 
 use crate::error::FrameError;
 use crate::pool::{JobFailed, Ticket};
@@ -54,11 +54,37 @@ pub struct FrameMeta {
     pub received: Instant,
     pub received_at_ms: u64,
     pub recorded: Option<RecordedPosition>,
+    /// The population asked for, as the message named it (absent: the pvc-1 array); the
+    /// response and the latent carry it on.
+    pub population: Option<Population>,
+    /// Whether the response is a single trial drawn from the predicted means.
+    pub trial: Trial,
 }
 
 impl FrameMeta {
     pub fn new(session_id: SessionId, frame_id: u64, source: Source) -> Self {
-        Self { session_id, frame_id, source, received: Instant::now(), received_at_ms: now_ms(), recorded: None }
+        Self {
+            session_id,
+            frame_id,
+            source,
+            received: Instant::now(),
+            received_at_ms: now_ms(),
+            recorded: None,
+            population: None,
+            trial: Trial::Mean,
+        }
+    }
+
+    /// The same frame for `population` (as named on the wire) and `trial`.
+    pub fn with(mut self, population: Option<Population>, trial: Option<Trial>) -> Self {
+        self.population = population;
+        self.trial = trial.unwrap_or_default();
+        self
+    }
+
+    /// The population whose model runs this frame.
+    pub fn population(&self) -> Population {
+        self.population.unwrap_or_default()
     }
 }
 
@@ -85,21 +111,28 @@ impl Input {
     }
 }
 
-/// The response and, when the frame has one, the crop's PNG data URL.
-fn work(state: &AppState, input: Input) -> Result<(Vec<f32>, Option<String>), FrameError> {
+/// The response and, when the frame has one, the crop's PNG data URL. Predicted means
+/// become one Poisson draw each when the frame asks for a single trial; recorded and
+/// imagined responses are counts already and pass as they are.
+fn work(state: &AppState, meta: &FrameMeta, input: Input) -> Result<(Vec<f32>, Option<String>), FrameError> {
+    let simulator = state.simulator_for(meta.population())?;
+    let single = |means: Vec<f32>| match meta.trial {
+        Trial::Single => state.trials.sample(&meta.session_id, &means),
+        Trial::Mean => means,
+    };
     let (crop, response) = match input {
         Input::DataUrl(url) => {
-            let crop = state.simulator.crop_from_data_url(&url, "image")?;
-            let response = state.simulator.predict(&crop)?;
+            let crop = simulator.crop_from_data_url(&url, "image")?;
+            let response = single(simulator.predict(&crop)?);
             (crop, response)
         }
         Input::Crop(crop) => {
-            let response = state.simulator.predict(&crop)?;
+            let response = single(simulator.predict(&crop)?);
             (crop, response)
         }
         Input::Recorded { crop, response } => (crop, response),
         Input::Imagined(response) => return Ok((response, None)),
-        Input::Dream { from, to, t } => return Ok((state.simulator.dream(&from, &to, t)?, None)),
+        Input::Dream { from, to, t } => return Ok((single(simulator.dream(&from, &to, t)?), None)),
     };
     Ok((response, Some(crop_png(&crop)?)))
 }
@@ -108,15 +141,16 @@ fn work(state: &AppState, input: Input) -> Result<(Vec<f32>, Option<String>), Fr
 /// error to the browser. Returns false when the browser connection is gone, or when the
 /// service is shutting down and dropped the frame unanswered.
 pub async fn process(state: &AppState, outbox: &Outbox, meta: FrameMeta, input: Input, ticket: Option<Ticket>) -> bool {
-    let timed = |state: &AppState, input: Input| {
+    let timed = |state: &AppState, meta: &FrameMeta, input: Input| {
         let started = Instant::now();
-        let r = work(state, input);
+        let r = work(state, meta, input);
         (r, started.elapsed())
     };
     let result = match ticket {
         Some(ticket) => {
             let worker_state = state.clone();
-            match ticket.run(move || timed(&worker_state, input)).await {
+            let worker_meta = meta.clone();
+            match ticket.run(move || timed(&worker_state, &worker_meta, input)).await {
                 Ok((r, compute)) => {
                     state.metrics.inference_seconds.observe(compute.as_secs_f64());
                     r
@@ -126,7 +160,7 @@ pub async fn process(state: &AppState, outbox: &Outbox, meta: FrameMeta, input: 
                 Err(JobFailed::Panicked(why)) => Err(FrameError::Internal(why)),
             }
         }
-        None => timed(state, input).0,
+        None => timed(state, &meta, input).0,
     };
     match result {
         Ok((payload, input_image)) => deliver(state, outbox, meta, payload, input_image).await,
@@ -142,7 +176,9 @@ pub async fn process(state: &AppState, outbox: &Outbox, meta: FrameMeta, input: 
 /// Sends the latent to the relay first (its reconstruction is the longer way), then the
 /// response to the browser.
 async fn deliver(state: &AppState, outbox: &Outbox, meta: FrameMeta, payload: Vec<f32>, input_image: Option<String>) -> bool {
-    let info = state.simulator.model().info();
+    // The frame ran with this population's model, so the service has it.
+    let model = state.simulator_for(meta.population()).unwrap_or(&state.simulator).model();
+    let info = model.info();
     let shape = Some([info.n_lags(), info.n_channels()]);
     let latent = WaveformLatent {
         session_id: meta.session_id.clone(),
@@ -151,6 +187,7 @@ async fn deliver(state: &AppState, outbox: &Outbox, meta: FrameMeta, payload: Ve
         shape,
         sent_at_ms: Some(meta.received_at_ms),
         source: Some(meta.source),
+        population: meta.population,
     };
     state.relay.send(&latent).await;
     let latency = meta.received.elapsed();
@@ -164,6 +201,8 @@ async fn deliver(state: &AppState, outbox: &Outbox, meta: FrameMeta, payload: Ve
         source: Some(meta.source),
         sent_at_ms: Some(meta.received_at_ms),
         recorded: meta.recorded,
+        population: meta.population,
+        trial: (meta.trial == Trial::Single).then_some(Trial::Single),
     };
     let sent = outbox.send(&Message::Response(response)).await;
     if sent {

@@ -39,6 +39,28 @@ pub async fn info(State(state): State<AppState>) -> Response {
         .unwrap_or_default();
     let folder_images = state.sources.folder.as_deref().map_or(0, Vec::len);
     let l = &state.config.limits;
+    let populations: Vec<&str> = state.populations().into_iter().map(|p| p.as_str()).collect();
+    // The wide-field population's model under its own key; the fields above stay the
+    // pvc-1 array's, as they were before there were two.
+    let wide = match &state.wide {
+        Some(wide) => {
+            let w = wide.model().info();
+            json!({
+                "available": true,
+                "channels": w.channels,
+                "lags": w.n_lags(),
+                "lag_frames": w.lags,
+                "shape": [w.n_lags(), w.n_channels()],
+                "response_len": w.response_len(),
+                "image_size": w.image_size,
+                "response_mean": w.response_mean,
+                "crop_window": w.crop_window,
+                "sources": ["dream"],
+                "stimulus_sources": ["client"],
+            })
+        }
+        None => json!({"available": false, "reason": crate::NO_WIDE_MODEL}),
+    };
     let body = json!({
         "service": "simulation",
         "channels": model.channels,
@@ -56,6 +78,8 @@ pub async fn info(State(state): State<AppState>) -> Response {
         "recorded_segments": segments,
         "recorded": state.sources.recorded_status(),
         "folder_images": folder_images,
+        "populations": populations,
+        "wide": wide,
         "relay_connected": state.relay.is_connected(),
         "limits": {
             "max_message_bytes": l.max_message_bytes,
@@ -105,6 +129,7 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
         "sources": state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect::<Vec<_>>(),
         "recorded": state.sources.recorded_status(),
         "model": state.config.model_dir.display().to_string(),
+        "wide_model": state.config.wide_model_dir.as_ref().map(|d| d.display().to_string()),
     });
     service_kit::http::health_response(draining, body)
 }

@@ -11,6 +11,7 @@
 //! - [`browser`]: `/ws`, stimuli and streams of one browser connection.
 //! - [`frames`]: one frame from input to `response` + `waveform_latent`; frame ids.
 //! - [`simulate`]: the per-frame hot path (image limits, decoding, the model).
+//! - [`trial`]: single trials, Poisson draws of the predicted means per session.
 //! - [`pool`]: bounded inference queue (full queue -> `overloaded`), from `service-kit`.
 //! - [`streams`]: frames produced at a steady rate (recorded, dataset, folder, webcam).
 //! - [`sources`]: dataset segments (read at start-up, or picked up when a preparation
@@ -39,6 +40,7 @@ pub mod simulate;
 pub mod sources;
 pub mod streams;
 pub mod telemetry;
+pub mod trial;
 #[cfg(feature = "webcam")]
 pub mod webcam;
 
@@ -71,8 +73,14 @@ pub const DEFAULT_RELAY_URL: &str = "ws://127.0.0.1:8080/ws/ingest";
 /// Everything the handlers share.
 pub struct Shared {
     pub config: SimConfig,
-    /// The model with the image limits; shared by the workers.
+    /// The model with the image limits; shared by the workers. The pvc-1 array's
+    /// population: what every message without `population` is simulated with.
     pub simulator: simulate::Simulator,
+    /// The wide-field population's model, when the service was given one
+    /// (`--wide-model`).
+    pub wide: Option<simulate::Simulator>,
+    /// Each session's generator of single trials.
+    pub trials: trial::Trials,
     pub sources: sources::Sources,
     pub pool: pool::Pool,
     /// Sends latents to the relay.
@@ -91,6 +99,27 @@ pub struct Shared {
     pub next_connection: AtomicU64,
     /// The body of `/api/projective-fields`, made on its first request.
     pub projective_fields: std::sync::OnceLock<serde_json::Value>,
+    /// The same for the wide-field population (`?population=wide`).
+    pub wide_projective_fields: std::sync::OnceLock<serde_json::Value>,
+}
+
+/// What a client asking for the wide-field population is told by a service without it.
+pub const NO_WIDE_MODEL: &str =
+    "this service runs without the wide-field model; start it with --wide-model DIR (V1_WIDE_MODEL)";
+
+impl Shared {
+    /// The model of `population`; the wide-field one only when the service has it.
+    pub fn simulator_for(&self, population: shared_protocol::Population) -> Result<&simulate::Simulator, FrameError> {
+        match population {
+            shared_protocol::Population::Pvc1 => Ok(&self.simulator),
+            shared_protocol::Population::Wide => self.wide.as_ref().ok_or_else(|| FrameError::Unavailable(NO_WIDE_MODEL.to_owned())),
+        }
+    }
+
+    /// The populations this service simulates.
+    pub fn populations(&self) -> Vec<shared_protocol::Population> {
+        shared_protocol::Population::ALL.into_iter().filter(|p| self.simulator_for(*p).is_ok()).collect()
+    }
 }
 
 service_kit::state_handle! {
@@ -99,8 +128,14 @@ service_kit::state_handle! {
 }
 
 impl AppState {
-    /// Validates the configuration and wraps a loaded model and its sources.
+    /// Validates the configuration and wraps a loaded model and its sources (no
+    /// wide-field population).
     pub fn new(config: SimConfig, model: V1Model, sources: sources::Sources) -> Result<Self, StartError> {
+        Self::with_wide(config, model, None, sources)
+    }
+
+    /// [`Self::new`] with the wide-field population's model, when given.
+    pub fn with_wide(config: SimConfig, model: V1Model, wide: Option<V1Model>, sources: sources::Sources) -> Result<Self, StartError> {
         config.validate()?;
         let model = Arc::new(model);
         #[cfg(feature = "webcam")]
@@ -112,10 +147,13 @@ impl AppState {
         let l = &config.limits;
         let image_limits = shared_protocol::image_limits::ImageLimits { max_side: l.max_image_side, max_pixels: l.max_image_pixels };
         let simulator = simulate::Simulator::new(model, l.max_image_bytes, image_limits);
+        let wide = wide.map(|m| simulate::Simulator::new(Arc::new(m), l.max_image_bytes, image_limits));
         let pool = pool::Pool::with_lane_limit(config.workers, l.queue_depth, l.frames_per_connection);
         let (relay, link_task) = relay_link::RelayLink::new();
         Ok(Self(Arc::new(Shared {
             simulator,
+            wide,
+            trials: trial::Trials::default(),
             sources,
             pool,
             relay,
@@ -127,6 +165,7 @@ impl AppState {
             tasks: TaskTracker::new(),
             next_connection: AtomicU64::new(1),
             projective_fields: std::sync::OnceLock::new(),
+            wide_projective_fields: std::sync::OnceLock::new(),
             config,
         })))
     }
@@ -137,6 +176,10 @@ impl AppState {
         config.validate()?;
         let model = V1Model::load(&config.model_dir)
             .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
+        let wide = match &config.wide_model_dir {
+            Some(dir) => Some(V1Model::load(dir).map_err(|error| StartError::WideModel { dir: dir.clone(), error })?),
+            None => None,
+        };
         let l = &config.limits;
         let sources = sources::Sources::load(
             &model,
@@ -145,7 +188,7 @@ impl AppState {
             l.max_folder_images,
             l.max_image_side,
         )?;
-        Self::new(config, model, sources)
+        Self::with_wide(config, model, wide, sources)
     }
 }
 
@@ -171,7 +214,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let sources: Vec<&str> = state.sources.stream_sources().into_iter().map(|s| s.as_source().as_str()).collect();
-    info!(%addr, relay = %state.config.relay_url, ?sources, "simulation-service listening");
+    let populations: Vec<&str> = state.populations().into_iter().map(|p| p.as_str()).collect();
+    info!(%addr, relay = %state.config.relay_url, ?sources, ?populations, "simulation-service listening");
     let link_drain = CancellationToken::new();
     let link = {
         let task = match state.link_task.lock() {

@@ -25,6 +25,11 @@ struct Args {
     /// Model directory (model.json + weights.safetensors).
     #[arg(long, env = "V1_MODEL", default_value = "models/default")]
     model: PathBuf,
+    /// The wide-field population's model directory (model.json + weights.safetensors):
+    /// enables `population: "wide"` (a population over the whole 4:3 frame).
+    /// An empty value means none (as when the flag is absent).
+    #[arg(long, env = "V1_WIDE_MODEL")]
+    wide_model: Option<String>,
     /// Data root holding the dataset cache; enables the random, dataset and recorded
     /// sources.
     #[arg(long, env = "V1_DATA")]
@@ -145,6 +150,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
     let config = SimConfig {
         bind: args.bind,
         model_dir: args.model,
+        wide_model_dir: args.wide_model.filter(|d| !d.is_empty()).map(PathBuf::from),
         data_root: args.data,
         image_dir: args.images,
         relay_url: args.relay_url,

@@ -1092,6 +1092,7 @@ mod tests {
             shape: None,
             sent_at_ms: None,
             source: None,
+            population: None,
         }
     }
 
@@ -1099,6 +1100,7 @@ mod tests {
         let config = relay_service::RelayConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             model_dir: model_dir.to_path_buf(),
+            wide_model_dir: None,
             static_dir: "/nonexistent-frontend".into(),
             secret: SharedSecret::new(SECRET).unwrap(),
             origins: shared_protocol::OriginPolicy::default(),
@@ -1331,6 +1333,7 @@ mod tests {
             shape: None,
             sent_at_ms: None,
             source: None,
+            population: None,
         };
         let started = std::time::Instant::now();
         assert!(link.send(&latent(1)).await);

@@ -266,10 +266,15 @@ impl Sources {
     }
 
     /// An anchor of a dream: a random natural frame (dataset, else image folder), else a
-    /// procedural pattern of the model's crop size.
+    /// procedural pattern, `size` pixels on a side (a frame of another side, as the
+    /// wide-field model's anchors are, is resized).
     pub fn dream_anchor(&self, size: usize) -> GrayCrop {
         match self.pick(Source::Random) {
-            Ok(picked) => picked.crop,
+            Ok(picked) if picked.crop.size == size => picked.crop,
+            Ok(picked) => {
+                let side = u32::try_from(picked.crop.size).unwrap_or(u32::MAX);
+                GrayCrop::from_u8(size, &models::pipeline::resize_square_triangle(&picked.crop.to_image(), 0, 0, side, size))
+            }
             Err(_) => procedural_crop(size, &mut rand::rng()),
         }
     }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use candle_core::Tensor;
 
-use shared_protocol::{ErrorMessage, SessionId, Source, StreamSource};
+use shared_protocol::{ErrorMessage, Population, SessionId, Source, StreamSource, Trial};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -38,15 +38,15 @@ struct Dream {
 }
 
 impl Dream {
-    async fn start(state: &AppState) -> Result<Self, String> {
-        Ok(Self { from: anchor(state).await?, to: anchor(state).await?, leg_started: Instant::now() })
+    async fn start(state: &AppState, population: Population) -> Result<Self, String> {
+        Ok(Self { from: anchor(state, population).await?, to: anchor(state, population).await?, leg_started: Instant::now() })
     }
 
     /// The next point of the walk, starting a new leg (a new anchor) when one is over.
-    async fn next(&mut self, state: &AppState) -> Result<Input, String> {
+    async fn next(&mut self, state: &AppState, population: Population) -> Result<Input, String> {
         let mut t = self.leg_started.elapsed().as_secs_f32() / DREAM_LEG.as_secs_f32();
         if t >= 1.0 {
-            let next = anchor(state).await?;
+            let next = anchor(state, population).await?;
             self.from = std::mem::replace(&mut self.to, next);
             self.leg_started = Instant::now();
             t = 0.0;
@@ -55,12 +55,14 @@ impl Dream {
     }
 }
 
-/// The latent z of a new anchor (image_encoder, off the async threads).
-async fn anchor(state: &AppState) -> Result<Tensor, String> {
+/// The latent z of a new anchor in `population`'s model (image_encoder, off the async
+/// threads).
+async fn anchor(state: &AppState, population: Population) -> Result<Tensor, String> {
     let state = state.clone();
     let encoded = tokio::task::spawn_blocking(move || {
-        let crop = state.sources.dream_anchor(state.simulator.model().info().image_size);
-        state.simulator.latent(&crop)
+        let simulator = state.simulator_for(population)?;
+        let crop = state.sources.dream_anchor(simulator.model().info().image_size);
+        simulator.latent(&crop)
     })
     .await;
     match encoded {
@@ -70,8 +72,22 @@ async fn anchor(state: &AppState) -> Result<Tensor, String> {
     }
 }
 
+/// What one stream produces.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub session_id: SessionId,
+    pub source: StreamSource,
+    /// Frames per second.
+    pub fps: u32,
+    /// The population as `start_stream` named it (absent: the pvc-1 array).
+    pub population: Option<Population>,
+    pub trial: Trial,
+}
+
 /// Runs one stream until `stop`, shutdown, or the browser leaving.
-pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source: StreamSource, fps: u32, stop: CancellationToken) {
+pub async fn run(state: AppState, outbox: Outbox, stream: Stream, stop: CancellationToken) {
+    let Stream { session_id, source, fps, population, trial } = stream;
+    let model_population = population.unwrap_or_default();
     state.metrics.streams.inc();
     let _gauge = StreamGauge(&state);
     // What the source needs before its first tick: the camera opened, the dream's first leg.
@@ -80,7 +96,7 @@ pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source:
         _ => None,
     };
     let dream = match source {
-        StreamSource::Dream => Some(Dream::start(&state).await),
+        StreamSource::Dream => Some(Dream::start(&state, model_population).await),
         _ => None,
     };
     let (camera, mut dream) = match (camera.transpose(), dream.transpose()) {
@@ -102,7 +118,8 @@ pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source:
             _ = tick.tick() => {}
         }
         let frame_id = state.frame_ids.next();
-        let mut meta = FrameMeta::new(session_id.clone(), frame_id, source.as_source());
+        let trial = (source != StreamSource::Recorded).then_some(trial);
+        let mut meta = FrameMeta::new(session_id.clone(), frame_id, source.as_source()).with(population, trial);
         let input = match source {
             StreamSource::Recorded => match state.sources.recorded_at(index) {
                 Some((position, frame)) => {
@@ -128,7 +145,7 @@ pub async fn run(state: AppState, outbox: Outbox, session_id: SessionId, source:
                 None => continue,
             },
             StreamSource::Dream => match dream.as_mut() {
-                Some(d) => match d.next(&state).await {
+                Some(d) => match d.next(&state, model_population).await {
                     Ok(input) => input,
                     Err(message) => {
                         report(&state, &outbox, &session_id, message).await;

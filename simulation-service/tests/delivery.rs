@@ -388,6 +388,7 @@ async fn a_burst_into_a_relay_with_a_tiny_queue_is_refused_retried_and_arrives_o
             shape: None,
             sent_at_ms: None,
             source: None,
+            population: None,
         };
         assert!(sim.state.relay.send(&latent).await);
     }

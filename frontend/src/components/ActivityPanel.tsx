@@ -1,9 +1,10 @@
 /**
- * The V1 activity view: the latest frame on the 10x10 electrode array, and the last few
- * seconds of every channel as a scrolling raster.
+ * The V1 activity view: the latest frame on the 10x10 electrode array (the pvc-1
+ * population) or over the movie frame (the wide-field population, each channel at its
+ * receptive field), and the last few seconds of every channel as a scrolling raster.
  */
 import { useEffect, useRef } from "react";
-import { ARRAY_SIDE, type ActivityHistory, type ArrayLayout, heatColour, heatCss } from "../activity";
+import { ARRAY_SIDE, type ActivityHistory, type ArrayLayout, type WideLayout, heatColour, heatCss } from "../activity";
 import type { ActivityView } from "../session";
 
 /** What a person can do to the array in Imagine mode. */
@@ -136,9 +137,57 @@ export function ArrayHeatmap({ grid, layout, scale, editing = null }: ArrayHeatm
   );
 }
 
+export interface WideMapProps {
+  /** Per-marker values of the latest frame, null before one arrived. */
+  values: Float32Array | null;
+  layout: WideLayout;
+  scale: number;
+}
+
+/**
+ * The wide-field population over its 4:3 frame: a dot per channel at its receptive-field
+ * centre; a ring stands for the channels of one array that have no centre (their mean).
+ */
+export function WideMap({ values, layout, scale }: WideMapProps) {
+  const { width, height } = layout.frame;
+  const r = Math.max(width, height) / 90;
+  const peak = values === null ? -Infinity : values.reduce((best, v) => (Number.isFinite(v) && v > best ? v : best), -Infinity);
+  const markers = layout.markers.map((m, i) => {
+    const value = values?.[i];
+    const known = value !== undefined && Number.isFinite(value);
+    const fill = known ? heatCss(value / scale) : "var(--cell-waiting)";
+    const what = m.grouped ? `${m.channels.length} channels of array ${m.file} without a receptive-field centre (mean)` : `channel ${(m.channels[0] ?? 0) + 1} (array ${m.file})`;
+    return (
+      <circle
+        key={i}
+        cx={m.x * width}
+        cy={m.y * height}
+        r={m.grouped ? r * 1.8 : r}
+        fill={m.grouped ? "none" : fill}
+        stroke={m.grouped ? fill : "none"}
+        strokeWidth={m.grouped ? r * 0.8 : 0}
+        className={m.grouped ? "wide-group" : "wide-channel"}
+        data-channels={m.channels.length}
+      >
+        <title>{known ? `${what}: ${value.toFixed(2)} spikes` : `${what}: no data yet`}</title>
+      </circle>
+    );
+  });
+  const summary =
+    peak > -Infinity
+      ? `Wide-field population, ${layout.channels} channels at their receptive fields over the frame; strongest ${peak.toFixed(2)} spikes`
+      : `Wide-field population, ${layout.channels} channels at their receptive fields over the frame; no activity yet`;
+  return (
+    <svg className="heatmap wide-map" viewBox={`0 0 ${width} ${height}`} role="img" aria-label={summary} data-testid="activity-wide" data-has-activity={values !== null}>
+      <rect x={0} y={0} width={width} height={height} fill="var(--cell-empty)" />
+      {markers}
+    </svg>
+  );
+}
+
 export interface HistoryRasterProps {
   history: ActivityHistory;
-  layout: ArrayLayout | null;
+  layout: ArrayLayout | WideLayout | null;
   scale: number;
   /** Changes whenever the history gained a frame. */
   version: number;
@@ -198,18 +247,24 @@ export interface ActivityPanelProps {
   activity: ActivityView | null;
   history: ActivityHistory;
   layout: ArrayLayout | null;
+  /** The wide-field population's layout, when that population is shown (instead of the array). */
+  wide?: WideLayout | null;
   lags: number | null;
   problem: string | null;
   /** Imagine mode: the array is editable. */
   editing?: ArrayEditing | null;
 }
 
-export function ActivityPanel({ activity, history, layout, lags, problem, editing = null }: ActivityPanelProps) {
+export function ActivityPanel({ activity, history, layout, wide = null, lags, problem, editing = null }: ActivityPanelProps) {
   const scale = activity?.scale ?? 1;
   return (
     <div className="activity">
       <div className="heatmap-wrap">
-        <ArrayHeatmap grid={activity?.grid ?? null} layout={layout} scale={scale} editing={editing} />
+        {wide !== null ? (
+          <WideMap values={activity?.markers ?? null} layout={wide} scale={scale} />
+        ) : (
+          <ArrayHeatmap grid={activity?.grid ?? null} layout={layout} scale={scale} editing={editing} />
+        )}
         <div className="legend" aria-hidden="true">
           <span className="legend-bar" />
           <span className="legend-labels">
@@ -219,7 +274,9 @@ export function ActivityPanel({ activity, history, layout, lags, problem, editin
         </div>
       </div>
       <p className="caption">
-        {layout === null
+        {wide !== null
+          ? `Spikes per channel at its receptive field on the frame${lags ? `, summed over ${lags} bins of 33 ms` : ""}; rings: an array's channels without a known centre.`
+          : layout === null
           ? "The channel map comes from the simulation service."
           : editing !== null
             ? `Click or drag on electrodes to ${editing.lower ? "lower" : "raise"} them by ${editing.step} spikes (Shift: the opposite); hover to see what each one means.`
@@ -227,7 +284,7 @@ export function ActivityPanel({ activity, history, layout, lags, problem, editin
       </p>
       <div className="raster-wrap">
         <span className="raster-axis">channels</span>
-        <HistoryRaster history={history} layout={layout} scale={scale} version={activity?.version ?? 0} />
+        <HistoryRaster history={history} layout={wide ?? layout} scale={scale} version={activity?.version ?? 0} />
       </div>
       <p className="caption">Last 3 s, newest on the right</p>
       {problem !== null && (

@@ -16,6 +16,8 @@ export interface InputPanelProps {
   upload: { image: string; name: string } | null;
   /** The crop the model saw, from the latest response. */
   modelInput: string | null;
+  /** The frame's aspect ("4 / 3") when the model's square image stands for a whole frame (the wide field). */
+  frameAspect?: string | null;
   onFile: (file: File) => void;
   onChooseFile: () => void;
   onRetryCamera: () => void;
@@ -36,7 +38,7 @@ function CameraMessage({ camera, onRetry }: { camera: CameraState; onRetry: () =
   return null;
 }
 
-export function InputPanel({ mode, source, camera, videoRef, upload, modelInput, onFile, onChooseFile, onRetryCamera }: InputPanelProps) {
+export function InputPanel({ mode, source, camera, videoRef, upload, modelInput, onFile, onChooseFile, onRetryCamera, frameAspect = null }: InputPanelProps) {
   const [dragging, setDragging] = useState(false);
   const usesCamera = mode === "live" || (mode === "snapshot" && source === "webcam");
   const stream = camera.status === "on" ? camera.stream : null;
@@ -94,7 +96,15 @@ export function InputPanel({ mode, source, camera, videoRef, upload, modelInput,
       data-testid="input-panel"
     >
       <div className={showCrop ? "stage stage-with-inset" : "stage"}>
-        {showCrop && <img className="model-input" src={modelInput} alt="The crop the model sees" data-testid="model-input" />}
+        {showCrop && (
+          <img
+            className={frameAspect !== null ? "model-input frame-aspect" : "model-input"}
+            style={frameAspect !== null ? { aspectRatio: frameAspect } : undefined}
+            src={modelInput}
+            alt="The crop the model sees"
+            data-testid="model-input"
+          />
+        )}
         {sourceView !== null && <div className={showCrop ? "inset" : "source"}>{sourceView}</div>}
         {usesCamera && <CameraMessage camera={camera} onRetry={onRetryCamera} />}
         {!showCrop && mode === "snapshot" && source === "random" && (

@@ -16,6 +16,8 @@ export interface ReconstructionPanelProps {
   field?: ProjectiveField | null;
   /** Side of the crop the field's centres are given in. */
   fieldSize?: number | null;
+  /** The frame's aspect ("4 / 3") when the model's square image stands for a whole frame (the wide field). */
+  frameAspect?: string | null;
 }
 
 /** A channel's projective field, with its receptive-field centre (cross) and its own centre (ring). */
@@ -39,7 +41,7 @@ export function FieldInset({ field, size }: { field: ProjectiveField; size: numb
   );
 }
 
-export function ReconstructionPanel({ mode, reconstruction, pending, streaming, similarity, field = null, fieldSize = null }: ReconstructionPanelProps) {
+export function ReconstructionPanel({ mode, reconstruction, pending, streaming, similarity, field = null, fieldSize = null, frameAspect = null }: ReconstructionPanelProps) {
   const image = reconstruction?.image ?? null;
   const recorded = mode === "recorded";
   return (
@@ -61,7 +63,14 @@ export function ReconstructionPanel({ mode, reconstruction, pending, streaming, 
             <figcaption>Reconstruction</figcaption>
           </figure>
         ) : image !== null ? (
-          <img className="recon-image" src={image} alt="Reconstruction from the V1 activity" data-testid="reconstruction" data-frame-id={reconstruction?.frameId} />
+          <img
+            className={frameAspect !== null ? "recon-image frame-aspect" : "recon-image"}
+            style={frameAspect !== null ? { aspectRatio: frameAspect } : undefined}
+            src={image}
+            alt="Reconstruction from the V1 activity"
+            data-testid="reconstruction"
+            data-frame-id={reconstruction?.frameId}
+          />
         ) : (
           !pending && (
             <p className="placeholder">

@@ -2,17 +2,18 @@ import { fireEvent, render, screen, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { createRef, useState } from "react";
 import { describe, expect, it, vi } from "vitest";
-import { ActivityHistory, buildLayout } from "../activity";
+import { ActivityHistory, buildLayout, buildWideLayout } from "../activity";
 import { CameraError } from "../lib/camera";
 import type { ConnectionStatus } from "../lib/connection";
 import { parseSimulationInfo } from "../protocol";
 import type { Mode, PageError } from "../session";
-import { INFO, PNG } from "../test/fakes";
-import { ActivityPanel, ArrayHeatmap } from "./ActivityPanel";
+import { INFO, PNG, WIDE } from "../test/fakes";
+import { ActivityPanel, ArrayHeatmap, WideMap } from "./ActivityPanel";
 import { Alerts } from "./Alerts";
 import { ConnectionBadge } from "./ConnectionBadge";
 import { InputPanel } from "./InputPanel";
 import { ModeTabs } from "./ModeTabs";
+import { PopulationPicker } from "./PopulationPicker";
 import { ReconstructionPanel } from "./ReconstructionPanel";
 import { StatsBar } from "./StatsBar";
 
@@ -285,5 +286,81 @@ describe("InputPanel", () => {
     expect(screen.getByRole("img", { name: "The crop the model sees" })).toBeTruthy();
     expect(screen.getByRole("img", { name: "Your image: cat.png" }).parentElement?.className).toBe("inset");
     expect(screen.getByRole("button", { name: "Choose another…" })).toBeTruthy();
+  });
+});
+
+describe("PopulationPicker", () => {
+  it("offers both populations and both kinds of response, and reports the choices", async () => {
+    const onPopulation = vi.fn();
+    const onTrial = vi.fn();
+    render(<PopulationPicker population="pvc1" trial="mean" wideUnavailable={null} onPopulation={onPopulation} onTrial={onTrial} />);
+    expect((screen.getByRole("radio", { name: "one array (pvc-1)" }) as HTMLInputElement).checked).toBe(true);
+    expect((screen.getByRole("radio", { name: "mean response" }) as HTMLInputElement).checked).toBe(true);
+    await userEvent.click(screen.getByRole("radio", { name: "wide field" }));
+    expect(onPopulation).toHaveBeenCalledWith("wide");
+    await userEvent.click(screen.getByRole("radio", { name: "single trial" }));
+    expect(onTrial).toHaveBeenCalledWith("single");
+  });
+
+  it("disables the wide field with the reason as its tooltip when the service has no wide-field model", async () => {
+    const onPopulation = vi.fn();
+    const why = "this service runs without the wide-field model; start it with --wide-model DIR";
+    render(<PopulationPicker population="pvc1" trial="mean" wideUnavailable={why} onPopulation={onPopulation} onTrial={vi.fn()} />);
+    const radio = screen.getByRole("radio", { name: "wide field" }) as HTMLInputElement;
+    expect(radio.disabled).toBe(true);
+    expect(radio.closest("label")?.getAttribute("title")).toBe(why);
+    await userEvent.click(radio);
+    expect(onPopulation).not.toHaveBeenCalled();
+  });
+});
+
+describe("WideMap", () => {
+  function wide() {
+    const info = parseSimulationInfo({ ...INFO, wide: WIDE });
+    if (!info.ok || info.value.wide === undefined) throw new Error("no wide population");
+    return buildWideLayout(info.value.wide);
+  }
+
+  it("draws every channel over a 4:3 frame, the unplaced ones as rings at their array's centre", () => {
+    render(<WideMap values={Float32Array.from([1, 2, 3, 4])} layout={wide()} scale={4} />);
+    const map = screen.getByTestId("activity-wide");
+    expect(map.getAttribute("viewBox")).toBe("0 0 320 240");
+    expect(map.getAttribute("aria-label")).toContain("4 channels");
+    expect(map.getAttribute("aria-label")).toContain("strongest 4.00 spikes");
+    const dots = map.querySelectorAll("circle.wide-channel");
+    expect([...dots].map((d) => [d.getAttribute("cx"), d.getAttribute("cy")])).toEqual([
+      ["80", "60"],
+      ["240", "120"],
+    ]);
+    const rings = map.querySelectorAll("circle.wide-group");
+    expect([...rings].map((r) => [r.getAttribute("cx"), r.getAttribute("cy"), r.textContent])).toEqual([
+      ["160", "90", "1 channels of array f1 without a receptive-field centre (mean): 3.00 spikes"],
+      ["160", "120", "1 channels of array f2 without a receptive-field centre (mean): 4.00 spikes"],
+    ]);
+  });
+
+  it("replaces the array in the activity panel when the wide field is shown", () => {
+    render(<ActivityPanel activity={null} history={new ActivityHistory(10)} layout={layout()} wide={wide()} lags={2} problem={null} />);
+    expect(screen.queryByTestId("activity-wide")).not.toBeNull();
+    expect(screen.queryByTestId("activity-heatmap")).toBeNull();
+    expect(screen.queryByText(/at its receptive field on the frame/)).not.toBeNull();
+  });
+});
+
+describe("wide-field images", () => {
+  it("are stretched back to the frame's aspect", () => {
+    render(
+      <ReconstructionPanel
+        mode="snapshot"
+        reconstruction={{ image: PNG, frameId: 3, population: "wide" }}
+        pending={false}
+        streaming={false}
+        similarity={{ mean: null, count: 0 }}
+        frameAspect="320 / 240"
+      />,
+    );
+    const img = screen.getByTestId("reconstruction");
+    expect(img.classList.contains("frame-aspect")).toBe(true);
+    expect(img.style.aspectRatio).toBe("320 / 240");
   });
 });

@@ -134,6 +134,25 @@ export const INFO = {
   recorded_segments: 3,
 };
 
+/**
+ * `wide` of `/api/info` for a wide-field population of two arrays over the 320x240 frame:
+ * array f1 with two placed channels and one without a centre, array f2 with one channel
+ * and no centre at all. Two lags, image side 64.
+ */
+export const WIDE = {
+  available: true,
+  lags: 2,
+  image_size: 64,
+  crop_window: { x: 0, y: 0, width: 320, height: 240 },
+  channels: [
+    { file: "f1", electrode: 1, row: 0, col: 0, rf_centre: [16, 16] },
+    { file: "f1", electrode: 2, row: 0, col: 1, rf_centre: [48, 32] },
+    { file: "f1", electrode: 3, row: 0, col: 2 },
+    { file: "f2", electrode: 1, row: 0, col: 0 },
+  ],
+  response_mean: [1, 1, 1, 1, 1, 1, 1, 1],
+};
+
 /** A 1x1 PNG, the smallest valid image data URL. */
 export const PNG =
   "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";

@@ -44,6 +44,7 @@ pub fn config(static_dir: PathBuf) -> RelayConfig {
     RelayConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         model_dir: PathBuf::from("(in memory)"),
+        wide_model_dir: None,
         static_dir,
         secret: secret(),
         origins: OriginPolicy::default(),

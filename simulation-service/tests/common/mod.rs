@@ -45,10 +45,67 @@ pub fn load_model() -> models::V1Model {
     models::V1Model::load(&fixture().model_dir).unwrap()
 }
 
+/// Channels of the wide-field fixture without a receptive-field centre (its second array).
+pub const WIDE_UNPLACED: usize = 5;
+
+/// A second population for the tests of `population: "wide"`, written once per test
+/// binary: the fixture model's channels with a centre each (array `wide-a`) plus
+/// [`WIDE_UNPLACED`] channels without one (array `wide-b`), the whole 320x240 frame as
+/// its crop window, and weights of another seed. Made through the same public API as
+/// any model (`V1Model::new`, `save`).
+pub fn wide_model_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("simulation-service-wide-fixture");
+        let _ = std::fs::remove_dir_all(&dir);
+        let base = load_model().info().clone();
+        let n = base.n_channels();
+        let side = base.image_size as f32;
+        let mut channels: Vec<models::ChannelInfo> = base
+            .channels
+            .iter()
+            .enumerate()
+            .map(|(i, c)| models::ChannelInfo {
+                file: "wide-a".into(),
+                rf_centre: Some([side * ((i % 10) as f32 + 0.5) / 10.0, side * ((i / 10) as f32 + 0.5) / 10.0]),
+                ..c.clone()
+            })
+            .collect();
+        channels.extend((0..WIDE_UNPLACED).map(|i| models::ChannelInfo {
+            file: "wide-b".into(),
+            electrode: i as u16 + 1,
+            row: 0,
+            col: i as u8,
+            rf_centre: None,
+        }));
+        let total = channels.len();
+        // Lag-major statistics: each lag's values of the base channels, then the new ones.
+        let per_lag = |values: &[f32]| -> Vec<f32> {
+            (0..base.n_lags()).flat_map(|l| (0..total).map(move |c| values[l * n + c % n])).collect()
+        };
+        let info = models::ModelInfo {
+            response_mean: per_lag(&base.response_mean),
+            response_std: per_lag(&base.response_std),
+            channels,
+            crop_window: models::CropWindow { x: 0, y: 0, width: 320, height: 240 },
+            ..base
+        };
+        let arch = models::testing::fixture_config().model;
+        let model = models::V1Model::new(info, arch, 11, &candle_core::Device::Cpu).unwrap();
+        model.save(&dir).unwrap();
+        dir
+    })
+}
+
+pub fn load_wide_model() -> models::V1Model {
+    models::V1Model::load(wide_model_dir()).unwrap()
+}
+
 pub fn relay_config() -> relay_service::RelayConfig {
     relay_service::RelayConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         model_dir: fixture().model_dir.clone(),
+        wide_model_dir: None,
         static_dir: PathBuf::from("/nonexistent-frontend"),
         secret: secret(),
         origins: OriginPolicy::default(),
@@ -62,7 +119,14 @@ pub fn relay_config() -> relay_service::RelayConfig {
 
 /// Starts the relay on `addr` (port 0 for any).
 pub async fn start_relay(addr: SocketAddr) -> Running<relay_service::AppState> {
-    let state = relay_service::AppState::new(relay_config(), load_model()).unwrap();
+    start_relay_with(addr, false).await
+}
+
+/// Starts the relay on `addr`, with the wide-field fixture model when `wide`.
+pub async fn start_relay_with(addr: SocketAddr, wide: bool) -> Running<relay_service::AppState> {
+    let mut config = relay_config();
+    config.wide_model_dir = wide.then(|| wide_model_dir().clone());
+    let state = tokio::task::spawn_blocking(move || relay_service::AppState::load(config)).await.unwrap().unwrap();
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     Running::start(listener, state, |listener, state, stop| {
         relay_service::run(listener, state, async move {
@@ -75,6 +139,7 @@ pub fn sim_config(relay: SocketAddr) -> SimConfig {
     SimConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         model_dir: fixture().model_dir.clone(),
+        wide_model_dir: None,
         data_root: Some(fixture().data_root.clone()),
         image_dir: None,
         relay_url: format!("ws://{relay}/ws/ingest"),
@@ -107,7 +172,13 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(tweak: impl FnOnce(&mut SimConfig)) -> Self {
-        let relay = start_relay("127.0.0.1:0".parse().unwrap()).await;
+        Self::start_with(false, tweak).await
+    }
+
+    /// [`Self::start`] with the wide-field fixture model in the relay when `wide_relay`
+    /// (`tweak` gives it to the simulation-service, or not).
+    pub async fn start_with(wide_relay: bool, tweak: impl FnOnce(&mut SimConfig)) -> Self {
+        let relay = start_relay_with("127.0.0.1:0".parse().unwrap(), wide_relay).await;
         let mut config = sim_config(relay.addr);
         tweak(&mut config);
         let sim = start_sim(config).await;
