@@ -245,16 +245,31 @@ fn defined_r(a: &[f64], b: &[f64]) -> Option<f64> {
 /// Channels per row of the figure (each a PF and an RF image).
 const FIGURE_CHANNELS_PER_ROW: usize = 4;
 
-/// Writes `projective_fields.png`: for each compared channel its PF (mid-grey = no change)
-/// next to its estimated RF (`rf_maps`, one per compared channel, in the order of
-/// `cmp.channels`: the contrast-energy STA over the crop, mid-grey = none), both with the
+/// Most channels the projective-field figure draws: a population of 800 good channels
+/// would make a 200-row, ~19 MB image nobody reads; the scatter plots keep every channel.
+pub const FIGURE_MAX_CHANNELS: usize = 64;
+
+/// Positions (into the compared channels, in order) of the channels the figure draws:
+/// all of them up to [`FIGURE_MAX_CHANNELS`], else that many evenly spaced.
+pub fn figure_channels(n: usize) -> Vec<usize> {
+    if n <= FIGURE_MAX_CHANNELS {
+        return (0..n).collect();
+    }
+    (0..FIGURE_MAX_CHANNELS).map(|k| k * n / FIGURE_MAX_CHANNELS).collect()
+}
+
+/// Writes `projective_fields.png`: for each compared channel the figure draws
+/// ([`figure_channels`]) its PF (mid-grey = no change) next to its estimated RF
+/// (`rf_maps`, one per drawn channel, in that order: the contrast-energy STA over the
+/// crop, mid-grey = none), both with the
 /// RF centre as a white cross and the PF centre as a black square; and `pf_rf_x.png`,
 /// `pf_rf_y.png` (PF centre against RF centre, one point per channel).
 pub fn write_figures(pf: &ProjectiveFields, cmp: &PfRfComparison, rf_maps: &[Vec<f32>], out: &std::path::Path) -> Result<()> {
     use v1_metrics::figures;
     let fig_err = |e: figures::FigureError| ModelError::Invalid(format!("writing a projective-field figure: {e}"));
     let gray = |px: Vec<f32>, s: usize| v1_metrics::GrayImageF32::new(s as u32, s as u32, px).map_err(|e| ModelError::Invalid(e.to_string()));
-    if cmp.channels.is_empty() || rf_maps.len() != cmp.channels.len() {
+    let shown = figure_channels(cmp.channels.len());
+    if cmp.channels.is_empty() || rf_maps.len() != shown.len() {
         return Ok(());
     }
     let s = pf.size;
@@ -266,7 +281,7 @@ pub fn write_figures(pf: &ProjectiveFields, cmp: &PfRfComparison, rf_maps: &[Vec
     };
     let mut rows: Vec<Vec<v1_metrics::GrayImageF32>> = Vec::new();
     let mut labels = Vec::new();
-    let pairs: Vec<(&ChannelFields, &Vec<f32>)> = cmp.channels.iter().zip(rf_maps).collect();
+    let pairs: Vec<(&ChannelFields, &Vec<f32>)> = shown.iter().map(|&k| &cmp.channels[k]).zip(rf_maps).collect();
     for chunk in pairs.chunks(FIGURE_CHANNELS_PER_ROW) {
         let mut row = Vec::with_capacity(2 * FIGURE_CHANNELS_PER_ROW);
         for (ch, rf) in chunk {
@@ -327,6 +342,16 @@ pub fn field_to_unit(field: &[f32]) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_figure_draws_every_channel_up_to_its_cap_then_evenly_spaced_ones() {
+        assert_eq!(figure_channels(3), vec![0, 1, 2]);
+        assert_eq!(figure_channels(FIGURE_MAX_CHANNELS).len(), FIGURE_MAX_CHANNELS);
+        let picked = figure_channels(800);
+        assert_eq!(picked.len(), FIGURE_MAX_CHANNELS);
+        assert_eq!((picked[0], picked[1], *picked.last().unwrap()), (0, 12, 787));
+        assert!(picked.windows(2).all(|w| w[0] < w[1]));
+    }
     use super::*;
 
     #[test]

@@ -28,7 +28,7 @@ pub fn projective_section(ds: &Dataset, model: &V1Model, ridge: &Ridge, good: &[
     }
     let pf = projective::projective_fields(model)?;
     let cmp = projective::compare(info, &pf, &rfs, Some(good))?;
-    let compared: Vec<usize> = cmp.channels.iter().map(|c| c.channel).collect();
+    let compared: Vec<usize> = projective::figure_channels(cmp.channels.len()).into_iter().map(|k| cmp.channels[k].channel).collect();
     let rf_maps = projective::energy_sta(ds, &compared, RF_MAP_SAMPLES);
     projective::write_figures(&pf, &cmp, &rf_maps, out)?;
     let ridge_pf = projective::projective_fields_of(info, |rows, _| ridge.predict(&rows))?;

@@ -9,7 +9,7 @@ use super::projective_fields::RF_MAP_SAMPLES;
 use super::{EvalReport, MAX_R2_FLOOR};
 use crate::error::{ModelError, Result};
 use crate::pipeline::write_atomic;
-use crate::projective::PfRfComparison;
+use crate::projective::{PfRfComparison, FIGURE_MAX_CHANNELS};
 
 /// Writes `metrics.json` (the report as data) and `report.md` (for people).
 pub(super) fn write(report: &EvalReport, ds: &Dataset, out: &Path) -> Result<()> {
@@ -39,7 +39,7 @@ pub fn projective_markdown(p: &PfRfComparison, ridge: Option<&PfRfComparison>) -
         );
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "Below, for each channel (electrodes named at the left of each row, in order), its PF through the model (the change its activity makes to the reconstruction; mid-grey: none, white: brighter, black: darker) beside its RF as the training data show it (spike-triggered average of local contrast energy over up to {RF_MAP_SAMPLES} training crops; brighter: more contrast there drives the channel), both marked with the RF centre (white cross) and the PF centre (black square).\n\n![projective fields](projective_fields.png)\n\n![PF vs RF centre, x](pf_rf_x.png) ![PF vs RF centre, y](pf_rf_y.png)");
+    let _ = writeln!(s, "Below, for each channel (electrodes named at the left of each row, in order; at most {FIGURE_MAX_CHANNELS}, evenly spaced over the good ones), its PF through the model (the change its activity makes to the reconstruction; mid-grey: none, white: brighter, black: darker) beside its RF as the training data show it (spike-triggered average of local contrast energy over up to {RF_MAP_SAMPLES} training crops; brighter: more contrast there drives the channel), both marked with the RF centre (white cross) and the PF centre (black square).\n\n![projective fields](projective_fields.png)\n\n![PF vs RF centre, x](pf_rf_x.png) ![PF vs RF centre, y](pf_rf_y.png)");
     s
 }
 
