@@ -6,7 +6,10 @@
 # MAX_SESSIONS (sessions one client may open on the relay), and optionally SERVICE_BIN:
 # the folder of the two service binaries (default target/release; another build's, to
 # measure it beside this one with the same load generator), RELAY_ARGS and SIM_ARGS:
-# extra options for each service (e.g. "--workers 1").
+# extra options for each service (e.g. "--workers 1"), WIDE_MODEL: the wide-field model's
+# folder, given to both services as --wide-model when it holds a model.json (unset or
+# empty: neither service loads one; scripts/bench-live.sh sets it, models/wide by default).
+# Sets wide_args to the options that named it (empty without one).
 SERVICE_BIN=${SERVICE_BIN:-target/release}
 for bin in "$SERVICE_BIN/relay-service" "$SERVICE_BIN/simulation-service" target/release/v1-loadgen; do
   if [ ! -x "$bin" ]; then
@@ -18,6 +21,10 @@ if [ ! -f "$MODEL/model.json" ]; then
   echo "error: no model in $MODEL (model.json missing). Train one with 'make train-default'." >&2
   exit 1
 fi
+wide_args=()
+if [ -n "${WIDE_MODEL:-}" ] && [ -f "$WIDE_MODEL/model.json" ]; then
+  wide_args=(--wide-model "$WIDE_MODEL")
+fi
 export V1_SHARED_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 pids=()
 stop() {
@@ -27,11 +34,11 @@ stop() {
 }
 trap 'stop; exit 1' INT TERM
 trap stop EXIT
-RUST_LOG=${RUST_LOG:-warn} "$SERVICE_BIN/relay-service" --bind "$RELAY_BIND" --model "$MODEL" \
+RUST_LOG=${RUST_LOG:-warn} "$SERVICE_BIN/relay-service" --bind "$RELAY_BIND" --model "$MODEL" "${wide_args[@]}" \
   --max-sessions-per-client "$MAX_SESSIONS" ${RELAY_ARGS:-} 2>"$LOG.relay.log" &
 relay_pid=$!
 pids+=($relay_pid)
-RUST_LOG=${RUST_LOG:-warn} "$SERVICE_BIN/simulation-service" --bind "$SIM_BIND" --model "$MODEL" \
+RUST_LOG=${RUST_LOG:-warn} "$SERVICE_BIN/simulation-service" --bind "$SIM_BIND" --model "$MODEL" "${wide_args[@]}" \
   --relay-url "ws://$RELAY_BIND/ws/ingest" ${SIM_ARGS:-} 2>"$LOG.sim.log" &
 sim_pid=$!
 pids+=($sim_pid)

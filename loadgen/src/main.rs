@@ -13,6 +13,14 @@
 //! holds the frame rate (at least 98% of frames back, none lost) with p99 under
 //! `--p99-limit-ms`. Output: one JSON object per run on stdout, then a summary.
 //!
+//! `--population wide` sends every frame to the wide-field model (`"population":"wide"`,
+//! which needs both services started with `--wide-model`, checked on their `/healthz`
+//! before the first run) and `--trial single` asks for single-trial responses; at their
+//! defaults (`pvc1`, `mean`) the fields are left out, so the frames are byte for byte
+//! those of a browser that never names them. Every run and the summary say which
+//! population and trial mode were measured, and a reconstruction that comes back for
+//! another population counts as an error, not as a frame received.
+//!
 //! `--watch-pid` names the service processes: each run then reports their CPU time per
 //! frame and their peak resident memory (VmHWM, and the largest VmRSS sampled each second)
 //! next to the lost frames and latency percentiles, and the load average at the end.
@@ -28,7 +36,7 @@ use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
-use shared_protocol::{DataUrl, ImageKind};
+use shared_protocol::{DataUrl, ImageKind, Population, Trial};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -85,6 +93,59 @@ struct Args {
     /// measured sessions; their answers are counted by type in `flood`.
     #[arg(long, default_value_t = 0)]
     flooders: usize,
+    /// The population every frame asks for: pvc1 (the pvc-1 array, the default; the field
+    /// is left out) or wide (the wide-field model over the whole 4:3 frame; both services
+    /// need --wide-model).
+    #[arg(long, default_value = "pvc1", value_parser = parse_population)]
+    population: Population,
+    /// What every response is: mean (the predicted mean counts, the default; the field is
+    /// left out) or single (one Poisson draw per count, like a recorded trial).
+    #[arg(long, default_value = "mean", value_parser = parse_trial)]
+    trial: Trial,
+}
+
+fn parse_population(s: &str) -> Result<Population, String> {
+    Population::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
+        format!("{s:?} is not a population; use pvc1 (the pvc-1 array, the default) or wide (the wide-field population; both services need --wide-model)")
+    })
+}
+
+fn parse_trial(s: &str) -> Result<Trial, String> {
+    [Trial::Mean, Trial::Single].into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
+        format!("{s:?} is not a trial mode; use mean (the predicted mean counts, the default) or single (one Poisson draw per count)")
+    })
+}
+
+/// The optional fields every stimulus ends with: empty at the defaults, so that those
+/// frames are exactly what a browser that never names a population or trial sends.
+fn stimulus_extra(population: Population, trial: Trial) -> String {
+    let mut extra = String::new();
+    if population != Population::default() {
+        extra.push_str(&format!(r#","population":"{population}""#));
+    }
+    if trial != Trial::default() {
+        extra.push_str(&format!(r#","trial":"{}""#, trial.as_str()));
+    }
+    extra
+}
+
+/// One `stimulus` message; `extra` comes from [`stimulus_extra`].
+fn stimulus_message(session: &str, token: &str, frame_id: u64, image: &str, extra: &str) -> String {
+    format!(r#"{{"type":"stimulus","session_id":"{session}","token":"{token}","frame_id":{frame_id},"image":"{image}"{extra}}}"#)
+}
+
+/// The population a `reconstructed_image` names (absent meaning pvc1).
+fn reply_population(v: &Value) -> &str {
+    v["population"].as_str().unwrap_or(Population::Pvc1.as_str())
+}
+
+/// The wide-field model takes the whole frame, so its frames must have the 4:3 shape of
+/// the movie frames it was trained on.
+fn check_frame_shape(population: Population, width: u32, height: u32) -> anyhow::Result<()> {
+    if population == Population::Wide && u64::from(width) * 3 != u64::from(height) * 4 {
+        bail!("--population wide needs 4:3 frames (the wide-field model takes the whole frame), got --width {width} --height {height}; use e.g. --width 320 --height 240");
+    }
+    Ok(())
 }
 
 fn parse_pair(s: &str) -> Result<(SocketAddr, SocketAddr), String> {
@@ -107,6 +168,13 @@ async fn main() -> anyhow::Result<()> {
             bail!("--watch-pid {pid}: no such process (or /proc/{pid}/status is unreadable)");
         }
     }
+    check_frame_shape(args.population, args.width, args.height)?;
+    if args.population == Population::Wide {
+        let pairs = if args.spread.is_empty() { vec![(args.relay, args.sim)] } else { args.spread.clone() };
+        for (relay, sim) in pairs {
+            check_wide_model(relay, sim).await?;
+        }
+    }
     let image = Arc::new(test_image(args.width, args.height)?);
     let flood_image = if args.flooders > 0 { Some(Arc::new(flood_image())) } else { None };
     let counts = if args.sweep.is_empty() { vec![args.sessions] } else { args.sweep.clone() };
@@ -118,7 +186,9 @@ async fn main() -> anyhow::Result<()> {
         let r = run(&args, n, image.clone(), flood_image.clone()).await?;
         println!("{}", serde_json::to_string(&r)?);
         eprintln!(
-            "{n:>3} sessions: sent {:>6} received {:>6} lost {:>4} errors {:>3} | p50 {:>6.1} ms p99 {:>6.1} ms | {:>5.1} fps/session | {}",
+            "{n:>3} sessions ({} {}): sent {:>6} received {:>6} lost {:>4} errors {:>3} | p50 {:>6.1} ms p99 {:>6.1} ms | {:>5.1} fps/session | {}",
+            args.population,
+            args.trial.as_str(),
             r["sent"],
             r["received"],
             r["lost"],
@@ -150,14 +220,28 @@ async fn main() -> anyhow::Result<()> {
         "summary": {
             "fps": args.fps,
             "image": format!("{}x{} JPEG", args.width, args.height),
+            "population": args.population.as_str(),
+            "trial": args.trial.as_str(),
             "p99_limit_ms": args.p99_limit_ms,
             "largest_sessions_held": best,
         }
     });
     println!("{}", serde_json::to_string(&summary)?);
     match best {
-        Some(n) => eprintln!("largest session count holding {} fps with p99 < {} ms: {n}", args.fps, args.p99_limit_ms),
-        None => eprintln!("no session count held {} fps with p99 < {} ms", args.fps, args.p99_limit_ms),
+        Some(n) => eprintln!(
+            "largest session count holding {} fps with p99 < {} ms (population {}, trial {}): {n}",
+            args.fps,
+            args.p99_limit_ms,
+            args.population,
+            args.trial.as_str()
+        ),
+        None => eprintln!(
+            "no session count held {} fps with p99 < {} ms (population {}, trial {})",
+            args.fps,
+            args.p99_limit_ms,
+            args.population,
+            args.trial.as_str()
+        ),
     }
     Ok(())
 }
@@ -188,9 +272,10 @@ fn flood_image() -> String {
     DataUrl::encode(ImageKind::Png, &bytes)
 }
 
-/// One flooder: its own session and `/ws` connection, `image` at `fps` until `stop_at`;
+/// One flooder: its own session and `/ws` connection, `image` at `fps` until `stop_at`
+/// (asking for the sessions' population and trial mode);
 /// returns the answers it got by type (and error code).
-async fn flood(relay: SocketAddr, sim: SocketAddr, image: Arc<String>, fps: u32, start_at: Instant, stop_at: Instant) -> anyhow::Result<HashMap<String, u64>> {
+async fn flood(relay: SocketAddr, sim: SocketAddr, image: Arc<String>, extra: String, fps: u32, start_at: Instant, stop_at: Instant) -> anyhow::Result<HashMap<String, u64>> {
     let (session, token) = new_session(relay).await?;
     let (browser, _) = tokio_tungstenite::connect_async(format!("ws://{sim}/ws")).await.context("connecting a flooder to /ws")?;
     let (mut to_sim, mut from_sim) = browser.split();
@@ -212,7 +297,7 @@ async fn flood(relay: SocketAddr, sim: SocketAddr, image: Arc<String>, fps: u32,
             break;
         }
         frame_id += 1;
-        let text = format!(r#"{{"type":"stimulus","session_id":"{session}","token":"{token}","frame_id":{frame_id},"image":"{image}"}}"#);
+        let text = stimulus_message(&session, &token, frame_id, &image, &extra);
         if to_sim.send(Message::Text(text.into())).await.is_err() {
             break;
         }
@@ -232,6 +317,9 @@ struct Tally {
     sent_total: u64,
     received: u64,
     errors: u64,
+    /// Reconstructions that came back for another population than the one asked for
+    /// (also counted in `errors`).
+    wrong_population: u64,
     latencies_ms: Vec<f64>,
 }
 
@@ -251,9 +339,11 @@ async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<
     let stop_at = measure_from + Duration::from_secs_f64(args.duration);
     let mut tasks = Vec::new();
     let mut flooders = Vec::new();
+    let extra = stimulus_extra(args.population, args.trial);
+    let population = args.population.as_str();
     if let Some(flood_image) = &flood_image {
         for _ in 0..args.flooders {
-            flooders.push(tokio::spawn(flood(args.relay, args.sim, flood_image.clone(), args.fps, start_at, stop_at)));
+            flooders.push(tokio::spawn(flood(args.relay, args.sim, flood_image.clone(), extra.clone(), args.fps, start_at, stop_at)));
         }
     }
     for i in 0..n {
@@ -285,6 +375,14 @@ async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<
                 let Ok(v) = serde_json::from_str::<Value>(text) else { continue };
                 if v["type"] == "reconstructed_image" {
                     let Some(f) = v["frame_id"].as_u64() else { continue };
+                    if reply_population(&v) != population {
+                        if lock(&sub_pending).remove(&f).is_some() {
+                            let mut t = lock(&sub_tally);
+                            t.errors += 1;
+                            t.wrong_population += 1;
+                        }
+                        continue;
+                    }
                     if let Some(sent) = lock(&sub_pending).remove(&f) {
                         let mut t = lock(&sub_tally);
                         t.received += 1;
@@ -319,6 +417,7 @@ async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<
         let period = Duration::from_secs_f64(1.0 / f64::from(args.fps));
         let send_tally = tally.clone();
         let image = image.clone();
+        let extra = extra.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(start_at.into(), period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -330,9 +429,7 @@ async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<
                     break;
                 }
                 frame_id += 1;
-                let text = format!(
-                    r#"{{"type":"stimulus","session_id":"{session}","token":"{token}","frame_id":{frame_id},"image":"{image}"}}"#
-                );
+                let text = stimulus_message(&session, &token, frame_id, &image, &extra);
                 let measured = now >= measure_from;
                 if measured {
                     lock(&pending).insert(frame_id, Instant::now());
@@ -401,12 +498,15 @@ async fn run(args: &Args, n: usize, image: Arc<String>, flood_image: Option<Arc<
     let held = lost == 0 && t.received as f64 >= 0.98 * t.sent as f64 && p99.is_some_and(|p| p < args.p99_limit_ms);
     Ok(json!({
         "sessions": n,
+        "population": population,
+        "trial": args.trial.as_str(),
         "fps_target": args.fps,
         "duration_s": args.duration,
         "sent": t.sent,
         "received": t.received,
         "lost": lost,
         "errors": t.errors,
+        "wrong_population": t.wrong_population,
         "fps_per_session": (fps_per_session * 100.0).round() / 100.0,
         "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": p99, "max": lat.last().copied()},
         "held": held,
@@ -474,23 +574,131 @@ fn watch(pids: &[u32]) -> (Peaks, tokio::task::JoinHandle<()>) {
 /// `POST /api/sessions` on the relay (with the JSON content type it requires, and an
 /// empty object as body).
 async fn new_session(relay: SocketAddr) -> anyhow::Result<(String, String)> {
-    let stream = TcpStream::connect(relay).await.with_context(|| format!("connecting to the relay at {relay}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<&'static [u8]>>(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    let request = hyper::Request::builder()
-        .method("POST")
-        .uri("/api/sessions")
-        .header("host", relay.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(&b"{}"[..]))?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    if status.as_u16() != 201 {
-        bail!("POST /api/sessions answered {status}: {}", String::from_utf8_lossy(&body));
+    let (status, v) = http_json(relay, "POST", "/api/sessions").await.with_context(|| format!("creating a session on the relay at {relay}"))?;
+    if status != 201 {
+        bail!("POST /api/sessions answered {status}: {v}");
     }
-    let v: Value = serde_json::from_slice(&body)?;
     let id = v["session_id"].as_str().ok_or_else(|| anyhow!("no session_id in {v}"))?;
     let token = v["token"].as_str().ok_or_else(|| anyhow!("no token in {v}"))?;
     Ok((id.to_owned(), token.to_owned()))
+}
+
+/// Checks on both services' `/healthz` that they run with the wide-field model
+/// (`wide_model` is null without one), so that a wide run fails at once with what to do
+/// instead of counting every frame as an error.
+async fn check_wide_model(relay: SocketAddr, sim: SocketAddr) -> anyhow::Result<()> {
+    for (name, addr) in [("relay-service", relay), ("simulation-service", sim)] {
+        let (status, v) = http_json(addr, "GET", "/healthz")
+            .await
+            .with_context(|| format!("asking the {name} at {addr} whether it runs the wide-field model"))?;
+        if status != 200 {
+            bail!("GET /healthz on the {name} at {addr} answered {status}: {v}");
+        }
+        if v["wide_model"].is_null() {
+            bail!("--population wide: the {name} at {addr} runs without the wide-field model; start it with --wide-model DIR (V1_WIDE_MODEL)");
+        }
+    }
+    Ok(())
+}
+
+/// One HTTP/1 request with an empty JSON object as body (for POST); the status and the
+/// body read as JSON (a body that is not JSON comes back as a JSON string).
+async fn http_json(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+    let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake::<_, Full<&'static [u8]>>(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut request = hyper::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    let body: &'static [u8] = if method == "POST" {
+        request = request.header("content-type", "application/json");
+        b"{}"
+    } else {
+        b""
+    };
+    let response = sender.send_request(request.body(Full::new(body))?).await.with_context(|| format!("{method} {path} on {addr}"))?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await?.to_bytes();
+    let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Ok((status, v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared_protocol::{decode, Message as Wire, SIMULATION};
+
+    const SESSION: &str = "3f9c0a1b2c3d4e5f60718293a4b5c6d7";
+
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("v1-loadgen").chain(extra.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_pvc1_and_mean() -> anyhow::Result<()> {
+        let args = parse(&[])?;
+        assert_eq!(args.population, Population::Pvc1);
+        assert_eq!(args.trial, Trial::Mean);
+        Ok(())
+    }
+
+    #[test]
+    fn default_frames_carry_neither_field_and_are_unchanged() {
+        let extra = stimulus_extra(Population::Pvc1, Trial::Mean);
+        assert_eq!(extra, "");
+        let text = stimulus_message(SESSION, "tok", 7, "data:image/jpeg;base64,AAAA", &extra);
+        assert_eq!(
+            text,
+            format!(r#"{{"type":"stimulus","session_id":"{SESSION}","token":"tok","frame_id":7,"image":"data:image/jpeg;base64,AAAA"}}"#)
+        );
+        assert!(!text.contains("population") && !text.contains("trial"));
+    }
+
+    #[test]
+    fn wide_single_frames_name_both_and_decode_as_the_service_reads_them() -> anyhow::Result<()> {
+        let args = parse(&["--population", "wide", "--trial", "single"])?;
+        let extra = stimulus_extra(args.population, args.trial);
+        let text = stimulus_message(SESSION, "tok", 3, "data:image/jpeg;base64,AAAA", &extra);
+        assert!(text.contains(r#""population":"wide""#), "{text}");
+        assert!(text.contains(r#""trial":"single""#), "{text}");
+        match decode(&text, &SIMULATION)? {
+            Wire::Stimulus(s) => {
+                assert_eq!(s.population, Some(Population::Wide));
+                assert_eq!(s.trial, Some(Trial::Single));
+                assert_eq!(s.frame_id, Some(3));
+            }
+            other => panic!("decoded as {other:?}"),
+        }
+        // Each field alone.
+        assert_eq!(stimulus_extra(Population::Wide, Trial::Mean), r#","population":"wide""#);
+        assert_eq!(stimulus_extra(Population::Pvc1, Trial::Single), r#","trial":"single""#);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_values_are_refused_naming_the_value_and_the_valid_ones() {
+        let Err(e) = parse(&["--population", "v4"]) else { panic!("--population v4 was accepted") };
+        let msg = e.to_string();
+        assert!(msg.contains("\"v4\" is not a population") && msg.contains("pvc1") && msg.contains("wide"), "{msg}");
+        let Err(e) = parse(&["--trial", "many"]) else { panic!("--trial many was accepted") };
+        let msg = e.to_string();
+        assert!(msg.contains("\"many\" is not a trial mode") && msg.contains("mean") && msg.contains("single"), "{msg}");
+        // The wire spellings only.
+        assert!(parse(&["--population", "Wide"]).is_err());
+        assert!(parse(&["--trial", ""]).is_err());
+    }
+
+    #[test]
+    fn wide_frames_must_be_four_by_three() {
+        assert!(check_frame_shape(Population::Wide, 320, 240).is_ok());
+        assert!(check_frame_shape(Population::Wide, 640, 480).is_ok());
+        let Err(e) = check_frame_shape(Population::Wide, 240, 240) else { panic!("a square wide frame was accepted") };
+        assert!(e.to_string().contains("4:3"), "{e}");
+        // The pvc-1 array's crop lies inside any frame.
+        assert!(check_frame_shape(Population::Pvc1, 240, 240).is_ok());
+    }
+
+    #[test]
+    fn a_reconstruction_without_population_is_pvc1() {
+        assert_eq!(reply_population(&json!({"type": "reconstructed_image", "frame_id": 1})), "pvc1");
+        assert_eq!(reply_population(&json!({"type": "reconstructed_image", "frame_id": 1, "population": "wide"})), "wide");
+    }
 }
