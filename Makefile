@@ -57,10 +57,11 @@ eval-default: build data
 
 ## The wide-field simulated dataset (16 arrays tiling the frame; ~4.5 minutes, 1.5 GB), the
 ## photographs for its held-out test (from scikit-image's wheel on PyPI), and the
-## wide-field model trained and evaluated on it: on the test split, then on movies of the
-## held-out photographs the model never saw (same population, same seed).
+## wide-field model trained and evaluated on it (`train-wide` rewrites the shipped
+## models/wide): on the test split, then on movies of the held-out photographs the model
+## never saw (same population, same seed).
 WIDE_DATA ?= data/wide
-WIDE_MODEL ?= out/wide
+WIDE_MODEL ?= models/wide
 data-wide: $(WIDE_DATA)/ground_truth/COMPLETE
 
 $(WIDE_DATA)/ground_truth/COMPLETE:
