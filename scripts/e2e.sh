@@ -17,9 +17,14 @@ printf '{"phase":"building the cache","percent":40,"updated_unix":%s}\n' "$(date
 export RELAY_BIN="$PWD/target/release/relay-service"
 export SIM_BIN="$PWD/target/release/simulation-service"
 export V1_MODEL_DIR="$work/model"
-# The same small model stands in for the wide-field one (both services read V1_WIDE_MODEL),
-# so that the page's wide-field population runs against the real services too.
-export V1_WIDE_MODEL="$work/model"
+# The shipped wide-field model (both services read V1_WIDE_MODEL), so that the page's
+# wide-field population runs against the real services and the real population; the small
+# model stands in for it in a checkout without one.
+if [ -f models/wide/model.json ]; then
+  export V1_WIDE_MODEL="$PWD/models/wide"
+else
+  export V1_WIDE_MODEL="$work/model"
+fi
 export V1_DATA_DIR="$work/preparing"
 export V1_PREPARED_CACHE_DIR="$work/data/cache"
 cd frontend
