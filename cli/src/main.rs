@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod bench;
+mod compare;
 mod inspect;
 mod nwb;
 mod report;
@@ -177,6 +178,26 @@ enum Command {
         /// Upscale the output image by this factor.
         #[arg(long, default_value_t = 4)]
         scale: u32,
+    },
+    /// Several models' live paths on the same pictures, side by side (e.g. the pvc-1
+    /// array's and the wide field's): each picture cut to the camera's 4:3 frame, each
+    /// model's reconstruction from its predicted mean response and from a Poisson sample
+    /// of it, drawn where the model looks. Writes a PNG grid; prints each column's
+    /// full-frame PixCorr.
+    Compare {
+        /// Model directories, in column order (repeat the flag or separate by commas).
+        #[arg(long = "model", value_delimiter = ',', required = true)]
+        models: Vec<PathBuf>,
+        /// Pictures (any format the image crate reads).
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Upscale the figure's images by this factor (1 to 8).
+        #[arg(long, default_value_t = 2)]
+        scale: u32,
+        /// Seed of the single trials' Poisson draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Write a dataset in another format.
     Export {
@@ -378,6 +399,9 @@ fn run(cli: Cli) -> Result<()> {
             reporter.finish(false);
             println!("{}", models::eval::markdown(&report, &ds));
             println!("report written to {}", out.join("report.md").display());
+        }
+        Command::Compare { models, images, out, scale, seed } => {
+            compare::run(&compare::CompareArgs { models: &models, images: &images, out: &out, scale, seed })?;
         }
         Command::Predict { model, images, out } => {
             if images.is_empty() {

@@ -121,6 +121,13 @@ pub fn softplus(x: &Tensor) -> Result<Tensor> {
     pos + tail
 }
 
+/// A simulated single trial: one Poisson draw per predicted mean count (a mean below
+/// 1e-6, or one the distribution refuses, draws as if 1e-6, or 0).
+pub fn poisson_counts<R: rand::Rng + ?Sized>(means: &[f32], rng: &mut R) -> Vec<f32> {
+    use rand_distr::{Distribution, Poisson};
+    means.iter().map(|&m| Poisson::new(m.max(1e-6) as f64).map(|d| d.sample(rng) as f32).unwrap_or(0.0)).collect()
+}
+
 /// Poisson negative log-likelihood (without the constant log k! term), averaged.
 pub fn poisson_loss(rate: &Tensor, counts: &Tensor) -> Result<Tensor> {
     let eps = 1e-6;

@@ -141,7 +141,6 @@ pub(super) const LIVE_MEAN: &str = "live path: the model's predicted mean respon
 pub(super) const LIVE_SAMPLE: &str = "live path: a Poisson sample of it";
 
 fn live_path(cx: &Setup<'_>, eval_idx: &[usize], seed: u64) -> Result<(Vec<f32>, Vec<f32>)> {
-    use rand_distr::{Distribution, Poisson};
     let (ds, model) = (cx.ds, cx.model);
     let clips = Clips::new(ds, cx.info, model.clip_frames());
     let mut rates = Vec::with_capacity(eval_idx.len() * cx.rlen);
@@ -150,10 +149,7 @@ fn live_path(cx: &Setup<'_>, eval_idx: &[usize], seed: u64) -> Result<(Vec<f32>,
         rates.extend(model.predict_tensor(&x)?.flatten_all()?.to_vec1::<f32>()?);
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5e_ed0f_11fe);
-    let sample: Vec<f32> = rates
-        .iter()
-        .map(|&r| Poisson::new(r.max(1e-6) as f64).map(|d| d.sample(&mut rng) as f32).unwrap_or(0.0))
-        .collect();
+    let sample = crate::waveform_decoder::poisson_counts(&rates, &mut rng);
     let as_tensor = |v: Vec<f32>| Tensor::from_vec(v, (eval_idx.len(), cx.rlen), &cx.dev);
     Ok((recon_of(model, &as_tensor(rates)?)?, recon_of(model, &as_tensor(sample)?)?))
 }

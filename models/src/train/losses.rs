@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Tensor};
 use neural_data::cache::Dataset;
-use rand_distr::{Distribution, Poisson};
+use rand_distr::Distribution;
 
 use super::phase::Phase;
 use super::ResponseSource;
@@ -151,13 +151,7 @@ pub(super) fn phase2_batch(x_in: &Inputs<'_>, idx: &[usize], rng: &mut rand_chac
         }
         if n_syn > 0 {
             let rates: Vec<f32> = rate.narrow(0, n_mean, n_syn)?.flatten_all()?.to_vec1()?;
-            let sampled: Vec<f32> = rates
-                .iter()
-                .map(|&r| match Poisson::new(r.max(1e-6) as f64) {
-                    Ok(d) => d.sample(rng) as f32,
-                    Err(_) => 0.0,
-                })
-                .collect();
+            let sampled = crate::waveform_decoder::poisson_counts(&rates, rng);
             parts.push(Tensor::from_vec(sampled, (n_syn, rate.dim(1)?), device)?);
         }
         if n_mean + n_syn < idx.len() {
