@@ -7,6 +7,11 @@ import { SessionController } from "./session";
 import { INFO, PNG, SESSION, WIDE, fakeFetch, json, socketRecorder } from "./test/fakes";
 
 const controllers: SessionController[] = [];
+/** `GET /api/projective-fields?population=wide` for WIDE's four channels. */
+const WIDE_FIELDS = {
+  image_size: 64,
+  channels: WIDE.channels.map((ch, c) => ({ index: c, electrode: ch.electrode, image: PNG, pf_center: [40, 30], rf_center: ch.rf_centre ?? null })),
+};
 
 afterEach(() => {
   for (const c of controllers.splice(0)) c.dispose();
@@ -23,7 +28,7 @@ async function mount(options: { openCamera?: () => Promise<MediaStream>; info?: 
   const simSockets = socketRecorder();
   const controller = new SessionController({
     relay: new RelayClient({ origin: "http://relay.test", fetch: fakeFetch(() => json(SESSION, 201)).fetch, socketFactory: relaySockets.factory, backoff: { initialMs: 50, jitter: 0 } }),
-    simulation: new SimulationClient({ wsUrl: "ws://sim.test/ws", fetch: fakeFetch((call) => json(call.url.endsWith("/api/projective-fields") ? { image_size: 4, channels: [] } : (options.info ?? INFO))).fetch, socketFactory: simSockets.factory, backoff: { initialMs: 50, jitter: 0 } }),
+    simulation: new SimulationClient({ wsUrl: "ws://sim.test/ws", fetch: fakeFetch((call) => json(call.url.endsWith("/api/projective-fields") ? { image_size: 4, channels: [] } : call.url.endsWith("?population=wide") ? WIDE_FIELDS : (options.info ?? INFO))).fetch, socketFactory: simSockets.factory, backoff: { initialMs: 50, jitter: 0 } }),
     similarity: async () => 0.5,
   });
   controllers.push(controller);
@@ -195,5 +200,32 @@ describe("App with two populations", () => {
     await waitFor(() => expect(screen.getByTestId("activity-wide").getAttribute("data-has-activity")).toBe("true"));
     expect(screen.getByTestId("reconstruction").style.aspectRatio).toBe("320 / 240");
     expect(screen.getByText(/one trial of spikes/)).toBeTruthy();
+  });
+
+  it("in Imagine mode paints the wide field's channels and shows a hovered channel's projective field at the frame's aspect", async () => {
+    const { simSockets, relaySockets } = await mount({ info: { ...INFO, wide: WIDE } });
+    await waitFor(() => expect((screen.getByRole("radio", { name: "wide field" }) as HTMLInputElement).disabled).toBe(false));
+    await userEvent.click(screen.getByRole("radio", { name: "wide field" }));
+    await userEvent.click(screen.getByRole("tab", { name: "Imagine" }));
+    const imagined = () => simSockets.last().messages().filter((m) => m.type === "imagined");
+    expect(imagined()).toEqual([{ type: "imagined", session_id: SESSION.session_id, token: SESSION.token, frame_id: 1, payload: [1, 1, 1, 1, 1, 1, 1, 1], population: "wide" }]);
+    act(() => relaySockets.last().receive({ type: "reconstructed_image", session_id: SESSION.session_id, frame_id: 1, image_base64: PNG, population: "wide" }));
+    const map = screen.getByTestId("activity-wide");
+    expect(map.getAttribute("data-editable")).toBe("true");
+    expect(screen.getByText(/Click or drag on channels to raise them by 2 spikes/)).toBeTruthy();
+    const dot = map.querySelector('circle[data-channel="1"]') as Element;
+    act(() => {
+      dot.dispatchEvent(new MouseEvent("pointerdown", { bubbles: true }));
+      dot.dispatchEvent(new MouseEvent("pointerup", { bubbles: true }));
+    });
+    expect(imagined().at(-1)).toMatchObject({ frame_id: 2, payload: [1, 2, 1, 1, 1, 2, 1, 1], population: "wide" });
+    act(() => dot.dispatchEvent(new MouseEvent("pointermove", { bubbles: true })));
+    const field = await screen.findByTestId("projective-field");
+    expect(field.getAttribute("data-channel")).toBe("1");
+    expect(field.textContent).toContain("Channel 2 (array f1): what its activity adds");
+    expect((field.querySelector(".field-stage") as HTMLElement).style.aspectRatio).toBe("320 / 240");
+    act(() => relaySockets.last().receive({ type: "reconstructed_image", session_id: SESSION.session_id, frame_id: 2, image_base64: PNG, population: "wide" }));
+    await userEvent.click(screen.getByTestId("imagine-reset"));
+    expect(imagined().at(-1)).toMatchObject({ payload: [1, 1, 1, 1, 1, 1, 1, 1], population: "wide" });
   });
 });

@@ -31,7 +31,7 @@ export interface AppProps {
 }
 
 const SNAPSHOT_CAPTURE = { maxWidth: 640, maxHeight: 480, quality: 0.9 };
-/** Spikes (summed over the lags) one click adds to an electrode in Imagine mode. */
+/** Spikes (summed over the lags) one click adds to an electrode (or a wide-field channel) in Imagine mode. */
 const IMAGINE_STEP = 2;
 
 function defaultCapture(video: HTMLVideoElement, canvas: HTMLCanvasElement, snapshot: boolean): string | null {
@@ -149,18 +149,23 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
     }
   }, [mode, source, upload, camera, streaming, fps, controller, grab, chooseFile, state.imagine?.start]);
 
+  // The map shown is the one painted: array cells of the pvc-1 array, markers of the wide field.
+  const paintsWide = state.population === "wide";
   const editing = useMemo(
     () =>
       mode === "imagine" && state.imagine !== null
         ? {
-            onEdit: (cell: number, delta: number) => controller.editCell(cell, delta),
-            onHover: (cell: number | null) => controller.hoverCell(cell),
+            onEdit: (site: number, delta: number) => (paintsWide ? controller.editMarker(site, delta) : controller.editCell(site, delta)),
+            onHover: (site: number | null) => (paintsWide ? controller.hoverMarker(site) : controller.hoverCell(site)),
             step: IMAGINE_STEP,
             lower,
           }
         : null,
-    [mode, state.imagine, controller, lower],
+    [mode, state.imagine, controller, lower, paintsWide],
   );
+  // The wide field's electrode ids repeat over its arrays: its channels go by number and array.
+  const hoveredChannel = wide !== null && state.hoveredField !== null ? state.info?.wide?.channels[state.hoveredField.index] : undefined;
+  const fieldName = hoveredChannel !== undefined && state.hoveredField !== null ? `Channel ${state.hoveredField.index + 1} (array ${hoveredChannel.file})` : null;
 
   // "T" runs the primary action from anywhere on the page except form fields.
   useEffect(() => {
@@ -357,6 +362,7 @@ export function App({ controller, openCamera = browserOpenCamera, captureFrame =
               streaming={streaming}
               similarity={state.similarity}
               field={state.hoveredField}
+              fieldName={fieldName}
               fieldSize={state.fieldSize}
               frameAspect={frameAspect}
             />

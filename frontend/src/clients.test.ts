@@ -393,6 +393,14 @@ describe("SimulationClient", () => {
     }
   });
 
+  it("asks for each population's projective fields at its own URL", async () => {
+    const field = { index: 0, electrode: 3, image: PNG, pf_center: [1, 2], rf_center: null };
+    const { sim, net } = setup((url) => json({ image_size: url.endsWith("?population=wide") ? 64 : 4, channels: [field] }));
+    expect((await sim.projectiveFields())?.imageSize).toBe(4);
+    expect((await sim.projectiveFields("wide"))?.imageSize).toBe(64);
+    expect(net.calls.map((c) => c.url)).toEqual(["http://sim.test:8081/api/projective-fields", "http://sim.test:8081/api/projective-fields?population=wide"]);
+  });
+
   it("sends messages and passes on responses and errors", async () => {
     const { sim, sockets, errors } = setup();
     const responses: unknown[] = [];

@@ -14,6 +14,7 @@ import {
   type BrowserOutgoing,
   type Credentials,
   type ParseResult,
+  type Population,
   type ProjectiveFields,
   type ReconstructedImage,
   type ResponseMessage,
@@ -403,9 +404,13 @@ export class SimulationClient {
     }
   }
 
-  /** Every channel's projective field (`GET /api/projective-fields`); null after reporting a failure. */
-  projectiveFields(): Promise<ProjectiveFields | null> {
-    return this.getJson("/api/projective-fields", parseProjectiveFields, "Imagine mode shows them on hover");
+  /**
+   * Every channel's projective field of `population` (`GET /api/projective-fields`, with
+   * `?population=wide` for the wide field); null after reporting a failure.
+   */
+  projectiveFields(population: Population = "pvc1"): Promise<ProjectiveFields | null> {
+    const path = population === "pvc1" ? "/api/projective-fields" : `/api/projective-fields?population=${population}`;
+    return this.getJson(path, parseProjectiveFields, "Imagine mode shows them on hover");
   }
 
   /** GETs a JSON document of the service and parses it; failures are reported as errors, saying what needs it. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildLayout } from "./activity";
+import { buildLayout, buildWideLayout } from "./activity";
 import { ImaginedResponse } from "./imagine";
 import { MAX_IMAGINED_COUNT } from "./protocol";
 
@@ -45,5 +45,30 @@ describe("ImaginedResponse", () => {
     const fresh = new ImaginedResponse([1, 1, 1, 1, 1, 1]);
     expect(fresh.edit(99, 5, layout)).toBe(false);
     expect(fresh.canUndo).toBe(false);
+  });
+
+  it("raises a wide-field marker's channels: one dot's channel, or every channel of a ring", () => {
+    // Four channels, one lag: channel 0 placed, channels 1-3 of array "b" without a centre (one ring).
+    const wide = buildWideLayout({
+      channels: [
+        { file: "a", electrode: 1, row: 0, col: 0, rfCentre: [32, 32] },
+        { file: "b", electrode: 1, row: 0, col: 0 },
+        { file: "b", electrode: 2, row: 0, col: 1 },
+        { file: "b", electrode: 3, row: 0, col: 2 },
+      ],
+      lags: 1,
+      imageSize: 64,
+      cropWindow: { x: 0, y: 0, width: 320, height: 240 },
+    });
+    const r = new ImaginedResponse([1, 1, 1, 1]);
+    expect(r.editMarker(0, 2, wide)).toBe(true);
+    expect(Array.from(r.values)).toEqual([3, 1, 1, 1]);
+    expect(r.editMarker(1, -1, wide)).toBe(true);
+    expect(Array.from(r.values)).toEqual([3, 0, 0, 0]);
+    // No such marker, or a channel index outside the response: nothing changes.
+    expect(r.editMarker(7, 2, wide)).toBe(false);
+    expect(r.editChannels([4, -1, 0.5], 2, wide)).toBe(false);
+    expect(r.undo()).toBe(true);
+    expect(Array.from(r.values)).toEqual([3, 1, 1, 1]);
   });
 });

@@ -3,12 +3,13 @@
  * tested exactly.
  *
  * Responsibility: hold the response being painted (lag-major, like the wire payload), the
- * response it started from, and the edits in between for undo. An edit changes one array
- * cell's activity: every channel recorded there gains `delta` spikes summed over the lags,
- * spread evenly over its lag bins, and every value stays within what the service accepts
+ * response it started from, and the edits in between for undo. An edit changes the activity
+ * of one place on the activity map (an array cell of the pvc-1 array, a marker of the wide
+ * field): every channel shown there gains `delta` spikes summed over the lags, spread evenly
+ * over its lag bins, and every value stays within what the service accepts
  * (0..=MAX_IMAGINED_COUNT spikes per bin).
  */
-import type { ArrayLayout } from "./activity";
+import type { ArrayLayout, WideLayout } from "./activity";
 import { MAX_IMAGINED_COUNT } from "./protocol";
 
 /** Most edits kept for undo. */
@@ -40,12 +41,27 @@ export class ImaginedResponse {
 
   /** Adds `delta` spikes (over all lags) to every channel at array cell `cell`; false if nothing changed. */
   edit(cell: number, delta: number, layout: ArrayLayout): boolean {
+    const channels: number[] = [];
+    for (let c = 0; c < layout.channels; c++) if (layout.cellOfChannel[c] === cell) channels.push(c);
+    return this.editChannels(channels, delta, layout);
+  }
+
+  /** Adds `delta` spikes (over all lags) to every channel of wide-field marker `marker`; false if nothing changed. */
+  editMarker(marker: number, delta: number, layout: WideLayout): boolean {
+    return this.editChannels(layout.markers[marker]?.channels ?? [], delta, layout);
+  }
+
+  /**
+   * Adds `delta` spikes (over all lags) to each of `channels` of a lag-major response of
+   * `shape`; false if nothing changed (no channel, or every value already at its bound).
+   */
+  editChannels(channels: readonly number[], delta: number, shape: { lags: number; channels: number }): boolean {
     const next = this.current.slice();
-    const perBin = delta / layout.lags;
-    for (let c = 0; c < layout.channels; c++) {
-      if (layout.cellOfChannel[c] !== cell) continue;
-      for (let l = 0; l < layout.lags; l++) {
-        const i = l * layout.channels + c;
+    const perBin = delta / shape.lags;
+    for (const c of channels) {
+      if (!Number.isInteger(c) || c < 0 || c >= shape.channels) continue;
+      for (let l = 0; l < shape.lags; l++) {
+        const i = l * shape.channels + c;
         next[i] = clamp((next[i] ?? 0) + perBin);
       }
     }

@@ -20,6 +20,11 @@ const FIELDS = {
   channels: [0, 1, 2].map((c) => ({ index: c, electrode: INFO.channels[c]?.electrode, image: PNG, pf_center: [1, 2], rf_center: [1.5, 2.5] })),
 };
 const INFO_WITH_MEAN = { ...INFO, response_mean: [1, 1, 1, 2, 2, 2] };
+/** `GET /api/projective-fields?population=wide` for WIDE's four channels. */
+const WIDE_FIELDS = {
+  image_size: 64,
+  channels: [0, 1, 2, 3].map((c) => ({ index: c, electrode: WIDE.channels[c]?.electrode, image: PNG, pf_center: [20, 20], rf_center: WIDE.channels[c]?.rf_centre ?? null })),
+};
 
 async function setup({
   connect = true,
@@ -29,6 +34,7 @@ async function setup({
 } = {}) {
   const relaySockets = socketRecorder();
   const simSockets = socketRecorder();
+  const fetched: string[] = [];
   const relay = new RelayClient({
     origin: "http://relay.test",
     fetch: fakeFetch(() => sessionAnswer()).fetch,
@@ -37,7 +43,10 @@ async function setup({
   });
   const simulation = new SimulationClient({
     wsUrl: "ws://sim.test/ws",
-    fetch: fakeFetch((call) => json(call.url.endsWith("/api/projective-fields") ? FIELDS : info)).fetch,
+    fetch: fakeFetch((call) => {
+      fetched.push(call.url);
+      return json(call.url.endsWith("/api/projective-fields") ? FIELDS : call.url.endsWith("/api/projective-fields?population=wide") ? WIDE_FIELDS : info);
+    }).fetch,
     socketFactory: simSockets.factory,
     backoff: noJitter,
   });
@@ -65,7 +74,7 @@ async function setup({
   /** What the relay pushes for a frame. */
   const reconstruct = (frameId: number, image = PNG2, extra: Record<string, unknown> = {}) =>
     relayWs().receive({ type: "reconstructed_image", session_id: SESSION.session_id, frame_id: frameId, image_base64: image, latency_ms: 1.5, ...extra });
-  return { controller, relaySockets, simSockets, sim, relayWs, respond, reconstruct, score };
+  return { controller, relaySockets, simSockets, sim, relayWs, respond, reconstruct, score, fetched };
 }
 
 describe("SessionController", () => {
@@ -414,15 +423,82 @@ describe("SessionController with two populations", () => {
     expect(controller.getState().reconstruction).toEqual({ image: PNG2, frameId: 1, population: "wide" });
   });
 
-  it("refuses the wide field without a wide-field model, and Imagine and Recorded modes on it", async () => {
+  it("in Imagine mode paints the wide field: from its mean, marker by marker, sent under \"wide\", with each channel's projective field on hover", async () => {
+    const { controller, sim, reconstruct, fetched } = await setup({ info: { ...INFO_WITH_MEAN, wide: WIDE } });
+    controller.setPopulation("wide");
+    controller.setMode("imagine");
+    // The pointer rests on channel 0's dot before the fields arrived: its field shows once they do.
+    controller.hoverMarker(0);
+    expect(controller.getState().hoveredField).toBeNull();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(controller.getState().hoveredField).toMatchObject({ index: 0, rfCenter: [16, 16] });
+    const imagined = () => sim().messages().filter((m) => m.type === "imagined");
+    expect(imagined()).toEqual([
+      { type: "imagined", session_id: SESSION.session_id, token: SESSION.token, frame_id: 1, payload: [1, 1, 1, 1, 1, 1, 1, 1], population: "wide" },
+    ]);
+    expect(fetched).toContain("http://sim.test/api/projective-fields?population=wide");
+    expect(controller.getState().fieldSize).toBe(64);
+    // Markers: channels 0 and 1 at their centres, then array f1's channel 2 and array f2's channel 3 as rings.
+    expect(controller.editMarker(0, 4)).toBe(true);
+    expect(controller.editMarker(2, 2)).toBe(true);
+    expect(Array.from(controller.getState().activity?.markers ?? [])).toEqual([6, 2, 4, 2]);
+    // The array's editor has nothing to paint on the wide field.
+    expect(controller.editCell(0, 2)).toBe(false);
+    expect(imagined()).toHaveLength(1);
+    reconstruct(1, PNG2, { population: "wide" });
+    expect(controller.getState().reconstruction).toMatchObject({ frameId: 1, population: "wide" });
+    expect(imagined().at(-1)).toMatchObject({ frame_id: 2, payload: [3, 1, 2, 1, 3, 1, 2, 1], population: "wide" });
+    reconstruct(2, PNG, { population: "wide" });
+    expect(controller.undoEdit()).toBe(true);
+    expect(imagined().at(-1)).toMatchObject({ payload: [3, 1, 1, 1, 3, 1, 1, 1], population: "wide" });
+    reconstruct(3, PNG2, { population: "wide" });
+    expect(controller.resetEdits()).toBe(true);
+    expect(imagined().at(-1)).toMatchObject({ payload: [1, 1, 1, 1, 1, 1, 1, 1], population: "wide" });
+    // Hovering a dot shows its channel's field; a ring shows its first channel's.
+    controller.hoverMarker(1);
+    expect(controller.getState().hoveredField).toMatchObject({ index: 1, rfCenter: [48, 32] });
+    controller.hoverMarker(3);
+    expect(controller.getState().hoveredField).toMatchObject({ index: 3, rfCenter: null });
+    controller.hoverCell(11);
+    expect(controller.getState().hoveredField).toBeNull();
+    controller.hoverMarker(1);
+    controller.hoverMarker(null);
+    expect(controller.getState().hoveredField).toBeNull();
+  });
+
+  it("starts the wide field's Imagine mode from its own last response, never the array's", async () => {
+    const { controller, sim, respond } = await setup({ info: { ...INFO_WITH_MEAN, wide: WIDE } });
+    controller.sendSnapshot(PNG);
+    respond(1, { payload: [0, 5, 0, 1, 1, 1] });
+    controller.setPopulation("wide");
+    controller.sendSnapshot(PNG);
+    sim().receive({ type: "response", session_id: SESSION.session_id, frame_id: 2, payload: [1, 2, 3, 4, 1, 0, 1, 0], shape: [2, 4], population: "wide" });
+    controller.setMode("imagine");
+    expect(controller.getState().imagine?.start).toBe("last");
+    expect(sim().messages().at(-1)).toMatchObject({ type: "imagined", payload: [1, 2, 3, 4, 1, 0, 1, 0], population: "wide" });
+    // Back on the array, Imagine mode starts from the array's last response, sent without `population`.
+    controller.setPopulation("pvc1");
+    expect(controller.getState().imagine?.start).toBe("last");
+    const last = sim().messages().at(-1);
+    expect(last).toMatchObject({ type: "imagined", payload: [0, 5, 0, 1, 1, 1] });
+    expect(last).not.toHaveProperty("population");
+  });
+
+  it("says why the wide field's Imagine mode cannot start without its mean response", async () => {
+    const { controller } = await setup({ info: { ...INFO_WITH_MEAN, wide: { ...WIDE, response_mean: undefined } } });
+    controller.setPopulation("wide");
+    expect(controller.startImagine("mean")).toBe(false);
+    expect(controller.getState().errors.at(-1)).toMatchObject({ title: "Cannot start imagining" });
+    expect(controller.getState().errors.at(-1)?.message).toContain('under "wide"');
+  });
+
+  it("refuses the wide field without a wide-field model, and Recorded mode on it", async () => {
     const { controller } = await setup({ info: { ...INFO, wide: { available: false, reason: "no wide model here" } } });
     expect(controller.setPopulation("wide")).toBe(false);
     expect(controller.getState().population).toBe("pvc1");
     expect(controller.getState().errors.at(-1)).toMatchObject({ title: "No wide-field model", message: "no wide model here" });
     const wide = await setup({ info: { ...INFO, wide: WIDE } });
     wide.controller.setPopulation("wide");
-    expect(wide.controller.startImagine("mean")).toBe(false);
-    expect(wide.controller.getState().errors.at(-1)?.message).toContain("one array (pvc-1)");
     // The recorded replay is the pvc-1 array's too: nothing is asked of the service.
     const before = wide.sim().messages().length;
     expect(wide.controller.startRecorded(30)).toBe(false);

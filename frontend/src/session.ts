@@ -167,15 +167,18 @@ export class SessionController {
   private capture: (() => string | null) | null = null;
   /** The stream the person asked for, re-requested after the simulation reconnects. */
   private wantedStream: { source: "recorded" | "dream"; fps: number } | null = null;
-  /** The last response the service simulated (or recorded), where Imagine mode can start. */
-  private lastPayload: number[] | null = null;
+  /** The last response each population simulated (or recorded), where Imagine mode can start. */
+  private readonly lastPayloads = new Map<Population, number[]>();
   private imagined: ImaginedResponse | null = null;
   /** The imagined frame sent and not yet reconstructed, and when it was sent. */
   private imaginedInFlight: { frameId: number; at: number } | null = null;
   /** An edit made while a frame was in flight: sent once that frame is back. */
   private imaginedDirty = false;
-  private fields: ProjectiveFields | null = null;
-  private fieldsRequested = false;
+  /** Each population's projective fields, once fetched. */
+  private readonly fields = new Map<Population, ProjectiveFields>();
+  private readonly fieldsRequested = new Set<Population>();
+  /** The site under the pointer (array cell or wide-field marker), shown once its fields arrive. */
+  private hovered: number | null = null;
   private readonly clock: () => number;
   private readonly truths = new Map<number, string>();
   private latestTruth: string | null = null;
@@ -277,10 +280,11 @@ export class SessionController {
     this.imagined = null;
     this.imaginedInFlight = null;
     this.imaginedDirty = false;
+    this.hovered = null;
     this.update({ mode, pending: false, imagine: null, hoveredField: null });
     if (mode === "imagine") {
       this.loadFields();
-      this.startImagine(this.lastPayload !== null ? "last" : "mean");
+      this.startImagine(this.lastPayloads.has(this.state.population) ? "last" : "mean");
     }
   }
 
@@ -300,8 +304,12 @@ export class SessionController {
     this.resetView();
     this.imagined = null;
     this.imaginedInFlight = null;
-    this.update({ population, pending: false, imagine: null, hoveredField: null });
-    if (this.state.mode === "imagine") this.startImagine(this.lastPayload !== null ? "last" : "mean");
+    this.hovered = null;
+    this.update({ population, pending: false, imagine: null, hoveredField: null, fieldSize: this.fields.get(population)?.imageSize ?? null });
+    if (this.state.mode === "imagine") {
+      this.loadFields();
+      this.startImagine(this.lastPayloads.has(population) ? "last" : "mean");
+    }
     return true;
   }
 
@@ -334,22 +342,18 @@ export class SessionController {
    * sends it, so that the reconstruction shows where the painting starts.
    */
   startImagine(start: ImagineStart): boolean {
-    if (this.state.population !== "pvc1") {
-      this.addError(
-        "input",
-        "Imagine mode paints on the pvc-1 array",
-        'Editing activity works on the 10x10 array only; choose "one array (pvc-1)" to paint. The wide-field population has no editor.',
-      );
-      return false;
-    }
-    const info = this.state.info;
-    const from = start === "last" ? this.lastPayload : (info?.responseMean ?? null);
+    const population = this.state.population;
+    // The shown population's part of /api/info: the top level for the array, `wide` for the wide field.
+    const info = population === "wide" ? (this.state.info?.wide ?? null) : this.state.info;
+    const from = start === "last" ? (this.lastPayloads.get(population) ?? null) : (info?.responseMean ?? null);
     const expected = info ? info.lags * info.channels.length : null;
     if (from === null || (expected !== null && from.length !== expected)) {
       const why =
         start === "last"
           ? "There is no response to start from yet: send an image first (Snapshot), or start from the mean."
-          : "The simulation service has not said its mean response yet (GET /api/info); wait for it to connect.";
+          : population === "wide"
+            ? "The simulation service has not said the wide field's mean response (GET /api/info, under \"wide\"); wait for it to connect."
+            : "The simulation service has not said its mean response yet (GET /api/info); wait for it to connect.";
       this.addError("input", "Cannot start imagining", why);
       return false;
     }
@@ -362,10 +366,18 @@ export class SessionController {
     return true;
   }
 
-  /** Raises (delta > 0) or lowers the activity of the electrode at array cell `cell`. */
+  /** Raises (delta > 0) or lowers the activity of the electrode at array cell `cell` (the pvc-1 array). */
   editCell(cell: number, delta: number): boolean {
-    if (this.imagined === null || this.layout === null) return false;
+    if (this.imagined === null || this.layout === null || this.state.population !== "pvc1") return false;
     if (!this.imagined.edit(cell, delta, this.layout)) return false;
+    this.afterEdit(1);
+    return true;
+  }
+
+  /** Raises (delta > 0) or lowers the activity of the channels of wide-field marker `marker`. */
+  editMarker(marker: number, delta: number): boolean {
+    if (this.imagined === null || this.wideLayout === null || this.state.population !== "wide") return false;
+    if (!this.imagined.editMarker(marker, delta, this.wideLayout)) return false;
     this.afterEdit(1);
     return true;
   }
@@ -384,16 +396,31 @@ export class SessionController {
 
   /** Shows the projective field of the electrode at array cell `cell` (null: none). */
   hoverCell(cell: number | null): void {
+    this.hovered = cell;
     const layout = this.layout;
+    const fields = this.fields.get("pvc1");
     let field: ProjectiveField | null = null;
-    if (cell !== null && layout !== null && this.fields !== null) {
+    if (cell !== null && layout !== null && fields !== undefined && this.state.population === "pvc1") {
       // The first channel recorded at the cell stands for it.
       for (let c = 0; c < layout.channels; c++) {
         if (layout.cellOfChannel[c] === cell) {
-          field = this.fields.channels[c] ?? null;
+          field = fields.channels[c] ?? null;
           break;
         }
       }
+    }
+    if (field !== this.state.hoveredField) this.update({ hoveredField: field });
+  }
+
+  /** Shows the projective field of the channel at wide-field marker `marker` (null: none). */
+  hoverMarker(marker: number | null): void {
+    this.hovered = marker;
+    const fields = this.fields.get("wide");
+    let field: ProjectiveField | null = null;
+    if (marker !== null && this.wideLayout !== null && fields !== undefined && this.state.population === "wide") {
+      // A group's first channel stands for it, as the first channel of an array cell does.
+      const channel = this.wideLayout.markers[marker]?.channels[0];
+      if (channel !== undefined) field = fields.channels[channel] ?? null;
     }
     if (field !== this.state.hoveredField) this.update({ hoveredField: field });
   }
@@ -423,7 +450,9 @@ export class SessionController {
       return;
     }
     const frameId = this.nextFrameId++;
-    if (!this.simulation.send(imagined(cred, frameId, r.values))) {
+    // The pvc-1 array's edits go as they did before there was a choice: without `population`.
+    const population = this.state.population === "pvc1" ? undefined : this.state.population;
+    if (!this.simulation.send(imagined(cred, frameId, r.values, population))) {
       this.addError("simulation", "Not sent", "The simulation service is not connected; the page keeps trying to reconnect.");
       return;
     }
@@ -439,16 +468,24 @@ export class SessionController {
     if (this.imaginedDirty) this.sendImagined();
   }
 
+  /** Fetches the shown population's projective fields once (again after a failure). */
   private loadFields(): void {
-    if (this.fieldsRequested) return;
-    this.fieldsRequested = true;
-    void this.simulation.projectiveFields().then((fields) => {
+    const population = this.state.population;
+    if (this.fieldsRequested.has(population)) return;
+    this.fieldsRequested.add(population);
+    void this.simulation.projectiveFields(population).then((fields) => {
       if (fields === null) {
-        this.fieldsRequested = false;
+        this.fieldsRequested.delete(population);
         return;
       }
-      this.fields = fields;
+      this.fields.set(population, fields);
+      if (this.state.population !== population) return;
       this.update({ fieldSize: fields.imageSize });
+      // The pointer may have rested on a site while the fields were on their way.
+      if (this.state.mode === "imagine" && this.hovered !== null) {
+        if (population === "wide") this.hoverMarker(this.hovered);
+        else this.hoverCell(this.hovered);
+      }
     });
   }
 
@@ -660,7 +697,7 @@ export class SessionController {
     if (msg.source === "imagined") return;
     // A straggler of the population shown before would be drawn on the wrong map.
     if ((msg.population ?? "pvc1") !== this.state.population) return;
-    if (msg.source !== "dream" && this.state.population === "pvc1") this.lastPayload = msg.payload;
+    if (msg.source !== "dream") this.lastPayloads.set(this.state.population, msg.payload);
     const patch: Partial<PageState> = {};
     if (msg.recorded !== undefined) patch.recordedPosition = msg.recorded;
     if (msg.input_image !== undefined) {

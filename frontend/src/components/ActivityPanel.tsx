@@ -3,27 +3,36 @@
  * population) or over the movie frame (the wide-field population, each channel at its
  * receptive field), and the last few seconds of every channel as a scrolling raster.
  */
-import { useEffect, useRef } from "react";
+import { type PointerEvent as ReactPointerEvent, useEffect, useRef, useState } from "react";
 import { ARRAY_SIDE, type ActivityHistory, type ArrayLayout, type WideLayout, heatColour, heatCss } from "../activity";
 import type { ActivityView } from "../session";
 
-/** What a person can do to the array in Imagine mode. */
-export interface ArrayEditing {
-  /** Raise (`delta` > 0) or lower the electrode at array cell `cell`. */
-  onEdit: (cell: number, delta: number) => void;
-  /** The pointer is over array cell `cell` (null: left the array). */
-  onHover: (cell: number | null) => void;
-  /** Spikes (summed over the lags) one click or one cell of a drag adds. */
+/**
+ * What a person can do to the activity map in Imagine mode. A site is an array cell
+ * (row * 10 + col) on the pvc-1 array, a marker index on the wide field.
+ */
+export interface ActivityEditing {
+  /** Raise (`delta` > 0) or lower the channels at `site`. */
+  onEdit: (site: number, delta: number) => void;
+  /** The pointer is over `site` (null: over no site, or left the map). */
+  onHover: (site: number | null) => void;
+  /** Spikes (summed over the lags) one click or one site of a drag adds. */
   step: number;
   /** Lower instead of raise (Shift or the right button invert it). */
   lower: boolean;
+}
+
+/** The sign of an edit begun by a press: the brush, inverted by Shift or the right button. */
+function pressSign(e: ReactPointerEvent, lower: boolean): number {
+  const invert = e.shiftKey || e.button === 2;
+  return lower !== invert ? -1 : 1;
 }
 
 export interface ArrayHeatmapProps {
   grid: Float32Array | null;
   layout: ArrayLayout | null;
   scale: number;
-  editing?: ArrayEditing | null;
+  editing?: ActivityEditing | null;
 }
 
 /** The array cell under a pointer event, if it is on an electrode. */
@@ -111,8 +120,7 @@ export function ArrayHeatmap({ grid, layout, scale, editing = null }: ArrayHeatm
       onPointerDown={(e) => {
         const cell = cellOf(e.target);
         if (cell === null) return;
-        const invert = e.shiftKey || e.button === 2;
-        const sign = editing.lower !== invert ? -1 : 1;
+        const sign = pressSign(e, editing.lower);
         dragging.current = { sign, last: cell };
         apply(cell, sign);
       }}
@@ -142,21 +150,73 @@ export interface WideMapProps {
   values: Float32Array | null;
   layout: WideLayout;
   scale: number;
+  /** Imagine mode: the markers are editable. */
+  editing?: ActivityEditing | null;
+}
+
+/** Radius of a single channel's dot, in frame pixels. */
+function dotRadius(layout: WideLayout): number {
+  return Math.max(layout.frame.width, layout.frame.height) / 90;
+}
+
+/**
+ * The marker nearest to a frame position (x, y in frame pixels), if one lies within
+ * `reach`. Dots are small and crowd where receptive fields overlap, so the pointer picks the
+ * nearest centre rather than whichever dot happens to be drawn on top.
+ */
+export function nearestMarker(layout: WideLayout, x: number, y: number, reach = 3 * dotRadius(layout)): number | null {
+  let best: number | null = null;
+  let bestDist = reach * reach;
+  layout.markers.forEach((m, i) => {
+    const d = (m.x * layout.frame.width - x) ** 2 + (m.y * layout.frame.height - y) ** 2;
+    if (d <= bestDist) {
+      best = i;
+      bestDist = d;
+    }
+  });
+  return best;
+}
+
+/**
+ * The marker under a pointer event: the nearest centre to where the pointer is on the
+ * frame (the svg scales the frame to fit, centred: `preserveAspectRatio` "xMidYMid meet");
+ * where the svg has no size on screen (no layout, as in jsdom), the marker the event hit.
+ */
+function markerAt(e: ReactPointerEvent<SVGSVGElement>, layout: WideLayout): number | null {
+  const box = e.currentTarget.getBoundingClientRect();
+  const { width, height } = layout.frame;
+  if (box.width > 0 && box.height > 0) {
+    const k = Math.min(box.width / width, box.height / height);
+    const x = (e.clientX - box.left - (box.width - width * k) / 2) / k;
+    const y = (e.clientY - box.top - (box.height - height * k) / 2) / k;
+    return nearestMarker(layout, x, y);
+  }
+  const hit = e.target instanceof Element ? e.target.getAttribute("data-marker") : null;
+  return hit !== null ? Number(hit) : null;
+}
+
+/** What a marker stands for, in words. */
+function markerWhat(m: WideLayout["markers"][number]): string {
+  return m.grouped ? `${m.channels.length} channels of array ${m.file} without a receptive-field centre (mean)` : `channel ${(m.channels[0] ?? 0) + 1} (array ${m.file})`;
 }
 
 /**
  * The wide-field population over its 4:3 frame: a dot per channel at its receptive-field
  * centre; a ring stands for the channels of one array that have no centre (their mean).
+ * In Imagine mode a press raises (or lowers) the marker nearest the pointer, a drag paints
+ * every marker it passes, and the marker under the pointer is outlined.
  */
-export function WideMap({ values, layout, scale }: WideMapProps) {
+export function WideMap({ values, layout, scale, editing = null }: WideMapProps) {
+  const dragging = useRef<{ sign: number; last: number | null } | null>(null);
+  const [hovered, setHovered] = useState<number | null>(null);
   const { width, height } = layout.frame;
-  const r = Math.max(width, height) / 90;
+  const r = dotRadius(layout);
   const peak = values === null ? -Infinity : values.reduce((best, v) => (Number.isFinite(v) && v > best ? v : best), -Infinity);
   const markers = layout.markers.map((m, i) => {
     const value = values?.[i];
     const known = value !== undefined && Number.isFinite(value);
     const fill = known ? heatCss(value / scale) : "var(--cell-waiting)";
-    const what = m.grouped ? `${m.channels.length} channels of array ${m.file} without a receptive-field centre (mean)` : `channel ${(m.channels[0] ?? 0) + 1} (array ${m.file})`;
+    const what = markerWhat(m);
     return (
       <circle
         key={i}
@@ -168,6 +228,8 @@ export function WideMap({ values, layout, scale }: WideMapProps) {
         strokeWidth={m.grouped ? r * 0.8 : 0}
         className={m.grouped ? "wide-group" : "wide-channel"}
         data-channels={m.channels.length}
+        data-marker={i}
+        data-channel={m.grouped ? undefined : m.channels[0]}
       >
         <title>{known ? `${what}: ${value.toFixed(2)} spikes` : `${what}: no data yet`}</title>
       </circle>
@@ -177,10 +239,59 @@ export function WideMap({ values, layout, scale }: WideMapProps) {
     peak > -Infinity
       ? `Wide-field population, ${layout.channels} channels at their receptive fields over the frame; strongest ${peak.toFixed(2)} spikes`
       : `Wide-field population, ${layout.channels} channels at their receptive fields over the frame; no activity yet`;
+  if (editing === null) {
+    return (
+      <svg className="heatmap wide-map" viewBox={`0 0 ${width} ${height}`} role="img" aria-label={summary} data-testid="activity-wide" data-has-activity={values !== null}>
+        <rect x={0} y={0} width={width} height={height} fill="var(--cell-empty)" />
+        {markers}
+      </svg>
+    );
+  }
+  const apply = (marker: number, sign: number) => editing.onEdit(marker, sign * editing.step);
+  const hover = (marker: number | null) => {
+    setHovered(marker);
+    editing.onHover(marker);
+  };
+  const outlined = hovered !== null ? layout.markers[hovered] : undefined;
   return (
-    <svg className="heatmap wide-map" viewBox={`0 0 ${width} ${height}`} role="img" aria-label={summary} data-testid="activity-wide" data-has-activity={values !== null}>
+    <svg
+      className="heatmap wide-map heatmap-editable"
+      viewBox={`0 0 ${width} ${height}`}
+      role="img"
+      aria-label={`${summary}. Click or drag on channels to ${editing.lower ? "lower" : "raise"} their activity; Shift or the right button does the opposite.`}
+      data-testid="activity-wide"
+      data-has-activity={values !== null}
+      data-editable="true"
+      data-hovered={hovered ?? undefined}
+      onContextMenu={(e) => e.preventDefault()}
+      onPointerDown={(e) => {
+        const marker = markerAt(e, layout);
+        if (marker === null) return;
+        const sign = pressSign(e, editing.lower);
+        dragging.current = { sign, last: marker };
+        apply(marker, sign);
+      }}
+      onPointerMove={(e) => {
+        const marker = markerAt(e, layout);
+        if (marker !== hovered) hover(marker);
+        const drag = dragging.current;
+        if (drag === null || marker === null || marker === drag.last || e.buttons === 0) return;
+        drag.last = marker;
+        apply(marker, drag.sign);
+      }}
+      onPointerUp={() => {
+        dragging.current = null;
+      }}
+      onPointerLeave={() => {
+        dragging.current = null;
+        hover(null);
+      }}
+    >
       <rect x={0} y={0} width={width} height={height} fill="var(--cell-empty)" />
       {markers}
+      {outlined !== undefined && (
+        <circle className="wide-hover" cx={outlined.x * width} cy={outlined.y * height} r={(outlined.grouped ? r * 1.8 : r) + r * 0.9} strokeWidth={r * 0.4} aria-hidden="true" />
+      )}
     </svg>
   );
 }
@@ -251,8 +362,8 @@ export interface ActivityPanelProps {
   wide?: WideLayout | null;
   lags: number | null;
   problem: string | null;
-  /** Imagine mode: the array is editable. */
-  editing?: ArrayEditing | null;
+  /** Imagine mode: the map shown (the array or the wide field) is editable. */
+  editing?: ActivityEditing | null;
 }
 
 export function ActivityPanel({ activity, history, layout, wide = null, lags, problem, editing = null }: ActivityPanelProps) {
@@ -261,7 +372,7 @@ export function ActivityPanel({ activity, history, layout, wide = null, lags, pr
     <div className="activity">
       <div className="heatmap-wrap">
         {wide !== null ? (
-          <WideMap values={activity?.markers ?? null} layout={wide} scale={scale} />
+          <WideMap values={activity?.markers ?? null} layout={wide} scale={scale} editing={editing} />
         ) : (
           <ArrayHeatmap grid={activity?.grid ?? null} layout={layout} scale={scale} editing={editing} />
         )}
@@ -275,7 +386,9 @@ export function ActivityPanel({ activity, history, layout, wide = null, lags, pr
       </div>
       <p className="caption">
         {wide !== null
-          ? `Spikes per channel at its receptive field on the frame${lags ? `, summed over ${lags} bins of 33 ms` : ""}; rings: an array's channels without a known centre.`
+          ? editing !== null
+            ? `Click or drag on channels to ${editing.lower ? "lower" : "raise"} them by ${editing.step} spikes (Shift: the opposite; a ring: every channel of its array without a known centre); hover to see what each one means.`
+            : `Spikes per channel at its receptive field on the frame${lags ? `, summed over ${lags} bins of 33 ms` : ""}; rings: an array's channels without a known centre.`
           : layout === null
           ? "The channel map comes from the simulation service."
           : editing !== null

@@ -12,36 +12,53 @@ export interface ReconstructionPanelProps {
   pending: boolean;
   streaming: boolean;
   similarity: { mean: number | null; count: number };
-  /** Imagine mode: the projective field of the electrode under the pointer. */
+  /** Imagine mode: the projective field of the electrode (or wide-field channel) under the pointer. */
   field?: ProjectiveField | null;
+  /** What the field's channel is called ("Electrode 12" by default; the wide field names channel and array). */
+  fieldName?: string | null;
   /** Side of the crop the field's centres are given in. */
   fieldSize?: number | null;
   /** The frame's aspect ("4 / 3") when the model's square image stands for a whole frame (the wide field). */
   frameAspect?: string | null;
 }
 
-/** A channel's projective field, with its receptive-field centre (cross) and its own centre (ring). */
-export function FieldInset({ field, size }: { field: ProjectiveField; size: number }) {
+/**
+ * A channel's projective field, with its receptive-field centre (cross) and its own centre
+ * (ring). `aspect` ("4 / 3") stretches the square field back to the frame it stands for
+ * (the wide field), as the reconstruction beside it is; the marks stretch with it.
+ */
+export function FieldInset({ field, size, name = null, aspect = null }: { field: ProjectiveField; size: number; name?: string | null; aspect?: string | null }) {
   const mark = (p: [number, number] | null) => (p === null ? null : { x: (100 * p[0]) / size, y: (100 * p[1]) / size });
   const rf = mark(field.rfCenter);
   const pf = mark(field.pfCenter);
+  const who = name ?? `Electrode ${field.electrode}`;
   return (
-    <figure className="field-inset" data-testid="projective-field" data-electrode={field.electrode}>
-      <div className="field-stage">
-        <img src={field.image} alt={`What electrode ${field.electrode} adds to the reconstruction`} />
-        <svg viewBox="0 0 100 100" aria-hidden="true">
+    <figure className="field-inset" data-testid="projective-field" data-electrode={field.electrode} data-channel={field.index}>
+      <div className="field-stage" style={aspect !== null ? { width: "auto", aspectRatio: aspect } : undefined}>
+        <img src={field.image} alt={`What ${who.charAt(0).toLowerCase()}${who.slice(1)} adds to the reconstruction`} />
+        <svg viewBox="0 0 100 100" preserveAspectRatio="none" aria-hidden="true">
           {rf !== null && <path className="rf-mark" d={`M${rf.x - 6} ${rf.y}h12M${rf.x} ${rf.y - 6}v12`} />}
           {pf !== null && <circle className="pf-mark" cx={pf.x} cy={pf.y} r={4} />}
         </svg>
       </div>
       <figcaption>
-        Electrode {field.electrode}: what its activity adds (white brighter, black darker){rf !== null ? "; red +: its receptive field" : ""}; blue ring: the field's centre
+        {who}: what its activity adds (white brighter, black darker){rf !== null ? "; red +: its receptive field" : ""}; blue ring: the field's centre
       </figcaption>
     </figure>
   );
 }
 
-export function ReconstructionPanel({ mode, reconstruction, pending, streaming, similarity, field = null, fieldSize = null, frameAspect = null }: ReconstructionPanelProps) {
+export function ReconstructionPanel({
+  mode,
+  reconstruction,
+  pending,
+  streaming,
+  similarity,
+  field = null,
+  fieldName = null,
+  fieldSize = null,
+  frameAspect = null,
+}: ReconstructionPanelProps) {
   const image = reconstruction?.image ?? null;
   const recorded = mode === "recorded";
   return (
@@ -107,7 +124,7 @@ export function ReconstructionPanel({ mode, reconstruction, pending, streaming, 
       {recorded && !streaming && similarity.count === 0 && (
         <p className="caption">Similarity: pixel correlation of the two images, drawn at the same size.</p>
       )}
-      {mode === "imagine" && field !== null && fieldSize !== null && <FieldInset field={field} size={fieldSize} />}
+      {mode === "imagine" && field !== null && fieldSize !== null && <FieldInset field={field} size={fieldSize} name={fieldName} aspect={frameAspect} />}
       {!recorded && reconstruction?.frameId !== undefined && <p className="caption">Frame {reconstruction.frameId}</p>}
     </div>
   );

@@ -8,7 +8,7 @@ import type { ConnectionStatus } from "../lib/connection";
 import { parseSimulationInfo } from "../protocol";
 import type { Mode, PageError } from "../session";
 import { INFO, PNG, WIDE } from "../test/fakes";
-import { ActivityPanel, ArrayHeatmap, WideMap } from "./ActivityPanel";
+import { ActivityPanel, ArrayHeatmap, WideMap, nearestMarker } from "./ActivityPanel";
 import { Alerts } from "./Alerts";
 import { ConnectionBadge } from "./ConnectionBadge";
 import { InputPanel } from "./InputPanel";
@@ -337,6 +337,63 @@ describe("WideMap", () => {
       ["160", "90", "1 channels of array f1 without a receptive-field centre (mean): 3.00 spikes"],
       ["160", "120", "1 channels of array f2 without a receptive-field centre (mean): 4.00 spikes"],
     ]);
+  });
+
+  it("in Imagine mode raises a pressed marker, paints a drag, lowers with the lower brush or Shift, and reports hovering", () => {
+    const l = wide();
+    const onEdit = vi.fn();
+    const onHover = vi.fn();
+    const values = new Float32Array(4);
+    const { container, rerender } = render(<WideMap values={values} layout={l} scale={1} editing={{ onEdit, onHover, step: 2, lower: false }} />);
+    const map = screen.getByTestId("activity-wide");
+    expect(map.getAttribute("data-editable")).toBe("true");
+    expect(map.getAttribute("aria-label")).toContain("Click or drag on channels to raise");
+    const marker = (i: number) => container.querySelector(`circle[data-marker="${i}"]`) as Element;
+    expect(marker(1).getAttribute("data-channel")).toBe("1");
+    expect(marker(2).getAttribute("data-channel")).toBeNull();
+    fireEvent.pointerDown(marker(0), { buttons: 1 });
+    fireEvent.pointerMove(marker(2), { buttons: 1 });
+    fireEvent.pointerMove(marker(2), { buttons: 1 });
+    fireEvent.pointerUp(marker(2));
+    expect(onEdit.mock.calls).toEqual([
+      [0, 2],
+      [2, 2],
+    ]);
+    // The marker under the pointer is reported and outlined.
+    expect(onHover).toHaveBeenLastCalledWith(2);
+    expect(map.getAttribute("data-hovered")).toBe("2");
+    expect(container.querySelectorAll("circle.wide-hover")).toHaveLength(1);
+    fireEvent.pointerDown(marker(1), { buttons: 1, shiftKey: true });
+    fireEvent.pointerUp(marker(1));
+    expect(onEdit).toHaveBeenLastCalledWith(1, -2);
+    rerender(<WideMap values={values} layout={l} scale={1} editing={{ onEdit, onHover, step: 2, lower: true }} />);
+    fireEvent.pointerDown(marker(3), { buttons: 1 });
+    fireEvent.pointerUp(marker(3));
+    expect(onEdit).toHaveBeenLastCalledWith(3, -2);
+    // Off every marker nothing is painted.
+    fireEvent.pointerDown(map, { buttons: 1 });
+    expect(onEdit).toHaveBeenCalledTimes(4);
+    fireEvent.pointerLeave(map);
+    expect(onHover).toHaveBeenLastCalledWith(null);
+    expect(container.querySelectorAll("circle.wide-hover")).toHaveLength(0);
+  });
+
+  it("picks the marker nearest the pointer on the frame as drawn, within a few dot radii", () => {
+    const l = wide();
+    // Markers at (80, 60), (240, 120), (160, 90) and (160, 120) of the 320x240 frame; dots of radius 320/90.
+    expect(nearestMarker(l, 83, 62)).toBe(0);
+    expect(nearestMarker(l, 160, 100)).toBe(2);
+    expect(nearestMarker(l, 160, 112)).toBe(3);
+    expect(nearestMarker(l, 20, 200)).toBeNull();
+    const onEdit = vi.fn();
+    render(<WideMap values={null} layout={l} scale={1} editing={{ onEdit, onHover: vi.fn(), step: 2, lower: false }} />);
+    const map = screen.getByTestId("activity-wide");
+    // Drawn 800x480 at (10, 20): the frame fits at scale 2, centred with 80 px on either side.
+    map.getBoundingClientRect = () => ({ left: 10, top: 20, width: 800, height: 480, right: 810, bottom: 500, x: 10, y: 20, toJSON: () => ({}) });
+    fireEvent.pointerDown(map, { buttons: 1, clientX: 10 + 80 + 2 * 238, clientY: 20 + 2 * 121 });
+    fireEvent.pointerUp(map);
+    fireEvent.pointerDown(map, { buttons: 1, clientX: 10 + 80 + 2 * 30, clientY: 20 + 2 * 30 });
+    expect(onEdit.mock.calls).toEqual([[1, 2]]);
   });
 
   it("replaces the array in the activity panel when the wide field is shown", () => {
