@@ -19,7 +19,8 @@
 #              sources (an empty lib.rs, `fn main() {}` for main.rs and declared [lib] and
 #              [[bin]] paths): enough for cargo to compile all dependencies
 #   /rust      the crates themselves, without what the binaries do not compile (tests,
-#              examples, benches, fuzz, target, and the shipped model in models/default)
+#              examples, benches, fuzz, target, and the shipped models in models/default
+#              and models/wide, which the binaries read at run time, not compile time)
 #   /model     models/default (model.json, weights.safetensors, config.toml) when present
 # New workspace members need no change here.
 FROM debian:bookworm-slim AS sources
@@ -44,7 +45,7 @@ RUN set -eu; \
         done; \
         if [ -f "$crate/build.rs" ]; then cp "$crate/build.rs" "/skeleton/$crate/"; fi; \
         tar -C /ctx --exclude="$crate/tests" --exclude="$crate/examples" --exclude="$crate/benches" \
-            --exclude="$crate/fuzz" --exclude="$crate/target" --exclude="$crate/default" \
+            --exclude="$crate/fuzz" --exclude="$crate/target" --exclude="$crate/default" --exclude="$crate/wide" \
             -cf - "$crate" | tar -C /rust -xf -; \
     done; \
     for f in model.json weights.safetensors config.toml; do \
