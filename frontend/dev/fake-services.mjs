@@ -15,8 +15,8 @@
  *
  * What they do not do is model anything: the "activity" is a smooth function of a
  * procedural pattern, and the "reconstruction" a blurred copy of that pattern; an imagined
- * response is "reconstructed" as one soft blob per channel at its array position, bright
- * where the channel is above the mean and dark below.
+ * response is "reconstructed" as one soft blob per channel at its array position (the wide
+ * field: where it reads), bright where the channel is above the mean and dark below.
  *
  *   node dev/fake-services.mjs [--relay-port 8080] [--sim-port 8081] [--static-dir dist]
  */
@@ -213,13 +213,14 @@ function centreOf(ch) {
 }
 
 /** The stand-in decoder of a response: a blob per channel, signed by its activity over the mean. */
-function decodeResponse(payload) {
+function decodeResponse(payload, wide = false) {
+  const [channels, mean, at] = wide ? [WIDE_CHANNELS, WIDE_MEAN_RESPONSE, readsAt] : [CHANNELS, MEAN_RESPONSE, centreOf];
   const px = new Float64Array(SIDE * SIDE).fill(128);
-  CHANNELS.forEach((ch, c) => {
+  channels.forEach((ch, c) => {
     let excess = 0;
-    for (let l = 0; l < LAGS; l++) excess += payload[l * CHANNELS.length + c] - MEAN_RESPONSE[l * CHANNELS.length + c];
+    for (let l = 0; l < LAGS; l++) excess += payload[l * channels.length + c] - mean[l * channels.length + c];
     if (excess === 0) return;
-    const [cx, cy] = centreOf(ch);
+    const [cx, cy] = at(ch);
     for (let y = 0; y < SIDE; y++) {
       for (let x = 0; x < SIDE; x++) px[y * SIDE + x] += 20 * excess * Math.exp(-((x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2) / 32);
     }
@@ -238,15 +239,23 @@ function checkImagined(payload, channels = CHANNELS) {
   return null;
 }
 
-function projectiveFields() {
+/** `GET /api/projective-fields` of either population (the wide field's `rf_center`: its channels' own, or null). */
+function projectiveFields(wide = false) {
+  const [channels, mean, at] = wide ? [WIDE_CHANNELS, WIDE_MEAN_RESPONSE, readsAt] : [CHANNELS, MEAN_RESPONSE, centreOf];
   const one = (c) => {
-    const payload = MEAN_RESPONSE.slice();
-    for (let l = 0; l < LAGS; l++) payload[l * CHANNELS.length + c] += 1 / LAGS;
-    return decodeResponse(payload);
+    const payload = mean.slice();
+    for (let l = 0; l < LAGS; l++) payload[l * channels.length + c] += 1 / LAGS;
+    return decodeResponse(payload, wide);
   };
   return {
     image_size: SIDE,
-    channels: CHANNELS.map((ch, c) => ({ index: c, electrode: ch.electrode, image: pngDataUrl(one(c), SIDE), pf_center: centreOf(ch), rf_center: centreOf(ch) })),
+    channels: channels.map((ch, c) => ({
+      index: c,
+      electrode: ch.electrode,
+      image: pngDataUrl(one(c), SIDE),
+      pf_center: at(ch),
+      rf_center: wide ? (ch.rf_centre ?? null) : centreOf(ch),
+    })),
   };
 }
 
@@ -437,8 +446,10 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
           },
         }),
       );
-    } else if (req.url === "/api/projective-fields") {
+    } else if (req.url === "/api/projective-fields" || req.url === "/api/projective-fields?population=pvc1") {
       res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(projectiveFields()));
+    } else if (req.url === "/api/projective-fields?population=wide") {
+      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify(projectiveFields(true)));
     } else if (req.url === "/healthz") res.writeHead(200).end('{"status":"ok"}');
     else res.writeHead(404).end();
   });
@@ -498,8 +509,7 @@ export async function startFakeServices({ relayPort = 0, simPort = 0, staticDir 
           if (refusal !== null) return send(ws, { type: "error", code: refusal[0], message: refusal[1], session_id: msg.session_id, frame_id: msg.frame_id });
           send(ws, { type: "response", session_id: msg.session_id, frame_id: msg.frame_id, payload: msg.payload, shape: [LAGS, pop.channels.length], latency_ms: 0.1, source: "imagined", ...(msg.population !== undefined ? { population: msg.population } : {}) });
           const sentAt = Date.now();
-          // The stand-in decoder places blobs on the pvc-1 array; a wide edit is shown as a pattern.
-          const px = pop.wide ? pattern(msg.payload.length % 1000) : decodeResponse(msg.payload);
+          const px = decodeResponse(msg.payload, pop.wide);
           setTimeout(() => deliver(msg.session_id, msg.frame_id, px, sentAt, msg.population), 10);
         } else if (msg.type === "start_stream") {
           stop();

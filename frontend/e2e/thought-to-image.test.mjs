@@ -9,8 +9,9 @@
  * It clicks Thought-to-Image with the webcam as input and expects the reconstruction and
  * the activity heatmap within a few seconds; runs the live stream and the recorded replay;
  * paints one electrode in Imagine mode (the reconstruction must change most near its
- * receptive field, follow each edit within 100 ms, and come back on reset) and dreams
- * (at least 10 new images a second); then stops the relay, expects the page to say so,
+ * receptive field, follow each edit within 100 ms, and come back on reset), then one channel
+ * of the wide field the same way, and dreams on both populations (at least 10 new images a
+ * second); then stops the relay, expects the page to say so,
  * restarts it and expects the page to recover without a reload. Screenshots go to e2e-artifacts/.
  *
  *   npm run e2e                         (RELAY_BIN, SIM_BIN, V1_MODEL_DIR, V1_DATA_DIR set)
@@ -242,7 +243,7 @@ test("recorded mode shows the true frame beside the reconstruction with a simila
   await page.getByTestId("primary-action").click();
 });
 
-/** Gray levels (0..255) of the reconstruction as displayed, its side, and its src. */
+/** Gray levels (0..255) of the reconstruction as decoded, its size (`side`: its width), and its src. */
 async function reconstructionPixels() {
   return page.getByTestId("reconstruction").evaluate(async (img) => {
     await img.decode();
@@ -254,7 +255,7 @@ async function reconstructionPixels() {
     const rgba = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
     const gray = [];
     for (let i = 0; i < rgba.length; i += 4) gray.push(rgba[i]);
-    return { gray, side: canvas.width, src: img.getAttribute("src") };
+    return { gray, side: canvas.width, width: canvas.width, height: canvas.height, src: img.getAttribute("src") };
   });
 }
 
@@ -366,10 +367,146 @@ test("Imagine mode: raising one electrode changes the reconstruction most near i
   await shot("07-imagine-reset");
 });
 
-test("Dream mode shows a changing image at 10 frames/s or more", async () => {
+/**
+ * Where the reconstruction changed between two grey images of one size: the mean absolute
+ * change overall, within `radius` (image pixels) of `centre`, and beyond twice that radius;
+ * and the centroid of the change.
+ */
+function changeAround(before, after, centre, radius) {
+  const { width, height } = after;
+  const [rx, ry] = centre;
+  let near = 0;
+  let nearN = 0;
+  let far = 0;
+  let farN = 0;
+  let all = 0;
+  let cx = 0;
+  let cy = 0;
+  for (let i = 0; i < after.gray.length; i++) {
+    const d = Math.abs(after.gray[i] - before.gray[i]);
+    const x = (i % width) + 0.5;
+    const y = Math.floor(i / width) + 0.5;
+    all += d;
+    cx += d * x;
+    cy += d * y;
+    const r2 = (x - rx) ** 2 + (y - ry) ** 2;
+    if (r2 <= radius ** 2) {
+      near += d;
+      nearN += 1;
+    } else if (r2 > (2 * radius) ** 2) {
+      far += d;
+      farN += 1;
+    }
+  }
+  return {
+    all: all / (width * height),
+    near: near / Math.max(1, nearN),
+    far: far / Math.max(1, farN),
+    centroid: all > 0 ? [cx / all, cy / all] : [Number.NaN, Number.NaN],
+  };
+}
+
+test("Imagine mode on the wide field: raising one channel changes the reconstruction most near its receptive field, and reset restores it", async (t) => {
+  const info = await (await fetch(`${services.simHttp}/api/info`)).json();
+  if (info.wide?.available !== true) {
+    t.skip(`the ${services.kind} simulation-service has no wide-field model (scripts/e2e.sh gives the real ones V1_WIDE_MODEL)`);
+    return;
+  }
+  const size = info.wide.image_size;
+  // The channel whose receptive-field centre (the wide model's own estimate) lies nearest
+  // the middle of the frame: chosen by where it looks, before anything is edited, so that
+  // "near" and "far from" its receptive field both have room on the frame.
+  const placed = info.wide.channels
+    .map((ch, index) => ({ index, file: ch.file, rf: ch.rf_centre }))
+    .filter((c) => Array.isArray(c.rf) && c.rf.every((v) => v >= 0 && v < size));
+  assert.ok(placed.length > 0, "the wide-field model places channels on the frame");
+  const offMiddle = (c) => Math.hypot(c.rf[0] - size / 2, c.rf[1] - size / 2);
+  const chosen = placed.reduce((best, c) => (offMiddle(c) < offMiddle(best) ? c : best));
+
+  await page.getByRole("tab", { name: "Imagine" }).click();
+  await page.getByRole("radio", { name: "wide field" }).check();
+  await page.getByTestId("imagine-start").selectOption("mean");
+  await page.waitForFunction(() => document.querySelector('[data-testid="reconstruction"]')?.classList.contains("frame-aspect") === true, null, { timeout: APPEAR_MS * 2 });
+  const start = await reconstructionSettles(null);
+  const before = await reconstructionPixels();
+  assert.equal(await page.getByTestId("activity-wide").getAttribute("data-editable"), "true", "the wide map is editable in Imagine mode");
+
+  // The chosen channel's dot, pointed at where it is drawn; the map picks the nearest centre.
+  const map = page.getByTestId("activity-wide");
+  const dot = map.locator(`circle[data-channel="${chosen.index}"]`);
+  await dot.scrollIntoViewIfNeeded();
+  const box = await dot.boundingBox();
+  assert.ok(box !== null, `channel ${chosen.index + 1}'s dot is drawn`);
+  const [px, py] = [box.x + box.width / 2, box.y + box.height / 2];
+  const marker = await dot.getAttribute("data-marker");
+
+  // Hovering it names it and shows its projective field, at the frame's aspect.
+  await page.mouse.move(px, py);
+  // The service computes every channel's field on the first request (one batch through the decoder).
+  await expectVisible(page.getByTestId("projective-field"), "the wide channel's projective field on hover", 60_000);
+  assert.equal(await map.getAttribute("data-hovered"), marker, "the pointer picks the chosen channel's dot");
+  assert.equal(await page.getByTestId("projective-field").getAttribute("data-channel"), String(chosen.index), "the field shown is the hovered channel's");
+  await shot("07b-imagine-wide-hover");
+
+  await page.evaluate(() => {
+    window.__edits = [];
+    window.__images = [];
+    document.querySelector('[data-testid="activity-wide"]').addEventListener("pointerdown", () => window.__edits.push(performance.now()));
+    new MutationObserver(() => window.__images.push(performance.now())).observe(document.querySelector('[data-testid="reconstruction"]'), {
+      attributes: true,
+      attributeFilter: ["data-frame-id"],
+    });
+  });
+  const latencies = [];
+  let frame = start;
+  for (let i = 0; i < 10; i++) {
+    await page.mouse.click(px, py);
+    frame = await reconstructionSettles(frame, 150);
+    latencies.push(
+      await page.evaluate(() => {
+        const pressed = window.__edits[window.__edits.length - 1];
+        const shown = window.__images.find((t) => t >= pressed);
+        return shown - pressed;
+      }),
+    );
+  }
+  latencies.sort((a, b) => a - b);
+  const p50 = latencies[Math.floor(latencies.length / 2)];
+  const after = await reconstructionPixels();
+  await shot("07c-imagine-wide-raised");
+
+  // The reconstruction is the model's square image standing for the frame; the receptive
+  // field's centre is in its pixels. Near: within a sixth of the side (as for the array);
+  // far: beyond a third.
+  const scale = after.width / size;
+  const radius = after.width / 6;
+  const change = changeAround(before, after, chosen.rf.map((v) => v * scale), radius);
+  const centroid = change.centroid.map((v) => v / scale);
+  const offset = Math.hypot(centroid[0] - chosen.rf[0], centroid[1] - chosen.rf[1]);
+  console.log(
+    `# imagine (wide): channel ${chosen.index + 1} of ${info.wide.channels.length} (array ${chosen.file}; RF centre ${chosen.rf.map((v) => v.toFixed(1))} of a ${size} px image, the one nearest its middle) raised by 20 spikes: mean change ${change.all.toFixed(2)} grey levels, ${change.near.toFixed(2)} within ${(radius / scale).toFixed(1)} px of the RF centre (x${(change.near / change.all).toFixed(2)}), ${change.far.toFixed(2)} beyond ${((2 * radius) / scale).toFixed(1)} px (near/far x${(change.near / change.far).toFixed(2)}); centroid of the change ${centroid.map((v) => v.toFixed(1))}, ${offset.toFixed(1)} px from the RF centre; edit-to-image p50 ${p50.toFixed(0)} ms, max ${latencies[latencies.length - 1].toFixed(0)} ms (${services.kind} services)`,
+  );
+
+  // Reset first, so that the page goes back to the array whatever the verdict.
+  await page.getByTestId("imagine-reset").click();
+  await reconstructionSettles(frame);
+  const back = await reconstructionPixels();
+  const residual = back.gray.reduce((sum, v, i) => sum + Math.abs(v - before.gray[i]), 0) / back.gray.length;
+  await shot("07d-imagine-wide-reset");
+  await page.getByRole("radio", { name: "one array (pvc-1)" }).check();
+
+  assert.ok(change.all > 0.5, context_(`raising wide channel ${chosen.index + 1} changed the reconstruction by ${change.all.toFixed(2)} grey levels on average`));
+  assert.ok(back.src === before.src || residual < 0.5, context_(`reset left a mean difference of ${residual.toFixed(2)} grey levels`));
+  assert.ok(p50 <= 100, context_(`the reconstruction followed an edit after ${p50.toFixed(0)} ms (median of 10); at most 100 ms expected`));
+  assert.ok(change.near > change.all, context_(`the change is not weighted toward the RF centre: ${change.near.toFixed(2)} near it against ${change.all.toFixed(2)} overall`));
+  assert.ok(change.near > change.far, context_(`the change near the RF centre (${change.near.toFixed(2)}) is not larger than far from it (${change.far.toFixed(2)})`));
+});
+
+/** Dreams for 3 s and returns how many new images (and distinct ones) the page showed. */
+async function dream(name) {
   await page.getByRole("tab", { name: "Dream" }).click();
   await page.getByTestId("primary-action").click();
-  await expectVisible(page.getByTestId("reconstruction"), "the first dream reconstruction");
+  await expectVisible(page.getByTestId("reconstruction"), `the first dream reconstruction (${name})`);
   const seen = await page.evaluate(async () => {
     const img = document.querySelector('[data-testid="reconstruction"]');
     const sources = new Set();
@@ -384,10 +521,29 @@ test("Dream mode shows a changing image at 10 frames/s or more", async () => {
     return { changes, distinct: sources.size };
   });
   const fps = seen.distinct / 3;
-  console.log(`# dream: ${seen.changes} image changes, ${seen.distinct} distinct images in 3 s: ${fps.toFixed(1)} frames/s (${services.kind} services)`);
-  await shot("08-dream");
+  console.log(`# dream (${name}): ${seen.changes} image changes, ${seen.distinct} distinct images in 3 s: ${fps.toFixed(1)} frames/s (${services.kind} services)`);
+  await shot(`08-dream-${name.replace(/\W+/g, "-")}`);
   await page.getByTestId("primary-action").click();
+  return fps;
+}
+
+test("Dream mode shows a changing image at 10 frames/s or more", async () => {
+  const fps = await dream("pvc-1 array");
   assert.ok(fps >= 10, context_(`the dream showed ${fps.toFixed(1)} distinct images per second`));
+});
+
+test("Dream mode on the wide field shows a changing image at the frame's aspect, at 10 frames/s or more", async (t) => {
+  const info = await (await fetch(`${services.simHttp}/api/info`)).json();
+  if (info.wide?.available !== true) {
+    t.skip(`the ${services.kind} simulation-service has no wide-field model (scripts/e2e.sh gives the real ones V1_WIDE_MODEL)`);
+    return;
+  }
+  await page.getByRole("radio", { name: "wide field" }).check();
+  const fps = await dream("wide field");
+  const aspect = await page.getByTestId("reconstruction").evaluate((img) => img.style.aspectRatio);
+  await page.getByRole("radio", { name: "one array (pvc-1)" }).check();
+  assert.equal(aspect, `${info.wide.crop_window.width} / ${info.wide.crop_window.height}`, "the wide dream is shown at the frame's aspect");
+  assert.ok(fps >= 10, context_(`the wide-field dream showed ${fps.toFixed(1)} distinct images per second`));
 });
 
 test("a relay outage is shown in the page, and the page recovers without a reload", async () => {

@@ -124,7 +124,7 @@ export function InputPanel({ mode, source, camera, videoRef, upload, modelInput,
           </div>
         )}
         {!showCrop && mode === "recorded" && <p className="placeholder">Held-out movie frames appear here while the recording plays.</p>}
-        {!showCrop && mode === "imagine" && <p className="placeholder">No image: the activity is yours. Paint it on the array.</p>}
+        {!showCrop && mode === "imagine" && <p className="placeholder">No image: the activity is yours. Paint it on the activity map.</p>}
         {!showCrop && mode === "dream" && <p className="placeholder">No image: the model dreams the activity up.</p>}
       </div>
       {mode === "snapshot" && source === "image" && upload !== null && (
