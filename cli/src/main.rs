@@ -136,7 +136,9 @@ enum Command {
         /// (e.g. after choosing its phase-2 settings on the validation split).
         #[arg(long, conflicts_with_all = ["no_upper_bound", "resume", "init"])]
         upper_bound_only: bool,
-        /// Start from the weights of this model instead of fresh ones (e.g. to re-run phase 2).
+        /// Start from the weights of this model instead of fresh ones (e.g. to re-run phase 2;
+        /// when the config's `[model] waveform_encoder` names the other design, that encoder
+        /// starts afresh, placed at the channels' STA receptive fields).
         #[arg(long)]
         init: Option<PathBuf>,
         /// Phases to run.

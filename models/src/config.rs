@@ -45,6 +45,22 @@ pub struct ArchConfig {
     /// mask follows the gradient noise (the optimiser moves every cell by about the
     /// learning rate each step) and never localises; a Gaussian cannot spread.
     pub gaussian_readout: bool,
+    /// How the waveform encoder maps a response to z (`waveform_encoder`): `"mlp"`, a
+    /// hidden layer of `waveform_hidden` units between every channel and every grid cell;
+    /// or `"retinotopic"`, each channel's lag features placed on the grid by a Gaussian at
+    /// its own learned position and width (started at the channel's STA receptive field
+    /// with `phase1.readout_init_rf`), then a local convolutional refinement, so that a
+    /// channel can only draw near where it is placed.
+    pub waveform_encoder: WaveformEncoderKind,
+}
+
+/// The two designs of the waveform encoder ([`ArchConfig::waveform_encoder`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaveformEncoderKind {
+    #[default]
+    Mlp,
+    Retinotopic,
 }
 
 impl Default for ArchConfig {
@@ -58,6 +74,7 @@ impl Default for ArchConfig {
             waveform_hidden: 512,
             decoder_channels: [24, 12],
             gaussian_readout: false,
+            waveform_encoder: WaveformEncoderKind::Mlp,
         }
     }
 }
@@ -216,7 +233,8 @@ pub enum TrainPreset {
     /// crop at the RF footprint, squeezed to a 64x64 image (each model pixel 5 x 3.75
     /// frame pixels), with the default networks but a Gaussian readout started at the
     /// channels' STA receptive fields (a free mask per channel does not learn on this
-    /// population: docs/evaluation.md), five epochs of phase 1 and three of phase 2.
+    /// population: docs/evaluation.md), a retinotopic waveform encoder started at the same
+    /// places, five epochs of phase 1 and three of phase 2.
     Wide,
 }
 
@@ -233,6 +251,7 @@ impl TrainConfig {
                 waveform_hidden: 128,
                 decoder_channels: [16, 8],
                 gaussian_readout: false,
+                waveform_encoder: WaveformEncoderKind::Mlp,
             };
             cfg.data.image_size = 32;
             // Seconds of data are too little for the STA estimates: fix the crop (around
@@ -259,6 +278,10 @@ impl TrainConfig {
             // on the live path (docs/evaluation.md).
             cfg.phase2.mean_fraction = 0.5;
             cfg.phase2.synthetic_fraction = 0.25;
+            // Each channel writes where its receptive field is: the MLP's 512 hidden units
+            // mixed all 1,600 channels into every grid cell, and its projective fields
+            // landed far from the receptive fields (docs/evaluation.md).
+            cfg.model.waveform_encoder = WaveformEncoderKind::Retinotopic;
         }
         cfg
     }

@@ -29,7 +29,7 @@ pub mod train;
 pub mod waveform_decoder;
 pub mod waveform_encoder;
 
-pub use config::{ArchConfig, TrainConfig, TrainPreset};
+pub use config::{ArchConfig, TrainConfig, TrainPreset, WaveformEncoderKind};
 pub use error::{ModelError, Result};
 pub use info::{ChannelInfo, CropWindow, ModelInfo};
 pub use pipeline::{GrayCrop, V1Model};

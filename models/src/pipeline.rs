@@ -13,13 +13,13 @@ use candle_nn::{VarBuilder, VarMap};
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ArchConfig;
+use crate::config::{ArchConfig, WaveformEncoderKind};
 use crate::error::{io_err, ModelError, Result};
 use crate::image_decoder::ImageDecoder;
 use crate::image_encoder::ImageEncoder;
 use crate::info::ModelInfo;
 use crate::waveform_decoder::{self, WaveformDecoder};
-use crate::waveform_encoder::WaveformEncoder;
+use crate::waveform_encoder::{self, WaveformEncoder};
 
 /// Largest image side accepted by [`V1Model::prepare_image`].
 pub const MAX_IMAGE_SIDE: u32 = 8192;
@@ -195,11 +195,13 @@ impl V1Model {
     }
 
     /// Loads `model.json` and `weights.safetensors` from `dir` for inference: a Gaussian
-    /// readout's masks are evaluated once here (see [`WaveformDecoder::frozen`]). Training
+    /// readout's masks and a retinotopic encoder's placements are evaluated once here (see
+    /// [`WaveformDecoder::frozen`], [`WaveformEncoder::frozen`]). Training
     /// loads with [`Self::load_on`], whose readout follows its variables.
     pub fn load(dir: &Path) -> Result<Self> {
         let mut m = Self::load_on(dir, &Device::Cpu)?;
         m.nets.waveform_decoder = m.nets.waveform_decoder.frozen()?;
+        m.nets.waveform_encoder = m.nets.waveform_encoder.frozen()?;
         Ok(m)
     }
 
@@ -266,10 +268,22 @@ impl V1Model {
 
     /// Starts the spatial readout of each channel given a centre (crop pixels) at that
     /// centre, one latent-grid cell wide: a Gaussian readout gets that centre and width, a
-    /// free mask a Gaussian of that shape summing to one. Channels given None keep their
-    /// weights. Used before training to start the readout at the receptive fields the
-    /// data's STAs place (`phase1.readout_init_rf`).
+    /// free mask a Gaussian of that shape summing to one; a retinotopic waveform encoder
+    /// places the channel there too. Channels given None keep their weights. Used before
+    /// training to start at the receptive fields the data's STAs place
+    /// (`phase1.readout_init_rf`).
     pub fn init_readout_at(&self, centres: &[Option<[f32; 2]>]) -> Result<()> {
+        self.place_at(centres, true)
+    }
+
+    /// Places a retinotopic waveform encoder's channels at the given centres (crop pixels),
+    /// one latent-grid cell wide, leaving the readout as it is (a fresh encoder on a
+    /// trained encoding model). Nothing to place for the MLP design.
+    pub fn place_encoder_at(&self, centres: &[Option<[f32; 2]>]) -> Result<()> {
+        self.place_at(centres, false)
+    }
+
+    fn place_at(&self, centres: &[Option<[f32; 2]>], readout: bool) -> Result<()> {
         let c = self.info.n_channels();
         if centres.len() != c {
             return Err(ModelError::Invalid(format!("{} readout centres for {c} channels", centres.len())));
@@ -283,9 +297,9 @@ impl V1Model {
             Err(poisoned) => poisoned.into_inner(),
         };
         let var = |name: &str| data.get(name).ok_or_else(|| ModelError::Invalid(format!("the model has no {name}")));
-        if self.arch.gaussian_readout {
-            let mu_var = var(&format!("waveform_decoder.{}", waveform_decoder::READOUT_MU))?;
-            let ls_var = var(&format!("waveform_decoder.{}", waveform_decoder::READOUT_LOG_SIGMA))?;
+        // A Gaussian's centre and width variables, set for the placed channels.
+        let place = |mu_name: String, log_sigma_name: String| -> Result<()> {
+            let (mu_var, ls_var) = (var(&mu_name)?, var(&log_sigma_name)?);
             let mut mu: Vec<f32> = mu_var.as_tensor().flatten_all()?.to_vec1()?;
             let mut log_sigma: Vec<f32> = ls_var.as_tensor().flatten_all()?.to_vec1()?;
             for (ch, p) in at.iter().enumerate() {
@@ -297,7 +311,16 @@ impl V1Model {
             }
             mu_var.set(&Tensor::from_vec(mu, (c, 2), mu_var.device())?)?;
             ls_var.set(&Tensor::from_vec(log_sigma, (c, 1), ls_var.device())?)?;
+            Ok(())
+        };
+        if self.arch.waveform_encoder == WaveformEncoderKind::Retinotopic {
+            place(format!("waveform_encoder.{}", waveform_encoder::PLACE_MU), format!("waveform_encoder.{}", waveform_encoder::PLACE_LOG_SIGMA))?;
+        }
+        if !readout {
             return Ok(());
+        }
+        if self.arch.gaussian_readout {
+            return place(format!("waveform_decoder.{}", waveform_decoder::READOUT_MU), format!("waveform_decoder.{}", waveform_decoder::READOUT_LOG_SIGMA));
         }
         let mask_var = var("waveform_decoder.mask")?;
         let (_, g2) = mask_var.dims2()?;
@@ -319,6 +342,29 @@ impl V1Model {
         }
         mask_var.set(&Tensor::from_vec(mask, (c, g2), mask_var.device())?)?;
         Ok(())
+    }
+
+    /// A model with this one's image encoder, waveform decoder and image decoder and a
+    /// fresh waveform encoder of the design `kind` (weights drawn from `seed`, placements
+    /// at the grid's middle): phase 2 of another design on a trained encoding model.
+    pub fn with_fresh_waveform_encoder(&self, kind: WaveformEncoderKind, seed: u64) -> Result<Self> {
+        let arch = ArchConfig { waveform_encoder: kind, ..self.arch.clone() };
+        let fresh = Self::new(self.info.clone(), arch, seed, &self.device)?;
+        {
+            let ours = match self.varmap.data().lock() {
+                Ok(d) => d,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let theirs = match fresh.varmap.data().lock() {
+                Ok(d) => d,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for (name, var) in theirs.iter().filter(|(name, _)| !name.starts_with("waveform_encoder.")) {
+                let from = ours.get(name).ok_or_else(|| ModelError::Invalid(format!("the model has no {name}")))?;
+                var.set(from.as_tensor())?;
+            }
+        }
+        Ok(fresh)
     }
 
     /// Turns any image into what the networks see: grayscale, the largest centred part with
@@ -490,7 +536,7 @@ fn build_networks(info: &ModelInfo, arch: &ArchConfig, varmap: &VarMap, device: 
     Ok(Networks {
         image_encoder: ImageEncoder::new(arch, info.pixel_mean, info.pixel_std, vb.pp("image_encoder"))?,
         waveform_decoder: WaveformDecoder::new(arch, grid, info.n_lags(), info.n_channels(), vb.pp("waveform_decoder"))?,
-        waveform_encoder: WaveformEncoder::new(arch, grid, info.response_len(), vb.pp("waveform_encoder"))?,
+        waveform_encoder: WaveformEncoder::new(arch, grid, info.n_lags(), info.n_channels(), vb.pp("waveform_encoder"))?,
         image_decoder: ImageDecoder::new(arch, vb.pp("image_decoder"))?,
     })
 }
@@ -511,8 +557,9 @@ fn reinitialise(varmap: &VarMap, seed: u64) -> Result<()> {
         let var = &data[name];
         let dims = var.dims().to_vec();
         let numel: usize = dims.iter().product();
-        if name.ends_with(waveform_decoder::READOUT_MU) || name.ends_with(waveform_decoder::READOUT_LOG_SIGMA) {
-            // Fixed starting values, set where the readout is built.
+        let placed = [waveform_decoder::READOUT_MU, waveform_decoder::READOUT_LOG_SIGMA, waveform_encoder::PLACE_MU, waveform_encoder::PLACE_LOG_SIGMA];
+        if placed.iter().any(|p| name.ends_with(p)) {
+            // Fixed starting values, set where the readout or the placement is built.
             continue;
         }
         let values: Vec<f32> = if name.ends_with(".bias") {
@@ -523,6 +570,9 @@ fn reinitialise(varmap: &VarMap, seed: u64) -> Result<()> {
         } else {
             let fan_in: usize = if name.ends_with(".feature_weights") {
                 dims.last().copied().unwrap_or(1)
+            } else if name.ends_with(".lag_weights") {
+                // [C, L, F]: each channel's features read its own L lags.
+                dims.get(1).copied().unwrap_or(1)
             } else {
                 dims.iter().skip(1).product::<usize>().max(1)
             };

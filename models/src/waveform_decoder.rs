@@ -50,10 +50,7 @@ impl WaveformDecoder {
             let middle = (grid as f64 - 1.0) / 2.0;
             let mu = vb.get_with_hints((n_channels, 2), READOUT_MU, Init::Const(middle))?;
             let log_sigma = vb.get_with_hints((n_channels, 1), READOUT_LOG_SIGMA, Init::Const((grid as f64 / 4.0).max(1.0).ln()))?;
-            let gx: Vec<f32> = (0..g2).map(|k| (k % grid) as f32).collect();
-            let gy: Vec<f32> = (0..g2).map(|k| (k / grid) as f32).collect();
-            let gx = Tensor::from_vec(gx, (1, g2), vb.device())?;
-            let gy = Tensor::from_vec(gy, (1, g2), vb.device())?;
+            let (gx, gy) = grid_coordinates(grid, vb.device())?;
             Readout::Gaussian { mu, log_sigma, gx, gy }
         } else {
             Readout::Mask(vb.get_with_hints((n_channels, g2), "mask", Init::Uniform { lo: 0.0, up: 1.0 / g2 as f64 })?)
@@ -104,14 +101,29 @@ impl WaveformDecoder {
         match &self.readout {
             Readout::Mask(mask) => Ok(mask.clone()),
             Readout::Gaussian { mu, log_sigma, gx, gy } => {
-                let dx = gx.broadcast_sub(&mu.narrow(1, 0, 1)?)?;
-                let dy = gy.broadcast_sub(&mu.narrow(1, 1, 1)?)?;
-                let two_var = ((log_sigma * 2.0)?.exp()? * 2.0)?;
-                let g = (dx.sqr()? + dy.sqr()?)?.broadcast_div(&two_var)?.neg()?.exp()?;
+                let g = gaussian_bumps(mu, log_sigma, gx, gy)?;
                 g.broadcast_div(&g.sum_keepdim(1)?)
             }
         }
     }
+}
+
+/// Each channel's Gaussian over the latent grid, peak one: `mu` [C, 2] centres (x, y in
+/// grid cells), `log_sigma` [C, 1] widths, `gx`, `gy` [1, G*G] the cells' coordinates
+/// -> [C, G*G].
+pub fn gaussian_bumps(mu: &Tensor, log_sigma: &Tensor, gx: &Tensor, gy: &Tensor) -> Result<Tensor> {
+    let dx = gx.broadcast_sub(&mu.narrow(1, 0, 1)?)?;
+    let dy = gy.broadcast_sub(&mu.narrow(1, 1, 1)?)?;
+    let two_var = ((log_sigma * 2.0)?.exp()? * 2.0)?;
+    (dx.sqr()? + dy.sqr()?)?.broadcast_div(&two_var)?.neg()?.exp()
+}
+
+/// The coordinates of a G x G grid's cells (cell k at (k mod G, k div G)): `gx`, `gy`, each [1, G*G].
+pub fn grid_coordinates(grid: usize, device: &candle_core::Device) -> Result<(Tensor, Tensor)> {
+    let g2 = grid * grid;
+    let gx: Vec<f32> = (0..g2).map(|k| (k % grid) as f32).collect();
+    let gy: Vec<f32> = (0..g2).map(|k| (k / grid) as f32).collect();
+    Ok((Tensor::from_vec(gx, (1, g2), device)?, Tensor::from_vec(gy, (1, g2), device)?))
 }
 
 /// Numerically stable softplus: max(x, 0) + log(1 + exp(-|x|)).
@@ -121,11 +133,20 @@ pub fn softplus(x: &Tensor) -> Result<Tensor> {
     pos + tail
 }
 
-/// A simulated single trial: one Poisson draw per predicted mean count (a mean below
-/// 1e-6, or one the distribution refuses, draws as if 1e-6, or 0).
+/// A simulated single trial: one Poisson draw per predicted mean count. A mean of zero or
+/// less, or one that is not finite, gives 0 without a draw; a positive mean below 1e-6
+/// draws as if 1e-6.
 pub fn poisson_counts<R: rand::Rng + ?Sized>(means: &[f32], rng: &mut R) -> Vec<f32> {
     use rand_distr::{Distribution, Poisson};
-    means.iter().map(|&m| Poisson::new(m.max(1e-6) as f64).map(|d| d.sample(rng) as f32).unwrap_or(0.0)).collect()
+    means
+        .iter()
+        .map(|&m| {
+            if !(m > 0.0 && m.is_finite()) {
+                return 0.0;
+            }
+            Poisson::new(f64::from(m.max(1e-6))).map(|d| d.sample(rng) as f32).unwrap_or(0.0)
+        })
+        .collect()
 }
 
 /// Poisson negative log-likelihood (without the constant log k! term), averaged.

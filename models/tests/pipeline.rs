@@ -110,6 +110,11 @@ fn bad_model_directories_and_configs_give_clear_errors() {
     let wide = TrainConfig::preset(models::TrainPreset::Wide);
     assert_eq!(wide.data.crop, Some([0, 0, 320, 240]));
     assert!(wide.model.gaussian_readout && wide.phase1.readout_init_rf);
+    assert_eq!(wide.model.waveform_encoder, models::WaveformEncoderKind::Retinotopic);
+    // Models saved before the retinotopic encoder existed read as the MLP.
+    assert_eq!(TrainConfig::from_toml("[model]\nwaveform_hidden = 64\n").unwrap().model.waveform_encoder, models::WaveformEncoderKind::Mlp);
+    let e = TrainConfig::from_toml("[model]\nwaveform_encoder = \"dense\"\n").unwrap_err();
+    assert!(e.contains("mlp") && e.contains("retinotopic"), "{e}");
     assert!(wide.phase2.mean_fraction > 0.0 && wide.validate().is_ok());
     // Configs written before the live path's mean rows existed train as they did.
     assert_eq!(TrainConfig::from_toml("[phase2]\nsynthetic_fraction = 0.5\n").unwrap().phase2.mean_fraction, 0.0);
@@ -282,4 +287,74 @@ fn a_gaussian_readout_starts_at_the_given_receptive_fields_and_survives_saving()
     mu(&back).set(&moved).unwrap();
     assert_ne!(trainable.predict(&crop).unwrap(), m.predict(&crop).unwrap(), "a trainable readout follows its centres");
     assert_eq!(back.predict(&crop).unwrap(), m.predict(&crop).unwrap(), "an inference readout is fixed at loading");
+}
+
+/// A retinotopic waveform encoder starts each placed channel at its receptive field, so
+/// that even before training a channel's projective field lies near it; the placements
+/// survive saving, and inference (placements evaluated once) reconstructs as training does.
+#[test]
+fn a_retinotopic_encoder_draws_each_channel_where_it_is_placed() {
+    let (dir, model_dir, _) = fixture();
+    let fixture_model = V1Model::load(&model_dir).unwrap();
+    let info = fixture_model.info().clone();
+    let arch = models::ArchConfig { waveform_encoder: models::WaveformEncoderKind::Retinotopic, ..fixture_model.arch().clone() };
+    let m = V1Model::new(info.clone(), arch, 5, &candle_core::Device::Cpu).unwrap();
+    let (n, size) = (info.n_channels(), info.image_size as f32);
+    let targets = [[size * 0.25, size * 0.25], [size * 0.75, size * 0.7], [size * 0.3, size * 0.8]];
+    let mut centres = vec![None; n];
+    for (c, t) in targets.iter().enumerate() {
+        centres[c] = Some(*t);
+    }
+    m.init_readout_at(&centres).unwrap();
+    let pf = models::projective::projective_fields(&m).unwrap();
+    // Untrained, the decoder's random convolutions blur and shift a little: each field is
+    // nearer its own channel's place than the other channels', and within a quarter of the image.
+    for c in 0..targets.len() {
+        let [px, py] = models::projective::field_centre(&pf.fields[c], pf.size).expect("a field with energy");
+        let dist: Vec<f32> = targets.iter().map(|[tx, ty]| ((px - tx).powi(2) + (py - ty).powi(2)).sqrt()).collect();
+        let nearest = (0..targets.len()).min_by(|&a, &b| dist[a].total_cmp(&dist[b])).unwrap();
+        assert!(nearest == c && dist[c] < size * 0.25, "channel {c}: projective field centred at ({px:.1}, {py:.1}), places {targets:?}");
+    }
+    let out = dir.path().join("retinotopic");
+    m.save(&out).unwrap();
+    let back = V1Model::load(&out).unwrap();
+    assert_eq!(back.arch().waveform_encoder, models::WaveformEncoderKind::Retinotopic);
+    let response: Vec<f32> = (0..info.response_len()).map(|i| (i % 7) as f32 * 0.5).collect();
+    let (a, b) = (m.reconstruct(&response).unwrap(), back.reconstruct(&response).unwrap());
+    assert!(a.pixels.iter().zip(&b.pixels).all(|(x, y)| (x - y).abs() < 1e-5), "inference differs from the trained placements");
+}
+
+/// Phase 2 alone, started from a model with the MLP waveform encoder and a config that asks
+/// for the retinotopic one: the encoding model is kept exactly, the new encoder is trained.
+#[test]
+fn phase_two_can_start_a_retinotopic_encoder_on_a_trained_encoding_model() {
+    let (dir, model_dir, data) = fixture();
+    let mut cfg = fixture_config();
+    cfg.phase2.max_epochs = 1;
+    cfg.model.waveform_encoder = models::WaveformEncoderKind::Retinotopic;
+    let input = neural_data::build::read_input(&data, true).unwrap();
+    let (ds, _) = neural_data::build::load_or_build(&input, &cfg.data, false).unwrap();
+    let out = dir.path().join("retinotopic");
+    let opts = TrainOptions {
+        config: &cfg,
+        out: &out,
+        resume: false,
+        progress: false,
+        source: ResponseSource::Recorded,
+        init: Some(model_dir.clone()),
+        phases: vec![2],
+        threads: 0,
+    };
+    let (trained, _) = models::train::train(&ds, &opts).unwrap();
+    assert_eq!(trained.arch().waveform_encoder, models::WaveformEncoderKind::Retinotopic);
+    let before = V1Model::load(&model_dir).unwrap();
+    assert_eq!(before.arch().waveform_encoder, models::WaveformEncoderKind::Mlp);
+    let saved = V1Model::load(&out).unwrap();
+    assert_eq!(saved.arch().waveform_encoder, models::WaveformEncoderKind::Retinotopic);
+    // The encoding model is the one it started from; the reconstruction path is new.
+    let img = image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(40, 40, |x, y| image::Luma([(x * 5 + y * 2) as u8])));
+    let crop = before.prepare_image(&img).unwrap();
+    assert_eq!(saved.predict(&crop).unwrap(), before.predict(&crop).unwrap());
+    let r = ds.response(ds.indices(Split::Test)[0]).to_vec();
+    assert_ne!(saved.reconstruct(&r).unwrap(), before.reconstruct(&r).unwrap());
 }

@@ -11,7 +11,6 @@ use std::sync::Mutex;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rand_distr::{Distribution, Poisson};
 use shared_protocol::SessionId;
 
 /// The per-session generators of single trials.
@@ -30,7 +29,7 @@ impl Trials {
     pub fn sample(&self, session: &SessionId, means: &[f32]) -> Vec<f32> {
         let mut rngs = self.lock();
         let rng = rngs.entry(session.clone()).or_insert_with(|| StdRng::from_rng(&mut rand::rng()));
-        means.iter().map(|&m| poisson(f64::from(m), rng)).collect()
+        models::waveform_decoder::poisson_counts(means, rng)
     }
 
     /// Forgets the generators of `sessions`.
@@ -48,14 +47,6 @@ impl Trials {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-/// One Poisson draw with mean `mean`; a mean of zero or less (or not finite) draws 0.
-fn poisson(mean: f64, rng: &mut StdRng) -> f32 {
-    match Poisson::new(mean) {
-        Ok(p) if mean.is_finite() => p.sample(rng) as f32,
-        _ => 0.0,
     }
 }
 

@@ -175,7 +175,23 @@ fn starting_point(ds: &Dataset, opts: &TrainOptions<'_>, checkpoint: &Checkpoint
             if m.info().channels != info.channels || m.info().lags != info.lags || m.info().image_size != info.image_size {
                 return Err(ModelError::Invalid(format!("the model in {} does not fit this dataset", dir.display())));
             }
-            m
+            let kind = opts.config.model.waveform_encoder;
+            if m.arch().waveform_encoder == kind {
+                m
+            } else {
+                // The config asks for the other waveform encoder design: the trained networks
+                // stay, the waveform encoder starts afresh (placed at the STA receptive fields).
+                let fresh = m.with_fresh_waveform_encoder(kind, opts.config.seed)?;
+                let centres = crate::data::reliable_rf_centres(ds);
+                fresh.place_encoder_at(&centres)?;
+                tracing::info!(
+                    "a fresh {kind:?} waveform encoder on the networks of {} ({} of {} channels placed at their STA receptive fields)",
+                    dir.display(),
+                    centres.iter().filter(|c| c.is_some()).count(),
+                    centres.len()
+                );
+                fresh
+            }
         }
         None => {
             let m = V1Model::new(info, opts.config.model.clone(), opts.config.seed, device)?;
