@@ -297,28 +297,7 @@ test("Imagine mode: raising one electrode changes the reconstruction most near i
   const cell = page.locator(`[data-testid="activity-heatmap"] rect[data-cell="${ch.row * 10 + ch.col}"]`);
 
   // Edit latency: from the press on the electrode to the new reconstruction in the page.
-  await page.evaluate(() => {
-    window.__edits = [];
-    window.__images = [];
-    document.querySelector('[data-testid="activity-heatmap"]').addEventListener("pointerdown", () => window.__edits.push(performance.now()));
-    const observe = (img) =>
-      new MutationObserver(() => window.__images.push(performance.now())).observe(img, { attributes: true, attributeFilter: ["data-frame-id"] });
-    observe(document.querySelector('[data-testid="reconstruction"]'));
-  });
-  const latencies = [];
-  let frame = start;
-  for (let i = 0; i < 10; i++) {
-    await cell.click();
-    frame = await reconstructionSettles(frame, 150);
-    latencies.push(
-      await page.evaluate(() => {
-        const pressed = window.__edits[window.__edits.length - 1];
-        const shown = window.__images.find((t) => t >= pressed);
-        return shown - pressed;
-      }),
-    );
-  }
-  latencies.sort((a, b) => a - b);
+  const latencies = await raiseTenTimes("activity-heatmap", () => cell.click(), start);
   const p50 = latencies[Math.floor(latencies.length / 2)];
   const after = await reconstructionPixels();
   await shot("06-imagine-raised");
@@ -366,6 +345,37 @@ test("Imagine mode: raising one electrode changes the reconstruction most near i
   assert.ok(back.src === before.src || residual < 0.5, context_(`reset left a mean difference of ${residual.toFixed(2)} grey levels`));
   await shot("07-imagine-reset");
 });
+
+/**
+ * Presses an electrode ten times with `press`, waiting each time for the reconstruction to
+ * settle; returns the sorted latencies (ms) from each press on the activity panel
+ * `panelTestId` to the next new reconstruction in the page.
+ */
+async function raiseTenTimes(panelTestId, press, start) {
+  await page.evaluate((id) => {
+    window.__edits = [];
+    window.__images = [];
+    document.querySelector(`[data-testid="${id}"]`).addEventListener("pointerdown", () => window.__edits.push(performance.now()));
+    new MutationObserver(() => window.__images.push(performance.now())).observe(document.querySelector('[data-testid="reconstruction"]'), {
+      attributes: true,
+      attributeFilter: ["data-frame-id"],
+    });
+  }, panelTestId);
+  const latencies = [];
+  let frame = start;
+  for (let i = 0; i < 10; i++) {
+    await press();
+    frame = await reconstructionSettles(frame, 150);
+    latencies.push(
+      await page.evaluate(() => {
+        const pressed = window.__edits[window.__edits.length - 1];
+        const shown = window.__images.find((t) => t >= pressed);
+        return shown - pressed;
+      }),
+    );
+  }
+  return latencies.sort((a, b) => a - b);
+}
 
 /**
  * Where the reconstruction changed between two grey images of one size: the mean absolute
@@ -448,29 +458,7 @@ test("Imagine mode on the wide field: raising one channel changes the reconstruc
   assert.equal(await page.getByTestId("projective-field").getAttribute("data-channel"), String(chosen.index), "the field shown is the hovered channel's");
   await shot("07b-imagine-wide-hover");
 
-  await page.evaluate(() => {
-    window.__edits = [];
-    window.__images = [];
-    document.querySelector('[data-testid="activity-wide"]').addEventListener("pointerdown", () => window.__edits.push(performance.now()));
-    new MutationObserver(() => window.__images.push(performance.now())).observe(document.querySelector('[data-testid="reconstruction"]'), {
-      attributes: true,
-      attributeFilter: ["data-frame-id"],
-    });
-  });
-  const latencies = [];
-  let frame = start;
-  for (let i = 0; i < 10; i++) {
-    await page.mouse.click(px, py);
-    frame = await reconstructionSettles(frame, 150);
-    latencies.push(
-      await page.evaluate(() => {
-        const pressed = window.__edits[window.__edits.length - 1];
-        const shown = window.__images.find((t) => t >= pressed);
-        return shown - pressed;
-      }),
-    );
-  }
-  latencies.sort((a, b) => a - b);
+  const latencies = await raiseTenTimes("activity-wide", () => page.mouse.click(px, py), start);
   const p50 = latencies[Math.floor(latencies.length / 2)];
   const after = await reconstructionPixels();
   await shot("07c-imagine-wide-raised");
