@@ -329,6 +329,12 @@ fn a_retinotopic_encoder_draws_each_channel_where_it_is_placed() {
 #[test]
 fn phase_two_can_start_a_retinotopic_encoder_on_a_trained_encoding_model() {
     let (dir, model_dir, data) = fixture();
+    // A model whose info differs from the dataset's beyond channels, lags and size (here a
+    // receptive-field centre the dataset does not place) still starts phase 2.
+    let json_path = model_dir.join("model.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    json["info"]["channels"][0]["rf_centre"] = serde_json::json!([1.5, 2.5]);
+    std::fs::write(&json_path, serde_json::to_string(&json).unwrap()).unwrap();
     let mut cfg = fixture_config();
     cfg.phase2.max_epochs = 1;
     cfg.model.waveform_encoder = models::WaveformEncoderKind::Retinotopic;

@@ -172,7 +172,10 @@ fn starting_point(ds: &Dataset, opts: &TrainOptions<'_>, checkpoint: &Checkpoint
     let model = match &opts.init {
         Some(dir) => {
             let m = V1Model::load_on(dir, device)?;
-            if m.info().channels != info.channels || m.info().lags != info.lags || m.info().image_size != info.image_size {
+            // Same channels (by file and electrode), lags and image size; what the model's
+            // info says beyond that (e.g. receptive-field centres, which older models lack)
+            // stays the model's.
+            if !crate::data::matches(m.info(), ds) {
                 return Err(ModelError::Invalid(format!("the model in {} does not fit this dataset", dir.display())));
             }
             let kind = opts.config.model.waveform_encoder;
