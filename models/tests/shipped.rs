@@ -82,12 +82,19 @@ fn the_shipped_model_carries_the_response_information_on_held_out_data() {
     let (id_m, id_s) = (m.identification.unwrap(), shuffled.identification.unwrap());
     assert!(id_m > id_s + 0.03, "2-way identification: model {id_m:.3}, shuffled {id_s:.3}");
     assert!((id_s - 0.5).abs() < 0.05, "shuffled responses identify at chance, got {id_s:.3}");
-    // Above the mean image on SSIM and identification. (On this V1 the model is *below* the
-    // linear decoder on PixCorr and identification, and below the mean image on PixCorr;
-    // the README says so; the #18 targets of 1.15x ridge's PixCorr and ridge's
-    // identification + 0.03 are not met.)
+    // Above the mean image on SSIM and identification, and above the linear decoder in
+    // identification (test split: 0.578 against 0.555). (On this V1 the model is *below*
+    // the linear decoder on PixCorr and level with the mean image; the README says so; the
+    // #18 targets of 1.15x ridge's PixCorr and ridge's identification + 0.03 are not met.)
     assert!(m.ssim > mean.ssim && id_m > 0.5 + 0.02, "model SSIM {:.4} / identification {id_m:.3}, mean image SSIM {:.4}", m.ssim, mean.ssim);
     eprintln!("ridge: PixCorr {:.4}, SSIM {:.4}, identification {:?}; mean image PixCorr {:.4}", ridge.pixcorr, ridge.ssim, ridge.identification, mean.pixcorr);
+    assert!(id_m > ridge.identification.unwrap(), "identification: model {id_m:.3}, ridge {:?}", ridge.identification);
+    // The projective fields lie at the good channels' receptive fields (the retinotopic
+    // waveform encoder places each channel at its STA receptive field; training must keep
+    // every channel's contribution local and in place): r >= 0.8 in x and in y.
+    let pf = report.projective_fields.as_ref().expect("projective fields against receptive fields");
+    let (rx, ry) = (pf.r_x.unwrap(), pf.r_y.unwrap());
+    assert!(pf.channels.len() >= 40 && rx >= 0.8 && ry >= 0.8, "PF vs RF centres over {} channels: r {rx:.3} / {ry:.3}", pf.channels.len());
     // Encoding far above the linear encoder: against the noise-free rates, and normalised
     // by each repeated channel's ceiling.
     let (cnn, lin) = (&report.encoding[0], &report.encoding[1]);
