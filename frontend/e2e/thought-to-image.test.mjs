@@ -297,7 +297,7 @@ test("Imagine mode: raising one electrode changes the reconstruction most near i
   const cell = page.locator(`[data-testid="activity-heatmap"] rect[data-cell="${ch.row * 10 + ch.col}"]`);
 
   // Edit latency: from the press on the electrode to the new reconstruction in the page.
-  const latencies = await raiseTenTimes("activity-heatmap", () => cell.click(), start);
+  const { latencies, frame } = await raiseTenTimes("activity-heatmap", () => cell.click(), start);
   const p50 = latencies[Math.floor(latencies.length / 2)];
   const after = await reconstructionPixels();
   await shot("06-imagine-raised");
@@ -349,7 +349,7 @@ test("Imagine mode: raising one electrode changes the reconstruction most near i
 /**
  * Presses an electrode ten times with `press`, waiting each time for the reconstruction to
  * settle; returns the sorted latencies (ms) from each press on the activity panel
- * `panelTestId` to the next new reconstruction in the page.
+ * `panelTestId` to the next new reconstruction in the page, and the last reconstruction's frame.
  */
 async function raiseTenTimes(panelTestId, press, start) {
   await page.evaluate((id) => {
@@ -374,7 +374,7 @@ async function raiseTenTimes(panelTestId, press, start) {
       }),
     );
   }
-  return latencies.sort((a, b) => a - b);
+  return { latencies: latencies.sort((a, b) => a - b), frame };
 }
 
 /**
@@ -458,7 +458,7 @@ test("Imagine mode on the wide field: raising one channel changes the reconstruc
   assert.equal(await page.getByTestId("projective-field").getAttribute("data-channel"), String(chosen.index), "the field shown is the hovered channel's");
   await shot("07b-imagine-wide-hover");
 
-  const latencies = await raiseTenTimes("activity-wide", () => page.mouse.click(px, py), start);
+  const { latencies, frame } = await raiseTenTimes("activity-wide", () => page.mouse.click(px, py), start);
   const p50 = latencies[Math.floor(latencies.length / 2)];
   const after = await reconstructionPixels();
   await shot("07c-imagine-wide-raised");
