@@ -28,6 +28,46 @@ function pressSign(e: ReactPointerEvent, lower: boolean): number {
   return lower !== invert ? -1 : 1;
 }
 
+/**
+ * The pointer handlers of an editable map: a press raises (or lowers) the site `pick`
+ * finds under the pointer, a drag paints every further site it passes, and `hover` hears
+ * of the site under the pointer (null when it leaves the map). None when not editing.
+ */
+function usePaintHandlers<E extends Element>(
+  editing: ActivityEditing | null,
+  pick: (e: ReactPointerEvent<E>) => number | null,
+  hover: (site: number | null) => void,
+) {
+  const dragging = useRef<{ sign: number; last: number | null } | null>(null);
+  if (editing === null) return {};
+  const apply = (site: number, sign: number) => editing.onEdit(site, sign * editing.step);
+  return {
+    onContextMenu: (e: { preventDefault: () => void }) => e.preventDefault(),
+    onPointerDown: (e: ReactPointerEvent<E>) => {
+      const site = pick(e);
+      if (site === null) return;
+      const sign = pressSign(e, editing.lower);
+      dragging.current = { sign, last: site };
+      apply(site, sign);
+    },
+    onPointerMove: (e: ReactPointerEvent<E>) => {
+      const site = pick(e);
+      hover(site);
+      const drag = dragging.current;
+      if (drag === null || site === null || site === drag.last || e.buttons === 0) return;
+      drag.last = site;
+      apply(site, drag.sign);
+    },
+    onPointerUp: () => {
+      dragging.current = null;
+    },
+    onPointerLeave: () => {
+      dragging.current = null;
+      hover(null);
+    },
+  };
+}
+
 export interface ArrayHeatmapProps {
   grid: Float32Array | null;
   layout: ArrayLayout | null;
@@ -44,7 +84,7 @@ function cellOf(target: EventTarget | null): number | null {
 
 /** The array as 100 cells; recorded positions coloured by activity, the rest greyed. */
 export function ArrayHeatmap({ grid, layout, scale, editing = null }: ArrayHeatmapProps) {
-  const dragging = useRef<{ sign: number; last: number | null } | null>(null);
+  const paint = usePaintHandlers<SVGSVGElement>(editing, (e) => cellOf(e.target), (cell) => editing?.onHover(cell));
   const cells = [];
   let recorded = 0;
   let peak = -Infinity;
@@ -106,7 +146,6 @@ export function ArrayHeatmap({ grid, layout, scale, editing = null }: ArrayHeatm
     );
   }
   // Imagine mode: press on an electrode to raise (or lower) it, drag to paint more of them.
-  const apply = (cell: number, sign: number) => editing.onEdit(cell, sign * editing.step);
   return (
     <svg
       className="heatmap heatmap-editable"
@@ -116,29 +155,7 @@ export function ArrayHeatmap({ grid, layout, scale, editing = null }: ArrayHeatm
       data-testid="activity-heatmap"
       data-has-activity={grid !== null}
       data-editable="true"
-      onContextMenu={(e) => e.preventDefault()}
-      onPointerDown={(e) => {
-        const cell = cellOf(e.target);
-        if (cell === null) return;
-        const sign = pressSign(e, editing.lower);
-        dragging.current = { sign, last: cell };
-        apply(cell, sign);
-      }}
-      onPointerMove={(e) => {
-        const cell = cellOf(e.target);
-        editing.onHover(cell);
-        const drag = dragging.current;
-        if (drag === null || cell === null || cell === drag.last || e.buttons === 0) return;
-        drag.last = cell;
-        apply(cell, drag.sign);
-      }}
-      onPointerUp={() => {
-        dragging.current = null;
-      }}
-      onPointerLeave={() => {
-        dragging.current = null;
-        editing.onHover(null);
-      }}
+      {...paint}
     >
       {cells}
     </svg>
@@ -207,8 +224,13 @@ function markerWhat(m: WideLayout["markers"][number]): string {
  * every marker it passes, and the marker under the pointer is outlined.
  */
 export function WideMap({ values, layout, scale, editing = null }: WideMapProps) {
-  const dragging = useRef<{ sign: number; last: number | null } | null>(null);
   const [hovered, setHovered] = useState<number | null>(null);
+  const hover = (marker: number | null) => {
+    if (marker === hovered) return;
+    setHovered(marker);
+    editing?.onHover(marker);
+  };
+  const paint = usePaintHandlers<SVGSVGElement>(editing, (e) => markerAt(e, layout), hover);
   const { width, height } = layout.frame;
   const r = dotRadius(layout);
   const peak = values === null ? -Infinity : values.reduce((best, v) => (Number.isFinite(v) && v > best ? v : best), -Infinity);
@@ -247,11 +269,6 @@ export function WideMap({ values, layout, scale, editing = null }: WideMapProps)
       </svg>
     );
   }
-  const apply = (marker: number, sign: number) => editing.onEdit(marker, sign * editing.step);
-  const hover = (marker: number | null) => {
-    setHovered(marker);
-    editing.onHover(marker);
-  };
   const outlined = hovered !== null ? layout.markers[hovered] : undefined;
   return (
     <svg
@@ -263,29 +280,7 @@ export function WideMap({ values, layout, scale, editing = null }: WideMapProps)
       data-has-activity={values !== null}
       data-editable="true"
       data-hovered={hovered ?? undefined}
-      onContextMenu={(e) => e.preventDefault()}
-      onPointerDown={(e) => {
-        const marker = markerAt(e, layout);
-        if (marker === null) return;
-        const sign = pressSign(e, editing.lower);
-        dragging.current = { sign, last: marker };
-        apply(marker, sign);
-      }}
-      onPointerMove={(e) => {
-        const marker = markerAt(e, layout);
-        if (marker !== hovered) hover(marker);
-        const drag = dragging.current;
-        if (drag === null || marker === null || marker === drag.last || e.buttons === 0) return;
-        drag.last = marker;
-        apply(marker, drag.sign);
-      }}
-      onPointerUp={() => {
-        dragging.current = null;
-      }}
-      onPointerLeave={() => {
-        dragging.current = null;
-        hover(null);
-      }}
+      {...paint}
     >
       <rect x={0} y={0} width={width} height={height} fill="var(--cell-empty)" />
       {markers}
