@@ -292,10 +292,7 @@ impl V1Model {
         let cell = self.info.image_size as f32 / grid as f32;
         // Grid coordinates: cell k sits at (k mod G, k div G).
         let at: Vec<Option<[f32; 2]>> = centres.iter().map(|c| c.map(|[x, y]| [x / cell - 0.5, y / cell - 0.5])).collect();
-        let data = match self.varmap.data().lock() {
-            Ok(d) => d,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let data = lock_vars(&self.varmap);
         let var = |name: &str| data.get(name).ok_or_else(|| ModelError::Invalid(format!("the model has no {name}")));
         // A Gaussian's centre and width variables, set for the placed channels.
         let place = |mu_name: String, log_sigma_name: String| -> Result<()> {
@@ -351,14 +348,8 @@ impl V1Model {
         let arch = ArchConfig { waveform_encoder: kind, ..self.arch.clone() };
         let fresh = Self::new(self.info.clone(), arch, seed, &self.device)?;
         {
-            let ours = match self.varmap.data().lock() {
-                Ok(d) => d,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let theirs = match fresh.varmap.data().lock() {
-                Ok(d) => d,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let ours = lock_vars(&self.varmap);
+            let theirs = lock_vars(&fresh.varmap);
             for (name, var) in theirs.iter().filter(|(name, _)| !name.starts_with("waveform_encoder.")) {
                 let from = ours.get(name).ok_or_else(|| ModelError::Invalid(format!("the model has no {name}")))?;
                 var.set(from.as_tensor())?;
@@ -514,10 +505,7 @@ impl V1Model {
     /// The variables of the named networks (`image_encoder`, `waveform_decoder`,
     /// `waveform_encoder`, `image_decoder`), sorted by name, for an optimiser.
     pub fn vars_of(&self, networks: &[&str]) -> Vec<Var> {
-        let data = match self.varmap.data().lock() {
-            Ok(d) => d,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let data = lock_vars(&self.varmap);
         let mut named: Vec<(&String, &Var)> =
             data.iter().filter(|(k, _)| networks.iter().any(|n| k.starts_with(&format!("{n}.")))).collect();
         named.sort_by(|a, b| a.0.cmp(b.0));
@@ -546,10 +534,7 @@ fn build_networks(info: &ModelInfo, arch: &ArchConfig, varmap: &VarMap, device: 
 /// uniform Kaiming-style range 1/sqrt(fan_in); biases start at zero; readout masks start
 /// small and positive; Gaussian readouts keep their fixed start (the grid's middle).
 fn reinitialise(varmap: &VarMap, seed: u64) -> Result<()> {
-    let data = match varmap.data().lock() {
-        Ok(d) => d,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let data = lock_vars(varmap);
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -585,13 +570,16 @@ fn reinitialise(varmap: &VarMap, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// The variables of a map by name. A variable is always in a usable state, so a lock
+/// poisoned by a panic elsewhere is still good.
+fn lock_vars(varmap: &VarMap) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Var>> {
+    varmap.data().lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn load_weights(varmap: &mut VarMap, path: &Path) -> Result<()> {
     let tensors = candle_core::safetensors::load(path, &Device::Cpu)
         .map_err(|e| ModelError::BadFile { path: path.to_owned(), message: e.to_string() })?;
-    let data = match varmap.data().lock() {
-        Ok(d) => d,
-        Err(poisoned) => poisoned.into_inner(),
-    };
+    let data = lock_vars(varmap);
     for (name, var) in data.iter() {
         let t = tensors.get(name).ok_or_else(|| ModelError::WeightsMismatch {
             path: path.to_owned(),
