@@ -15,6 +15,10 @@ this (CPU is enough):
 
 Reads the architecture from `v1`'s own JSON (`v1 bench train` prints it), so the two
 always describe the same model.
+
+On a GPU (`--device cuda`): a CUDA build of v1 (docs/gpu.md) and a CUDA build of PyTorch;
+both run the step on the device, one host thread, and the clock stops after the device
+has finished the last step.
 """
 import argparse
 import json
@@ -133,15 +137,18 @@ def torch_latency_ms(torch, arch, channels, lags, size, iterations):
             "reconstruction_path": {"p50": pct(rec, 0.5), "p99": pct(rec, 0.99)}}
 
 
-def torch_images_per_second(torch, arch, batch, steps, channels, lags, size):
+def torch_images_per_second(torch, arch, batch, steps, channels, lags, size, device="cpu"):
     torch.manual_seed(1)
     enc, wdec, idec = build(torch, arch, channels, lags, size // 4)
+    for net in (enc, wdec, idec):
+        net.to(device)
     params = list(enc.parameters()) + list(wdec.parameters()) + list(idec.parameters())
     opt = torch.optim.AdamW(params, lr=1e-3)
     k = arch["clip_frames"]
-    clip = torch.randn(batch, k, size, size)
+    clip = torch.randn(batch, k, size, size, device=device)
     x = clip[:, k - 1 : k].contiguous()
-    counts = torch.floor(torch.rand(batch, lags * channels) * 3)
+    counts = torch.floor(torch.rand(batch, lags * channels, device=device) * 3)
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
 
     def step():
         z = enc(clip)
@@ -154,9 +161,11 @@ def torch_images_per_second(torch, arch, batch, steps, channels, lags, size):
 
     step()
     step()
+    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     secs = time.perf_counter() - t0
     return batch * steps / secs
 
@@ -170,6 +179,7 @@ def main():
     ap.add_argument("--channels", type=int, default=100)
     ap.add_argument("--model", help="also compare single-image latency with `v1 bench infer --model MODEL` (1 thread)")
     ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N (a CUDA build of v1 and of PyTorch)")
     args = ap.parse_args()
     try:
         import torch
@@ -177,11 +187,17 @@ def main():
         sys.exit("PyTorch is not installed: python3 -m venv .venv-bench && .venv-bench/bin/pip install torch")
     batches = [int(b) for b in args.batch.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
+    on_gpu = args.device != "cpu"
+    if on_gpu:
+        if not torch.cuda.is_available():
+            sys.exit(f"--device {args.device}: this PyTorch sees no CUDA device (torch.cuda.is_available() is False)")
+        threads = [1]  # one host thread drives the GPU
 
     print(f"running {args.v1} bench train ...", file=sys.stderr)
     out = subprocess.run(
-        [args.v1, "bench", "train", "--conv", "both", "--batch", args.batch, "--threads", args.threads,
-         "--steps", str(args.steps), "--channels", str(args.channels)],
+        [args.v1, "bench", "train", "--conv", "fast" if on_gpu else "both", "--batch", args.batch,
+         "--threads", ",".join(map(str, threads)), "--steps", str(args.steps), "--channels", str(args.channels),
+         "--device", args.device],
         check=True, capture_output=True, text=True,
     )
     v1 = json.loads(out.stdout)
@@ -196,7 +212,7 @@ def main():
         torch.set_num_threads(t)
         for b in batches:
             print(f"PyTorch: {t} thread(s), batch {b} ...", file=sys.stderr)
-            pt = torch_images_per_second(torch, arch, b, args.steps, args.channels, lags, size)
+            pt = torch_images_per_second(torch, arch, b, args.steps, args.channels, lags, size, args.device)
             fast, stock = ours.get(("fast", t, b)), ours.get(("stock", t, b))
             rows.append({
                 "threads": t,
@@ -229,6 +245,7 @@ def main():
         "latency_ms": latency,
         "pytorch": torch.__version__,
         "cpu_count": os.cpu_count(),
+        "device": args.device if not on_gpu else f"{args.device} ({torch.cuda.get_device_name()})",
         "architecture": arch,
         "rows": rows,
     }

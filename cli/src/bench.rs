@@ -44,14 +44,19 @@ pub enum BenchCommand {
         /// own threading inside each operation) or `both`. The stock runs always use `ops`:
         /// they are the backend as it comes.
         #[arg(long, default_value = "samples")]
-        split: SplitArg,
+        split: SplitArg,        /// Where the step runs: cpu, or cuda / cuda:N (a build with the `cuda` feature; one
+        /// host thread drives the GPU, so `--threads` is ignored there).
+        #[arg(long, default_value = "cpu")]
+        device: models::DeviceChoice,
     },
     /// Single-image latency (p50/p99) of the simulation and reconstruction paths.
     Infer {
         #[arg(long)]
         model: PathBuf,
         #[arg(long, default_value_t = 500)]
-        iterations: usize,
+        iterations: usize,        /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
+        #[arg(long, default_value = "cpu")]
+        device: models::DeviceChoice,
     },
 }
 
@@ -100,7 +105,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Data { dir, small_only } => bench_data(dir, small_only),
-        BenchCommand::Train { batch, threads, steps, channels, conv, split } => {
+        BenchCommand::Train { batch, threads, steps, channels, conv, split, device } => {
             if std::env::var_os("V1_BENCH_CHILD").is_some() {
                 models::conv::use_stock_backend(conv == ConvArg::Stock);
                 // The child runs one configuration: `threads` holds its thread count.
@@ -108,9 +113,13 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 if split == SplitArg::Samples {
                     models::parallel::single_threaded_ops();
                 }
-                let dp = models::parallel::DataParallel::new(if split == SplitArg::Samples { t } else { 1 })?;
-                return bench_train_here(&batch, steps, channels, &dp);
+                let per_sample = split == SplitArg::Samples && device.is_cpu();
+                let dp = models::parallel::DataParallel::new(if per_sample { t } else { 1 })?;
+                return bench_train_here(&batch, steps, channels, &dp, &device.open()?);
             }
+            // On a GPU the convolution is always the backend's and threads do not apply:
+            // one run.
+            let (conv, threads) = if device.is_cpu() { (conv, threads) } else { (ConvArg::Fast, vec![1]) };
             let exe = std::env::current_exe().context("locating the v1 binary")?;
             let mut configs: Vec<(ConvArg, SplitArg)> = Vec::new();
             if matches!(conv, ConvArg::Stock | ConvArg::Both) {
@@ -127,7 +136,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 for &t in &threads {
                     let out = std::process::Command::new(&exe)
                         .args(["bench", "train", "--steps", &steps.to_string(), "--channels", &channels.to_string(), "--conv", c.name()])
-                        .args(["--split", sp.name(), "--threads", &t.to_string(), "--batch"])
+                        .args(["--split", sp.name(), "--threads", &t.to_string(), "--device", &device.to_string(), "--batch"])
                         .arg(batch.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(","))
                         .env("V1_BENCH_CHILD", "1")
                         .env("RAYON_NUM_THREADS", t.to_string())
@@ -149,6 +158,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&json!({
                 "benchmark": "train_step_phase1",
+                "device": device.to_string(),
                 "architecture": models::ArchConfig::default(),
                 "image_size": 48,
                 "channels": channels,
@@ -157,12 +167,12 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             }))?);
             Ok(())
         }
-        BenchCommand::Infer { model, iterations } => bench_infer(&model, iterations),
+        BenchCommand::Infer { model, iterations, device } => bench_infer(&model, iterations, &device.open()?),
     }
 }
 
-fn bench_train_here(batches: &[usize], steps: usize, channels: usize, dp: &models::parallel::DataParallel) -> Result<()> {
-    let device = Device::Cpu;
+fn bench_train_here(batches: &[usize], steps: usize, channels: usize, dp: &models::parallel::DataParallel, device: &Device) -> Result<()> {
+    let device = device.clone();
     let lags = 3;
     let info = models::ModelInfo {
         channels: (0..channels)
@@ -203,10 +213,13 @@ fn bench_train_here(batches: &[usize], steps: usize, channels: usize, dp: &model
         };
         step()?;
         step()?;
+        device.synchronize()?;
         let t0 = Instant::now();
         for _ in 0..steps {
             step()?;
         }
+        // A GPU runs the steps asynchronously: wait for the last before stopping the clock.
+        device.synchronize()?;
         let secs = t0.elapsed().as_secs_f64();
         out.push(json!({"batch": b, "images_per_second": (b * steps) as f64 / secs, "ms_per_step": secs * 1000.0 / steps as f64}));
     }
@@ -214,15 +227,15 @@ fn bench_train_here(batches: &[usize], steps: usize, channels: usize, dp: &model
     Ok(())
 }
 
-fn bench_infer(model_dir: &std::path::Path, iterations: usize) -> Result<()> {
-    let m = models::V1Model::load(model_dir)?;
+fn bench_infer(model_dir: &std::path::Path, iterations: usize, device: &Device) -> Result<()> {
+    let m = models::V1Model::load_for_inference(model_dir, device)?;
     let img = image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8])));
     let crop = m.prepare_image(&img)?;
     // The networks alone, on tensors already prepared: a still picture (held for the
     // clip, as the services use it) and a real clip of distinct frames.
     let held = m.crops_to_tensor(&[&crop])?;
     let k = m.clip_frames();
-    let clip = Tensor::randn(0f32, 1f32, (1, k, m.info().image_size, m.info().image_size), &Device::Cpu)?;
+    let clip = Tensor::randn(0f32, 1f32, (1, k, m.info().image_size, m.info().image_size), device)?;
     let _ = m.predict_tensor(&held)?;
     let _ = m.predict_tensor(&clip)?;
     let (mut sim, mut rec, mut net_held, mut net_clip) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -250,6 +263,7 @@ fn bench_infer(model_dir: &std::path::Path, iterations: usize) -> Result<()> {
         "benchmark": "single_image_latency_ms",
         "iterations": iterations,
         "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()),
+        "device": format!("{device:?}"),
         "simulation_path": stats(&sim, "grayscale + crop + resize of a 320x240 image held for the clip, image_encoder, waveform_decoder"),
         "simulation_networks_held": stats(&net_held, "image_encoder (a still picture held for the clip), waveform_decoder"),
         "simulation_networks_clip": stats(&net_clip, "image_encoder on a clip of distinct frames, waveform_decoder"),

@@ -49,8 +49,8 @@ struct Cli {
 enum PresetArg {
     Small,
     Default,
-    /// The whole frame of the wide-field dataset (`v1 simulate --preset wide`); a first
-    /// attempt that does not learn yet (docs/evaluation.md).
+    /// The whole frame of the wide-field dataset (`v1 simulate --preset wide`): the
+    /// shipped `models/wide` (docs/evaluation.md#the-wide-field-population).
     Wide,
 }
 
@@ -143,7 +143,9 @@ enum Command {
         init: Option<PathBuf>,
         /// Phases to run.
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
-        phases: Vec<u8>,
+        phases: Vec<u8>,        /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
+        #[arg(long, default_value = "cpu")]
+        device: models::DeviceChoice,
     },
     /// Evaluate a model on the held-out test split (or, to choose settings, the validation
     /// split); writes metrics.json, report.md and figures.
@@ -158,7 +160,9 @@ enum Command {
         max_images: usize,
         /// The split to score: test (the report) or validation (to choose settings).
         #[arg(long, value_enum, default_value = "test")]
-        split: EvalSplit,
+        split: EvalSplit,        /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
+        #[arg(long, default_value = "cpu")]
+        device: models::DeviceChoice,
     },
     /// Simulation path: predict the V1 response to images.
     Predict {
@@ -329,7 +333,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Train { data, out, config, preset, resume, no_upper_bound, upper_bound_only, init, phases } => {
+        Command::Train { data, out, config, preset, resume, no_upper_bound, upper_bound_only, init, phases, device } => {
             if phases.is_empty() || phases.iter().any(|p| *p != 1 && *p != 2) {
                 bail!("--phases takes 1, 2 or 1,2");
             }
@@ -338,6 +342,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let cfg = train_config(config.as_deref(), preset)?;
             let threads = training_threads(cfg.threads);
+            let device = device.open()?;
             let reporter = Reporter::start(Job { command: "train", phase: "training", prepares: None, spinner: false });
             let ds = load_dataset(&data, &cfg.data, false)?;
             let opts = models::train::TrainOptions {
@@ -349,6 +354,7 @@ fn run(cli: Cli) -> Result<()> {
                 init,
                 phases,
                 threads,
+                device: device.clone(),
             };
             if upper_bound_only {
                 if ds.truth.is_none() {
@@ -370,6 +376,7 @@ fn run(cli: Cli) -> Result<()> {
                     init: Some(out.clone()),
                     phases: vec![2],
                     threads,
+                    device: device.clone(),
                 };
                 let (_, ub) = models::train::train(&ds, &opts)?;
                 println!("upper bound: {}", serde_json::to_string(&ub)?);
@@ -377,10 +384,11 @@ fn run(cli: Cli) -> Result<()> {
             reporter.finish(false);
             println!("model written to {}", out.display());
         }
-        Command::Eval { data, model, out, max_images, split } => {
-            let m = models::V1Model::load(&model)?;
+        Command::Eval { data, model, out, max_images, split, device } => {
+            let device = device.open()?;
+            let m = models::V1Model::load_for_inference(&model, &device)?;
             let ub_dir = model.join("upper_bound");
-            let upper = if ub_dir.join("model.json").exists() { Some(models::V1Model::load(&ub_dir)?) } else { None };
+            let upper = if ub_dir.join("model.json").exists() { Some(models::V1Model::load_for_inference(&ub_dir, &device)?) } else { None };
             let cfg_path = model.join("config.toml");
             let cfg = if cfg_path.exists() { models::TrainConfig::from_file(&cfg_path)? } else { models::TrainConfig::default() };
             let ds = load_dataset(&data, &cfg.data, false)?;

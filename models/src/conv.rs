@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 /// When set, every [`Conv2d`] runs the backend's own convolution instead (same weights,
 /// same results): the reference that `v1 bench train --conv stock` measures against.
+/// Tensors on a GPU always take the backend's convolution.
 static STOCK_BACKEND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Switches all [`Conv2d`] layers of this process between the im2col + GEMM path
@@ -341,7 +342,9 @@ impl Conv2d {
         if c != cin {
             return Err(candle_core::Error::Msg(format!("conv expects {cin} input channels, got {c}")));
         }
-        if STOCK_BACKEND.load(std::sync::atomic::Ordering::Relaxed) {
+        // The rearrangements below are CPU kernels; on a GPU the backend's own convolution
+        // runs instead.
+        if STOCK_BACKEND.load(std::sync::atomic::Ordering::Relaxed) || !x.device().is_cpu() {
             let y = x.conv2d(&self.weight, self.pad, self.stride, 1, 1)?;
             let y = y.broadcast_add(&self.bias.reshape((1, cout, 1, 1))?)?;
             return if relu { y.relu() } else { Ok(y) };

@@ -14,6 +14,7 @@
 pub mod config;
 pub mod conv;
 pub mod data;
+pub mod device;
 pub mod eval;
 pub mod error;
 pub mod image_decoder;
@@ -30,6 +31,8 @@ pub mod waveform_decoder;
 pub mod waveform_encoder;
 
 pub use config::{ArchConfig, TrainConfig, TrainPreset, WaveformEncoderKind};
+pub use candle_core::Device;
+pub use device::DeviceChoice;
 pub use error::{ModelError, Result};
 pub use info::{ChannelInfo, CropWindow, ModelInfo};
 pub use pipeline::{GrayCrop, V1Model};

@@ -199,7 +199,12 @@ impl V1Model {
     /// [`WaveformDecoder::frozen`], [`WaveformEncoder::frozen`]). Training
     /// loads with [`Self::load_on`], whose readout follows its variables.
     pub fn load(dir: &Path) -> Result<Self> {
-        let mut m = Self::load_on(dir, &Device::Cpu)?;
+        Self::load_for_inference(dir, &Device::Cpu)
+    }
+
+    /// [`Self::load`] onto `device` (e.g. a GPU opened with [`crate::DeviceChoice::open`]).
+    pub fn load_for_inference(dir: &Path, device: &Device) -> Result<Self> {
+        let mut m = Self::load_on(dir, device)?;
         m.nets.waveform_decoder = m.nets.waveform_decoder.frozen()?;
         m.nets.waveform_encoder = m.nets.waveform_encoder.frozen()?;
         Ok(m)

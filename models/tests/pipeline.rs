@@ -134,7 +134,7 @@ fn training_is_deterministic_for_a_seed() {
     let (ds, _) = neural_data::build::load_or_build(&input, &cfg.data, false).unwrap();
     let run = |name: &str| {
         let out = dir.path().join(name);
-        let opts = TrainOptions { config: &cfg, out: &out, resume: false, progress: false, source: ResponseSource::Recorded, init: None, phases: vec![1, 2], threads: 0 };
+        let opts = TrainOptions { config: &cfg, out: &out, resume: false, progress: false, source: ResponseSource::Recorded, init: None, phases: vec![1, 2], threads: 0, device: candle_core::Device::Cpu };
         models::train::train(&ds, &opts).unwrap().0
     };
     let (a, b) = (run("a"), run("b"));
@@ -162,7 +162,7 @@ fn training_learns_and_evaluation_writes_an_honest_report() {
     let input = neural_data::build::read_input(&data, true).unwrap();
     let (ds, _) = neural_data::build::load_or_build(&input, &cfg.data, false).unwrap();
     let out = dir.path().join("trained");
-    let opts = TrainOptions { config: &cfg, out: &out, resume: false, progress: false, source: ResponseSource::Recorded, init: None, phases: vec![1, 2], threads: 0 };
+    let opts = TrainOptions { config: &cfg, out: &out, resume: false, progress: false, source: ResponseSource::Recorded, init: None, phases: vec![1, 2], threads: 0, device: candle_core::Device::Cpu };
     let (model, summary) = models::train::train(&ds, &opts).unwrap();
     assert!(summary.phase1_epochs >= 1 && summary.phase2_epochs >= 1);
     for f in ["model.json", "weights.safetensors", "config.toml", "train_log.jsonl", "train_summary.json"] {
@@ -350,6 +350,7 @@ fn phase_two_can_start_a_retinotopic_encoder_on_a_trained_encoding_model() {
         init: Some(model_dir.clone()),
         phases: vec![2],
         threads: 0,
+        device: candle_core::Device::Cpu,
     };
     let (trained, _) = models::train::train(&ds, &opts).unwrap();
     assert_eq!(trained.arch().waveform_encoder, models::WaveformEncoderKind::Retinotopic);

@@ -74,6 +74,9 @@ pub struct RelayConfig {
     /// The wide-field population's model directory, for latents with `population:
     /// "wide"`; without it they are refused (`unavailable`).
     pub wide_model_dir: Option<PathBuf>,
+    /// Where the networks run (`--device`): the CPU, or a GPU in a build with the `cuda`
+    /// feature.
+    pub device: models::DeviceChoice,
     /// The built frontend, served at `/`.
     pub static_dir: PathBuf,
     /// Shared with the simulation-services: session tokens and `/ws/ingest` bearer.

@@ -12,6 +12,8 @@ pub enum StartError {
     Model { dir: PathBuf, source: models::ModelError },
     #[error("cannot load the wide-field model from {dir} (--wide-model / V1_WIDE_MODEL): {error}. Start without --wide-model to reconstruct the pvc-1 array alone")]
     WideModel { dir: PathBuf, error: models::ModelError },
+    #[error("cannot open --device {choice} (V1_DEVICE): {error}")]
+    Device { choice: models::DeviceChoice, error: models::ModelError },
     #[error(transparent)]
     Bind(#[from] service_kit::serve::BindError),
     #[error(transparent)]

@@ -142,9 +142,10 @@ impl AppState {
     /// Loads the model named by the configuration, then [`Self::new`].
     pub fn load(config: RelayConfig) -> Result<Self, StartError> {
         config.validate()?;
-        let model = V1Model::load(&config.model_dir)
+        let device = open_device(&config)?;
+        let model = V1Model::load_for_inference(&config.model_dir, &device)
             .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
-        let wide = load_wide(&config)?;
+        let wide = load_wide(&config, &device)?;
         Self::with_wide(config, model, wide)
     }
 
@@ -152,13 +153,15 @@ impl AppState {
     pub async fn load_with_store(config: RelayConfig, store: &StoreConfig) -> Result<Self, StartError> {
         config.validate()?;
         store.validate()?;
+        let device = open_device(&config)?;
         let dir = config.model_dir.clone();
-        let model = tokio::task::spawn_blocking(move || V1Model::load(&dir))
+        let model_device = device.clone();
+        let model = tokio::task::spawn_blocking(move || V1Model::load_for_inference(&dir, &model_device))
             .await
             .map_err(|e| StartError::Internal(format!("loading the model stopped: {e}")))?
             .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
         let wide_config = config.clone();
-        let wide = tokio::task::spawn_blocking(move || load_wide(&wide_config))
+        let wide = tokio::task::spawn_blocking(move || load_wide(&wide_config, &device))
             .await
             .map_err(|e| StartError::Internal(format!("loading the wide-field model stopped: {e}")))??;
         Self::with_store_and_wide(config, model, wide, store).await
@@ -170,10 +173,15 @@ impl AppState {
     }
 }
 
+/// The device the configuration names, opened.
+fn open_device(config: &RelayConfig) -> Result<models::Device, StartError> {
+    config.device.open().map_err(|error| StartError::Device { choice: config.device, error })
+}
+
 /// The wide-field model the configuration names, if it names one (blocking: reads files).
-fn load_wide(config: &RelayConfig) -> Result<Option<V1Model>, StartError> {
+fn load_wide(config: &RelayConfig, device: &models::Device) -> Result<Option<V1Model>, StartError> {
     match &config.wide_model_dir {
-        Some(dir) => V1Model::load(dir).map(Some).map_err(|error| StartError::WideModel { dir: dir.clone(), error }),
+        Some(dir) => V1Model::load_for_inference(dir, device).map(Some).map_err(|error| StartError::WideModel { dir: dir.clone(), error }),
         None => Ok(None),
     }
 }

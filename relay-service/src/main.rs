@@ -32,6 +32,9 @@ struct Args {
     /// An empty value means none (as when the flag is absent).
     #[arg(long, env = "V1_WIDE_MODEL")]
     wide_model: Option<String>,
+    /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
+    #[arg(long, env = "V1_DEVICE", default_value = "cpu")]
+    device: models::DeviceChoice,
     /// Built frontend served at `/`.
     #[arg(long, env = "V1_STATIC_DIR", default_value = "frontend/dist")]
     static_dir: PathBuf,
@@ -149,6 +152,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
         bind: args.bind,
         model_dir: args.model,
         wide_model_dir: args.wide_model.filter(|d| !d.is_empty()).map(PathBuf::from),
+        device: args.device,
         static_dir: args.static_dir,
         secret,
         origins,

@@ -337,6 +337,14 @@ async fn the_binary_explains_start_up_errors() {
     let (ok, stderr) = run(&["--model", dir.path().to_str().unwrap(), "--bind", "127.0.0.1:0", "--jpeg-quality", "0"]);
     assert!(!ok);
     assert!(stderr.contains("jpeg quality is 0; it must be between 1 and 100"), "{stderr}");
+
+    // A GPU this machine lacks (or a build without CUDA): refused at start, with the way out.
+    let (ok, stderr) = run(&["--model", dir.path().to_str().unwrap(), "--bind", "127.0.0.1:0", "--device", "cuda:97"]);
+    assert!(!ok);
+    assert!(stderr.contains("cannot open --device cuda:97") && stderr.contains("--device cpu"), "{stderr}");
+    let (ok, stderr) = run(&["--model", dir.path().to_str().unwrap(), "--bind", "127.0.0.1:0", "--device", "gpu7"]);
+    assert!(!ok);
+    assert!(stderr.contains("`gpu7` is not a device"), "{stderr}");
 }
 
 /// A sender that asks for acks (`v1-ingest-reply: ack`, as the simulation-service does)

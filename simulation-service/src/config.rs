@@ -95,6 +95,9 @@ pub struct SimConfig {
     /// The wide-field population's model directory, for messages with `population:
     /// "wide"`; without it such messages are refused (`unavailable`).
     pub wide_model_dir: Option<PathBuf>,
+    /// Where the networks run (`--device`): the CPU, or a GPU in a build with the `cuda`
+    /// feature.
+    pub device: models::DeviceChoice,
     /// Data root with the dataset cache, for the `random`, `dataset` and `recorded`
     /// sources; without it those sources answer `unavailable`.
     pub data_root: Option<PathBuf>,
@@ -188,6 +191,7 @@ mod tests {
             bind: "127.0.0.1:0".parse().unwrap(),
             model_dir: PathBuf::new(),
             wide_model_dir: None,
+            device: models::DeviceChoice::Cpu,
             data_root: None,
             image_dir: None,
             relay_url: relay_url.to_owned(),

@@ -19,6 +19,8 @@ pub enum StartError {
     Data { dir: PathBuf, source: models::ModelError },
     #[error("cannot use the image folder {dir} (--images / V1_IMAGES): {message}")]
     Images { dir: PathBuf, message: String },
+    #[error("cannot open --device {choice} (V1_DEVICE): {error}")]
+    Device { choice: models::DeviceChoice, error: models::ModelError },
     #[error(transparent)]
     Bind(#[from] service_kit::serve::BindError),
 }

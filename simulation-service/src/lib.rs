@@ -174,10 +174,11 @@ impl AppState {
     /// [`Self::new`]. Blocking: reads files.
     pub fn load(config: SimConfig) -> Result<Self, StartError> {
         config.validate()?;
-        let model = V1Model::load(&config.model_dir)
+        let device = config.device.open().map_err(|error| StartError::Device { choice: config.device, error })?;
+        let model = V1Model::load_for_inference(&config.model_dir, &device)
             .map_err(|source| StartError::Model { dir: config.model_dir.clone(), source })?;
         let wide = match &config.wide_model_dir {
-            Some(dir) => Some(V1Model::load(dir).map_err(|error| StartError::WideModel { dir: dir.clone(), error })?),
+            Some(dir) => Some(V1Model::load_for_inference(dir, &device).map_err(|error| StartError::WideModel { dir: dir.clone(), error })?),
             None => None,
         };
         let l = &config.limits;

@@ -30,6 +30,9 @@ struct Args {
     /// An empty value means none (as when the flag is absent).
     #[arg(long, env = "V1_WIDE_MODEL")]
     wide_model: Option<String>,
+    /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
+    #[arg(long, env = "V1_DEVICE", default_value = "cpu")]
+    device: models::DeviceChoice,
     /// Data root holding the dataset cache; enables the random, dataset and recorded
     /// sources.
     #[arg(long, env = "V1_DATA")]
@@ -151,6 +154,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
         bind: args.bind,
         model_dir: args.model,
         wide_model_dir: args.wide_model.filter(|d| !d.is_empty()).map(PathBuf::from),
+        device: args.device,
         data_root: args.data,
         image_dir: args.images,
         relay_url: args.relay_url,

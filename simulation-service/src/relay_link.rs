@@ -1101,6 +1101,7 @@ mod tests {
             bind: "127.0.0.1:0".parse().unwrap(),
             model_dir: model_dir.to_path_buf(),
             wide_model_dir: None,
+            device: models::DeviceChoice::Cpu,
             static_dir: "/nonexistent-frontend".into(),
             secret: SharedSecret::new(SECRET).unwrap(),
             origins: shared_protocol::OriginPolicy::default(),

@@ -240,7 +240,7 @@ impl<'a> Setup<'a> {
         }
         let good: Vec<bool> = opts.good_channels.clone().unwrap_or_else(|| vec![true; n_c]);
         let good_idx: Vec<usize> = (0..n_c).filter(|&c| good.get(c).copied().unwrap_or(true)).collect();
-        Ok(Self { ds, model, info, dev: Device::Cpu, n_l, n_c, rlen: n_l * n_c, s: info.image_size, test, train, val, good, good_idx })
+        Ok(Self { ds, model, info, dev: model.device().clone(), n_l, n_c, rlen: n_l * n_c, s: info.image_size, test, train, val, good, good_idx })
     }
 }
 

@@ -95,6 +95,9 @@ pub struct TrainOptions<'a> {
     /// cores). Used when tensor operations are single-threaded
     /// (`parallel::single_threaded_ops`); otherwise the backend threads each operation.
     pub threads: usize,
+    /// Where the networks train: the CPU, or a GPU opened with [`crate::DeviceChoice::open`]
+    /// (there each batch runs whole on the device, on one host thread).
+    pub device: Device,
 }
 
 /// Trains a model on `ds` and writes it to `opts.out`.
@@ -105,7 +108,7 @@ pub fn train(ds: &Dataset, opts: &TrainOptions<'_>) -> Result<(V1Model, TrainSum
         return Err(ModelError::Invalid("the noise-free control needs a simulated dataset with ground truth".into()));
     }
     let phases = requested_phases(&opts.phases)?;
-    let device = Device::Cpu;
+    let device = opts.device.clone();
     let start = std::time::Instant::now();
     std::fs::create_dir_all(opts.out).map_err(io_err(format!("creating {}", opts.out.display())))?;
     let checkpoint = Checkpoint::new(opts.out);
@@ -220,9 +223,9 @@ fn starting_point(ds: &Dataset, opts: &TrainOptions<'_>, checkpoint: &Checkpoint
 
 /// Whole samples per thread when the process made tensor operations single-threaded
 /// (`parallel::single_threaded_ops`, as `v1 train` does); otherwise the backend's own
-/// threading inside each operation.
+/// threading inside each operation. On a GPU the device does the parallel work.
 fn data_parallel(opts: &TrainOptions<'_>) -> Result<DataParallel> {
-    if candle_core::utils::get_num_threads() != 1 {
+    if candle_core::utils::get_num_threads() != 1 || !opts.device.is_cpu() {
         return DataParallel::new(1);
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

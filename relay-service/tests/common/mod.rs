@@ -45,6 +45,7 @@ pub fn config(static_dir: PathBuf) -> RelayConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         model_dir: PathBuf::from("(in memory)"),
         wide_model_dir: None,
+        device: models::DeviceChoice::Cpu,
         static_dir,
         secret: secret(),
         origins: OriginPolicy::default(),
