@@ -4,12 +4,19 @@
 //! transposed-convolution loop, which made a training step of this system's networks
 //! several times slower than the matrix multiplies it contains. Here a convolution is
 //! `W[Cout, Cin·k·k] × cols[Cin·k·k, B·Ho·Wo]`: the multiply (and both of its gradients)
-//! run on the backend's GEMM, and the only hand-written kernels are the two memory
-//! rearrangements, `im2col` and its adjoint `col2im`, exposed as custom ops whose
-//! backward passes are each other. Weight names and shapes are those of
+//! run on the backend's GEMM, and the only hand-written kernels are the memory
+//! rearrangements: `im2col`, its adjoint `col2im`, and the moves between the multiply's
+//! channel-major output and the networks' batch-major layout.
+//!
+//! The whole layer is one node of the autograd graph ([`FusedConv`]): the backend's
+//! backward pass gives every node's input a zero-filled gradient buffer and then adds the
+//! incoming gradient to it, and with im2col, the multiply and the rearrangement as
+//! separate nodes that happened for the column matrix (k·k times the input) and the
+//! multiply's output on every layer and step. The backward pass recomputes the columns
+//! instead of keeping them alive between the passes. Weight names and shapes are those of
 //! `candle_nn::Conv2d` (`weight` [Cout, Cin, k, k], `bias` [Cout]).
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Device, Layout, Module, Result, Shape, Storage, Tensor};
 use candle_nn::{Init, VarBuilder};
 use rayon::prelude::*;
 
@@ -54,10 +61,9 @@ struct Im2Col {
     ones_row: bool,
 }
 /// cols [C·k·k (+1), B·Ho·Wo] -> x [B, C, H, W] (summing overlaps): the adjoint of
-/// [`Im2Col`] (a ones row, when present, has no input to flow back to).
+/// [`Im2Col`] (a ones row, when present, has no input to flow back to and is not read).
 struct Col2Im {
     g: Geometry,
-    ones_row: bool,
 }
 
 fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &'static str) -> Result<&'a [f32]> {
@@ -95,6 +101,36 @@ fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync + Send>(out: &mut [f32], chunk
     }
 }
 
+/// A [rows x len] matrix built row by row: `fill(r, out)` appends row r's `len` values.
+/// In order (see [`for_each_chunk`] for when), into one vector whose values are each
+/// written once: no zero-fill first, which cost as much as the rearrangement itself. In
+/// parallel, each row is built on the pool and the rows are joined.
+fn build_rows<F: Fn(usize, &mut Vec<f32>) + Sync + Send>(rows: usize, len: usize, fill: F) -> Vec<f32> {
+    let total = rows * len;
+    if rayon::current_thread_index().is_some() || rayon::current_num_threads() == 1 || total < PARALLEL_MIN {
+        let mut out = Vec::with_capacity(total);
+        for r in 0..rows {
+            fill(r, &mut out);
+        }
+        out
+    } else {
+        let parts: Vec<Vec<f32>> = (0..rows)
+            .into_par_iter()
+            .map(|r| {
+                let mut row = Vec::with_capacity(len);
+                fill(r, &mut row);
+                row
+            })
+            .collect();
+        parts.concat()
+    }
+}
+
+/// Appends `n` copies of `v`.
+fn push_n(out: &mut Vec<f32>, n: usize, v: f32) {
+    out.resize(out.len() + n, v);
+}
+
 impl CustomOp1 for Im2Col {
     fn name(&self) -> &'static str {
         "im2col"
@@ -105,10 +141,9 @@ impl CustomOp1 for Im2Col {
         let x = contiguous_f32(storage, layout, "im2col")?;
         let n = g.cols();
         let rows = g.rows() + self.ones_row as usize;
-        let mut out = vec![0f32; rows * n];
-        for_each_chunk(&mut out, n, |r, row| {
+        let out = build_rows(rows, n, |r, out| {
             if r == g.rows() {
-                row.fill(1.0);
+                push_n(out, n, 1.0);
                 return;
             }
             let c = r / (g.k * g.k);
@@ -116,32 +151,27 @@ impl CustomOp1 for Im2Col {
             let kx = r % g.k;
             let xs = valid_range(g.wo, g.w, g.stride, kx, g.pad);
             let ys = valid_range(g.ho, g.h, g.stride, ky, g.pad);
-            if xs.is_empty() {
-                return;
-            }
+            let first = (xs.start * g.stride + kx).saturating_sub(g.pad);
             for b in 0..g.batch {
                 let plane = &x[(b * g.channels + c) * g.h * g.w..][..g.h * g.w];
-                let dst = &mut row[b * g.ho * g.wo..][..g.ho * g.wo];
-                for oy in ys.clone() {
+                for oy in 0..g.ho {
+                    if xs.is_empty() || !ys.contains(&oy) {
+                        push_n(out, g.wo, 0.0);
+                        continue;
+                    }
                     let y = oy * g.stride + ky - g.pad;
                     let src = &plane[y * g.w..][..g.w];
-                    let d = &mut dst[oy * g.wo..][..g.wo][xs.clone()];
-                    let first = xs.start * g.stride + kx - g.pad;
+                    push_n(out, xs.start, 0.0);
                     if g.stride == 1 {
-                        d.copy_from_slice(&src[first..first + d.len()]);
+                        out.extend_from_slice(&src[first..first + xs.len()]);
                     } else {
-                        for (v, s) in d.iter_mut().zip(src[first..].iter().step_by(g.stride)) {
-                            *v = *s;
-                        }
+                        out.extend(src[first..].iter().step_by(g.stride).take(xs.len()));
                     }
+                    push_n(out, g.wo - xs.end, 0.0);
                 }
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((rows, n))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Col2Im { g: self.g, ones_row: self.ones_row })?))
     }
 }
 
@@ -187,17 +217,6 @@ impl CustomOp1 for Col2Im {
         });
         Ok((CpuStorage::F32(out), Shape::from((g.batch, g.channels, g.h, g.w))))
     }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        // The adjoint of col2im is im2col; a ones row in the input never reached the
-        // output, so its gradient is zero.
-        let cols = grad_res.contiguous()?.apply_op1_no_bwd(&Im2Col { g: self.g, ones_row: false })?;
-        if !self.ones_row {
-            return Ok(Some(cols));
-        }
-        let zeros = Tensor::zeros((1, self.g.cols()), cols.dtype(), cols.device())?;
-        Ok(Some(Tensor::cat(&[&cols, &zeros], 0)?))
-    }
 }
 
 /// The multiply's output [Cout, B, N] rearranged to the batch-major [B, Cout, N] the
@@ -219,25 +238,16 @@ impl CustomOp1 for ToBatchMajor {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let y = contiguous_f32(storage, layout, "to_batch_major")?;
         let (cout, n, relu) = (self.cout, self.n, self.relu);
-        let mut out = vec![0f32; self.batch * cout * n];
-        for_each_chunk(&mut out, n, |bc, dst| {
+        let out = build_rows(self.batch * cout, n, |bc, out| {
             let (b, c) = (bc / cout, bc % cout);
             let src = &y[(c * self.batch + b) * n..][..n];
             if relu {
-                for (d, v) in dst.iter_mut().zip(src) {
-                    *d = v.max(0.0);
-                }
+                out.extend(src.iter().map(|v| v.max(0.0)));
             } else {
-                dst.copy_from_slice(src);
+                out.extend_from_slice(src);
             }
         });
         Ok((CpuStorage::F32(out), Shape::from((self.batch, cout, n))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        let back = FromBatchMajor { cout: self.cout, batch: self.batch, n: self.n };
-        let g = grad_res.contiguous()?;
-        Ok(Some(if self.relu { g.apply_op2_no_bwd(&res.contiguous()?, &back)? } else { g.apply_op1_no_bwd(&back)? }))
     }
 }
 
@@ -253,18 +263,13 @@ struct FromBatchMajor {
 impl FromBatchMajor {
     fn run(&self, g: &[f32], relu_out: Option<&[f32]>) -> (CpuStorage, Shape) {
         let (batch, cout, n) = (self.batch, self.cout, self.n);
-        let mut out = vec![0f32; batch * cout * n];
-        for_each_chunk(&mut out, n, |cb, dst| {
+        let out = build_rows(cout * batch, n, |cb, out| {
             let (c, b) = (cb / batch, cb % batch);
             let at = (b * cout + c) * n;
             let src = &g[at..][..n];
             match relu_out {
-                Some(o) => {
-                    for ((d, v), o) in dst.iter_mut().zip(src).zip(&o[at..][..n]) {
-                        *d = if *o > 0.0 { *v } else { 0.0 };
-                    }
-                }
-                None => dst.copy_from_slice(src),
+                Some(o) => out.extend(src.iter().zip(&o[at..][..n]).map(|(v, o)| if *o > 0.0 { *v } else { 0.0 })),
+                None => out.extend_from_slice(src),
             }
         });
         (CpuStorage::F32(out), Shape::from((cout, batch * n)))
@@ -289,6 +294,64 @@ impl candle_core::CustomOp2 for FromBatchMajor {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = contiguous_f32(s1, l1, "from_batch_major")?;
         Ok(self.run(g, Some(contiguous_f32(s2, l2, "from_batch_major")?)))
+    }
+}
+
+/// One convolution layer as one node of the graph: x [B, C, H, W] and `[W | b]`
+/// [Cout, C·k·k + 1] -> [B, Cout, Ho, Wo], with an optional ReLU. Forward: im2col (with a
+/// ones row for the bias), the multiply, the batch-major rearrangement. Backward: the
+/// output gradient back to channel-major (masked by the ReLU), then both products of the
+/// multiply's gradient, with the columns recomputed, and col2im for the input's.
+struct FusedConv {
+    g: Geometry,
+    cout: usize,
+    relu: bool,
+}
+
+/// The f32 data of a CPU tensor, contiguous, for a custom op's own multiply.
+fn with_cpu_f32<T>(t: &Tensor, op: &'static str, f: impl FnOnce(&CpuStorage, &Layout) -> Result<T>) -> Result<T> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => f(cpu, layout),
+        _ => Err(candle_core::Error::Msg(format!("{op}: expected a tensor on the CPU"))),
+    }
+}
+
+impl CustomOp2 for FusedConv {
+    fn name(&self) -> &'static str {
+        "conv2d_im2col"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.g;
+        let rows = g.rows() + 1;
+        let im2col = Im2Col { g, ones_row: true };
+        let cols = match im2col.cpu_fwd(xs, xl)?.0 {
+            CpuStorage::F32(v) => Tensor::from_vec(v, (rows, g.cols()), &Device::Cpu)?,
+            _ => return Err(candle_core::Error::Msg("conv2d_im2col: im2col gave no f32 data".into())),
+        };
+        let w2 = Tensor::from_slice(contiguous_f32(ws, wl, "conv2d_im2col")?, (self.cout, rows), &Device::Cpu)?;
+        let out = w2.matmul(&cols)?; // [Cout, B·Ho·Wo]
+        let to_batch = ToBatchMajor { cout: self.cout, batch: g.batch, n: g.ho * g.wo, relu: self.relu };
+        let (y, _) = with_cpu_f32(&out, "conv2d_im2col", |s, l| to_batch.cpu_fwd(s, l))?;
+        Ok((y, Shape::from((g.batch, self.cout, g.ho, g.wo))))
+    }
+
+    fn bwd(&self, x: &Tensor, w2: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.g;
+        let n = g.ho * g.wo;
+        let back = FromBatchMajor { cout: self.cout, batch: g.batch, n };
+        let grad = grad_res.reshape((g.batch, self.cout, n))?.contiguous()?;
+        let grad_out = if self.relu {
+            grad.apply_op2_no_bwd(&res.reshape((g.batch, self.cout, n))?.contiguous()?, &back)?
+        } else {
+            grad.apply_op1_no_bwd(&back)?
+        }; // [Cout, B·Ho·Wo]
+        let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col { g, ones_row: true })?.detach();
+        let grad_w2 = grad_out.matmul(&cols.t()?)?;
+        let grad_cols = w2.detach().t()?.matmul(&grad_out)?;
+        let grad_x = grad_cols.apply_op1_no_bwd(&Col2Im { g })?;
+        Ok((Some(grad_x), Some(grad_w2)))
     }
 }
 
@@ -354,10 +417,8 @@ impl Conv2d {
         let g = Geometry { batch: b, channels: c, h, w, k: self.k, stride: self.stride, pad: self.pad, ho, wo };
         // [W | b] x [cols; 1]: the bias is one more column of the weights, so its
         // gradient comes out of the same multiply instead of a separate reduction.
-        let cols = x.contiguous()?.apply_op1(Im2Col { g, ones_row: true })?; // [C·k·k + 1, B·Ho·Wo]
         let w2 = Tensor::cat(&[&self.weight.reshape((cout, cin * self.k * self.k))?, &self.bias.reshape((cout, 1))?], 1)?;
-        let out = w2.matmul(&cols)?; // [Cout, B·Ho·Wo]
-        out.apply_op1(ToBatchMajor { cout, batch: b, n: ho * wo, relu })?.reshape((b, cout, ho, wo))
+        x.contiguous()?.apply_op2(&w2, FusedConv { g, cout, relu })
     }
 }
 
@@ -421,6 +482,9 @@ mod tests {
         compare(1, 2, 3, 10, 5, 2, 2);
         compare(2, 2, 2, 8, 3, 3, 1);
         compare(1, 1, 2, 4, 3, 1, 2);
+        // Large enough for the rearrangements to run on the pool (PARALLEL_MIN values).
+        compare(4, 8, 6, 48, 3, 1, 1);
+        compare(4, 8, 6, 48, 3, 2, 1);
     }
 
     #[test]
