@@ -5,7 +5,7 @@
 # non-free archive, used only to link (at run time the GPU machine's own driver is used).
 # A machine with the CUDA toolkit installed (/usr/local/cuda) does not need this.
 #
-#   scripts/cuda-toolkit.sh [DIR]      default DIR: target/cuda-toolkit (about 1.5 GB)
+#   scripts/cuda-toolkit.sh [DIR]      default DIR: target/cuda-toolkit (0.6 GB downloaded, 1.9 GB on disk)
 #
 # then build as the last line printed says (docs/gpu.md).
 set -euo pipefail
