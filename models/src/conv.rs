@@ -90,11 +90,17 @@ fn valid_range(out_len: usize, in_len: usize, stride: usize, offset: usize, pad:
 /// to the pool costs more than it saves (a single image's layers are all below it).
 const PARALLEL_MIN: usize = 1 << 18;
 
+/// Whether `values` of output are written on the calling thread: already on a worker
+/// thread, a pool of one thread, or too little work.
+fn in_order(values: usize) -> bool {
+    rayon::current_thread_index().is_some() || rayon::current_num_threads() == 1 || values < PARALLEL_MIN
+}
+
 /// Runs `f` over the chunks in parallel on the global pool, or in order when already on
 /// a worker thread (the data-parallel training step gives each thread whole samples),
 /// when the pool has one thread, or when the work is small.
 fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync + Send>(out: &mut [f32], chunk: usize, f: F) {
-    if rayon::current_thread_index().is_some() || rayon::current_num_threads() == 1 || out.len() < PARALLEL_MIN {
+    if in_order(out.len()) {
         out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     } else {
         out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
@@ -107,7 +113,7 @@ fn for_each_chunk<F: Fn(usize, &mut [f32]) + Sync + Send>(out: &mut [f32], chunk
 /// parallel, each row is built on the pool and the rows are joined.
 fn build_rows<F: Fn(usize, &mut Vec<f32>) + Sync + Send>(rows: usize, len: usize, fill: F) -> Vec<f32> {
     let total = rows * len;
-    if rayon::current_thread_index().is_some() || rayon::current_num_threads() == 1 || total < PARALLEL_MIN {
+    if in_order(total) {
         let mut out = Vec::with_capacity(total);
         for r in 0..rows {
             fill(r, &mut out);
@@ -347,7 +353,7 @@ impl CustomOp2 for FusedConv {
         } else {
             grad.apply_op1_no_bwd(&back)?
         }; // [Cout, B·Ho·Wo]
-        let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col { g, ones_row: true })?.detach();
+        let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col { g, ones_row: true })?;
         let grad_w2 = grad_out.matmul(&cols.t()?)?;
         let grad_cols = w2.detach().t()?.matmul(&grad_out)?;
         let grad_x = grad_cols.apply_op1_no_bwd(&Col2Im { g })?;
