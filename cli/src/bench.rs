@@ -44,7 +44,8 @@ pub enum BenchCommand {
         /// own threading inside each operation) or `both`. The stock runs always use `ops`:
         /// they are the backend as it comes.
         #[arg(long, default_value = "samples")]
-        split: SplitArg,        /// Where the step runs: cpu, or cuda / cuda:N (a build with the `cuda` feature; one
+        split: SplitArg,
+        /// Where the step runs: cpu, or cuda / cuda:N (a build with the `cuda` feature; one
         /// host thread drives the GPU, so `--threads` is ignored there).
         #[arg(long, default_value = "cpu")]
         device: models::DeviceChoice,
@@ -54,7 +55,8 @@ pub enum BenchCommand {
         #[arg(long)]
         model: PathBuf,
         #[arg(long, default_value_t = 500)]
-        iterations: usize,        /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
+        iterations: usize,
+        /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
         #[arg(long, default_value = "cpu")]
         device: models::DeviceChoice,
     },

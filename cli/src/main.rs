@@ -143,7 +143,8 @@ enum Command {
         init: Option<PathBuf>,
         /// Phases to run.
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
-        phases: Vec<u8>,        /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
+        phases: Vec<u8>,
+        /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
         #[arg(long, default_value = "cpu")]
         device: models::DeviceChoice,
     },
@@ -160,7 +161,8 @@ enum Command {
         max_images: usize,
         /// The split to score: test (the report) or validation (to choose settings).
         #[arg(long, value_enum, default_value = "test")]
-        split: EvalSplit,        /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
+        split: EvalSplit,
+        /// Where the networks run: cpu, or cuda / cuda:N (a build with the `cuda` feature).
         #[arg(long, default_value = "cpu")]
         device: models::DeviceChoice,
     },
