@@ -45,7 +45,7 @@ impl ImageEncoder {
         let [c1, c2] = arch.encoder_channels;
         Ok(Self {
             log_input: arch.log_input.then_some((pixel_mean as f64, pixel_std as f64)),
-            stem: conv2d(arch.clip_frames, c1, 3, 1, 1, vb.pp("stem"))?,
+            stem: conv2d(arch.clip_frames, c1, arch.stem_kernel, 1, arch.stem_kernel / 2, vb.pp("stem"))?,
             down1: conv2d(c1, c2, 3, 2, 1, vb.pp("down1"))?,
             res_a: conv2d(c2, c2, 3, 1, 1, vb.pp("res_a"))?,
             res_b: conv2d(c2, c2, 3, 1, 1, vb.pp("res_b"))?,
@@ -98,15 +98,18 @@ mod tests {
     #[test]
     fn a_held_picture_gives_what_the_repeated_clip_gives() {
         let dev = Device::Cpu;
-        let arch = ArchConfig::default();
-        let varmap = VarMap::new();
-        let enc = ImageEncoder::new(&arch, 0.4, 0.25, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).unwrap();
-        let x = Tensor::randn(0f32, 1f32, (3, 1, 48, 48), &dev).unwrap();
-        let a = enc.forward(&x.repeat((1, arch.clip_frames, 1, 1)).unwrap()).unwrap();
-        let b = enc.forward_held(&x).unwrap();
-        assert_eq!(a.dims(), b.dims());
-        let d = (&a - &b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(scale > 0.0 && d <= 1e-4 * scale.max(1.0), "held picture differs by {d} (scale {scale})");
+        for stem_kernel in [3, 7] {
+            let arch = ArchConfig { stem_kernel, ..ArchConfig::default() };
+            let varmap = VarMap::new();
+            let enc = ImageEncoder::new(&arch, 0.4, 0.25, VarBuilder::from_varmap(&varmap, DType::F32, &dev)).unwrap();
+            let x = Tensor::randn(0f32, 1f32, (3, 1, 48, 48), &dev).unwrap();
+            let a = enc.forward(&x.repeat((1, arch.clip_frames, 1, 1)).unwrap()).unwrap();
+            let b = enc.forward_held(&x).unwrap();
+            assert_eq!(a.dims(), &[3, arch.latent_channels, 12, 12], "stem {stem_kernel}: z keeps the S/4 grid");
+            assert_eq!(a.dims(), b.dims());
+            let d = (&a - &b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(scale > 0.0 && d <= 1e-4 * scale.max(1.0), "stem {stem_kernel}: held picture differs by {d} (scale {scale})");
+        }
     }
 }

@@ -118,6 +118,13 @@ fn bad_model_directories_and_configs_give_clear_errors() {
     assert!(wide.phase2.mean_fraction > 0.0 && wide.validate().is_ok());
     // Configs written before the live path's mean rows existed train as they did.
     assert_eq!(TrainConfig::from_toml("[phase2]\nsynthetic_fraction = 0.5\n").unwrap().phase2.mean_fraction, 0.0);
+    // Models saved before the stem's size was a setting read with the 3x3 stem they had;
+    // an even or oversized stem is refused by name.
+    assert_eq!(TrainConfig::from_toml("[model]\nreadout_features = 24\n").unwrap().model.stem_kernel, 3);
+    for bad in ["4", "17"] {
+        let e = TrainConfig::from_toml(&format!("[model]\nstem_kernel = {bad}\n")).unwrap_err();
+        assert!(e.contains("stem_kernel") && e.contains("odd"), "{e}");
+    }
     // Models saved before the Gaussian readout existed read as free masks.
     assert!(!TrainConfig::from_toml("[model]\nreadout_features = 24\n").unwrap().model.gaussian_readout);
     assert_eq!(TrainConfig::from_toml(&wide.to_toml()).unwrap(), wide);
