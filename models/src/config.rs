@@ -35,8 +35,8 @@ pub struct ArchConfig {
     pub encoder_channels: [usize; 2],
     /// Side of the image encoder's first convolution (odd). It is the encoder's only linear
     /// stage over the clip's frames: V1's space-time filtering comes before its rectifying
-    /// nonlinearity (the energy model, Adelson & Bergen 1985, JOSA A 2:284), so the first layer must be wide enough to hold a
-    /// receptive field's filter before the ReLU. Yet on the default dataset 7 did worse than
+    /// nonlinearity (the energy model, Adelson & Bergen 1985, JOSA A 2:284), so the first
+    /// layer must be wide enough to hold a receptive field's filter before the ReLU. Yet on the default dataset 7 did worse than
     /// 3 after an epoch of phase 1 (validation r against the noise-free rates 0.360 against
     /// 0.443, at twice the training time), so 3 stays the default.
     pub stem_kernel: usize,
@@ -333,7 +333,7 @@ impl TrainConfig {
         if a.encoder_channels.contains(&0) || a.decoder_channels.contains(&0) {
             return Err("model channel counts must be positive".into());
         }
-        if a.stem_kernel % 2 == 0 || !(1..=15).contains(&a.stem_kernel) {
+        if a.stem_kernel.is_multiple_of(2) || !(1..=15).contains(&a.stem_kernel) {
             return Err(format!("model.stem_kernel is {} but must be odd, 1 to 15", a.stem_kernel));
         }
         if !(1..=MAX_CLIP_FRAMES).contains(&a.clip_frames) {
