@@ -35,7 +35,7 @@ export function StatsBar({ mode, stats, targetFps, streaming, serviceLatency }: 
       <Stat label="Decoder" value={formatMs(serviceLatency.relay)} hint="Relay processing time of the latest frame" />
       {mode === "live" && <Stat label="In flight" value={String(stats.inFlight)} hint="Frames sent and not yet reconstructed (at most 2)" />}
       {mode === "live" && <Stat label="Dropped" value={String(stats.dropped + stats.lost)} hint="Frames skipped to keep latency low, or lost" />}
-      <Stat label="Reconstructions" value={String(stats.received)} />
+      <Stat label="Reconstructions" value={String(stats.received)} hint="Reconstructions that arrived since the stream started or the mode changed" testId="stat-received" />
     </dl>
   );
 }
