@@ -36,9 +36,10 @@ pub struct ArchConfig {
     /// Side of the image encoder's first convolution (odd). It is the encoder's only linear
     /// stage over the clip's frames: V1's space-time filtering comes before its rectifying
     /// nonlinearity (the energy model, Adelson & Bergen 1985, JOSA A 2:284), so the first
-    /// layer must be wide enough to hold a receptive field's filter before the ReLU. Yet on the default dataset 7 did worse than
-    /// 3 after an epoch of phase 1 (validation r against the noise-free rates 0.360 against
-    /// 0.443, at twice the training time), so 3 stays the default.
+    /// layer must be wide enough to hold a receptive field's filter before the ReLU. Yet on
+    /// the default dataset 7 did worse than 3 after an epoch of phase 1 (validation r
+    /// against the noise-free rates 0.360 against 0.443, at twice the training time), so 3
+    /// stays the default.
     pub stem_kernel: usize,
     /// Feature channels the waveform decoder reads out per electrode.
     pub readout_features: usize,
